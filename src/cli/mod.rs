@@ -1,0 +1,172 @@
+//! The command line: clap definitions, and their conversion into the
+//! library's option structs. Nothing here does work of its own.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use profkit::measure::{RunOptions, Stop, Warmup};
+use profkit::session::SessionConfig;
+use profkit::units::{parse_count, parse_duration, Nanos};
+
+/// profkit: profile database-backed Rust code — CPU, heap and SQL profiles,
+/// load runs, flamegraphs and regression reports.
+#[derive(Debug, Parser)]
+#[command(name = "profkit", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the built-in workloads.
+    List,
+    /// Run one workload and measure it (latency histogram, throughput, CPU, memory).
+    Run(RunArgs),
+    /// The main job: run every built-in workload and write run folders and an index.
+    Profile(ProfileArgs),
+}
+
+/// How much warm-up: an operation count (`500`) or a duration (`1s`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WarmupArg(pub Warmup);
+
+fn parse_warmup(s: &str) -> Result<WarmupArg, String> {
+    let t = s.trim();
+    if t.chars().all(|c| c.is_ascii_digit() || c == '_') {
+        return parse_count(t).map(|n| WarmupArg(Warmup::Ops(n)));
+    }
+    parse_duration(t)
+        .map(|d| WarmupArg(Warmup::Duration(d.into())))
+        .map_err(|_| format!("'{s}' is neither an operation count (500) nor a duration (1s, 200ms)"))
+}
+
+fn parse_count_arg(s: &str) -> Result<u64, String> {
+    parse_count(s)
+}
+
+fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+/// Options shared by every command that runs a workload.
+#[derive(Debug, Clone, Args)]
+pub struct RunFlags {
+    /// Data volume: emails in the store (default: the workload's, usually 100k).
+    #[arg(long, value_parser = parse_count_arg)]
+    pub rows: Option<u64>,
+    /// Worker threads (default: the workload's, usually 1).
+    #[arg(long, short = 't')]
+    pub threads: Option<usize>,
+    /// Measured operations over all threads (e.g. 5000, 100k).
+    #[arg(long, value_parser = parse_count_arg, conflicts_with = "duration")]
+    pub ops: Option<u64>,
+    /// Measure for this long instead of a number of operations (e.g. 10s).
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub duration: Option<Duration>,
+    /// Warm-up before measuring: operations (500) or a duration (1s); default a tenth of the run.
+    #[arg(long, value_parser = parse_warmup)]
+    pub warmup: Option<WarmupArg>,
+    /// Seed of the data generator and the workers' random streams.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Use this SQLite file instead of a fresh temporary one (created if missing).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Where run folders go.
+    #[arg(long, default_value = "profiles")]
+    pub out: PathBuf,
+}
+
+impl From<&RunFlags> for RunOptions {
+    fn from(f: &RunFlags) -> RunOptions {
+        RunOptions {
+            rows: f.rows,
+            threads: f.threads,
+            stop: f
+                .ops
+                .map(Stop::Ops)
+                .or(f.duration.map(|d| Stop::Duration(Nanos::from(d)))),
+            warmup: f.warmup.map(|w| w.0),
+            seed: f.seed,
+        }
+    }
+}
+
+impl From<&RunFlags> for SessionConfig {
+    fn from(f: &RunFlags) -> SessionConfig {
+        use std::io::IsTerminal;
+        SessionConfig {
+            out_dir: f.out.clone(),
+            db_path: f.db.clone(),
+            progress: std::io::stderr().is_terminal(),
+            ..SessionConfig::default()
+        }
+    }
+}
+
+/// `profkit run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Workload name (see `profkit list`).
+    pub workload: String,
+    /// Run options.
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// Print the result as JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `profkit profile`.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Only these workloads (comma separated; default: every built-in).
+    #[arg(long, value_delimiter = ',')]
+    pub workloads: Vec<String>,
+    /// Scale every workload's default operation count by this factor.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Run options (override every workload's defaults).
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_flags_become_options() {
+        let cli = Cli::try_parse_from([
+            "profkit", "run", "point-read", "--rows", "10k", "--threads", "4", "--ops", "2000",
+            "--warmup", "200ms", "--seed", "7",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else { panic!("not run") };
+        let o = RunOptions::from(&args.run);
+        assert_eq!(o.rows, Some(10_000));
+        assert_eq!(o.threads, Some(4));
+        assert_eq!(o.stop, Some(Stop::Ops(2000)));
+        assert_eq!(o.warmup, Some(Warmup::Duration(Nanos(200_000_000))));
+        assert_eq!(o.seed, Some(7));
+    }
+
+    #[test]
+    fn bad_values_are_rejected_by_the_parser() {
+        assert!(Cli::try_parse_from(["profkit", "run", "x", "--duration", "soon"]).is_err());
+        assert!(Cli::try_parse_from(["profkit", "run", "x", "--rows", "-5"]).is_err());
+        assert!(Cli::try_parse_from(["profkit", "run", "x", "--ops", "5", "--duration", "1s"]).is_err());
+        assert!(Cli::try_parse_from(["profkit", "run", "x", "--warmup", "lots"]).is_err());
+    }
+}

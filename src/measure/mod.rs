@@ -1,0 +1,521 @@
+//! Measured runs: drives a set-up [`Workload`] from T threads for a number
+//! of operations or a duration, after a warm-up, and records every
+//! operation's latency in an HDR histogram together with CPU time, memory,
+//! pool and SQL statistics.
+
+pub mod sys;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::db::pool::PoolStats;
+use crate::db::trace;
+use crate::units::{Bytes, Nanos, OpsPerSec};
+use crate::workload::{Metrics, WorkerCtx, Workload, WorkloadDefaults};
+
+/// Version of the JSON written for a [`BenchResult`]; bumped on any
+/// incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// When a measured phase ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    /// After this many operations in total (over all threads).
+    Ops(u64),
+    /// After this long.
+    Duration(Nanos),
+}
+
+/// How much warm-up runs before measuring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Warmup {
+    /// A tenth of the measured work, at most one second.
+    Auto,
+    /// This many operations.
+    Ops(u64),
+    /// This long.
+    Duration(Nanos),
+}
+
+/// What a user may set for a run; unset fields take the workload's defaults.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunOptions {
+    /// Data volume.
+    pub rows: Option<u64>,
+    /// Worker threads.
+    pub threads: Option<usize>,
+    /// Measured operations or duration.
+    pub stop: Option<Stop>,
+    /// Warm-up (default [`Warmup::Auto`]).
+    pub warmup: Option<Warmup>,
+    /// Seed (default [`defaults::SEED`]).
+    pub seed: Option<u64>,
+}
+
+/// Defaults of a run, defined once.
+pub mod defaults {
+    /// Seed of the data generator and the workers' random streams.
+    pub const SEED: u64 = 42;
+    /// Most threads a run may ask for.
+    pub const MAX_THREADS: usize = 1024;
+    /// Largest data volume a run may ask for.
+    pub const MAX_ROWS: u64 = 100_000_000;
+}
+
+/// Errors in run options.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PlanError {
+    /// Zero threads.
+    #[error("--threads must be at least 1")]
+    ZeroThreads,
+    /// Absurd thread count.
+    #[error("--threads {0} is more than the limit of {max}", max = defaults::MAX_THREADS)]
+    TooManyThreads(usize),
+    /// Zero operations or duration.
+    #[error("--ops and --duration must be greater than zero")]
+    EmptyRun,
+    /// Absurd data volume.
+    #[error("--rows {0} is more than the limit of {max}", max = defaults::MAX_ROWS)]
+    TooManyRows(u64),
+}
+
+/// The concrete parameters of a run, after defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunPlan {
+    /// Data volume.
+    pub rows: u64,
+    /// Worker threads.
+    pub threads: usize,
+    /// When the measured phase ends.
+    pub stop: Stop,
+    /// Warm-up before it.
+    pub warmup: Warmup,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl RunPlan {
+    /// The plan for `options` over a workload's `defaults`; rejects
+    /// zero or absurd sizes.
+    pub fn resolve(options: &RunOptions, defaults: WorkloadDefaults) -> Result<RunPlan, PlanError> {
+        let plan = RunPlan {
+            rows: options.rows.unwrap_or(defaults.rows),
+            threads: options.threads.unwrap_or(defaults.threads),
+            stop: options.stop.unwrap_or(Stop::Ops(defaults.ops)),
+            warmup: options.warmup.unwrap_or(Warmup::Auto),
+            seed: options.seed.unwrap_or(defaults::SEED),
+        };
+        match plan {
+            RunPlan { threads: 0, .. } => Err(PlanError::ZeroThreads),
+            RunPlan { threads, .. } if threads > defaults::MAX_THREADS => {
+                Err(PlanError::TooManyThreads(threads))
+            }
+            RunPlan { rows, .. } if rows > defaults::MAX_ROWS => Err(PlanError::TooManyRows(rows)),
+            RunPlan {
+                stop: Stop::Ops(0) | Stop::Duration(Nanos(0)),
+                ..
+            } => Err(PlanError::EmptyRun),
+            plan => Ok(plan),
+        }
+    }
+
+    fn warmup_stop(&self) -> Option<Stop> {
+        match (self.warmup, self.stop) {
+            (Warmup::Ops(0) | Warmup::Duration(Nanos(0)), _) => None,
+            (Warmup::Ops(n), _) => Some(Stop::Ops(n)),
+            (Warmup::Duration(d), _) => Some(Stop::Duration(d)),
+            (Warmup::Auto, Stop::Ops(n)) => Some(Stop::Ops((n / 10).max(1))),
+            (Warmup::Auto, Stop::Duration(d)) => Some(Stop::Duration(Nanos((d.0 / 10).min(1_000_000_000)))),
+        }
+    }
+}
+
+/// Latency statistics of the measured operations.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Mean.
+    pub mean: Nanos,
+    /// Standard deviation.
+    pub stdev: Nanos,
+    /// Fastest.
+    pub min: Nanos,
+    /// Median.
+    pub p50: Nanos,
+    /// 90th percentile.
+    pub p90: Nanos,
+    /// 95th percentile.
+    pub p95: Nanos,
+    /// 99th percentile.
+    pub p99: Nanos,
+    /// 99.9th percentile.
+    pub p999: Nanos,
+    /// Slowest.
+    pub max: Nanos,
+    /// The histogram itself: (latency upper bound in ns, count) per
+    /// non-empty bucket, 3 significant digits. Comparisons resample it.
+    pub histogram: Vec<(u64, u64)>,
+}
+
+impl LatencySummary {
+    /// Summarises a histogram of nanoseconds.
+    pub fn from_histogram(h: &Histogram<u64>) -> LatencySummary {
+        if h.is_empty() {
+            return LatencySummary::default();
+        }
+        let q = |p: f64| Nanos(h.value_at_quantile(p));
+        LatencySummary {
+            mean: Nanos(h.mean().round() as u64),
+            stdev: Nanos(h.stdev().round() as u64),
+            min: Nanos(h.min()),
+            p50: q(0.50),
+            p90: q(0.90),
+            p95: q(0.95),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: Nanos(h.max()),
+            histogram: h
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect(),
+        }
+    }
+}
+
+/// CPU time the process used during the measured phase.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuUsage {
+    /// User time.
+    pub user: Nanos,
+    /// System time.
+    pub system: Nanos,
+    /// (user + system) ÷ wall time: 1.0 is one core busy.
+    pub cores_busy: f64,
+    /// `cores_busy` as a percentage of all the machine's cores.
+    pub percent_of_machine: f64,
+}
+
+/// Memory of the process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemoryUsage {
+    /// Peak resident set size of the process so far (setup included).
+    pub peak_rss: Bytes,
+    /// Resident set size when the measured phase ended.
+    pub rss_end: Bytes,
+    /// Change of resident set size over the measured phase.
+    pub rss_growth: i64,
+}
+
+/// SQL statement figures of the measured phase (when the trace hook was on).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SqlSummary {
+    /// Statements SQLite ran.
+    pub statements: u64,
+    /// Statements per operation.
+    pub per_op: f64,
+    /// Time SQLite reported for them.
+    pub db_time: Nanos,
+    /// Share of the summed operation latency spent inside SQLite.
+    pub db_time_share: f64,
+}
+
+/// The result of one measured run: what `bench.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchResult {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Workload name.
+    pub workload: String,
+    /// Parameters it ran with.
+    pub plan: RunPlan,
+    /// Measured operations (errors included).
+    pub ops: u64,
+    /// Operations that returned an error.
+    pub errors: u64,
+    /// `errors ÷ ops`.
+    pub error_rate: f64,
+    /// The first error, for the report.
+    pub first_error: Option<String>,
+    /// Wall time of the measured phase.
+    pub elapsed: Nanos,
+    /// Operations per second.
+    pub throughput: OpsPerSec,
+    /// Latency per operation.
+    pub latency: LatencySummary,
+    /// CPU use.
+    pub cpu: CpuUsage,
+    /// Memory use.
+    pub memory: MemoryUsage,
+    /// Connection pool statistics, for database workloads.
+    pub pool: Option<PoolStats>,
+    /// SQL statement figures, when the trace hook was on.
+    pub sql: Option<SqlSummary>,
+    /// The workload's own figures (rows written, cache size, …).
+    pub metrics: Metrics,
+}
+
+/// What one worker thread recorded.
+struct WorkerTally {
+    histogram: Histogram<u64>,
+    errors: u64,
+    first_error: Option<String>,
+    sql: trace::ThreadSqlCounts,
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant digits is a valid precision")
+}
+
+/// Runs one phase: T threads perform operations until `stop`.
+fn run_phase(workload: &dyn Workload, threads: usize, stop: Stop, seed: u64, progress: &Progress) -> anyhow::Result<(Vec<WorkerTally>, Duration)> {
+    let claimed = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let start = Instant::now();
+    let deadline = match stop {
+        Stop::Duration(d) => Some(start + Duration::from(d)),
+        Stop::Ops(_) => None,
+    };
+    let finished = AtomicBool::new(false);
+    let tallies = std::thread::scope(|scope| -> anyhow::Result<Vec<WorkerTally>> {
+        let mut handles = Vec::with_capacity(threads);
+        for t in 0..threads {
+            let claimed = &claimed;
+            let done = &done;
+            let handle = std::thread::Builder::new()
+                .name(format!("pk-worker-{t}"))
+                .spawn_scoped(scope, move || {
+                    let mut ctx = WorkerCtx::new(t, seed);
+                    let mut tally = WorkerTally {
+                        histogram: new_histogram(),
+                        errors: 0,
+                        first_error: None,
+                        sql: trace::ThreadSqlCounts::default(),
+                    };
+                    let sql_before = trace::thread_counts();
+                    let mut now = Instant::now();
+                    loop {
+                        match (stop, deadline) {
+                            (Stop::Ops(n), _) => {
+                                if claimed.fetch_add(1, Ordering::Relaxed) >= n {
+                                    break;
+                                }
+                            }
+                            (_, Some(deadline)) => {
+                                if now >= deadline {
+                                    break;
+                                }
+                            }
+                            _ => break,
+                        }
+                        let began = now;
+                        let result = workload.operation(&mut ctx);
+                        now = Instant::now();
+                        let nanos = now.duration_since(began).as_nanos() as u64;
+                        tally.histogram.saturating_record(nanos.max(1));
+                        if let Err(e) = result {
+                            tally.errors += 1;
+                            if tally.first_error.is_none() {
+                                tally.first_error = Some(format!("{e:#}"));
+                            }
+                        }
+                        ctx.op += 1;
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let after = trace::thread_counts();
+                    tally.sql = trace::ThreadSqlCounts {
+                        statements: after.statements - sql_before.statements,
+                        nanos: after.nanos - sql_before.nanos,
+                    };
+                    tally
+                })?;
+            handles.push(handle);
+        }
+        progress.watch(scope, stop, start, &done, &finished);
+        let tallies = handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow::anyhow!("a worker thread panicked")))
+            .collect();
+        finished.store(true, Ordering::Relaxed);
+        tallies
+    })?;
+    Ok((tallies, start.elapsed()))
+}
+
+/// A progress bar on stderr for phases longer than about a second; hidden
+/// when stderr is not a terminal.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    /// Whether to show one at all.
+    pub enabled: bool,
+    /// The label shown before it.
+    pub label: String,
+}
+
+impl Progress {
+    fn watch<'scope>(&'scope self, scope: &'scope std::thread::Scope<'scope, '_>, stop: Stop, start: Instant, done: &'scope AtomicU64, finished: &'scope AtomicBool) {
+        use std::io::IsTerminal;
+        if !self.enabled || !std::io::stderr().is_terminal() {
+            return;
+        }
+        scope.spawn(move || {
+            let mut bar: Option<indicatif::ProgressBar> = None;
+            while !finished.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if start.elapsed() < Duration::from_secs(1) {
+                    continue;
+                }
+                let b = bar.get_or_insert_with(|| {
+                    let (len, template) = match stop {
+                        Stop::Ops(n) => (n, "{msg} [{bar:30}] {pos}/{len} ops ({per_sec}, eta {eta})"),
+                        Stop::Duration(d) => (d.0 / 1_000_000, "{msg} [{bar:30}] {elapsed}"),
+                    };
+                    let b = indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
+                    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+                        b.set_style(style.progress_chars("=> "));
+                    }
+                    b.set_message(self.label.clone());
+                    b
+                });
+                match stop {
+                    Stop::Ops(_) => b.set_position(done.load(Ordering::Relaxed)),
+                    Stop::Duration(_) => b.set_position(start.elapsed().as_millis() as u64),
+                }
+            }
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+        });
+    }
+}
+
+/// Measures a workload that has been set up: a warm-up phase, then the
+/// measured phase, then [`Workload::finish`]. Errors of single operations
+/// are counted, not fatal; an error from `finish` (a broken invariant) is.
+pub fn measure(workload: &dyn Workload, plan: &RunPlan, progress: &Progress) -> anyhow::Result<BenchResult> {
+    let quiet = Progress::default();
+    if let Some(warmup) = plan.warmup_stop() {
+        run_phase(workload, plan.threads, warmup, plan.seed ^ 0xAAAA, &quiet)?;
+    }
+    let pool_before = workload.database().map(|db| db.pool_stats());
+    let cpu_before = sys::cpu_times();
+    let rss_before = sys::current_rss();
+    let (tallies, elapsed) = run_phase(workload, plan.threads, plan.stop, plan.seed, progress)?;
+    let cpu_after = sys::cpu_times();
+    let rss_end = sys::current_rss();
+    let pool = workload
+        .database()
+        .zip(pool_before)
+        .map(|(db, before)| db.pool_stats().since(&before));
+    let metrics = workload.finish()?;
+
+    let mut histogram = new_histogram();
+    let mut errors = 0;
+    let mut first_error = None;
+    let mut sql = trace::ThreadSqlCounts::default();
+    for t in tallies {
+        histogram.add(&t.histogram).expect("histograms of one precision merge");
+        errors += t.errors;
+        first_error = first_error.or(t.first_error);
+        sql.statements += t.sql.statements;
+        sql.nanos += t.sql.nanos;
+    }
+    let ops = histogram.len();
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let cpu_nanos = cpu_after.total().0.saturating_sub(cpu_before.total().0);
+    let cores_busy = cpu_nanos as f64 / 1e9 / secs;
+    let sql_on = workload.database().is_some_and(|db| db.config().sql_trace);
+    let latency = LatencySummary::from_histogram(&histogram);
+    let summed_latency = latency.mean.0 as f64 * ops as f64;
+    Ok(BenchResult {
+        schema_version: SCHEMA_VERSION,
+        workload: workload.name().to_string(),
+        plan: *plan,
+        ops,
+        errors,
+        error_rate: errors as f64 / ops.max(1) as f64,
+        first_error,
+        elapsed: elapsed.into(),
+        throughput: OpsPerSec(ops as f64 / secs),
+        latency,
+        cpu: CpuUsage {
+            user: Nanos(cpu_after.user.0.saturating_sub(cpu_before.user.0)),
+            system: Nanos(cpu_after.system.0.saturating_sub(cpu_before.system.0)),
+            cores_busy,
+            percent_of_machine: 100.0 * cores_busy / sys::cores() as f64,
+        },
+        memory: MemoryUsage {
+            peak_rss: sys::peak_rss(),
+            rss_end,
+            rss_growth: rss_end.0 as i64 - rss_before.0 as i64,
+        },
+        pool,
+        sql: sql_on.then(|| SqlSummary {
+            statements: sql.statements,
+            per_op: sql.statements as f64 / ops.max(1) as f64,
+            db_time: Nanos(sql.nanos),
+            db_time_share: if summed_latency > 0.0 { (sql.nanos as f64 / summed_latency).min(1.0) } else { 0.0 },
+        }),
+        metrics,
+    })
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::by_name;
+
+    fn plan(ops: u64, threads: usize) -> RunPlan {
+        RunPlan::resolve(
+            &RunOptions {
+                threads: Some(threads),
+                stop: Some(Stop::Ops(ops)),
+                warmup: Some(Warmup::Ops(10)),
+                ..Default::default()
+            },
+            WorkloadDefaults::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn counts_every_operation_once_over_threads() {
+        let w = by_name("noop").unwrap();
+        for threads in [1, 3] {
+            let r = measure(w.as_ref(), &plan(5000, threads), &Progress::default()).unwrap();
+            assert_eq!(r.ops, 5000);
+            assert_eq!(r.errors, 0);
+            let total: u64 = r.latency.histogram.iter().map(|(_, c)| c).sum();
+            assert_eq!(total, 5000);
+            assert!(r.latency.p50 <= r.latency.p95 && r.latency.p95 <= r.latency.p99);
+            assert!(r.latency.p99 <= r.latency.max);
+        }
+    }
+
+    #[test]
+    fn duration_runs_stop_on_time() {
+        let w = by_name("hot-loop").unwrap();
+        let mut p = plan(1, 2);
+        p.stop = Stop::Duration(Nanos(200_000_000));
+        let start = Instant::now();
+        let r = measure(w.as_ref(), &p, &Progress::default()).unwrap();
+        assert!(start.elapsed() < Duration::from_secs(3));
+        assert!(r.ops > 0);
+        assert!(r.elapsed.0 >= 200_000_000);
+    }
+
+    #[test]
+    fn bad_plans_are_rejected() {
+        let d = WorkloadDefaults::default();
+        let with = |o: RunOptions| RunPlan::resolve(&o, d);
+        assert_eq!(with(RunOptions { threads: Some(0), ..Default::default() }), Err(PlanError::ZeroThreads));
+        assert_eq!(with(RunOptions { stop: Some(Stop::Ops(0)), ..Default::default() }), Err(PlanError::EmptyRun));
+        assert!(with(RunOptions { rows: Some(u64::MAX), ..Default::default() }).is_err());
+        assert!(with(RunOptions { threads: Some(1_000_000), ..Default::default() }).is_err());
+    }
+}

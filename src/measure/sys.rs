@@ -1,0 +1,95 @@
+//! Process-level readings: CPU time and resident memory.
+
+use crate::units::{Bytes, Nanos};
+
+/// CPU time of the whole process so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// Time in user mode.
+    pub user: Nanos,
+    /// Time in the kernel on the process's behalf.
+    pub system: Nanos,
+}
+
+impl CpuTimes {
+    /// User plus system time.
+    pub fn total(&self) -> Nanos {
+        Nanos(self.user.0 + self.system.0)
+    }
+}
+
+fn rusage() -> Option<libc::rusage> {
+    // SAFETY: getrusage fills the struct it is given and nothing else.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        (libc::getrusage(libc::RUSAGE_SELF, &mut usage) == 0).then_some(usage)
+    }
+}
+
+fn timeval_nanos(tv: libc::timeval) -> Nanos {
+    Nanos(tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1000)
+}
+
+/// CPU time of the process so far (zero where it cannot be read).
+pub fn cpu_times() -> CpuTimes {
+    rusage()
+        .map(|u| CpuTimes {
+            user: timeval_nanos(u.ru_utime),
+            system: timeval_nanos(u.ru_stime),
+        })
+        .unwrap_or_default()
+}
+
+/// The process's peak resident set size so far.
+pub fn peak_rss() -> Bytes {
+    // ru_maxrss is in KiB on Linux.
+    rusage()
+        .map(|u| Bytes(u.ru_maxrss as u64 * 1024))
+        .unwrap_or_default()
+}
+
+/// The process's resident set size now (from /proc/self/statm).
+pub fn current_rss() -> Bytes {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Bytes(pages * page.max(0) as u64)
+}
+
+/// Logical cores available to this process.
+pub fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Total physical memory.
+pub fn total_memory() -> Bytes {
+    // SAFETY: sysconf has no preconditions.
+    let (pages, page) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    Bytes(pages.max(0) as u64 * page.max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readings_are_plausible() {
+        let before = cpu_times();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        assert!(cpu_times().total() >= before.total());
+        assert!(current_rss().0 > 1024 * 1024);
+        assert!(peak_rss() >= current_rss() || peak_rss().0 > 0);
+        assert!(cores() >= 1);
+        assert!(total_memory().0 > 0);
+    }
+}

@@ -1,0 +1,4 @@
+//! Writers of answers: tables for people, JSON, and (in later stages)
+//! flamegraphs, pprof, Markdown and HTML.
+
+pub mod table;

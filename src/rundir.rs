@@ -1,0 +1,265 @@
+//! Run folders on disk: `profiles/<run-id>/` with `manifest.json` and the
+//! files each stage adds, and atomic writes so no reader ever sees half a file.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::measure::{sys, RunPlan};
+use crate::units::Bytes;
+
+/// Version of `manifest.json`.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// Errors writing or reading run folders.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// A file or folder could not be written.
+    #[error("cannot write '{}': {source}", path.display())]
+    Write {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file could not be read.
+    #[error("cannot read '{}': {source}", path.display())]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A JSON file did not parse as what it should hold.
+    #[error("'{}' is not a valid {what}: {source}", path.display())]
+    Parse {
+        /// The path.
+        path: PathBuf,
+        /// What it should be.
+        what: &'static str,
+        /// The cause.
+        source: serde_json::Error,
+    },
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder,
+/// flushed, then renamed over `path`. Creates the folder if needed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
+    let err = |source| OutputError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".profkit-")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    tmp.write_all(bytes).map_err(err)?;
+    tmp.as_file().sync_data().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+/// Serialises `value` as pretty JSON and writes it atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), OutputError> {
+    let mut bytes = serde_json::to_vec_pretty(value).expect("result types serialise");
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// Reads a JSON file as `T`, naming the file in any error.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, what: &'static str) -> Result<T, OutputError> {
+    let bytes = std::fs::read(path).map_err(|source| OutputError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| OutputError::Parse {
+        path: path.to_path_buf(),
+        what,
+        source,
+    })
+}
+
+/// UTC time as `2026-11-23T18:45:00Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// UTC time as `20261123T184500Z`: sorts by time and is safe in a file name.
+pub fn compact_timestamp(t: SystemTime) -> String {
+    rfc3339(t).replace(['-', ':'], "")
+}
+
+/// The machine a run happened on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    /// Host name.
+    pub hostname: String,
+    /// Operating system and architecture.
+    pub os: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// Logical cores available.
+    pub cores: usize,
+    /// Physical memory.
+    pub memory: Bytes,
+}
+
+impl Host {
+    /// This machine.
+    pub fn current() -> Host {
+        let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+        Host {
+            hostname: read("/proc/sys/kernel/hostname"),
+            os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+            kernel: read("/proc/sys/kernel/osrelease"),
+            cores: sys::cores(),
+            memory: sys::total_memory(),
+        }
+    }
+}
+
+/// Versions of the tools that made a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolVersions {
+    /// profkit.
+    pub profkit: String,
+    /// The bundled SQLite library.
+    pub sqlite: String,
+}
+
+impl ToolVersions {
+    /// The versions linked into this binary.
+    pub fn current() -> ToolVersions {
+        ToolVersions {
+            profkit: env!("CARGO_PKG_VERSION").to_string(),
+            sqlite: rusqlite::version().to_string(),
+        }
+    }
+}
+
+/// The current git revision (with `-dirty` when the tree has changes), if
+/// the working directory is in a git checkout.
+pub fn git_revision() -> Option<String> {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let rev = run(&["rev-parse", "--short=12", "HEAD"])?;
+    let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    Some(if dirty { format!("{rev}-dirty") } else { rev })
+}
+
+/// What ran: `manifest.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`MANIFEST_VERSION`].
+    pub schema_version: u32,
+    /// The run folder's name.
+    pub run_id: String,
+    /// Workload name.
+    pub workload: String,
+    /// Its description.
+    pub description: String,
+    /// Parameters (rows, threads, ops or duration, warm-up, seed).
+    pub plan: RunPlan,
+    /// What the run included (`bench`, `cpu`, `heap`, …).
+    pub passes: Vec<String>,
+    /// Git revision of the working directory, when there is one.
+    pub git_revision: Option<String>,
+    /// The machine.
+    pub host: Host,
+    /// Tool versions.
+    pub tools: ToolVersions,
+    /// Start, UTC.
+    pub started_at: String,
+    /// End, UTC.
+    pub finished_at: String,
+}
+
+/// A run folder, `<root>/<run-id>/`.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    /// `<timestamp>-<workload>`.
+    pub id: String,
+    /// The folder.
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// Creates a new run folder for `workload` under `root`; a numeric
+    /// suffix keeps two runs in the same second apart.
+    pub fn create(root: &Path, workload: &str, started: SystemTime) -> Result<RunDir, OutputError> {
+        let base = format!("{}-{}", compact_timestamp(started), workload);
+        for n in 0..1000 {
+            let id = if n == 0 { base.clone() } else { format!("{base}-{n}") };
+            let path = root.join(&id);
+            std::fs::create_dir_all(root).map_err(|source| OutputError::Write {
+                path: root.to_path_buf(),
+                source,
+            })?;
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(RunDir { id, path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(source) => return Err(OutputError::Write { path, source }),
+            }
+        }
+        Err(OutputError::Write {
+            path: root.join(base),
+            source: std::io::Error::other("too many runs with the same name"),
+        })
+    }
+
+    /// A file in the folder.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_whole_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/x.json");
+        write_json(&p, &vec![1, 2, 3]).unwrap();
+        write_json(&p, &vec![4]).unwrap();
+        let back: Vec<i32> = read_json(&p, "list").unwrap();
+        assert_eq!(back, vec![4]);
+        let leftovers = std::fs::read_dir(dir.path().join("sub")).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary files left behind");
+    }
+
+    #[test]
+    fn run_ids_sort_by_time_and_never_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
+        let a = RunDir::create(dir.path(), "point-read", t).unwrap();
+        let b = RunDir::create(dir.path(), "point-read", t).unwrap();
+        assert_ne!(a.id, b.id);
+        assert!(a.id.starts_with("20261117T"), "{}", a.id);
+        assert!(a.id.ends_with("Z-point-read"));
+    }
+
+    #[test]
+    fn corrupt_json_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bench.json");
+        std::fs::write(&p, "{ not json").unwrap();
+        let err = read_json::<serde_json::Value>(&p, "bench result").unwrap_err().to_string();
+        assert!(err.contains("bench.json") && err.contains("not a valid bench result"), "{err}");
+    }
+}

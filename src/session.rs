@@ -1,0 +1,176 @@
+//! Runs workloads end to end: set up, measure, write the run folder. The
+//! CLI and users' own code call this; the profilers plug in here as passes.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+
+use crate::measure::{self, BenchResult, Progress, RunOptions, RunPlan};
+use crate::rundir::{self, Host, Manifest, RunDir, ToolVersions};
+use crate::workload::{SetupEnv, Workload};
+
+/// Where a session puts things.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Root of run folders (default `profiles`).
+    pub out_dir: PathBuf,
+    /// Where flamegraphs go (default `flamegraphs`).
+    pub flamegraph_dir: PathBuf,
+    /// The database file to use; `None` uses a fresh file per run in a
+    /// temporary folder, copied from a populated template.
+    pub db_path: Option<PathBuf>,
+    /// Show progress bars on stderr.
+    pub progress: bool,
+    /// Count SQL statements in measured runs (SQLite's trace hook; a few
+    /// percent of overhead on the cheapest operations).
+    pub sql_trace: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            out_dir: PathBuf::from("profiles"),
+            flamegraph_dir: PathBuf::from("flamegraphs"),
+            db_path: None,
+            progress: false,
+            sql_trace: true,
+        }
+    }
+}
+
+/// A series of runs sharing a temporary folder (and so populated templates).
+pub struct Session {
+    config: SessionConfig,
+    temp: tempfile::TempDir,
+    runs: usize,
+}
+
+/// A workload that is set up and ready to measure, with where its run goes.
+pub struct Prepared {
+    /// The workload.
+    pub workload: Box<dyn Workload>,
+    /// The concrete parameters.
+    pub plan: RunPlan,
+    /// Its environment (database path, seed, …).
+    pub env: SetupEnv,
+}
+
+/// What a finished run left behind.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    /// Its folder.
+    pub dir: RunDir,
+    /// Its measured result.
+    pub bench: BenchResult,
+}
+
+impl Session {
+    /// A new session.
+    pub fn new(config: SessionConfig) -> anyhow::Result<Session> {
+        let temp = tempfile::Builder::new()
+            .prefix("profkit-")
+            .tempdir()
+            .context("creating a temporary folder for the database")?;
+        Ok(Session {
+            config,
+            temp,
+            runs: 0,
+        })
+    }
+
+    /// The session's configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// The temporary folder this session owns.
+    pub fn temp_dir(&self) -> &Path {
+        self.temp.path()
+    }
+
+    /// Resolves the plan and sets the workload up on a fresh database.
+    pub fn prepare(&mut self, mut workload: Box<dyn Workload>, options: &RunOptions, sql_trace: bool) -> anyhow::Result<Prepared> {
+        let plan = RunPlan::resolve(options, workload.defaults())?;
+        self.runs += 1;
+        let (db_path, template_dir) = match &self.config.db_path {
+            Some(p) => (p.clone(), None),
+            None => (
+                self.temp.path().join(format!("run-{}-{}.db", self.runs, workload.name())),
+                Some(self.temp.path().to_path_buf()),
+            ),
+        };
+        let env = SetupEnv {
+            rows: plan.rows,
+            seed: plan.seed,
+            threads: plan.threads,
+            db_path,
+            template_dir,
+            sql_trace,
+        };
+        workload
+            .setup(&env)
+            .with_context(|| format!("setting up workload '{}'", workload.name()))?;
+        Ok(Prepared { workload, plan, env })
+    }
+
+    /// Releases a prepared workload and deletes its temporary database.
+    pub fn discard(&self, prepared: Prepared) {
+        let Prepared { workload, env, .. } = prepared;
+        drop(workload);
+        if env.template_dir.is_some() {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = env.db_path.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(PathBuf::from(p));
+            }
+        }
+    }
+
+    /// Measures a prepared workload.
+    pub fn measure(&self, prepared: &Prepared) -> anyhow::Result<BenchResult> {
+        let progress = Progress {
+            enabled: self.config.progress,
+            label: prepared.workload.name().to_string(),
+        };
+        measure::measure(prepared.workload.as_ref(), &prepared.plan, &progress)
+            .with_context(|| format!("running workload '{}'", prepared.workload.name()))
+    }
+
+    /// Creates the run folder for a workload.
+    pub fn run_dir(&self, workload: &str, started: SystemTime) -> anyhow::Result<RunDir> {
+        Ok(RunDir::create(&self.config.out_dir, workload, started)?)
+    }
+
+    /// Writes `manifest.json` for a run.
+    pub fn write_manifest(&self, dir: &RunDir, prepared: &Prepared, passes: &[&str], started: SystemTime) -> anyhow::Result<()> {
+        let manifest = Manifest {
+            schema_version: rundir::MANIFEST_VERSION,
+            run_id: dir.id.clone(),
+            workload: prepared.workload.name().to_string(),
+            description: prepared.workload.description().to_string(),
+            plan: prepared.plan,
+            passes: passes.iter().map(|s| s.to_string()).collect(),
+            git_revision: rundir::git_revision(),
+            host: Host::current(),
+            tools: ToolVersions::current(),
+            started_at: rundir::rfc3339(started),
+            finished_at: rundir::rfc3339(SystemTime::now()),
+        };
+        rundir::write_json(&dir.file("manifest.json"), &manifest)?;
+        Ok(())
+    }
+
+    /// Sets up, measures and records one workload: `bench.json` and
+    /// `manifest.json` in a new run folder.
+    pub fn run(&mut self, workload: Box<dyn Workload>, options: &RunOptions) -> anyhow::Result<RunOutcome> {
+        let started = SystemTime::now();
+        let prepared = self.prepare(workload, options, self.config.sql_trace)?;
+        let bench = self.measure(&prepared)?;
+        let dir = self.run_dir(prepared.workload.name(), started)?;
+        rundir::write_json(&dir.file("bench.json"), &bench)?;
+        self.write_manifest(&dir, &prepared, &["bench"], started)?;
+        self.discard(prepared);
+        Ok(RunOutcome { dir, bench })
+    }
+}

@@ -1,0 +1,278 @@
+//! The database workloads: each performs one kind of [`DatabaseManager`]
+//! operation. They share one struct; what differs is a function and sizes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{bail, Context as _};
+use rand::Rng;
+
+use super::{Factory, Metrics, SetupEnv, WorkerCtx, Workload, WorkloadDefaults};
+use crate::db::data::{random_email, rare_code, RARE_CODES};
+use crate::db::{DatabaseManager, Scope};
+
+/// One operation: returns the number of rows it wrote.
+type OpFn = fn(&DatabaseManager, &mut WorkerCtx) -> anyhow::Result<u64>;
+
+/// A workload that performs one kind of database operation, and checks
+/// afterwards that every row it wrote is there.
+pub struct DbWorkload {
+    name: &'static str,
+    description: &'static str,
+    defaults: WorkloadDefaults,
+    op: OpFn,
+    db: Option<DatabaseManager>,
+    rows_before: u64,
+    rows_written: AtomicU64,
+}
+
+impl DbWorkload {
+    fn new(name: &'static str, description: &'static str, ops: u64, threads: usize, op: OpFn) -> DbWorkload {
+        DbWorkload {
+            name,
+            description,
+            defaults: WorkloadDefaults {
+                ops,
+                threads,
+                ..WorkloadDefaults::default()
+            },
+            op,
+            db: None,
+            rows_before: 0,
+            rows_written: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Workload for DbWorkload {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn description(&self) -> &str {
+        self.description
+    }
+
+    fn defaults(&self) -> WorkloadDefaults {
+        self.defaults
+    }
+
+    fn setup(&mut self, env: &SetupEnv) -> anyhow::Result<()> {
+        let db = env.open_populated_db()?;
+        self.rows_before = db.count_emails()?;
+        self.db = Some(db);
+        Ok(())
+    }
+
+    fn operation(&self, ctx: &mut WorkerCtx) -> anyhow::Result<()> {
+        let db = self.db.as_ref().context("workload used before setup")?;
+        let written = (self.op)(db, ctx)?;
+        if written > 0 {
+            self.rows_written.fetch_add(written, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn database(&self) -> Option<&DatabaseManager> {
+        self.db.as_ref()
+    }
+
+    fn finish(&self) -> anyhow::Result<Metrics> {
+        let db = self.db.as_ref().context("workload finished before setup")?;
+        let written = self.rows_written.load(Ordering::Relaxed);
+        let expected = self.rows_before + written;
+        let found = db.count_emails()?;
+        if found != expected {
+            bail!(
+                "{}: lost rows: {} before + {} written = {} expected, {} found",
+                self.name,
+                self.rows_before,
+                written,
+                expected,
+                found
+            );
+        }
+        let mut m = Metrics::new();
+        m.insert("rows_before".into(), self.rows_before as f64);
+        m.insert("rows_written".into(), written as f64);
+        m.insert("rows_after".into(), found as f64);
+        Ok(m)
+    }
+}
+
+fn random_id(db: &DatabaseManager, ctx: &mut WorkerCtx) -> i64 {
+    ctx.rng.random_range(1..=db.max_id().max(1))
+}
+
+fn insert_one(db: &DatabaseManager, ctx: &mut WorkerCtx) -> anyhow::Result<u64> {
+    let slot = db.max_id() + 1;
+    let email = random_email(&db.shape(), &mut ctx.rng, slot);
+    db.insert_email(&email)?;
+    Ok(1)
+}
+
+fn point_read(db: &DatabaseManager, ctx: &mut WorkerCtx) -> anyhow::Result<u64> {
+    let id = random_id(db, ctx);
+    let tenant = db.shape().tenant_of(id);
+    db.get_email(Scope::Tenant(tenant), id)?;
+    Ok(0)
+}
+
+pub(super) fn builtins() -> Vec<(&'static str, Factory)> {
+    vec![
+        ("populate", || {
+            Box::new(DbWorkload::new(
+                "populate",
+                "bulk-insert 1,000 generated emails in one transaction",
+                40,
+                1,
+                |db, ctx| {
+                    let shape = db.shape();
+                    let first = db.max_id() + 1;
+                    let batch: Vec<_> = (0..1000)
+                        .map(|i| random_email(&shape, &mut ctx.rng, first + i))
+                        .collect();
+                    db.insert_emails(&batch)?;
+                    Ok(batch.len() as u64)
+                },
+            ))
+        }),
+        ("point-read", || {
+            Box::new(DbWorkload::new(
+                "point-read",
+                "read one email by id, scoped to its tenant",
+                100_000,
+                1,
+                point_read,
+            ))
+        }),
+        ("random-emails", || {
+            Box::new(DbWorkload::new(
+                "random-emails",
+                "query_random_emails(100): 100 random row-id lookups",
+                2000,
+                1,
+                |db, ctx| {
+                    let got = db.query_random_emails(&mut ctx.rng, 100)?;
+                    anyhow::ensure!(got.len() == 100, "got {} of 100 emails", got.len());
+                    Ok(0)
+                },
+            ))
+        }),
+        ("random-emails-naive", || {
+            Box::new(DbWorkload::new(
+                "random-emails-naive",
+                "slow twin of random-emails: ORDER BY RANDOM() LIMIT 100 sorts the whole table",
+                60,
+                1,
+                |db, _| {
+                    db.query_random_emails_naive(100)?;
+                    Ok(0)
+                },
+            ))
+        }),
+        ("search-indexed", || {
+            Box::new(DbWorkload::new(
+                "search-indexed",
+                "newest 50 emails from a sender, within a tenant (index on tenant, sender)",
+                5000,
+                1,
+                |db, ctx| {
+                    let shape = db.shape();
+                    let sender = shape.sender_for(ctx.rng.random());
+                    let tenant = ctx.rng.random_range(1..=shape.tenants as i64);
+                    db.search_by_sender(Scope::Tenant(tenant), &sender, 50)?;
+                    Ok(0)
+                },
+            ))
+        }),
+        ("search-like", || {
+            Box::new(DbWorkload::new(
+                "search-like",
+                "slow twin of fts-search: find a reference code with LIKE '%code%' (full table scan)",
+                30,
+                1,
+                |db, ctx| {
+                    let code = rare_code(ctx.rng.random_range(0..RARE_CODES));
+                    db.search_like(Scope::All, &code, 1000)?;
+                    Ok(0)
+                },
+            ))
+        }),
+        ("fts-search", || {
+            Box::new(DbWorkload::new(
+                "fts-search",
+                "find a reference code through the FTS5 index",
+                5000,
+                1,
+                |db, ctx| {
+                    let code = rare_code(ctx.rng.random_range(0..RARE_CODES));
+                    db.search_fts(Scope::All, &code, 1000)?;
+                    Ok(0)
+                },
+            ))
+        }),
+        ("aggregate", || {
+            Box::new(DbWorkload::new(
+                "aggregate",
+                "top-10 senders of a tenant by count and bytes (GROUP BY)",
+                100,
+                1,
+                |db, ctx| {
+                    let tenant = ctx.rng.random_range(1..=db.shape().tenants as i64);
+                    db.sender_report(Scope::Tenant(tenant), 10)?;
+                    Ok(0)
+                },
+            ))
+        }),
+        ("concurrent-write", || {
+            Box::new(DbWorkload::new(
+                "concurrent-write",
+                "insert one email per operation from many threads (10 x 100 by default); no row may be lost",
+                1000,
+                10,
+                insert_one,
+            ))
+        }),
+        ("mixed", || {
+            Box::new(DbWorkload::new(
+                "mixed",
+                "80 % point reads, 20 % inserts, from 4 threads",
+                20_000,
+                4,
+                |db, ctx| {
+                    if ctx.rng.random_bool(0.2) {
+                        insert_one(db, ctx)
+                    } else {
+                        point_read(db, ctx)
+                    }
+                },
+            ))
+        }),
+        ("n-plus-one", || {
+            Box::new(DbWorkload::new(
+                "n-plus-one",
+                "slow twin: newest 100 emails of a tenant, one query for ids then one query per email",
+                1000,
+                1,
+                |db, ctx| {
+                    let tenant = ctx.rng.random_range(1..=db.shape().tenants as i64);
+                    db.recent_emails_n_plus_one(tenant, 100)?;
+                    Ok(0)
+                },
+            ))
+        }),
+        ("n-plus-one-batched", || {
+            Box::new(DbWorkload::new(
+                "n-plus-one-batched",
+                "fast twin of n-plus-one: the ids, then one IN (...) query",
+                1000,
+                1,
+                |db, ctx| {
+                    let tenant = ctx.rng.random_range(1..=db.shape().tenants as i64);
+                    db.recent_emails_batched(tenant, 100)?;
+                    Ok(0)
+                },
+            ))
+        }),
+    ]
+}

@@ -1,0 +1,242 @@
+//! Workloads: what profkit runs, measures and profiles.
+//!
+//! A [`Workload`] sets itself up at a data volume and seed, then performs
+//! one operation per call, from one or many threads. Implement the trait for
+//! your own code and every profkit feature (measured runs, CPU, heap and SQL
+//! profiles, sweeps, reports) works on it; see `examples/custom_workload.rs`.
+
+mod cache;
+mod db_ops;
+mod synthetic;
+mod tenant;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::db::{DatabaseManager, DbConfig};
+
+pub use self::db_ops::DbWorkload;
+
+/// Figures a workload reports about itself after a run (rows written, cache
+/// size, …), by name.
+pub type Metrics = BTreeMap<String, f64>;
+
+/// Sizes a workload runs at unless told otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkloadDefaults {
+    /// Data volume (emails in the store).
+    pub rows: u64,
+    /// Measured operations: about a second of work on this class of machine.
+    pub ops: u64,
+    /// Worker threads.
+    pub threads: usize,
+}
+
+impl Default for WorkloadDefaults {
+    fn default() -> Self {
+        WorkloadDefaults {
+            rows: 100_000,
+            ops: 1000,
+            threads: 1,
+        }
+    }
+}
+
+/// What a workload is set up with.
+#[derive(Clone, Debug)]
+pub struct SetupEnv {
+    /// Data volume.
+    pub rows: u64,
+    /// Seed of the data generator and of the workers' random streams.
+    pub seed: u64,
+    /// Worker threads that will call [`Workload::operation`].
+    pub threads: usize,
+    /// The database file to use.
+    pub db_path: PathBuf,
+    /// Where populated databases are kept for reuse (a copy of a populated
+    /// template is much faster than populating again); `None` populates in place.
+    pub template_dir: Option<PathBuf>,
+    /// Install SQLite's statement trace hook on the database's connections.
+    pub sql_trace: bool,
+}
+
+impl SetupEnv {
+    /// The configuration of the database this environment names.
+    pub fn db_config(&self) -> DbConfig {
+        let mut config = DbConfig::new(&self.db_path);
+        config.pool_size = (self.threads as u32 + 2).max(crate::db::defaults::POOL_SIZE);
+        config.sql_trace = self.sql_trace;
+        config
+    }
+
+    /// Opens the database and makes sure it holds the dataset of
+    /// `rows`/`seed`, copying a populated template when one is at hand.
+    pub fn open_populated_db(&self) -> anyhow::Result<DatabaseManager> {
+        if let Some(dir) = &self.template_dir {
+            if !self.db_path.exists() {
+                let template = dir.join(format!("emails-{}-{}.db", self.rows, self.seed));
+                if !template.exists() {
+                    build_template(&template, self.rows, self.seed)?;
+                }
+                std::fs::copy(&template, &self.db_path).with_context(|| {
+                    format!("copying '{}' to '{}'", template.display(), self.db_path.display())
+                })?;
+            }
+        }
+        let db = DatabaseManager::open(self.db_config())?;
+        db.populate(self.rows, self.seed)?;
+        Ok(db)
+    }
+}
+
+/// Populates a template database and checkpoints it into one file.
+fn build_template(path: &Path, rows: u64, seed: u64) -> anyhow::Result<()> {
+    let partial = path.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    {
+        let db = DatabaseManager::open(DbConfig::new(&partial))?;
+        db.populate(rows, seed)?;
+        db.conn()?
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE;")?;
+    }
+    std::fs::rename(&partial, path)
+        .with_context(|| format!("saving template '{}'", path.display()))?;
+    Ok(())
+}
+
+/// A worker thread's context, passed to every operation it performs.
+#[derive(Debug)]
+pub struct WorkerCtx {
+    /// Worker index, 0-based.
+    pub thread: usize,
+    /// Operations this worker has performed so far (warm-up included).
+    pub op: u64,
+    /// A random stream of this worker's own, seeded from the run's seed.
+    pub rng: ChaCha8Rng,
+}
+
+impl WorkerCtx {
+    /// The context of worker `thread` in a run seeded with `seed`.
+    pub fn new(thread: usize, seed: u64) -> WorkerCtx {
+        WorkerCtx {
+            thread,
+            op: 0,
+            rng: ChaCha8Rng::seed_from_u64(seed ^ (thread as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        }
+    }
+}
+
+/// Something profkit can run, measure and profile.
+pub trait Workload: Send + Sync {
+    /// Short, kebab-case name (`point-read`).
+    fn name(&self) -> &str;
+
+    /// One line saying what an operation does.
+    fn description(&self) -> &str;
+
+    /// Sizes to run at when the user gives none.
+    fn defaults(&self) -> WorkloadDefaults {
+        WorkloadDefaults::default()
+    }
+
+    /// Prepares the data. Called once, before any operation.
+    fn setup(&mut self, env: &SetupEnv) -> anyhow::Result<()>;
+
+    /// Performs one operation. Called from many threads at once.
+    fn operation(&self, ctx: &mut WorkerCtx) -> anyhow::Result<()>;
+
+    /// The database under test, when there is one: profkit reads its pool
+    /// and SQL statistics.
+    fn database(&self) -> Option<&DatabaseManager> {
+        None
+    }
+
+    /// Called once after the last operation: checks invariants (an `Err`
+    /// fails the run, e.g. "lost 3 rows") and reports the workload's own figures.
+    fn finish(&self) -> anyhow::Result<Metrics> {
+        Ok(Metrics::new())
+    }
+}
+
+/// A constructor of a built-in workload.
+pub type Factory = fn() -> Box<dyn Workload>;
+
+/// The built-in workloads, by name, in the order `profkit list` shows them.
+pub fn builtins() -> Vec<(&'static str, Factory)> {
+    let mut all: Vec<(&'static str, Factory)> = db_ops::builtins();
+    all.push(("leaky-cache", || Box::new(cache::CacheWorkload::leaky())));
+    all.push(("bounded-cache", || Box::new(cache::CacheWorkload::bounded())));
+    all.push(("tenant-isolation", || Box::new(tenant::TenantIsolation::default())));
+    all.extend(synthetic::builtins());
+    all
+}
+
+/// Names of the built-ins that `profkit profile` runs (synthetic
+/// test workloads are left out).
+pub fn profiled_names() -> Vec<&'static str> {
+    builtins()
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| !synthetic::NAMES.contains(n))
+        .collect()
+}
+
+/// Errors of finding a workload.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    /// No built-in has this name.
+    #[error("unknown workload '{name}'; valid names: {valid}")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The valid names, comma separated.
+        valid: String,
+    },
+}
+
+/// The built-in workload called `name`.
+pub fn by_name(name: &str) -> Result<Box<dyn Workload>, WorkloadError> {
+    let all = builtins();
+    match all.iter().find(|(n, _)| *n == name) {
+        Some((_, make)) => Ok(make()),
+        None => Err(WorkloadError::Unknown {
+            name: name.to_string(),
+            valid: all.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_match() {
+        let all = builtins();
+        let mut seen = std::collections::HashSet::new();
+        for (name, make) in &all {
+            assert!(seen.insert(*name), "duplicate {name}");
+            let w = make();
+            assert_eq!(w.name(), *name);
+            assert!(!w.description().is_empty());
+        }
+        for required in [
+            "populate", "point-read", "random-emails", "random-emails-naive", "search-indexed",
+            "search-like", "fts-search", "aggregate", "concurrent-write", "mixed", "n-plus-one",
+            "n-plus-one-batched", "leaky-cache", "bounded-cache", "tenant-isolation",
+        ] {
+            assert!(seen.contains(required), "missing {required}");
+        }
+    }
+
+    #[test]
+    fn unknown_names_list_the_valid_ones() {
+        let err = by_name("nope").err().unwrap().to_string();
+        assert!(err.contains("unknown workload 'nope'"));
+        assert!(err.contains("point-read"));
+    }
+}
