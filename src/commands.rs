@@ -32,7 +32,10 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
                 c.downcast_ref::<DbError>(),
                 Some(DbError::NotSqlite { .. } | DbError::Foreign { .. } | DbError::Locked { .. })
             )
-            || matches!(c.downcast_ref::<OutputError>(), Some(OutputError::Parse { .. } | OutputError::Read { .. }))
+            || matches!(
+                c.downcast_ref::<OutputError>(),
+                Some(OutputError::Parse { .. } | OutputError::Read { .. })
+            )
     });
     if bad_input {
         2
@@ -79,7 +82,10 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
         PlanError::EmptyRun
     );
     let names: Vec<String> = if args.workloads.is_empty() {
-        workload::profiled_names().into_iter().map(String::from).collect()
+        workload::profiled_names()
+            .into_iter()
+            .map(String::from)
+            .collect()
     } else {
         args.workloads.clone()
     };
@@ -132,7 +138,10 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(id, b)| serde_json::json!({ "run_id": id, "workload": b.workload }))
         .collect();
-    rundir::write_json(&index_dir.file("index.json"), &serde_json::json!({ "runs": index }))?;
+    rundir::write_json(
+        &index_dir.file("index.json"),
+        &serde_json::json!({ "runs": index }),
+    )?;
     println!("index: {}", index_dir.file("index.md").display());
     Ok(())
 }

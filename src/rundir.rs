@@ -74,7 +74,10 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), OutputErro
 }
 
 /// Reads a JSON file as `T`, naming the file in any error.
-pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, what: &'static str) -> Result<T, OutputError> {
+pub fn read_json<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    what: &'static str,
+) -> Result<T, OutputError> {
     let bytes = std::fs::read(path).map_err(|source| OutputError::Read {
         path: path.to_path_buf(),
         source,
@@ -114,7 +117,11 @@ pub struct Host {
 impl Host {
     /// This machine.
     pub fn current() -> Host {
-        let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
         Host {
             hostname: read("/proc/sys/kernel/hostname"),
             os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
@@ -157,7 +164,8 @@ pub fn git_revision() -> Option<String> {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let rev = run(&["rev-parse", "--short=12", "HEAD"])?;
-    let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let dirty =
+        run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     Some(if dirty { format!("{rev}-dirty") } else { rev })
 }
 
@@ -203,7 +211,11 @@ impl RunDir {
     pub fn create(root: &Path, workload: &str, started: SystemTime) -> Result<RunDir, OutputError> {
         let base = format!("{}-{}", compact_timestamp(started), workload);
         for n in 0..1000 {
-            let id = if n == 0 { base.clone() } else { format!("{base}-{n}") };
+            let id = if n == 0 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
             let path = root.join(&id);
             std::fs::create_dir_all(root).map_err(|source| OutputError::Write {
                 path: root.to_path_buf(),
@@ -259,7 +271,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("bench.json");
         std::fs::write(&p, "{ not json").unwrap();
-        let err = read_json::<serde_json::Value>(&p, "bench result").unwrap_err().to_string();
-        assert!(err.contains("bench.json") && err.contains("not a valid bench result"), "{err}");
+        let err = read_json::<serde_json::Value>(&p, "bench result")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bench.json") && err.contains("not a valid bench result"),
+            "{err}"
+        );
     }
 }

@@ -90,13 +90,20 @@ impl Session {
     }
 
     /// Resolves the plan and sets the workload up on a fresh database.
-    pub fn prepare(&mut self, mut workload: Box<dyn Workload>, options: &RunOptions, sql_trace: bool) -> anyhow::Result<Prepared> {
+    pub fn prepare(
+        &mut self,
+        mut workload: Box<dyn Workload>,
+        options: &RunOptions,
+        sql_trace: bool,
+    ) -> anyhow::Result<Prepared> {
         let plan = RunPlan::resolve(options, workload.defaults())?;
         self.runs += 1;
         let (db_path, template_dir) = match &self.config.db_path {
             Some(p) => (p.clone(), None),
             None => (
-                self.temp.path().join(format!("run-{}-{}.db", self.runs, workload.name())),
+                self.temp
+                    .path()
+                    .join(format!("run-{}-{}.db", self.runs, workload.name())),
                 Some(self.temp.path().to_path_buf()),
             ),
         };
@@ -111,7 +118,11 @@ impl Session {
         workload
             .setup(&env)
             .with_context(|| format!("setting up workload '{}'", workload.name()))?;
-        Ok(Prepared { workload, plan, env })
+        Ok(Prepared {
+            workload,
+            plan,
+            env,
+        })
     }
 
     /// Releases a prepared workload and deletes its temporary database.
@@ -143,7 +154,13 @@ impl Session {
     }
 
     /// Writes `manifest.json` for a run.
-    pub fn write_manifest(&self, dir: &RunDir, prepared: &Prepared, passes: &[&str], started: SystemTime) -> anyhow::Result<()> {
+    pub fn write_manifest(
+        &self,
+        dir: &RunDir,
+        prepared: &Prepared,
+        passes: &[&str],
+        started: SystemTime,
+    ) -> anyhow::Result<()> {
         let manifest = Manifest {
             schema_version: rundir::MANIFEST_VERSION,
             run_id: dir.id.clone(),
@@ -163,7 +180,11 @@ impl Session {
 
     /// Sets up, measures and records one workload: `bench.json` and
     /// `manifest.json` in a new run folder.
-    pub fn run(&mut self, workload: Box<dyn Workload>, options: &RunOptions) -> anyhow::Result<RunOutcome> {
+    pub fn run(
+        &mut self,
+        workload: Box<dyn Workload>,
+        options: &RunOptions,
+    ) -> anyhow::Result<RunOutcome> {
         let started = SystemTime::now();
         let prepared = self.prepare(workload, options, self.config.sql_trace)?;
         let bench = self.measure(&prepared)?;

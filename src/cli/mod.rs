@@ -42,7 +42,9 @@ fn parse_warmup(s: &str) -> Result<WarmupArg, String> {
     }
     parse_duration(t)
         .map(|d| WarmupArg(Warmup::Duration(d.into())))
-        .map_err(|_| format!("'{s}' is neither an operation count (500) nor a duration (1s, 200ms)"))
+        .map_err(|_| {
+            format!("'{s}' is neither an operation count (500) nor a duration (1s, 200ms)")
+        })
 }
 
 fn parse_count_arg(s: &str) -> Result<u64, String> {
@@ -149,11 +151,24 @@ mod tests {
     #[test]
     fn run_flags_become_options() {
         let cli = Cli::try_parse_from([
-            "profkit", "run", "point-read", "--rows", "10k", "--threads", "4", "--ops", "2000",
-            "--warmup", "200ms", "--seed", "7",
+            "profkit",
+            "run",
+            "point-read",
+            "--rows",
+            "10k",
+            "--threads",
+            "4",
+            "--ops",
+            "2000",
+            "--warmup",
+            "200ms",
+            "--seed",
+            "7",
         ])
         .unwrap();
-        let Command::Run(args) = cli.command else { panic!("not run") };
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
         let o = RunOptions::from(&args.run);
         assert_eq!(o.rows, Some(10_000));
         assert_eq!(o.threads, Some(4));
@@ -166,7 +181,9 @@ mod tests {
     fn bad_values_are_rejected_by_the_parser() {
         assert!(Cli::try_parse_from(["profkit", "run", "x", "--duration", "soon"]).is_err());
         assert!(Cli::try_parse_from(["profkit", "run", "x", "--rows", "-5"]).is_err());
-        assert!(Cli::try_parse_from(["profkit", "run", "x", "--ops", "5", "--duration", "1s"]).is_err());
+        assert!(
+            Cli::try_parse_from(["profkit", "run", "x", "--ops", "5", "--duration", "1s"]).is_err()
+        );
         assert!(Cli::try_parse_from(["profkit", "run", "x", "--warmup", "lots"]).is_err());
     }
 }

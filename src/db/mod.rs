@@ -459,7 +459,8 @@ impl DatabaseManager {
             )
             .optional()
         };
-        let (Some(version), Some(rows), Some(seed)) = (get("schema_version")?, get("rows")?, get("seed")?)
+        let (Some(version), Some(rows), Some(seed)) =
+            (get("schema_version")?, get("rows")?, get("seed")?)
         else {
             return Ok(None);
         };
@@ -533,7 +534,10 @@ impl DatabaseManager {
             let mut meta = tx.prepare_cached(
                 "INSERT OR REPLACE INTO profkit_meta (key, value) VALUES (?1, ?2)",
             )?;
-            meta.execute(params!["schema_version", schema::SCHEMA_VERSION.to_string()])?;
+            meta.execute(params![
+                "schema_version",
+                schema::SCHEMA_VERSION.to_string()
+            ])?;
             meta.execute(params!["rows", rows.to_string()])?;
             meta.execute(params!["seed", seed.to_string()])?;
             Ok(())
@@ -686,7 +690,9 @@ impl DatabaseManager {
     pub fn search_like(&self, scope: Scope, term: &str, limit: usize) -> Result<Vec<i64>> {
         let pattern = format!(
             "%{}%",
-            term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+            term.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
         );
         let conn = self.conn()?;
         let ids = match scope {
@@ -877,7 +883,10 @@ mod tests {
         let (_dir, db) = small_db(300);
         let e = db.get_email(Scope::All, 5).unwrap().unwrap();
         assert_eq!(e.tenant_id, db.shape().tenant_of(5));
-        assert!(db.get_email(Scope::Tenant(e.tenant_id), 5).unwrap().is_some());
+        assert!(db
+            .get_email(Scope::Tenant(e.tenant_id), 5)
+            .unwrap()
+            .is_some());
         let other = if e.tenant_id == 1 { 2 } else { 1 };
         assert!(db.get_email(Scope::Tenant(other), 5).unwrap().is_none());
         assert!(!db.update_flags(Scope::Tenant(other), 5, 3).unwrap());

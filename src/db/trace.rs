@@ -22,6 +22,9 @@ pub struct ThreadSqlCounts {
     pub statements: u64,
     /// Time SQLite reported for them, in nanoseconds.
     pub nanos: u64,
+    /// Statements SQLite ran inside those (FTS5 shadow tables, …), not
+    /// counted in `statements`.
+    pub nested: u64,
 }
 
 /// Per-statement figures, keyed by the statement's SQL text as prepared.
@@ -38,6 +41,9 @@ pub struct StatementTally {
 #[derive(Default)]
 struct ThreadState {
     counts: ThreadSqlCounts,
+    /// SQL texts of statements SQLite ran inside another statement (FTS5's
+    /// shadow-table queries, for instance): not the caller's statements.
+    nested: std::collections::HashSet<Box<str>>,
     by_statement: HashMap<Box<str>, StatementTally>,
 }
 
@@ -46,27 +52,52 @@ thread_local! {
 }
 
 fn on_event(event: TraceEvent<'_>) {
-    if let TraceEvent::Profile(stmt, elapsed) = event {
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        let sql = stmt.sql();
-        STATE.with(|s| {
-            let mut s = s.borrow_mut();
-            s.counts.statements += 1;
-            s.counts.nanos += nanos;
-            let tally = match s.by_statement.get_mut(sql.as_ref()) {
-                Some(t) => t,
-                None => s.by_statement.entry(sql.as_ref().into()).or_default(),
-            };
-            tally.executions += 1;
-            tally.nanos += nanos;
-            tally.samples.push(nanos);
-        });
+    match event {
+        // SQLite reports the start of a statement run inside another as
+        // "-- <sql>"; trigger sub-programs start as "-- TRIGGER name" and
+        // never finish on their own.
+        TraceEvent::Stmt(_, sql) => {
+            if let Some(inner) = sql.strip_prefix("-- ") {
+                if !inner.starts_with("TRIGGER ") {
+                    STATE.with(|s| {
+                        let mut s = s.borrow_mut();
+                        if !s.nested.contains(inner) {
+                            s.nested.insert(inner.into());
+                        }
+                    });
+                }
+            }
+        }
+        TraceEvent::Profile(stmt, elapsed) => {
+            let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+            let sql = stmt.sql();
+            STATE.with(|s| {
+                let mut s = s.borrow_mut();
+                if s.nested.contains(sql.as_ref()) {
+                    s.counts.nested += 1;
+                    return;
+                }
+                s.counts.statements += 1;
+                s.counts.nanos += nanos;
+                let tally = match s.by_statement.get_mut(sql.as_ref()) {
+                    Some(t) => t,
+                    None => s.by_statement.entry(sql.as_ref().into()).or_default(),
+                };
+                tally.executions += 1;
+                tally.nanos += nanos;
+                tally.samples.push(nanos);
+            });
+        }
+        _ => {}
     }
 }
 
 /// Installs the hook on `conn`.
 pub fn install(conn: &Connection) {
-    conn.trace_v2(TraceEventCodes::SQLITE_TRACE_PROFILE, Some(on_event));
+    conn.trace_v2(
+        TraceEventCodes::SQLITE_TRACE_STMT | TraceEventCodes::SQLITE_TRACE_PROFILE,
+        Some(on_event),
+    );
 }
 
 /// The calling thread's counters so far.

@@ -131,7 +131,9 @@ impl RunPlan {
             (Warmup::Ops(n), _) => Some(Stop::Ops(n)),
             (Warmup::Duration(d), _) => Some(Stop::Duration(d)),
             (Warmup::Auto, Stop::Ops(n)) => Some(Stop::Ops((n / 10).max(1))),
-            (Warmup::Auto, Stop::Duration(d)) => Some(Stop::Duration(Nanos((d.0 / 10).min(1_000_000_000)))),
+            (Warmup::Auto, Stop::Duration(d)) => {
+                Some(Stop::Duration(Nanos((d.0 / 10).min(1_000_000_000))))
+            }
         }
     }
 }
@@ -268,11 +270,18 @@ struct WorkerTally {
 }
 
 fn new_histogram() -> Histogram<u64> {
-    Histogram::new(3).expect("3 significant digits is a valid precision")
+    // 1 ns to 1 hour at 3 significant digits; longer operations saturate.
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
 }
 
 /// Runs one phase: T threads perform operations until `stop`.
-fn run_phase(workload: &dyn Workload, threads: usize, stop: Stop, seed: u64, progress: &Progress) -> anyhow::Result<(Vec<WorkerTally>, Duration)> {
+fn run_phase(
+    workload: &dyn Workload,
+    threads: usize,
+    stop: Stop,
+    seed: u64,
+    progress: &Progress,
+) -> anyhow::Result<(Vec<WorkerTally>, Duration)> {
     let claimed = AtomicU64::new(0);
     let done = AtomicU64::new(0);
     let start = Instant::now();
@@ -330,6 +339,7 @@ fn run_phase(workload: &dyn Workload, threads: usize, stop: Stop, seed: u64, pro
                     tally.sql = trace::ThreadSqlCounts {
                         statements: after.statements - sql_before.statements,
                         nanos: after.nanos - sql_before.nanos,
+                        nested: after.nested - sql_before.nested,
                     };
                     tally
                 })?;
@@ -338,7 +348,10 @@ fn run_phase(workload: &dyn Workload, threads: usize, stop: Stop, seed: u64, pro
         progress.watch(scope, stop, start, &done, &finished);
         let tallies = handles
             .into_iter()
-            .map(|h| h.join().map_err(|_| anyhow::anyhow!("a worker thread panicked")))
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a worker thread panicked"))
+            })
             .collect();
         finished.store(true, Ordering::Relaxed);
         tallies
@@ -357,7 +370,14 @@ pub struct Progress {
 }
 
 impl Progress {
-    fn watch<'scope>(&'scope self, scope: &'scope std::thread::Scope<'scope, '_>, stop: Stop, start: Instant, done: &'scope AtomicU64, finished: &'scope AtomicBool) {
+    fn watch<'scope>(
+        &'scope self,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        stop: Stop,
+        start: Instant,
+        done: &'scope AtomicU64,
+        finished: &'scope AtomicBool,
+    ) {
         use std::io::IsTerminal;
         if !self.enabled || !std::io::stderr().is_terminal() {
             return;
@@ -371,10 +391,15 @@ impl Progress {
                 }
                 let b = bar.get_or_insert_with(|| {
                     let (len, template) = match stop {
-                        Stop::Ops(n) => (n, "{msg} [{bar:30}] {pos}/{len} ops ({per_sec}, eta {eta})"),
+                        Stop::Ops(n) => {
+                            (n, "{msg} [{bar:30}] {pos}/{len} ops ({per_sec}, eta {eta})")
+                        }
                         Stop::Duration(d) => (d.0 / 1_000_000, "{msg} [{bar:30}] {elapsed}"),
                     };
-                    let b = indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
+                    let b = indicatif::ProgressBar::with_draw_target(
+                        Some(len),
+                        indicatif::ProgressDrawTarget::stderr(),
+                    );
                     if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
                         b.set_style(style.progress_chars("=> "));
                     }
@@ -396,7 +421,11 @@ impl Progress {
 /// Measures a workload that has been set up: a warm-up phase, then the
 /// measured phase, then [`Workload::finish`]. Errors of single operations
 /// are counted, not fatal; an error from `finish` (a broken invariant) is.
-pub fn measure(workload: &dyn Workload, plan: &RunPlan, progress: &Progress) -> anyhow::Result<BenchResult> {
+pub fn measure(
+    workload: &dyn Workload,
+    plan: &RunPlan,
+    progress: &Progress,
+) -> anyhow::Result<BenchResult> {
     let quiet = Progress::default();
     if let Some(warmup) = plan.warmup_stop() {
         run_phase(workload, plan.threads, warmup, plan.seed ^ 0xAAAA, &quiet)?;
@@ -418,7 +447,9 @@ pub fn measure(workload: &dyn Workload, plan: &RunPlan, progress: &Progress) -> 
     let mut first_error = None;
     let mut sql = trace::ThreadSqlCounts::default();
     for t in tallies {
-        histogram.add(&t.histogram).expect("histograms of one precision merge");
+        histogram
+            .add(&t.histogram)
+            .expect("histograms of one precision merge");
         errors += t.errors;
         first_error = first_error.or(t.first_error);
         sql.statements += t.sql.statements;
@@ -458,12 +489,15 @@ pub fn measure(workload: &dyn Workload, plan: &RunPlan, progress: &Progress) -> 
             statements: sql.statements,
             per_op: sql.statements as f64 / ops.max(1) as f64,
             db_time: Nanos(sql.nanos),
-            db_time_share: if summed_latency > 0.0 { (sql.nanos as f64 / summed_latency).min(1.0) } else { 0.0 },
+            db_time_share: if summed_latency > 0.0 {
+                (sql.nanos as f64 / summed_latency).min(1.0)
+            } else {
+                0.0
+            },
         }),
         metrics,
     })
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -513,9 +547,29 @@ mod tests {
     fn bad_plans_are_rejected() {
         let d = WorkloadDefaults::default();
         let with = |o: RunOptions| RunPlan::resolve(&o, d);
-        assert_eq!(with(RunOptions { threads: Some(0), ..Default::default() }), Err(PlanError::ZeroThreads));
-        assert_eq!(with(RunOptions { stop: Some(Stop::Ops(0)), ..Default::default() }), Err(PlanError::EmptyRun));
-        assert!(with(RunOptions { rows: Some(u64::MAX), ..Default::default() }).is_err());
-        assert!(with(RunOptions { threads: Some(1_000_000), ..Default::default() }).is_err());
+        assert_eq!(
+            with(RunOptions {
+                threads: Some(0),
+                ..Default::default()
+            }),
+            Err(PlanError::ZeroThreads)
+        );
+        assert_eq!(
+            with(RunOptions {
+                stop: Some(Stop::Ops(0)),
+                ..Default::default()
+            }),
+            Err(PlanError::EmptyRun)
+        );
+        assert!(with(RunOptions {
+            rows: Some(u64::MAX),
+            ..Default::default()
+        })
+        .is_err());
+        assert!(with(RunOptions {
+            threads: Some(1_000_000),
+            ..Default::default()
+        })
+        .is_err());
     }
 }

@@ -71,7 +71,12 @@ pub fn cores() -> usize {
 /// Total physical memory.
 pub fn total_memory() -> Bytes {
     // SAFETY: sysconf has no preconditions.
-    let (pages, page) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
     Bytes(pages.max(0) as u64 * page.max(0) as u64)
 }
 

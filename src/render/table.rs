@@ -20,31 +20,72 @@ pub fn bench_table(r: &BenchResult) -> String {
         Stop::Duration(d) => format!("{d}"),
     };
     let mut row = |k: &str, v: String| {
-        t.add_row(vec![Cell::new(k), Cell::new(v).set_alignment(CellAlignment::Right)]);
+        t.add_row(vec![
+            Cell::new(k),
+            Cell::new(v).set_alignment(CellAlignment::Right),
+        ]);
     };
-    row("parameters", format!("{} rows, {} threads, {stop}, seed {}", r.plan.rows, r.plan.threads, r.plan.seed));
+    row(
+        "parameters",
+        format!(
+            "{} rows, {} threads, {stop}, seed {}",
+            r.plan.rows, r.plan.threads, r.plan.seed
+        ),
+    );
     row("operations", format!("{} in {}", r.ops, r.elapsed));
     row("throughput", r.throughput.to_string());
-    row("errors", format!("{} ({:.2} %)", r.errors, 100.0 * r.error_rate));
+    row(
+        "errors",
+        format!("{} ({:.2} %)", r.errors, 100.0 * r.error_rate),
+    );
     let l = &r.latency;
     row("latency mean ± sd", format!("{} ± {}", l.mean, l.stdev));
     row("min / max", format!("{} / {}", l.min, l.max));
-    row("p50 / p90 / p95", format!("{} / {} / {}", l.p50, l.p90, l.p95));
+    row(
+        "p50 / p90 / p95",
+        format!("{} / {} / {}", l.p50, l.p90, l.p95),
+    );
     row("p99 / p99.9", format!("{} / {}", l.p99, l.p999));
     row(
         "cpu (user + sys)",
-        format!("{} + {} = {:.2} cores ({:.0} % of machine)", r.cpu.user, r.cpu.system, r.cpu.cores_busy, r.cpu.percent_of_machine),
+        format!(
+            "{} + {} = {:.2} cores ({:.0} % of machine)",
+            r.cpu.user, r.cpu.system, r.cpu.cores_busy, r.cpu.percent_of_machine
+        ),
     );
-    row("peak rss / at end", format!("{} / {}", r.memory.peak_rss, r.memory.rss_end));
+    row(
+        "peak rss / at end",
+        format!("{} / {}", r.memory.peak_rss, r.memory.rss_end),
+    );
     if let Some(p) = &r.pool {
-        row("pool acquire mean / max", format!("{} / {} ({} acquires, {} timeouts)", p.mean_wait, p.max_wait, p.acquires, p.timeouts));
+        row(
+            "pool acquire mean / max",
+            format!(
+                "{} / {} ({} acquires, {} timeouts)",
+                p.mean_wait, p.max_wait, p.acquires, p.timeouts
+            ),
+        );
     }
     if let Some(s) = &r.sql {
-        row("sql statements / op", format!("{:.2} ({} total)", s.per_op, s.statements));
-        row("time inside sqlite", format!("{} ({:.0} % of latency)", s.db_time, 100.0 * s.db_time_share));
+        row(
+            "sql statements / op",
+            format!("{:.2} ({} total)", s.per_op, s.statements),
+        );
+        row(
+            "time inside sqlite",
+            format!(
+                "{} ({:.0} % of latency)",
+                s.db_time,
+                100.0 * s.db_time_share
+            ),
+        );
     }
     for (k, v) in &r.metrics {
-        let shown = if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v:.4}") };
+        let shown = if v.fract() == 0.0 && v.abs() < 1e15 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.4}")
+        };
         row(k, shown);
     }
     if let Some(e) = &r.first_error {
@@ -56,9 +97,14 @@ pub fn bench_table(r: &BenchResult) -> String {
 /// Several runs, one row each.
 pub fn summary_table(results: &[BenchResult]) -> String {
     let mut t = table();
-    t.set_header(vec!["workload", "ops", "ops/s", "p50", "p95", "p99", "max", "errors", "sql/op", "peak rss"]);
+    t.set_header(vec![
+        "workload", "ops", "ops/s", "p50", "p95", "p99", "max", "errors", "sql/op", "peak rss",
+    ]);
     for r in results {
-        let sql = r.sql.map(|s| format!("{:.1}", s.per_op)).unwrap_or_else(|| "-".into());
+        let sql = r
+            .sql
+            .map(|s| format!("{:.1}", s.per_op))
+            .unwrap_or_else(|| "-".into());
         t.add_row(vec![
             Cell::new(&r.workload),
             Cell::new(r.ops).set_alignment(CellAlignment::Right),

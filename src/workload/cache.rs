@@ -68,7 +68,11 @@ impl CacheWorkload {
 /// A fixed-size preview of an email: the bytes a mail list shows.
 fn preview(email: &Email) -> Box<[u8]> {
     let mut p = vec![b' '; PREVIEW_BYTES];
-    let text = email.subject.bytes().chain(b" - ".iter().copied()).chain(email.body.bytes());
+    let text = email
+        .subject
+        .bytes()
+        .chain(b" - ".iter().copied())
+        .chain(email.body.bytes());
     for (slot, b) in p.iter_mut().zip(text) {
         *slot = b;
     }
@@ -107,7 +111,10 @@ impl Workload for CacheWorkload {
         // Most reads go to a hot set of recent mail, as in a real inbox.
         let max = db.max_id().max(1);
         let id = if ctx.rng.random_bool(0.9) {
-            max - ctx.rng.random_range(0..LRU_CAPACITY as i64 / 2).min(max - 1)
+            max - ctx
+                .rng
+                .random_range(0..LRU_CAPACITY as i64 / 2)
+                .min(max - 1)
         } else {
             ctx.rng.random_range(1..=max)
         };

@@ -26,7 +26,13 @@ pub struct DbWorkload {
 }
 
 impl DbWorkload {
-    fn new(name: &'static str, description: &'static str, ops: u64, threads: usize, op: OpFn) -> DbWorkload {
+    fn new(
+        name: &'static str,
+        description: &'static str,
+        ops: u64,
+        threads: usize,
+        op: OpFn,
+    ) -> DbWorkload {
         DbWorkload {
             name,
             description,
@@ -189,7 +195,7 @@ pub(super) fn builtins() -> Vec<(&'static str, Factory)> {
             Box::new(DbWorkload::new(
                 "search-like",
                 "slow twin of fts-search: find a reference code with LIKE '%code%' (full table scan)",
-                30,
+                15,
                 1,
                 |db, ctx| {
                     let code = rare_code(ctx.rng.random_range(0..RARE_CODES));

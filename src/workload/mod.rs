@@ -83,7 +83,11 @@ impl SetupEnv {
                     build_template(&template, self.rows, self.seed)?;
                 }
                 std::fs::copy(&template, &self.db_path).with_context(|| {
-                    format!("copying '{}' to '{}'", template.display(), self.db_path.display())
+                    format!(
+                        "copying '{}' to '{}'",
+                        template.display(),
+                        self.db_path.display()
+                    )
                 })?;
             }
         }
@@ -100,8 +104,14 @@ fn build_template(path: &Path, rows: u64, seed: u64) -> anyhow::Result<()> {
     {
         let db = DatabaseManager::open(DbConfig::new(&partial))?;
         db.populate(rows, seed)?;
-        db.conn()?
-            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE;")?;
+    }
+    // With the pool closed, fold the WAL into the main file so that a copy
+    // of that one file is the whole database.
+    rusqlite::Connection::open(&partial)?.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+    for suffix in ["-wal", "-shm"] {
+        let mut p = partial.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
     }
     std::fs::rename(&partial, path)
         .with_context(|| format!("saving template '{}'", path.display()))?;
@@ -125,7 +135,9 @@ impl WorkerCtx {
         WorkerCtx {
             thread,
             op: 0,
-            rng: ChaCha8Rng::seed_from_u64(seed ^ (thread as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            rng: ChaCha8Rng::seed_from_u64(
+                seed ^ (thread as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            ),
         }
     }
 }
@@ -169,8 +181,13 @@ pub type Factory = fn() -> Box<dyn Workload>;
 pub fn builtins() -> Vec<(&'static str, Factory)> {
     let mut all: Vec<(&'static str, Factory)> = db_ops::builtins();
     all.push(("leaky-cache", || Box::new(cache::CacheWorkload::leaky())));
-    all.push(("bounded-cache", || Box::new(cache::CacheWorkload::bounded())));
-    all.push(("tenant-isolation", || Box::new(tenant::TenantIsolation::default())));
+    all.push((
+        "bounded-cache",
+        || Box::new(cache::CacheWorkload::bounded()),
+    ));
+    all.push(("tenant-isolation", || {
+        Box::new(tenant::TenantIsolation::default())
+    }));
     all.extend(synthetic::builtins());
     all
 }
@@ -225,9 +242,21 @@ mod tests {
             assert!(!w.description().is_empty());
         }
         for required in [
-            "populate", "point-read", "random-emails", "random-emails-naive", "search-indexed",
-            "search-like", "fts-search", "aggregate", "concurrent-write", "mixed", "n-plus-one",
-            "n-plus-one-batched", "leaky-cache", "bounded-cache", "tenant-isolation",
+            "populate",
+            "point-read",
+            "random-emails",
+            "random-emails-naive",
+            "search-indexed",
+            "search-like",
+            "fts-search",
+            "aggregate",
+            "concurrent-write",
+            "mixed",
+            "n-plus-one",
+            "n-plus-one-batched",
+            "leaky-cache",
+            "bounded-cache",
+            "tenant-isolation",
         ] {
             assert!(seen.contains(required), "missing {required}");
         }
