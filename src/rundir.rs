@@ -262,7 +262,7 @@ mod tests {
         let a = RunDir::create(dir.path(), "point-read", t).unwrap();
         let b = RunDir::create(dir.path(), "point-read", t).unwrap();
         assert_ne!(a.id, b.id);
-        assert!(a.id.starts_with("20261117T"), "{}", a.id);
+        assert_eq!(a.id, "20261118T110640Z-point-read");
         assert!(a.id.ends_with("Z-point-read"));
     }
 

@@ -59,13 +59,13 @@ fn parse_duration_arg(s: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, Args)]
 pub struct RunFlags {
     /// Data volume: emails in the store (default: the workload's, usually 100k).
-    #[arg(long, value_parser = parse_count_arg)]
+    #[arg(long, value_parser = parse_count_arg, allow_negative_numbers = true)]
     pub rows: Option<u64>,
     /// Worker threads (default: the workload's, usually 1).
-    #[arg(long, short = 't')]
+    #[arg(long, short = 't', allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// Measured operations over all threads (e.g. 5000, 100k).
-    #[arg(long, value_parser = parse_count_arg, conflicts_with = "duration")]
+    #[arg(long, value_parser = parse_count_arg, conflicts_with = "duration", allow_negative_numbers = true)]
     pub ops: Option<u64>,
     /// Measure for this long instead of a number of operations (e.g. 10s).
     #[arg(long, value_parser = parse_duration_arg)]

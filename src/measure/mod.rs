@@ -77,6 +77,9 @@ pub enum PlanError {
     /// Absurd thread count.
     #[error("--threads {0} is more than the limit of {max}", max = defaults::MAX_THREADS)]
     TooManyThreads(usize),
+    /// Zero rows asked for.
+    #[error("--rows must be at least 1")]
+    ZeroRows,
     /// Zero operations or duration.
     #[error("--ops and --duration must be greater than zero")]
     EmptyRun,
@@ -111,6 +114,9 @@ impl RunPlan {
             warmup: options.warmup.unwrap_or(Warmup::Auto),
             seed: options.seed.unwrap_or(defaults::SEED),
         };
+        if options.rows == Some(0) {
+            return Err(PlanError::ZeroRows);
+        }
         match plan {
             RunPlan { threads: 0, .. } => Err(PlanError::ZeroThreads),
             RunPlan { threads, .. } if threads > defaults::MAX_THREADS => {

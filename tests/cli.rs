@@ -1,0 +1,309 @@
+//! The `profkit` binary end to end: run, list, profile, and bad input.
+
+mod common;
+
+use common::{f, profkit, run_json, u};
+use predicates::prelude::*;
+
+#[test]
+fn run_reports_exactly_the_operations_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_json(
+        dir.path(),
+        &[
+            "point-read",
+            "--rows",
+            "2000",
+            "--ops",
+            "3000",
+            "--warmup",
+            "100",
+        ],
+    );
+    assert_eq!(u(&r, &["ops"]), 3000);
+    assert_eq!(u(&r, &["errors"]), 0);
+    assert_eq!(u(&r, &["plan", "rows"]), 2000);
+    let hist_total: u64 = r["latency"]["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b[1].as_u64().unwrap())
+        .sum();
+    assert_eq!(hist_total, 3000);
+    let l = |k: &str| u(&r, &["latency", k]);
+    assert!(l("min") <= l("p50"));
+    assert!(l("p50") <= l("p90") && l("p90") <= l("p95"));
+    assert!(l("p95") <= l("p99") && l("p99") <= l("p999") && l("p999") <= l("max"));
+    assert!(f(&r, &["throughput"]) > 0.0);
+    assert!(u(&r, &["memory", "peak_rss"]) > 0);
+    assert_eq!(f(&r, &["sql", "per_op"]), 1.0);
+
+    // The run folder holds bench.json and manifest.json.
+    let runs: Vec<_> = std::fs::read_dir(dir.path().join("profiles"))
+        .unwrap()
+        .collect();
+    assert_eq!(runs.len(), 1);
+    let run = runs[0].as_ref().unwrap().path();
+    assert!(run
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .ends_with("Z-point-read"));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["workload"], "point-read");
+    assert_eq!(manifest["plan"]["seed"], 42);
+    assert!(manifest["host"]["cores"].as_u64().unwrap() >= 1);
+    let bench: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("bench.json")).unwrap()).unwrap();
+    assert_eq!(bench["ops"], 3000);
+    assert_eq!(bench["schema_version"], 1);
+}
+
+#[test]
+fn concurrent_writers_lose_no_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_json(
+        dir.path(),
+        &[
+            "concurrent-write",
+            "--rows",
+            "1000",
+            "--threads",
+            "8",
+            "--ops",
+            "800",
+            "--warmup",
+            "0",
+        ],
+    );
+    assert_eq!(u(&r, &["ops"]), 800);
+    assert_eq!(u(&r, &["errors"]), 0);
+    let m = &r["metrics"];
+    assert_eq!(m["rows_written"].as_f64().unwrap(), 800.0);
+    assert_eq!(m["rows_after"].as_f64().unwrap(), 1800.0);
+}
+
+#[test]
+fn n_plus_one_issues_many_more_statements_than_its_batched_twin() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |w: &'static str| vec![w, "--rows", "3000", "--ops", "50", "--warmup", "5"];
+    let slow = run_json(dir.path(), &args("n-plus-one"));
+    let fast = run_json(dir.path(), &args("n-plus-one-batched"));
+    let slow_per_op = f(&slow, &["sql", "per_op"]);
+    let fast_per_op = f(&fast, &["sql", "per_op"]);
+    assert_eq!(slow_per_op, 101.0);
+    assert_eq!(fast_per_op, 2.0);
+}
+
+#[test]
+fn duration_runs_and_human_output() {
+    let dir = tempfile::tempdir().unwrap();
+    profkit(dir.path())
+        .args([
+            "run",
+            "random-emails",
+            "--rows",
+            "2000",
+            "--duration",
+            "300ms",
+            "--warmup",
+            "50ms",
+            "--out",
+        ])
+        .arg(dir.path().join("p"))
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("p99 / p99.9").and(predicate::str::contains("throughput")),
+        );
+}
+
+#[test]
+fn list_names_every_builtin() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = profkit(dir.path()).arg("list").assert().success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    for name in [
+        "populate",
+        "random-emails-naive",
+        "leaky-cache",
+        "tenant-isolation",
+        "n-plus-one-batched",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn profile_writes_run_folders_and_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    profkit(dir.path())
+        .args([
+            "profile",
+            "--workloads",
+            "point-read,n-plus-one",
+            "--rows",
+            "1000",
+            "--scale",
+            "0.01",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("index:"));
+    let entries: Vec<String> = std::fs::read_dir(dir.path().join("profiles"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        entries.iter().any(|e| e.ends_with("-point-read")),
+        "{entries:?}"
+    );
+    assert!(
+        entries.iter().any(|e| e.ends_with("-n-plus-one")),
+        "{entries:?}"
+    );
+    let index = entries
+        .iter()
+        .find(|e| e.ends_with("-profile"))
+        .expect("an index folder");
+    let md =
+        std::fs::read_to_string(dir.path().join("profiles").join(index).join("index.md")).unwrap();
+    assert!(md.contains("n-plus-one"));
+}
+
+#[test]
+fn unknown_workload_lists_the_valid_names() {
+    let dir = tempfile::tempdir().unwrap();
+    profkit(dir.path())
+        .args(["run", "point-reed"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("unknown workload 'point-reed'")
+                .and(predicate::str::contains("point-read")),
+        );
+}
+
+#[test]
+fn bad_sizes_and_durations_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["run", "point-read", "--threads", "0"],
+            "--threads must be at least 1",
+        ),
+        (&["run", "point-read", "--ops", "0"], "greater than zero"),
+        (
+            &["run", "point-read", "--rows", "0"],
+            "--rows must be at least 1",
+        ),
+        (
+            &["run", "point-read", "--rows", "-5"],
+            "'-5' is not a count",
+        ),
+        (&["run", "point-read", "--threads", "-1"], "--threads"),
+        (&["run", "point-read", "--rows", "999999999999"], "limit"),
+        (&["run", "point-read", "--threads", "100000"], "limit"),
+        (
+            &["run", "point-read", "--duration", "soon"],
+            "not a duration",
+        ),
+        (&["run", "point-read", "--warmup", "lots"], "neither"),
+    ];
+    for (args, message) in cases {
+        let assert = profkit(dir.path()).args(*args).assert().code(2);
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "my precious notes\n").unwrap();
+    profkit(dir.path())
+        .args(["run", "point-read", "--rows", "100", "--ops", "10", "--db"])
+        .arg(&notes)
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("notes.txt")
+                .and(predicate::str::contains("not a SQLite database")),
+        );
+    assert_eq!(
+        std::fs::read_to_string(&notes).unwrap(),
+        "my precious notes\n"
+    );
+}
+
+#[test]
+fn a_database_locked_by_another_process_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mail.db");
+    // A real profkit database, made by the binary.
+    profkit(dir.path())
+        .args(["run", "point-read", "--rows", "200", "--ops", "10", "--db"])
+        .arg(&db)
+        .assert()
+        .success();
+    let rows_before: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM emails", [], |r| r.get(0))
+        .unwrap();
+    // This test process holds the write lock while the binary tries to open it.
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    profkit(dir.path())
+        .args([
+            "run",
+            "concurrent-write",
+            "--rows",
+            "200",
+            "--ops",
+            "10",
+            "--db",
+        ])
+        .arg(&db)
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("locked by another process")
+                .and(predicate::str::contains("mail.db")),
+        );
+    holder.execute_batch("ROLLBACK").unwrap();
+    let rows_after: i64 = holder
+        .query_row("SELECT count(*) FROM emails", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows_before, rows_after);
+}
+
+#[test]
+fn a_foreign_sqlite_database_is_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL); INSERT INTO invoices VALUES (1, 9.5);")
+        .unwrap();
+    profkit(dir.path())
+        .args(["run", "point-read", "--rows", "100", "--db"])
+        .arg(&db)
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("not a profkit one").and(predicate::str::contains("invoices")),
+        );
+    let tables: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 1);
+}

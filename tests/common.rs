@@ -1,0 +1,51 @@
+//! Helpers shared by the CLI tests: run the real `profkit` binary on small data.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+/// A `profkit` command writing its run folders under `out`.
+pub fn profkit(out: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("profkit").expect("the profkit binary is built");
+    cmd.current_dir(out);
+    cmd
+}
+
+/// Runs `profkit run <args> --json` on small data and returns the parsed result.
+pub fn run_json(out: &Path, args: &[&str]) -> serde_json::Value {
+    let output = profkit(out)
+        .arg("run")
+        .args(args)
+        .args(["--json", "--out"])
+        .arg(out.join("profiles"))
+        .output()
+        .expect("profkit runs");
+    assert!(
+        output.status.success(),
+        "profkit run {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("stdout is JSON")
+}
+
+/// A field as u64.
+pub fn u(v: &serde_json::Value, path: &[&str]) -> u64 {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_u64()
+        .unwrap_or_else(|| panic!("{path:?} is not a u64 in {v}"))
+}
+
+/// A field as f64.
+pub fn f(v: &serde_json::Value, path: &[&str]) -> f64 {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_f64()
+        .unwrap_or_else(|| panic!("{path:?} is not a number in {v}"))
+}
