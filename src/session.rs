@@ -195,3 +195,45 @@ impl Session {
         Ok(RunOutcome { dir, bench })
     }
 }
+
+/// The `main` of the examples: runs the built-in workload `name` with the
+/// `profkit run` flags given on the command line (`--rows`, `--ops`, …
+/// parsed the simple way: `--flag value` pairs), prints the table and
+/// exits non-zero on error.
+pub fn example_main(name: &str) {
+    if let Err(e) = example_run(name, std::env::args().skip(1).collect()) {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn example_run(name: &str, args: Vec<String>) -> anyhow::Result<()> {
+    use crate::units::{parse_count, parse_duration};
+    let mut options = RunOptions::default();
+    let mut pairs = args.chunks(2);
+    for pair in &mut pairs {
+        let [flag, value] = pair else {
+            anyhow::bail!("expected --flag value pairs, got {pair:?}");
+        };
+        let count = || parse_count(value).map_err(anyhow::Error::msg);
+        match flag.as_str() {
+            "--rows" => options.rows = Some(count()?),
+            "--ops" => options.stop = Some(measure::Stop::Ops(count()?)),
+            "--threads" => options.threads = Some(count()? as usize),
+            "--seed" => options.seed = Some(count()?),
+            "--duration" => {
+                let d = parse_duration(value).map_err(anyhow::Error::msg)?;
+                options.stop = Some(measure::Stop::Duration(d.into()));
+            }
+            other => anyhow::bail!(
+                "unknown flag '{other}' (known: --rows --ops --threads --seed --duration)"
+            ),
+        }
+    }
+    let workload = crate::workload::by_name(name)?;
+    let mut session = Session::new(SessionConfig::default())?;
+    let outcome = session.run(workload, &options)?;
+    println!("{}", crate::render::table::bench_table(&outcome.bench));
+    println!("wrote {}", outcome.dir.path.display());
+    Ok(())
+}

@@ -194,7 +194,7 @@ impl Shape {
     /// third of the mail, the last one a few percent. Deterministic, so
     /// workloads can scope an operation to the right tenant without a query.
     pub fn tenant_of(&self, email_id: i64) -> i64 {
-        let u = unit(email_id as u64 ^ 0x7E4A_17);
+        let u = unit(email_id as u64 ^ 0x007E_4A17);
         1 + (u * u * self.tenants as f64) as i64
     }
 

@@ -3,7 +3,7 @@
 
 /// Bumped whenever the tables below change; a database populated under
 /// another version is rebuilt.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Tables, created before the bulk load. Secondary indexes come after it
 /// (see [`INDEXES`]): building them once over sorted data is several times
@@ -51,7 +51,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS emails_fts USING fts5(
 /// Secondary indexes and the triggers that keep the FTS index in step.
 pub const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS emails_tenant_received ON emails(tenant_id, received_at);
-CREATE INDEX IF NOT EXISTS emails_tenant_sender ON emails(tenant_id, sender);
+CREATE INDEX IF NOT EXISTS emails_tenant_sender ON emails(tenant_id, sender, received_at);
 CREATE INDEX IF NOT EXISTS emails_sender_received ON emails(sender, received_at);
 CREATE INDEX IF NOT EXISTS emails_received ON emails(received_at);
 CREATE INDEX IF NOT EXISTS emails_mailbox ON emails(mailbox_id);

@@ -1,0 +1,7 @@
+//! Runs the built-in `random-emails-naive` workload and prints its measurements:
+//! `cargo run --release --example random-emails-naive [-- profkit run flags]`.
+//! See `custom_workload.rs` for measuring your own code the same way.
+
+fn main() {
+    profkit::session::example_main("random-emails-naive");
+}
