@@ -209,7 +209,12 @@ fn main() {
             pop_mgr.push(manager_populate(&mgr_path, rows).as_secs_f64());
             pop_raw.push(raw_populate(&raw_path, rows).as_secs_f64());
         }
-        let db = DatabaseManager::open(DbConfig::new(&mgr_path)).unwrap();
+        let mut config = DbConfig::new(&mgr_path);
+        // For measuring the tuning itself: PROFKIT_BENCH_CACHE_KIB=2000 PROFKIT_BENCH_MMAP=0
+        // gives SQLite's defaults.
+        config.cache_kib = env("PROFKIT_BENCH_CACHE_KIB", config.cache_kib.into()) as u32;
+        config.mmap_bytes = env("PROFKIT_BENCH_MMAP", config.mmap_bytes);
+        let db = DatabaseManager::open(config).unwrap();
         let conn = raw_connection(&raw_path);
         let (shape, max) = (db.shape(), db.max_id());
         // Warm both caches, then measure alternately.
