@@ -273,6 +273,7 @@ struct WorkerTally {
     errors: u64,
     first_error: Option<String>,
     sql: trace::ThreadSqlCounts,
+    statements: trace::Tallies,
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -310,7 +311,10 @@ fn run_phase(
                         errors: 0,
                         first_error: None,
                         sql: trace::ThreadSqlCounts::default(),
+                        statements: trace::Tallies::new(),
                     };
+                    trace::take_thread_tallies();
+                    trace::set_operation("");
                     let sql_before = trace::thread_counts();
                     let mut now = Instant::now();
                     loop {
@@ -347,6 +351,7 @@ fn run_phase(
                         nanos: after.nanos - sql_before.nanos,
                         nested: after.nested - sql_before.nested,
                     };
+                    tally.statements = trace::take_thread_tallies();
                     tally
                 })?;
             handles.push(handle);
@@ -432,6 +437,16 @@ pub fn measure(
     plan: &RunPlan,
     progress: &Progress,
 ) -> anyhow::Result<BenchResult> {
+    measure_detailed(workload, plan, progress).map(|(bench, _)| bench)
+}
+
+/// [`measure`], also returning the per-statement figures of the measured
+/// phase (empty unless the database's trace hook is on).
+pub fn measure_detailed(
+    workload: &dyn Workload,
+    plan: &RunPlan,
+    progress: &Progress,
+) -> anyhow::Result<(BenchResult, trace::Tallies)> {
     let quiet = Progress::default();
     if let Some(warmup) = plan.warmup_stop() {
         run_phase(workload, plan.threads, warmup, plan.seed ^ 0xAAAA, &quiet)?;
@@ -452,7 +467,9 @@ pub fn measure(
     let mut errors = 0;
     let mut first_error = None;
     let mut sql = trace::ThreadSqlCounts::default();
+    let mut statements = trace::Tallies::new();
     for t in tallies {
+        trace::merge_tallies(&mut statements, &t.statements);
         histogram
             .add(&t.histogram)
             .expect("histograms of one precision merge");
@@ -468,7 +485,7 @@ pub fn measure(
     let sql_on = workload.database().is_some_and(|db| db.config().sql_trace);
     let latency = LatencySummary::from_histogram(&histogram);
     let summed_latency = latency.mean.0 as f64 * ops as f64;
-    Ok(BenchResult {
+    let bench = BenchResult {
         schema_version: SCHEMA_VERSION,
         workload: workload.name().to_string(),
         plan: *plan,
@@ -502,7 +519,8 @@ pub fn measure(
             },
         }),
         metrics,
-    })
+    };
+    Ok((bench, statements))
 }
 
 #[cfg(test)]
