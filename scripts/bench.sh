@@ -4,13 +4,13 @@
 # one process or one run of this script.
 #
 #   scripts/bench.sh            everything
-#   scripts/bench.sh db         only the foundation part
+#   scripts/bench.sh db         only the foundation part (db, sql are built in)
 #   scripts/bench.sh cpu heap   only those parts (scripts/bench-<part>.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(db $(ls scripts/bench-*.sh 2>/dev/null | sed 's#scripts/bench-\(.*\)\.sh#\1#'))
+[ ${#parts[@]} -eq 0 ] && parts=(db sql $(ls scripts/bench-*.sh 2>/dev/null | sed 's#scripts/bench-\(.*\)\.sh#\1#'))
 
 cargo build --release --quiet
 PK=./target/release/profkit
@@ -41,9 +41,23 @@ db_part() {
         "'tenant-isolation: scoped %.1f us, unscoped %.1f us, ratio %.3f' % (r['metrics']['scoped_mean_ns']/1e3, r['metrics']['unscoped_mean_ns']/1e3, r['metrics']['scoping_cost_ratio'])"
 }
 
+sql_part() {
+    echo "## sql: trace hook on vs off (same process, alternating)"
+    cargo bench --quiet --bench sql_overhead 2>/dev/null
+    echo
+    echo "## sql: top finding per twin (100k rows)"
+    for w in search-like fts-search random-emails-naive random-emails n-plus-one n-plus-one-batched; do
+        $PK sql "$w" --out "$OUT" >/dev/null
+        run=$(ls -td "$OUT"/*-"$w" | head -1)
+        python3 -c "import json; f=json.load(open('$run/findings.json'))['findings']; print('$w:', (('[%s] %s' % (f[0]['severity'], f[0]['title'])) if f else 'no findings'))"
+    done
+}
+
 for part in "${parts[@]}"; do
     if [ "$part" = db ]; then
         db_part
+    elif [ "$part" = sql ]; then
+        sql_part
     elif [ -x "scripts/bench-$part.sh" ] || [ -f "scripts/bench-$part.sh" ]; then
         echo "## $part"
         bash "scripts/bench-$part.sh"

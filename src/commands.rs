@@ -6,12 +6,13 @@ use anyhow::Context as _;
 
 use profkit::db::DbError;
 use profkit::measure::{PlanError, RunOptions, Stop};
+use profkit::profile;
 use profkit::render::table;
-use profkit::rundir::{self, OutputError};
+use profkit::rundir::{self, OutputError, RunDir};
 use profkit::session::{Session, SessionConfig};
 use profkit::workload::{self, WorkloadError};
 
-use crate::cli::{Cli, Command, ProfileArgs, RunArgs};
+use crate::cli::{Cli, Command, ProfileArgs, RunArgs, SqlArgs};
 
 /// Runs the parsed command.
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -19,6 +20,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::List => list(),
         Command::Run(args) => run(args),
         Command::Profile(args) => profile(args),
+        Command::Sql(args) => sql(args),
     }
 }
 
@@ -95,10 +97,15 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
         .map(|n| workload::by_name(n))
         .collect::<Result<Vec<_>, _>>()?;
     let started = SystemTime::now();
-    let mut session = Session::new(SessionConfig::from(&args.run))?;
+    // The bench pass measures without the SQL hook; the SQL pass comes after.
+    let mut session = Session::new(SessionConfig {
+        sql_trace: false,
+        ..SessionConfig::from(&args.run)
+    })?;
     let base = RunOptions::from(&args.run);
     let mut results = Vec::new();
     let mut rows = Vec::new();
+    let mut findings = Vec::new();
     for w in workloads {
         let name = w.name().to_string();
         let mut options = base.clone();
@@ -110,6 +117,20 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
         let outcome = session
             .run(w, &options)
             .with_context(|| format!("profiling '{name}'"))?;
+        // Extra passes: each runs the workload again, separately, into the
+        // same run folder, so no profiler distorts another's figures.
+        let mut sql_options = options.clone();
+        if let (None, Some(Stop::Ops(n))) = (base.stop, sql_options.stop) {
+            sql_options.stop = Some(Stop::Ops((n / 2).max(1)));
+        }
+        let (_, sql_run) = sql_pass(&mut session, &name, &sql_options, Some(&outcome.dir))
+            .with_context(|| format!("SQL pass of '{name}'"))?;
+        let top = sql_run
+            .findings
+            .top()
+            .map(|f| format!("[{:?}] {}", f.severity, f.title))
+            .unwrap_or_else(|| "no findings".into());
+        findings.push((name.clone(), top));
         rows.push(format!(
             "| [{name}](../{id}/bench.json) | {:.0} | {} | {} | {} | {} |",
             outcome.bench.throughput.0,
@@ -123,6 +144,10 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
     }
     let benches: Vec<_> = results.iter().map(|(_, b)| b.clone()).collect();
     println!("{}", table::summary_table(&benches));
+    println!("top finding per workload:");
+    for (name, top) in &findings {
+        println!("  {name:<20} {top}");
+    }
 
     let index_dir = session.run_dir("profile", started)?;
     let mut md = format!(
@@ -132,6 +157,10 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
     for r in &rows {
         md.push_str(r);
         md.push('\n');
+    }
+    md.push_str("\n## Top finding per workload\n\n");
+    for (name, top) in &findings {
+        md.push_str(&format!("- **{name}**: {}\n", top.replace('<', "&lt;")));
     }
     rundir::write_atomic(&index_dir.file("index.md"), md.as_bytes())?;
     let index: Vec<_> = results
@@ -143,5 +172,41 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
         &serde_json::json!({ "runs": index }),
     )?;
     println!("index: {}", index_dir.file("index.md").display());
+    Ok(())
+}
+
+/// The SQL pass over one workload, into `dir` (a new run folder when `None`).
+fn sql_pass(
+    session: &mut Session,
+    name: &str,
+    options: &RunOptions,
+    dir: Option<&RunDir>,
+) -> anyhow::Result<(RunDir, profile::sql::SqlRun)> {
+    let started = SystemTime::now();
+    let prepared = session.prepare(workload::by_name(name)?, options, true)?;
+    let run = profile::sql::profile_prepared(&prepared, &session.progress(name))?;
+    let dir = match dir {
+        Some(d) => d.clone(),
+        None => {
+            let d = session.run_dir(name, started)?;
+            rundir::write_json(&d.file("bench.json"), &run.bench)?;
+            session.write_manifest(&d, &prepared, &["bench", "sql"], started)?;
+            d
+        }
+    };
+    profile::sql::write(&dir, &run)?;
+    session.discard(prepared);
+    Ok((dir, run))
+}
+
+fn sql(args: SqlArgs) -> anyhow::Result<()> {
+    workload::by_name(&args.workload)?;
+    let options = RunOptions::from(&args.run);
+    let mut session = Session::new(SessionConfig::from(&args.run))?;
+    let (dir, run) = sql_pass(&mut session, &args.workload, &options, None)?;
+    println!("{}", table::sql_table(&run.report, args.top));
+    println!();
+    print!("{}", table::findings_text(&run.findings));
+    println!("wrote {}", dir.path.display());
     Ok(())
 }

@@ -138,12 +138,17 @@ impl Session {
         }
     }
 
+    /// A progress bar labelled `label`, shown if the session shows progress.
+    pub fn progress(&self, label: &str) -> Progress {
+        Progress {
+            enabled: self.config.progress,
+            label: label.to_string(),
+        }
+    }
+
     /// Measures a prepared workload.
     pub fn measure(&self, prepared: &Prepared) -> anyhow::Result<BenchResult> {
-        let progress = Progress {
-            enabled: self.config.progress,
-            label: prepared.workload.name().to_string(),
-        };
+        let progress = self.progress(prepared.workload.name());
         measure::measure(prepared.workload.as_ref(), &prepared.plan, &progress)
             .with_context(|| format!("running workload '{}'", prepared.workload.name()))
     }

@@ -29,6 +29,21 @@ pub enum Command {
     Run(RunArgs),
     /// The main job: run every built-in workload and write run folders and an index.
     Profile(ProfileArgs),
+    /// Profile a workload's SQL: per-statement times, query plans, N+1 and full scans, findings.
+    Sql(SqlArgs),
+}
+
+/// `profkit sql`.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// Workload name (see `profkit list`).
+    pub workload: String,
+    /// Run options.
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// Statements to show in the table.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
 }
 
 /// How much warm-up: an operation count (`500`) or a duration (`1s`).

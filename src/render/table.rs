@@ -3,6 +3,8 @@
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, Table};
 
+use crate::analyze::findings::Findings;
+use crate::analyze::sql::SqlReport;
 use crate::measure::{BenchResult, Stop};
 
 fn table() -> Table {
@@ -119,4 +121,70 @@ pub fn summary_table(results: &[BenchResult]) -> String {
         ]);
     }
     t.to_string()
+}
+
+/// The statements of a SQL report, most time first.
+pub fn sql_table(report: &SqlReport, top: usize) -> String {
+    let mut t = table();
+    t.set_header(vec![
+        "operation",
+        "statement",
+        "runs/op",
+        "mean",
+        "p95",
+        "rows/run",
+        "% latency",
+        "plan",
+    ]);
+    let mut rows: Vec<_> = report
+        .operations
+        .iter()
+        .flat_map(|op| op.statements.iter().map(move |s| (op, s)))
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1.total));
+    for (op, s) in rows.into_iter().take(top) {
+        let mut plan = s
+            .plan
+            .iter()
+            .map(|p| p.detail.as_str())
+            .collect::<Vec<_>>()
+            .join(" → ");
+        if !s.full_scans.is_empty() {
+            plan.push_str("  [FULL SCAN]");
+        }
+        t.add_row(vec![
+            Cell::new(&op.operation),
+            Cell::new(crate::analyze::findings::short_sql(&s.shape)),
+            Cell::new(format!("{:.1}", s.per_op)).set_alignment(CellAlignment::Right),
+            Cell::new(s.mean).set_alignment(CellAlignment::Right),
+            Cell::new(s.p95).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.1}", s.rows_per_exec)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.0}", 100.0 * s.share_of_latency))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(plan),
+        ]);
+    }
+    format!(
+        "{}\n{:.1} statements and {} of database time per operation ({:.0} % of latency inside SQLite)",
+        t,
+        report.statements_per_op,
+        report.db_time_per_op,
+        100.0 * report.db_time_share
+    )
+}
+
+/// Findings as a numbered list, most important first.
+pub fn findings_text(findings: &Findings) -> String {
+    if findings.findings.is_empty() {
+        return format!("{}: no findings\n", findings.workload);
+    }
+    let mut out = format!("findings for {}:\n", findings.workload);
+    for (i, f) in findings.findings.iter().enumerate() {
+        out.push_str(&format!("{:>2}. [{:?}] {}\n", i + 1, f.severity, f.title));
+        for e in &f.evidence {
+            out.push_str(&format!("      {e}\n"));
+        }
+        out.push_str(&format!("      fix: {}\n", f.hint));
+    }
+    out
 }

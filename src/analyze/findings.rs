@@ -1,0 +1,275 @@
+//! Bottleneck verdicts: a short ranked list of findings, each with its
+//! evidence and a fix hint, drawn from the SQL (and, when present, CPU and
+//! heap) data of a run. Stored as `findings.json` and shown first in reports.
+
+use serde::{Deserialize, Serialize};
+
+use super::sql::SqlReport;
+
+/// Version of `findings.json`.
+pub const FINDINGS_SCHEMA_VERSION: u32 = 1;
+
+/// How much a finding matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing.
+    Info,
+    /// Costs a noticeable share of the time or memory.
+    Warning,
+    /// Dominates the operation.
+    Critical,
+}
+
+/// What kind of problem a finding names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// A statement reads a whole table.
+    FullScan,
+    /// One query, then one query per row.
+    NPlusOne,
+    /// Many single-row lookups per operation, with no parent query.
+    RepeatedLookups,
+    /// A sort or grouping through a temp B-tree.
+    TempBtree,
+    /// A hot function or layer in the CPU profile.
+    CpuHotspot,
+    /// Live heap grows with the operation count.
+    Leak,
+}
+
+/// One verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Kind.
+    pub kind: FindingKind,
+    /// Severity.
+    pub severity: Severity,
+    /// Share of the operation's time (or memory) at stake, 0–1; ranks
+    /// findings of one severity.
+    pub score: f64,
+    /// Workload.
+    pub workload: String,
+    /// One line: what is wrong.
+    pub title: String,
+    /// The figures behind it.
+    pub evidence: Vec<String>,
+    /// What to do about it.
+    pub hint: String,
+}
+
+/// What `findings.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Findings {
+    /// [`FINDINGS_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Workload.
+    pub workload: String,
+    /// Most important first.
+    pub findings: Vec<Finding>,
+}
+
+impl Findings {
+    /// Ranked findings of a workload.
+    pub fn new(workload: &str, mut findings: Vec<Finding>) -> Findings {
+        findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(b.score.total_cmp(&a.score))
+                .then(a.title.cmp(&b.title))
+        });
+        Findings {
+            schema_version: FINDINGS_SCHEMA_VERSION,
+            workload: workload.to_string(),
+            findings,
+        }
+    }
+
+    /// The top finding, if any.
+    pub fn top(&self) -> Option<&Finding> {
+        self.findings.first()
+    }
+}
+
+fn severity_for(share: f64) -> Severity {
+    if share >= 0.5 {
+        Severity::Critical
+    } else if share >= 0.1 {
+        Severity::Warning
+    } else {
+        Severity::Info
+    }
+}
+
+/// Shortens a statement for a one-line title.
+pub fn short_sql(shape: &str) -> String {
+    const MAX: usize = 90;
+    // Keep the head and the WHERE/ORDER part: they say what the statement does.
+    let shape = match (
+        shape.find(" FROM "),
+        shape.find(" WHERE ").or(shape.find(" ORDER BY ")),
+    ) {
+        (Some(from), Some(tail)) if shape.starts_with("SELECT") && from > 20 => {
+            format!("SELECT … {}", &shape[from + 1..tail].trim()) + &shape[tail..]
+        }
+        _ => shape.to_string(),
+    };
+    if shape.chars().count() > MAX {
+        shape.chars().take(MAX - 1).collect::<String>() + "…"
+    } else {
+        shape
+    }
+}
+
+fn scan_hint(shape: &str) -> String {
+    let upper = shape.to_ascii_uppercase();
+    if upper.contains("RANDOM()") {
+        "pick random ids and look them up by primary key instead of sorting the whole table".into()
+    } else if upper.contains(" LIKE ") {
+        "a LIKE '%…%' pattern cannot use a B-tree index: search through the FTS5 index (MATCH) instead".into()
+    } else {
+        "add an index on the columns this statement filters or sorts by".into()
+    }
+}
+
+/// Findings from a run's SQL report.
+pub fn from_sql(report: &SqlReport) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for op in &report.operations {
+        for s in &op.statements {
+            if !s.full_scans.is_empty() {
+                let mut evidence = vec![
+                    format!(
+                        "plan: {}",
+                        s.plan
+                            .iter()
+                            .map(|p| p.detail.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" → ")
+                    ),
+                    format!(
+                        "{} runs, mean {}, p95 {}, {:.0} % of operation latency",
+                        s.executions,
+                        s.mean,
+                        s.p95,
+                        100.0 * s.share_of_latency
+                    ),
+                ];
+                if !s.temp_btrees.is_empty() {
+                    evidence.push(format!(
+                        "and a temp B-tree for {}",
+                        s.temp_btrees.join(", ")
+                    ));
+                }
+                out.push(Finding {
+                    kind: FindingKind::FullScan,
+                    severity: severity_for(s.share_of_latency),
+                    score: s.share_of_latency,
+                    workload: report.workload.clone(),
+                    title: format!(
+                        "`{}` runs SCAN {} (no usable index): {:.0} % of {} time",
+                        short_sql(&s.shape),
+                        s.full_scans.join(", "),
+                        100.0 * s.share_of_latency,
+                        op.operation
+                    ),
+                    evidence,
+                    hint: scan_hint(&s.shape),
+                });
+            } else if !s.temp_btrees.is_empty() && s.share_of_latency >= 0.05 {
+                out.push(Finding {
+                    kind: FindingKind::TempBtree,
+                    severity: Severity::Info,
+                    score: s.share_of_latency,
+                    workload: report.workload.clone(),
+                    title: format!(
+                        "`{}` sorts through a temp B-tree for {}",
+                        short_sql(&s.shape),
+                        s.temp_btrees.join(", ")
+                    ),
+                    evidence: vec![format!(
+                        "mean {}, {:.0} % of operation latency, {:.1} rows per run",
+                        s.mean,
+                        100.0 * s.share_of_latency,
+                        s.rows_per_exec
+                    )],
+                    hint: "an index whose columns match the ORDER BY / GROUP BY lets SQLite read rows in order".into(),
+                });
+            }
+        }
+    }
+    for n in &report.n_plus_one {
+        let op_total = report
+            .operations
+            .iter()
+            .find(|o| o.operation == n.operation)
+            .map(|o| o.statements_per_op)
+            .unwrap_or(n.per_op);
+        match &n.parent {
+            Some(parent) => out.push(Finding {
+                kind: FindingKind::NPlusOne,
+                severity: if n.share_of_latency >= 0.1 { Severity::Critical } else { Severity::Warning },
+                // N+1 costs round trips, not only statement time: rank it by
+                // the share of statements it adds.
+                score: (n.per_op / op_total.max(1.0)).max(n.share_of_latency),
+                workload: report.workload.clone(),
+                title: format!(
+                    "n-plus-one: {:.0} statements per operation, {:.0} of shape `{}`",
+                    op_total,
+                    n.per_op,
+                    short_sql(&n.shape)
+                ),
+                evidence: vec![
+                    format!("driven by `{}`", short_sql(parent)),
+                    format!("{:.0} % of operation latency in the repeated statement", 100.0 * n.share_of_latency),
+                ],
+                hint: "batch them: one query with IN (…) or a JOIN, or prefetch the rows with the first query".into(),
+            }),
+            None => out.push(Finding {
+                kind: FindingKind::RepeatedLookups,
+                severity: Severity::Info,
+                score: n.share_of_latency,
+                workload: report.workload.clone(),
+                title: format!("{:.0} lookups per operation of shape `{}`", n.per_op, short_sql(&n.shape)),
+                evidence: vec![format!("{:.0} % of operation latency", 100.0 * n.share_of_latency)],
+                hint: "fine for indexed point lookups; batch with IN (…) if the keys are known up front".into(),
+            }),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranking_puts_severity_first_then_score() {
+        let f = |severity, score: f64, title: &str| Finding {
+            kind: FindingKind::FullScan,
+            severity,
+            score,
+            workload: "w".into(),
+            title: title.into(),
+            evidence: vec![],
+            hint: String::new(),
+        };
+        let all = Findings::new(
+            "w",
+            vec![
+                f(Severity::Info, 0.9, "a"),
+                f(Severity::Critical, 0.6, "b"),
+                f(Severity::Critical, 0.8, "c"),
+            ],
+        );
+        let titles: Vec<_> = all.findings.iter().map(|x| x.title.as_str()).collect();
+        assert_eq!(titles, ["c", "b", "a"]);
+    }
+
+    #[test]
+    fn short_sql_keeps_the_where_clause() {
+        let s = short_sql("SELECT id, tenant_id, mailbox_id, sender, recipients, subject FROM emails WHERE id = ? AND tenant_id = ?");
+        assert_eq!(s, "SELECT … FROM emails WHERE id = ? AND tenant_id = ?");
+    }
+}

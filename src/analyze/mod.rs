@@ -1,0 +1,5 @@
+//! Turns measured data into answers: SQL statement analysis, bottleneck
+//! verdicts.
+
+pub mod findings;
+pub mod sql;

@@ -1,0 +1,4 @@
+//! Profilers that wrap a measured run: each yields plain data that the
+//! analysis and rendering stages turn into answers.
+
+pub mod sql;
