@@ -178,23 +178,39 @@ pub fn from_sql(report: &SqlReport) -> Vec<Finding> {
                     hint: scan_hint(&s.shape),
                 });
             } else if !s.temp_btrees.is_empty() && s.share_of_latency >= 0.05 {
+                let mut evidence = vec![format!(
+                    "mean {}, p95 {}, {:.0} % of operation latency, {:.1} rows per run",
+                    s.mean,
+                    s.p95,
+                    100.0 * s.share_of_latency,
+                    s.rows_per_exec
+                )];
+                if let Some(slow) = &s.slowest {
+                    evidence.push(format!(
+                        "slowest run ({}): {} — planned as {}",
+                        slow.time,
+                        slow.sql,
+                        slow.plan
+                            .iter()
+                            .map(|p| p.detail.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" → ")
+                    ));
+                }
                 out.push(Finding {
                     kind: FindingKind::TempBtree,
-                    severity: Severity::Info,
+                    severity: severity_for(s.share_of_latency).min(Severity::Warning),
                     score: s.share_of_latency,
                     workload: report.workload.clone(),
                     title: format!(
-                        "`{}` sorts through a temp B-tree for {}",
+                        "`{}` sorts through a temp B-tree for {}: {:.0} % of {} time",
                         short_sql(&s.shape),
-                        s.temp_btrees.join(", ")
-                    ),
-                    evidence: vec![format!(
-                        "mean {}, {:.0} % of operation latency, {:.1} rows per run",
-                        s.mean,
+                        s.temp_btrees.join(", "),
                         100.0 * s.share_of_latency,
-                        s.rows_per_exec
-                    )],
-                    hint: "an index whose columns match the ORDER BY / GROUP BY lets SQLite read rows in order".into(),
+                        op.operation
+                    ),
+                    evidence,
+                    hint: "an index whose columns match the WHERE equality columns then the ORDER BY / GROUP BY columns lets SQLite read rows in order".into(),
                 });
             }
         }

@@ -161,6 +161,17 @@ pub fn temp_btrees(plan: &[PlanStep]) -> Vec<String> {
         .collect()
 }
 
+/// The slowest run of a statement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlowestRun {
+    /// Its time.
+    pub time: Nanos,
+    /// Its SQL with the bound values.
+    pub sql: String,
+    /// Its plan.
+    pub plan: Vec<PlanStep>,
+}
+
 /// Figures of one statement shape within one operation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatementStats {
@@ -188,8 +199,11 @@ pub struct StatementStats {
     pub share_of_db_time: f64,
     /// Share of the operation's latency (summed over operations).
     pub share_of_latency: f64,
-    /// EXPLAIN QUERY PLAN.
+    /// EXPLAIN QUERY PLAN of the statement as prepared (parameters unbound).
     pub plan: Vec<PlanStep>,
+    /// The slowest run: its time, its SQL with the values bound, and the
+    /// plan SQLite makes for those values (with STAT4 it may differ).
+    pub slowest: Option<SlowestRun>,
     /// Tables read in full.
     pub full_scans: Vec<String>,
     /// Temp B-trees built.
@@ -252,13 +266,29 @@ fn stats_for(
     ops: u64,
     op_db_nanos: u64,
     op_latency: f64,
-    plan: Vec<PlanStep>,
+    conn: Option<&Connection>,
 ) -> StatementStats {
+    let plan = conn.map(|c| explain(c, tallies[0].0)).unwrap_or_default();
     let mut merged = StatementTally::default();
     for (_, t) in tallies {
         merged.merge(t);
     }
     let h = &merged.histogram;
+    let slowest = merged.slowest.as_ref().map(|(nanos, sql)| SlowestRun {
+        time: Nanos(*nanos),
+        plan: conn.map(|c| explain(c, sql)).unwrap_or_default(),
+        sql: sql.clone(),
+    });
+    let mut scans = full_scans(&plan);
+    let mut btrees = temp_btrees(&plan);
+    if let Some(s) = &slowest {
+        scans.extend(full_scans(&s.plan));
+        btrees.extend(temp_btrees(&s.plan));
+    }
+    scans.sort();
+    scans.dedup();
+    btrees.sort();
+    btrees.dedup();
     StatementStats {
         example: tallies
             .first()
@@ -282,9 +312,10 @@ fn stats_for(
         } else {
             0.0
         },
-        full_scans: full_scans(&plan),
-        temp_btrees: temp_btrees(&plan),
+        full_scans: scans,
+        temp_btrees: btrees,
         plan,
+        slowest,
         shape,
     }
 }
@@ -318,11 +349,7 @@ pub fn analyze(bench: &BenchResult, tallies: &Tallies, db_path: &Path) -> SqlRep
             .into_iter()
             .map(|(shape, mut ts)| {
                 ts.sort_by(|a, b| a.0.cmp(b.0));
-                let plan = conn
-                    .as_ref()
-                    .map(|c| explain(c, ts[0].0))
-                    .unwrap_or_default();
-                stats_for(shape, &ts, ops, op_nanos, latency_total, plan)
+                stats_for(shape, &ts, ops, op_nanos, latency_total, conn.as_ref())
             })
             .collect();
         statements.sort_by(|a, b| b.total.cmp(&a.total).then(a.shape.cmp(&b.shape)));

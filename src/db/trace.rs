@@ -49,6 +49,10 @@ pub struct StatementTally {
     pub rows: u64,
     /// Each run's time in nanoseconds (2 significant digits).
     pub histogram: Histogram<u64>,
+    /// The slowest run's time and its SQL with the bound values filled in
+    /// (SQLite may plan a statement anew for the values bound, so the plan
+    /// of the slowest run can differ from the generic one).
+    pub slowest: Option<(u64, String)>,
 }
 
 impl Default for StatementTally {
@@ -59,6 +63,7 @@ impl Default for StatementTally {
             rows: 0,
             histogram: Histogram::new_with_bounds(1, 3_600_000_000_000, 2)
                 .expect("valid histogram bounds"),
+            slowest: None,
         }
     }
 }
@@ -72,6 +77,9 @@ impl StatementTally {
         self.histogram
             .add(&other.histogram)
             .expect("histograms of one precision merge");
+        if other.slowest.as_ref().map(|s| s.0) > self.slowest.as_ref().map(|s| s.0) {
+            self.slowest = other.slowest.clone();
+        }
     }
 }
 
@@ -196,6 +204,25 @@ unsafe fn handle(event: c_uint, p: *mut c_void, x: *mut c_void) {
                 tally.nanos += nanos;
                 tally.rows += rows;
                 tally.histogram.saturating_record(nanos.max(1));
+                if tally.slowest.as_ref().is_none_or(|s| nanos > s.0) {
+                    // A new maximum is rare once a run is warm; only then
+                    // is the expanded SQL built.
+                    // SAFETY: `p` is the statement being reported on; the
+                    // returned string is SQLite's to free.
+                    let expanded = unsafe {
+                        let e = ffi::sqlite3_expanded_sql(p as *mut ffi::sqlite3_stmt);
+                        if e.is_null() {
+                            None
+                        } else {
+                            let text = CStr::from_ptr(e).to_string_lossy().into_owned();
+                            ffi::sqlite3_free(e as *mut c_void);
+                            Some(text)
+                        }
+                    };
+                    if let Some(text) = expanded {
+                        tally.slowest = Some((nanos, text));
+                    }
+                }
             });
         }
         _ => {}
