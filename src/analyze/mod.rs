@@ -1,0 +1,3 @@
+//! Analyses that turn profiles into answers: leak detection by growth.
+
+pub mod leaks;

@@ -1,0 +1,3 @@
+//! Profilers that wrap a measured run: heap (dhat).
+
+pub mod heap;
