@@ -4,8 +4,8 @@ use std::time::SystemTime;
 
 use anyhow::Context as _;
 
-use profkit::db::DbError;
 use profkit::analyze::leaks::{self, LeakOptions};
+use profkit::db::DbError;
 use profkit::measure::{PlanError, RunOptions, RunPlan, Stop, Warmup};
 use profkit::profile::heap::{self, HeapError, HeapRunOptions};
 use profkit::render::table;
@@ -131,7 +131,14 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
             .run(w, &options)
             .with_context(|| format!("profiling '{name}'"))?;
         if !args.no_heap {
-            heap_child(&name, defaults.ops, args.scale, &args, &session, &outcome.dir);
+            heap_child(
+                &name,
+                defaults.ops,
+                args.scale,
+                &args,
+                &session,
+                &outcome.dir,
+            );
         }
         rows.push(format!(
             "| [{name}](../{id}/bench.json) | {:.0} | {} | {} | {} | {} |",
@@ -190,8 +197,10 @@ fn heap(args: HeapArgs) -> anyhow::Result<()> {
 
 /// The leak check's N and warm-up from the run flags and the workload's defaults.
 fn leak_options(run: &crate::cli::RunFlags, default_ops: u64) -> anyhow::Result<LeakOptions> {
-    let mut leak =
-        LeakOptions::for_ops(run.ops.unwrap_or(default_ops / leaks::defaults::OPS_DIVISOR));
+    let mut leak = LeakOptions::for_ops(
+        run.ops
+            .unwrap_or(default_ops / leaks::defaults::OPS_DIVISOR),
+    );
     match run.warmup.map(|w| w.0) {
         None => {}
         Some(Warmup::Ops(n)) => leak.warmup = n,

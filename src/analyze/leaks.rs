@@ -92,6 +92,9 @@ pub struct SiteGrowth {
     pub r2: f64,
     /// Growth from the first point to the last.
     pub growth: Bytes,
+    /// For growth that is not a leak: the bound that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounded_by: Option<String>,
 }
 
 /// What `leaks.json` holds.
@@ -161,10 +164,38 @@ pub fn is_leak(xs: &[f64], ys: &[f64]) -> bool {
         && last >= defaults::MIN_SUSTAIN * first.max(0.0)
 }
 
+/// A site's short stack, live bytes per point, and bound (if any).
+type SiteSeries = (Vec<String>, Vec<u64>, Option<&'static str>);
+
 struct Point {
     ops: u64,
     file: DhatFile,
     cache_limit: u64,
+}
+
+const PAGE_CACHE: &str = "SQLite page cache, up to PRAGMA cache_size per connection";
+const CONNECTIONS: &str = "opening pooled connections, up to the pool size";
+
+/// The bound that holds a site's growth, when its stack shows one: SQLite's
+/// page cache (`pcache1…`), or connections the pool opens on demand
+/// (`openDatabase`, schema loading, r2d2_sqlite's `connect`).
+fn bound_of(file: &DhatFile, fs: &[usize]) -> Option<&'static str> {
+    let mut bound = None;
+    for &f in fs {
+        let name = file.function(f);
+        if name.starts_with("pcache1") {
+            return Some(PAGE_CACHE);
+        }
+        let location = heap::frame_location(&file.ftbl[f]);
+        if matches!(
+            name,
+            "openDatabase" | "sqlite3InitOne" | "sqlite3AnalysisLoad"
+        ) || (name.starts_with("connect") && location.contains("r2d2_sqlite"))
+        {
+            bound = Some(CONNECTIONS);
+        }
+    }
+    bound
 }
 
 fn site_key(file: &DhatFile, fs: &[usize]) -> String {
@@ -217,15 +248,12 @@ pub fn check_growth(
 fn analyze(name: &str, warmup: u64, points: &[Point]) -> LeakReport {
     let xs: Vec<f64> = points.iter().map(|p| p.ops as f64).collect();
     // Site → (short stack, live bytes per point).
-    let mut sites: BTreeMap<String, (Vec<String>, Vec<u64>, bool)> = BTreeMap::new();
+    let mut sites: BTreeMap<String, SiteSeries> = BTreeMap::new();
     for (i, p) in points.iter().enumerate() {
         for pp in &p.file.pps {
             let key = site_key(&p.file, &pp.fs);
             let entry = sites.entry(key).or_insert_with(|| {
-                let pcache = pp
-                    .fs
-                    .iter()
-                    .any(|&f| p.file.function(f).starts_with("pcache1"));
+                let pcache = bound_of(&p.file, &pp.fs);
                 (
                     heap::short_stack(&p.file, pp, heap::defaults::SHORT_STACK),
                     vec![0; points.len()],
@@ -237,7 +265,8 @@ fn analyze(name: &str, warmup: u64, points: &[Point]) -> LeakReport {
     }
     let mut leaks = Vec::new();
     let mut pcache = Vec::new();
-    for (stack, live, is_pcache) in sites.into_values() {
+    let mut connections = Vec::new();
+    for (stack, live, bound) in sites.into_values() {
         let ys: Vec<f64> = live.iter().map(|&b| b as f64).collect();
         if !is_leak(&xs, &ys) {
             continue;
@@ -250,23 +279,25 @@ fn analyze(name: &str, warmup: u64, points: &[Point]) -> LeakReport {
             live_end: live,
             slope_bytes_per_op: slope,
             r2,
+            bounded_by: bound.map(String::from),
         };
-        if is_pcache {
-            pcache.push(growth);
-        } else {
-            leaks.push(growth);
+        match bound {
+            Some(PAGE_CACHE) => pcache.push(growth),
+            Some(_) => connections.push(growth),
+            None => leaks.push(growth),
         }
     }
     // The page cache is bounded while its total stays within the limit.
     let limit = points.last().map(|p| p.cache_limit).unwrap_or(0);
     let pcache_total: u64 = pcache.iter().filter_map(|s| s.live_end.last()).sum();
-    let bounded = if limit > 0 && pcache_total <= limit {
-        pcache
+    let mut bounded = connections;
+    if limit > 0 && pcache_total <= limit {
+        bounded.extend(pcache);
     } else {
         leaks.extend(pcache);
-        Vec::new()
-    };
-    leaks.sort_by(|a, b| b.slope_bytes_per_op.total_cmp(&a.slope_bytes_per_op));
+    }
+    // Steepest first, discounted by fit quality (a clean line beats a step).
+    leaks.sort_by(|a, b| (b.slope_bytes_per_op * b.r2).total_cmp(&(a.slope_bytes_per_op * a.r2)));
     let totals: Vec<u64> = points
         .iter()
         .map(|p| p.file.pps.iter().map(|pp| pp.eb.unwrap_or(0)).sum())
@@ -280,7 +311,12 @@ fn analyze(name: &str, warmup: u64, points: &[Point]) -> LeakReport {
                 "leak: {:.0} B/op at {} ({})",
                 top.slope_bytes_per_op,
                 top.site,
-                top.stack.iter().skip(1).cloned().collect::<Vec<_>>().join(" ← ")
+                top.stack
+                    .iter()
+                    .skip(1)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" ← ")
             );
             if leaks.len() > 1 {
                 v.push_str(&format!(
@@ -342,7 +378,9 @@ pub fn soak(
 ) -> anyhow::Result<SoakReport> {
     let chunk = duration / defaults::SOAK_SAMPLES;
     let mut o = options.clone();
-    o.stop = Some(Stop::Duration(Nanos::from(chunk.max(Duration::from_millis(1)))));
+    o.stop = Some(Stop::Duration(Nanos::from(
+        chunk.max(Duration::from_millis(1)),
+    )));
     o.warmup = Some(Warmup::Ops(0));
     let prepared = session.prepare(make(), &o, false)?;
     let rss_start = sys::current_rss();
@@ -419,9 +457,10 @@ pub fn report_text(r: &LeakReport) -> String {
         for s in &r.bounded {
             let _ = writeln!(
                 out,
-                "  bounded {:>8.1} B/op  +{}  SQLite page cache filling up to cache_size: {}",
+                "  bounded {:>8.1} B/op  +{}  {}: {}",
                 s.slope_bytes_per_op,
                 s.growth,
+                s.bounded_by.as_deref().unwrap_or("bounded"),
                 s.stack.join(" ← ")
             );
         }

@@ -164,11 +164,10 @@ impl DhatFile {
             path: path.to_path_buf(),
             source,
         })?;
-        let file: DhatFile =
-            serde_json::from_slice(&bytes).map_err(|source| HeapError::Parse {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let file: DhatFile = serde_json::from_slice(&bytes).map_err(|source| HeapError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
         file.validate().map_err(|reason| HeapError::Invalid {
             path: path.to_path_buf(),
             reason,
@@ -318,6 +317,9 @@ pub fn is_internal_frame(frame: &str) -> bool {
         "src/thread/",
         "src/hash/",
         "src/io/",
+        "src/panic/",
+        "src/panicking.rs",
+        "src/rt.rs",
     ];
     let name = frame_function(frame);
     let generic_free = name.split('<').next().unwrap_or(name);
@@ -520,7 +522,8 @@ pub fn summarize(file: &DhatFile) -> AllocSummary {
     let total_blocks = sum(&|pp| pp.tbk);
     let is_sqlite = |pp: &DhatPp| {
         pp.fs.iter().any(|&f| {
-            file.function(f).starts_with("sqlite3") || frame_location(&file.ftbl[f]).contains("sqlite3.c")
+            file.function(f).starts_with("sqlite3")
+                || frame_location(&file.ftbl[f]).contains("sqlite3.c")
         })
     };
     let mut short: Vec<&DhatPp> = file
@@ -605,7 +608,12 @@ pub fn summary_text(s: &AllocSummary, top: usize) -> String {
     list(
         "short-lived hot spots (many blocks freed quickly: reuse candidates)",
         &s.short_lived,
-        &|x| format!("{} × {:.0} B, {:.1} µs", x.total_blocks, x.avg_block, x.avg_lifetime_us),
+        &|x| {
+            format!(
+                "{} × {:.0} B, {:.1} µs",
+                x.total_blocks, x.avg_block, x.avg_lifetime_us
+            )
+        },
     );
     out
 }
@@ -654,9 +662,12 @@ impl HeapProfiler {
         if testing {
             builder = builder.testing();
         }
+        // Everything the guard holds is allocated before profiling starts.
+        let path = path.to_path_buf();
+        let profiler = Some(builder.build());
         Ok(HeapProfiler {
-            profiler: Some(builder.build()),
-            path: path.to_path_buf(),
+            profiler,
+            path,
             _lock: lock,
         })
     }

@@ -16,9 +16,8 @@ pub fn write_heap_flamegraph(
     let mut options = inferno::flamegraph::Options::default();
     options.title = title.to_string();
     options.count_name = count_name.to_string();
-    options.colors = inferno::flamegraph::color::Palette::Basic(
-        inferno::flamegraph::color::BasicPalette::Mem,
-    );
+    options.colors =
+        inferno::flamegraph::color::Palette::Basic(inferno::flamegraph::color::BasicPalette::Mem);
     let mut svg = Vec::new();
     let result = if lines.is_empty() {
         Err(std::io::Error::other("no stacks"))
