@@ -6,11 +6,14 @@ use anyhow::Context as _;
 
 use profkit::analyze::leaks::{self, LeakOptions};
 use profkit::db::DbError;
+use std::time::Duration;
+
 use profkit::measure::{PlanError, RunOptions, RunPlan, Stop, Warmup};
 use profkit::profile::heap::{self, HeapError, HeapRunOptions};
 use profkit::render::table;
 use profkit::rundir::{self, OutputError, RunDir};
 use profkit::session::{Session, SessionConfig};
+use profkit::units::Nanos;
 use profkit::workload::{self, WorkloadError};
 
 use crate::cli::{Cli, Command, HeapArgs, HeapPassArgs, LeaksArgs, ProfileArgs, RunArgs};
@@ -229,20 +232,10 @@ fn leaks(args: LeaksArgs) -> anyhow::Result<()> {
         anyhow::ensure!(!d.is_zero(), PlanError::EmptyRun);
         options.stop = None;
         let soak = leaks::soak(&mut session, &make, &options, d)?;
-        leaks::LeakReport {
-            schema_version: leaks::SCHEMA_VERSION,
-            workload: name.clone(),
-            warmup_ops: 0,
-            ops: Vec::new(),
-            total_live_end: Vec::new(),
-            total_slope_bytes_per_op: 0.0,
-            total_r2: 0.0,
-            leaks: Vec::new(),
-            leaked_bytes_per_op: 0.0,
-            bounded: Vec::new(),
-            verdict: soak.verdict.clone(),
-            soak: Some(soak),
-        }
+        let mut r = leaks::LeakReport::skipped(&name);
+        r.verdict = soak.verdict.clone();
+        r.soak = Some(soak);
+        r
     } else {
         let leak = leak_options(&args.run, defaults.ops)?;
         options.stop = None;
@@ -331,6 +324,11 @@ fn heap_child(
     }
 }
 
+/// Seconds of dhat-tracked work in `profkit profile`'s heap pass.
+const HEAP_PASS_SECS: f64 = 0.3;
+/// Allocations tracked by `profkit profile`'s leak check (about 0.75 s).
+const LEAK_BLOCKS: f64 = 150_000.0;
+
 fn heap_pass(args: HeapPassArgs) -> anyhow::Result<()> {
     let name = args.workload.clone();
     let workload = workload::by_name(&name)?;
@@ -351,23 +349,38 @@ fn heap_pass(args: HeapPassArgs) -> anyhow::Result<()> {
         id,
         path: args.into.clone(),
     };
+    // The heap pass: at most `--heap-ops` operations, and at most
+    // HEAP_PASS_SECS under dhat (tracking costs ~5 µs per allocation).
     let mut options = RunOptions::from(&args.run);
-    options.stop = Some(Stop::Ops(args.heap_ops.max(1)));
+    options.stop = Some(Stop::Duration(Nanos::from(Duration::from_secs_f64(
+        HEAP_PASS_SECS,
+    ))));
+    options.warmup = Some(Warmup::Ops((args.heap_ops / 10).clamp(1, 100)));
     let heap_options = HeapRunOptions {
         include_setup: false,
         into: Some(into.clone()),
     };
     let (_, out) = heap::run_heap(&mut session, workload, &options, &heap_options)?;
-    options.stop = None;
-    options.warmup = None;
-    let scratch = session.temp_dir().join("leaks");
-    let report = leaks::check_growth(
-        &mut session,
-        &make,
-        &options,
-        LeakOptions::for_ops(args.leak_ops),
-        &scratch,
-    )?;
+    // Size the leak check by allocations per operation seen in the heap
+    // pass: 19N operations (warm-up 4N + N + 2N + 4N) within LEAK_BLOCKS.
+    let ops_done = out.ops.max(1);
+    let per_op = out.summary.total_blocks as f64 / ops_done as f64;
+    let budget = (LEAK_BLOCKS / per_op.max(1e-9)).floor() as u64;
+    let report = if budget < 7 {
+        let mut r = leaks::LeakReport::skipped(&name);
+        r.verdict = format!(
+            "skipped: one operation allocates {per_op:.0} blocks, too many for the profile's time budget; run `profkit leaks {name}`"
+        );
+        r
+    } else {
+        let n = args.leak_ops.min(budget / 19).max(1);
+        let mut leak = LeakOptions::for_ops(n);
+        leak.warmup = leak.warmup.min(budget.saturating_sub(7 * n) / 3);
+        options.stop = None;
+        options.warmup = None;
+        let scratch = session.temp_dir().join("leaks");
+        leaks::check_growth(&mut session, &make, &options, leak, &scratch)?
+    };
     rundir::write_json(&into.file("leaks.json"), &report)?;
     println!(
         "heap: {} allocated, peak {}; leaks: {}",

@@ -126,6 +126,26 @@ pub struct LeakReport {
     pub soak: Option<SoakReport>,
 }
 
+impl LeakReport {
+    /// A report with no growth check (a soak run, or a check skipped).
+    pub fn skipped(workload: &str) -> LeakReport {
+        LeakReport {
+            schema_version: SCHEMA_VERSION,
+            workload: workload.to_string(),
+            warmup_ops: 0,
+            ops: Vec::new(),
+            total_live_end: Vec::new(),
+            total_slope_bytes_per_op: 0.0,
+            total_r2: 0.0,
+            leaks: Vec::new(),
+            leaked_bytes_per_op: 0.0,
+            bounded: Vec::new(),
+            verdict: String::new(),
+            soak: None,
+        }
+    }
+}
+
 /// Least-squares line through points: (slope, R²).
 pub fn fit(xs: &[f64], ys: &[f64]) -> (f64, f64) {
     let n = xs.len().min(ys.len()) as f64;

@@ -277,6 +277,9 @@ pub fn is_internal_frame(frame: &str) -> bool {
         "sqlite3_realloc64",
         "sqlite3MemMalloc",
         "sqlite3MemRealloc",
+        "start_thread",
+        "clone",
+        "clone3",
     ];
     const NAME_PREFIXES: &[&str] = &[
         "alloc::",
@@ -320,6 +323,8 @@ pub fn is_internal_frame(frame: &str) -> bool {
         "src/panic/",
         "src/panicking.rs",
         "src/rt.rs",
+        "nptl/",
+        "misc/../sysdeps/",
     ];
     let name = frame_function(frame);
     let generic_free = name.split('<').next().unwrap_or(name);
@@ -736,6 +741,8 @@ pub struct HeapOutputs {
     pub alloc_json: PathBuf,
     /// What `alloc.json` holds.
     pub summary: AllocSummary,
+    /// Operations profiled, warm-up included (0 when unknown).
+    pub ops: u64,
 }
 
 /// Turns the `heap.json` of a run folder into `heap.folded`,
@@ -781,6 +788,7 @@ pub fn write_outputs(
         live_svg,
         alloc_json,
         summary,
+        ops: 0,
     })
 }
 
@@ -871,15 +879,22 @@ pub fn run_heap(
     };
     // The result goes before the profiler stops, so that what is live at
     // the end is the workload's own memory.
-    let measured = session.measure(&prepared).map(|_| ());
+    let measured = session.measure(&prepared).map(|b| {
+        b.ops
+            + match b.plan.warmup {
+                crate::measure::Warmup::Ops(n) => n,
+                _ => 0,
+            }
+    });
     let finished = profiler.finish();
     if heap.into.is_none() {
         session.write_manifest(&dir, &prepared, &["heap"], started)?;
     }
     session.discard(prepared);
-    measured?;
+    let ops = measured?;
     finished?;
-    let outputs = write_outputs(&dir.path, &dir.id, &session.config().flamegraph_dir)?;
+    let mut outputs = write_outputs(&dir.path, &dir.id, &session.config().flamegraph_dir)?;
+    outputs.ops = ops;
     Ok((dir, outputs))
 }
 
