@@ -1,18 +1,22 @@
 //! One function per subcommand: options → run → report → export.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 
+use profkit::analyze::leaks::{self, LeakOptions};
 use profkit::db::DbError;
-use profkit::measure::{PlanError, RunOptions, Stop};
 use profkit::profile;
+
+use profkit::measure::{PlanError, RunOptions, RunPlan, Stop, Warmup};
+use profkit::profile::heap::{self, HeapError, HeapRunOptions};
 use profkit::render::table;
 use profkit::rundir::{self, OutputError, RunDir};
 use profkit::session::{Session, SessionConfig};
+use profkit::units::Nanos;
 use profkit::workload::{self, WorkloadError};
 
-use crate::cli::{Cli, Command, ProfileArgs, RunArgs, SqlArgs};
+use crate::cli::{Cli, Command, HeapArgs, HeapPassArgs, LeaksArgs, ProfileArgs, RunArgs, SqlArgs};
 
 /// Runs the parsed command.
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -21,6 +25,19 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run(args),
         Command::Profile(args) => profile(args),
         Command::Sql(args) => sql(args),
+        Command::Heap(args) => heap(args),
+        Command::Leaks(args) => leaks(args),
+        Command::HeapPass(args) => heap_pass(args),
+    }
+}
+
+/// Whether the command profiles the heap in this process (then heap
+/// profiling must be switched on first thing in `main`).
+pub fn wants_heap_profiling(cli: &Cli) -> bool {
+    match &cli.command {
+        Command::Heap(_) | Command::HeapPass(_) => true,
+        Command::Leaks(args) => args.soak.is_none(),
+        _ => false,
     }
 }
 
@@ -30,6 +47,10 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     let bad_input = e.chain().any(|c| {
         c.is::<PlanError>()
             || c.is::<WorkloadError>()
+            || matches!(
+                c.downcast_ref::<HeapError>(),
+                Some(HeapError::Parse { .. } | HeapError::Invalid { .. } | HeapError::Read { .. })
+            )
             || matches!(
                 c.downcast_ref::<DbError>(),
                 Some(DbError::NotSqlite { .. } | DbError::Foreign { .. } | DbError::Locked { .. })
@@ -114,6 +135,7 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
             options.stop = Some(Stop::Ops(ops));
         }
         eprintln!("profkit: {name} ...");
+        let defaults = w.defaults();
         let outcome = session
             .run(w, &options)
             .with_context(|| format!("profiling '{name}'"))?;
@@ -123,10 +145,22 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
         if let (None, Some(Stop::Ops(n))) = (base.stop, sql_options.stop) {
             sql_options.stop = Some(Stop::Ops((n / 2).max(1)));
         }
-        let (_, sql_run) = sql_pass(&mut session, &name, &sql_options, Some(&outcome.dir))
+        sql_pass(&mut session, &name, &sql_options, Some(&outcome.dir))
             .with_context(|| format!("SQL pass of '{name}'"))?;
-        let top = sql_run
-            .findings
+        if !args.no_heap {
+            heap_child(
+                &name,
+                defaults.ops,
+                args.scale,
+                &args,
+                &session,
+                &outcome.dir,
+            );
+        }
+        // Findings from every pass's data in the run folder, ranked.
+        let ranked = profkit::analyze::findings::for_run_dir(&outcome.dir.path, &name);
+        rundir::write_json(&outcome.dir.file("findings.json"), &ranked)?;
+        let top = ranked
             .top()
             .map(|f| format!("[{:?}] {}", f.severity, f.title))
             .unwrap_or_else(|| "no findings".into());
@@ -208,5 +242,215 @@ fn sql(args: SqlArgs) -> anyhow::Result<()> {
     println!();
     print!("{}", table::findings_text(&run.findings));
     println!("wrote {}", dir.path.display());
+    Ok(())
+}
+
+fn heap(args: HeapArgs) -> anyhow::Result<()> {
+    let workload = workload::by_name(&args.workload)?;
+    let options = RunOptions::from(&args.run);
+    let mut session = Session::new(SessionConfig::from(&args.run))?;
+    let heap_options = HeapRunOptions {
+        include_setup: args.include_setup,
+        into: None,
+    };
+    let (dir, out) = heap::run_heap(&mut session, workload, &options, &heap_options)?;
+    print!("{}", heap::summary_text(&out.summary, args.top));
+    println!("wrote {}", dir.path.display());
+    println!(
+        "flamegraphs: {}, {}",
+        out.svg.display(),
+        out.live_svg.display()
+    );
+    Ok(())
+}
+
+/// The leak check's N and warm-up from the run flags and the workload's defaults.
+fn leak_options(run: &crate::cli::RunFlags, default_ops: u64) -> anyhow::Result<LeakOptions> {
+    let mut leak = LeakOptions::for_ops(
+        run.ops
+            .unwrap_or(default_ops / leaks::defaults::OPS_DIVISOR),
+    );
+    match run.warmup.map(|w| w.0) {
+        None => {}
+        Some(Warmup::Ops(n)) => leak.warmup = n,
+        Some(_) => anyhow::bail!(
+            "--warmup of `profkit leaks` must be an operation count (e.g. 2000), not a duration"
+        ),
+    }
+    anyhow::ensure!(
+        run.duration.is_none(),
+        "--duration does not apply to `profkit leaks`; use --ops N, or --soak DURATION"
+    );
+    Ok(leak)
+}
+
+fn leaks(args: LeaksArgs) -> anyhow::Result<()> {
+    let started = SystemTime::now();
+    let name = args.workload.clone();
+    let probe = workload::by_name(&name)?;
+    let defaults = probe.defaults();
+    let description = probe.description().to_string();
+    drop(probe);
+    let make = || workload::by_name(&name).expect("the name was checked above");
+    let mut options = RunOptions::from(&args.run);
+    let mut session = Session::new(SessionConfig::from(&args.run))?;
+    let report = if let Some(d) = args.soak {
+        anyhow::ensure!(!d.is_zero(), PlanError::EmptyRun);
+        options.stop = None;
+        let soak = leaks::soak(&mut session, &make, &options, d)?;
+        let mut r = leaks::LeakReport::skipped(&name);
+        r.verdict = soak.verdict.clone();
+        r.soak = Some(soak);
+        r
+    } else {
+        let leak = leak_options(&args.run, defaults.ops)?;
+        options.stop = None;
+        options.warmup = None;
+        let scratch = session.temp_dir().join("leaks");
+        leaks::check_growth(&mut session, &make, &options, leak, &scratch)?
+    };
+    let dir = session.run_dir(&name, started)?;
+    rundir::write_json(&dir.file("leaks.json"), &report)?;
+    let plan = RunPlan::resolve(&RunOptions::from(&args.run), defaults)?;
+    let manifest = rundir::Manifest {
+        schema_version: rundir::MANIFEST_VERSION,
+        run_id: dir.id.clone(),
+        workload: name.clone(),
+        description,
+        plan,
+        passes: vec![if args.soak.is_some() { "soak" } else { "leaks" }.to_string()],
+        git_revision: rundir::git_revision(),
+        host: rundir::Host::current(),
+        tools: rundir::ToolVersions::current(),
+        started_at: rundir::rfc3339(started),
+        finished_at: rundir::rfc3339(SystemTime::now()),
+    };
+    rundir::write_json(&dir.file("manifest.json"), &manifest)?;
+    print!("{}", leaks::report_text(&report));
+    println!("wrote {}", dir.file("leaks.json").display());
+    Ok(())
+}
+
+/// `profkit profile`'s heap and leak passes for one workload: a child
+/// process (heap tracking would distort the timing and CPU passes here).
+/// A failure is a warning, not the end of the profile.
+fn heap_child(
+    name: &str,
+    default_ops: u64,
+    scale: f64,
+    args: &ProfileArgs,
+    session: &Session,
+    dir: &RunDir,
+) {
+    // About a twentieth of the bench pass for the heap profile, N = a
+    // fiftieth for the leak check (≈ 19N operations with its warm-up).
+    let scaled = default_ops as f64 * scale;
+    let heap_ops = ((scaled / 20.0).round() as u64).max(1);
+    let leak_ops = ((scaled / 50.0).round() as u64).max(1);
+    let run = || -> anyhow::Result<String> {
+        let exe = std::env::current_exe().context("finding the profkit executable")?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("heap-pass")
+            .arg(name)
+            .arg("--into")
+            .arg(&dir.path)
+            .arg("--templates")
+            .arg(session.temp_dir())
+            .arg("--heap-ops")
+            .arg(heap_ops.to_string())
+            .arg("--leak-ops")
+            .arg(leak_ops.to_string())
+            .arg("--out")
+            .arg(&args.run.out)
+            .stderr(std::process::Stdio::piped());
+        if let Some(r) = args.run.rows {
+            cmd.arg("--rows").arg(r.to_string());
+        }
+        if let Some(t) = args.run.threads {
+            cmd.arg("--threads").arg(t.to_string());
+        }
+        if let Some(s) = args.run.seed {
+            cmd.arg("--seed").arg(s.to_string());
+        }
+        let out = cmd.output().context("starting the heap pass")?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let line = err
+                .lines()
+                .rfind(|l| l.starts_with("Error:"))
+                .unwrap_or("no error message");
+            anyhow::bail!("heap pass failed ({}): {line}", out.status);
+        }
+        heap::add_passes(&dir.path, &["heap", "leaks"])?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    match run() {
+        Ok(line) => eprintln!("profkit: {name}: {line}"),
+        Err(e) => eprintln!("profkit: warning: {name}: {e:#}"),
+    }
+}
+
+/// Seconds of dhat-tracked work in `profkit profile`'s heap pass.
+const HEAP_PASS_SECS: f64 = 0.3;
+/// Allocations tracked by `profkit profile`'s leak check (about 0.75 s).
+const LEAK_BLOCKS: f64 = 150_000.0;
+
+fn heap_pass(args: HeapPassArgs) -> anyhow::Result<()> {
+    let name = args.workload.clone();
+    let workload = workload::by_name(&name)?;
+    let make = || workload::by_name(&name).expect("the name was checked above");
+    let mut session = Session::new(SessionConfig {
+        progress: false,
+        ..SessionConfig::from(&args.run)
+    })?;
+    if let Some(t) = &args.templates {
+        session.share_templates(t.clone());
+    }
+    let id = args
+        .into
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .context("--into must name a run folder")?;
+    let into = RunDir {
+        id,
+        path: args.into.clone(),
+    };
+    // The heap pass: at most `--heap-ops` operations, and at most
+    // HEAP_PASS_SECS under dhat (tracking costs ~5 µs per allocation).
+    let mut options = RunOptions::from(&args.run);
+    options.stop = Some(Stop::Duration(Nanos::from(Duration::from_secs_f64(
+        HEAP_PASS_SECS,
+    ))));
+    options.warmup = Some(Warmup::Ops((args.heap_ops / 10).clamp(1, 100)));
+    let heap_options = HeapRunOptions {
+        include_setup: false,
+        into: Some(into.clone()),
+    };
+    let (_, out) = heap::run_heap(&mut session, workload, &options, &heap_options)?;
+    // Size the leak check by allocations per operation seen in the heap
+    // pass: 19N operations (warm-up 4N + N + 2N + 4N) within LEAK_BLOCKS.
+    let ops_done = out.ops.max(1);
+    let per_op = out.summary.total_blocks as f64 / ops_done as f64;
+    let budget = (LEAK_BLOCKS / per_op.max(1e-9)).floor() as u64;
+    let report = if budget < 7 {
+        let mut r = leaks::LeakReport::skipped(&name);
+        r.verdict = format!(
+            "skipped: one operation allocates {per_op:.0} blocks, too many for the profile's time budget; run `profkit leaks {name}`"
+        );
+        r
+    } else {
+        let n = args.leak_ops.min(budget / 19).max(1);
+        let mut leak = LeakOptions::for_ops(n);
+        leak.warmup = leak.warmup.min(budget.saturating_sub(7 * n) / 3);
+        options.stop = None;
+        options.warmup = None;
+        let scratch = session.temp_dir().join("leaks");
+        leaks::check_growth(&mut session, &make, &options, leak, &scratch)?
+    };
+    rundir::write_json(&into.file("leaks.json"), &report)?;
+    println!(
+        "heap: {} allocated, peak {}; leaks: {}",
+        out.summary.total_bytes, out.summary.peak_bytes, report.verdict
+    );
     Ok(())
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod analyze;
 pub mod db;
 pub mod measure;

@@ -5,8 +5,22 @@ mod commands;
 
 use clap::Parser;
 
+/// profkit's allocator: the system allocator, or dhat's when this process
+/// profiles its heap (`profkit heap`, `profkit leaks`). Free when off.
+#[global_allocator]
+static ALLOC: profkit::alloc::ProfkitAlloc = profkit::alloc::ProfkitAlloc;
+
 fn main() {
+    // Before SQLite initialises: its memory goes through ALLOC too.
+    profkit::db::sqlite_alloc::install();
     let cli = cli::Cli::parse();
+    if commands::wants_heap_profiling(&cli) {
+        // Before any other thread starts.
+        if let Err(e) = profkit::alloc::enable_heap_profiling() {
+            eprintln!("Error: {e}");
+            std::process::exit(1);
+        }
+    }
     if let Err(e) = commands::dispatch(cli) {
         eprintln!("Error: {e:#}");
         std::process::exit(commands::exit_code(&e));

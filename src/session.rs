@@ -44,6 +44,7 @@ pub struct Session {
     config: SessionConfig,
     temp: tempfile::TempDir,
     runs: usize,
+    templates: Option<PathBuf>,
 }
 
 /// A workload that is set up and ready to measure, with where its run goes.
@@ -76,6 +77,7 @@ impl Session {
             config,
             temp,
             runs: 0,
+            templates: None,
         })
     }
 
@@ -87,6 +89,13 @@ impl Session {
     /// The temporary folder this session owns.
     pub fn temp_dir(&self) -> &Path {
         self.temp.path()
+    }
+
+    /// Uses populated templates from `dir` (another session's
+    /// [`Session::temp_dir`], e.g. a parent process's) instead of building
+    /// its own; new templates are added there too.
+    pub fn share_templates(&mut self, dir: PathBuf) {
+        self.templates = Some(dir);
     }
 
     /// Resolves the plan and sets the workload up on a fresh database.
@@ -104,7 +113,11 @@ impl Session {
                 self.temp
                     .path()
                     .join(format!("run-{}-{}.db", self.runs, workload.name())),
-                Some(self.temp.path().to_path_buf()),
+                Some(
+                    self.templates
+                        .clone()
+                        .unwrap_or_else(|| self.temp.path().to_path_buf()),
+                ),
             ),
         };
         let env = SetupEnv {

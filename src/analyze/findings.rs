@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::path::Path;
+
+use super::leaks::LeakReport;
 use super::sql::SqlReport;
 
 /// Version of `findings.json`.
@@ -197,9 +200,20 @@ pub fn from_sql(report: &SqlReport) -> Vec<Finding> {
                             .join(" → ")
                     ));
                 }
+                // Sorting a GROUP BY's output sorts groups, not rows: cheap.
+                // Otherwise a sort matters when its slow runs are slow (with
+                // STAT4, SQLite may re-plan a statement into a sort only for
+                // some values: see the slowest run's plan).
+                let sorts_groups =
+                    s.shape.contains("GROUP BY") && s.temp_btrees.iter().all(|t| t == "ORDER BY");
+                let matters = !sorts_groups && s.p95.0 >= 1_000_000;
                 out.push(Finding {
                     kind: FindingKind::TempBtree,
-                    severity: severity_for(s.share_of_latency).min(Severity::Warning),
+                    severity: if matters {
+                        severity_for(s.share_of_latency).min(Severity::Warning)
+                    } else {
+                        Severity::Info
+                    },
                     score: s.share_of_latency,
                     workload: report.workload.clone(),
                     title: format!(
@@ -215,7 +229,13 @@ pub fn from_sql(report: &SqlReport) -> Vec<Finding> {
             }
         }
     }
-    for n in &report.n_plus_one {
+    // Only reads: a bulk insert runs its INSERT once per row by design.
+    for n in report.n_plus_one.iter().filter(|n| {
+        n.shape
+            .trim_start()
+            .to_ascii_uppercase()
+            .starts_with("SELECT")
+    }) {
         let op_total = report
             .operations
             .iter()
@@ -254,6 +274,51 @@ pub fn from_sql(report: &SqlReport) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// Findings from a leak check: one per growing allocation site.
+pub fn from_leaks(report: &LeakReport) -> Vec<Finding> {
+    report
+        .leaks
+        .iter()
+        .map(|site| Finding {
+            kind: FindingKind::Leak,
+            severity: Severity::Critical,
+            // A leak fails a long-running process sooner or later, whatever
+            // its share today: rank it at the top.
+            score: 1.0,
+            workload: report.workload.clone(),
+            title: format!(
+                "{}: live heap grows {:.0} B/op at {}",
+                report.workload, site.slope_bytes_per_op, site.site
+            ),
+            evidence: vec![
+                format!("stack: {}", site.stack.join(" ← ")),
+                format!(
+                    "bytes live at the end after {:?} operations: {:?} (R² {:.3})",
+                    report.ops, site.live_end, site.r2
+                ),
+            ],
+            hint:
+                "bound what this site keeps (an LRU or TTL), or release it when the operation ends"
+                    .into(),
+        })
+        .collect()
+}
+
+/// Ranked findings from everything a run folder holds (`sql.json`,
+/// `leaks.json`, `cpu.json`, … whichever are there).
+pub fn for_run_dir(dir: &Path, workload: &str) -> Findings {
+    let mut all = Vec::new();
+    if let Ok(sql) = crate::rundir::read_json::<SqlReport>(&dir.join("sql.json"), "SQL report") {
+        all.extend(from_sql(&sql));
+    }
+    if let Ok(leaks) =
+        crate::rundir::read_json::<LeakReport>(&dir.join("leaks.json"), "leak report")
+    {
+        all.extend(from_leaks(&leaks));
+    }
+    Findings::new(workload, all)
 }
 
 #[cfg(test)]

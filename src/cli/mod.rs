@@ -31,6 +31,13 @@ pub enum Command {
     Profile(ProfileArgs),
     /// Profile a workload's SQL: per-statement times, query plans, N+1 and full scans, findings.
     Sql(SqlArgs),
+    /// Heap-profile one workload with dhat: heap.json, allocation flamegraphs, alloc.json.
+    Heap(HeapArgs),
+    /// Look for memory leaks: live heap growth over N, 2N, 4N operations, or an RSS soak run.
+    Leaks(LeaksArgs),
+    /// Heap and leak passes of `profkit profile`, run in a child process.
+    #[command(hide = true)]
+    HeapPass(HeapPassArgs),
 }
 
 /// `profkit sql`.
@@ -148,7 +155,62 @@ pub struct ProfileArgs {
     /// Scale every workload's default operation count by this factor.
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
+    /// Skip the heap profile and leak check (they run in a child process).
+    #[arg(long)]
+    pub no_heap: bool,
     /// Run options (override every workload's defaults).
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+/// `profkit heap`.
+#[derive(Debug, Args)]
+pub struct HeapArgs {
+    /// Workload name (see `profkit list`).
+    pub workload: String,
+    /// Run options.
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// Profile the setup (database population) too.
+    #[arg(long)]
+    pub include_setup: bool,
+    /// Sites shown per list in the printed summary.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+}
+
+/// `profkit leaks`.
+#[derive(Debug, Args)]
+pub struct LeaksArgs {
+    /// Workload name (see `profkit list`).
+    pub workload: String,
+    /// Run options; `--ops` is N of the N, 2N, 4N points (default: the
+    /// workload's operations ÷ 10), `--warmup` an operation count (default 4N).
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// Soak mode instead: run this long (e.g. 60s) sampling RSS, no heap profiler.
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub soak: Option<Duration>,
+}
+
+/// The hidden child-process pass of `profkit profile`.
+#[derive(Debug, Args)]
+pub struct HeapPassArgs {
+    /// Workload name.
+    pub workload: String,
+    /// The existing run folder to write into.
+    #[arg(long)]
+    pub into: PathBuf,
+    /// The parent's folder of populated database templates.
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
+    /// Measured operations of the heap profile.
+    #[arg(long)]
+    pub heap_ops: u64,
+    /// N of the leak check.
+    #[arg(long)]
+    pub leak_ops: u64,
+    /// Run options (rows, threads, seed).
     #[command(flatten)]
     pub run: RunFlags,
 }

@@ -7,6 +7,7 @@
 pub mod data;
 pub mod pool;
 pub mod schema;
+pub mod sqlite_alloc;
 pub mod trace;
 
 use std::fs::File;
@@ -316,6 +317,7 @@ impl DatabaseManager {
     /// create, and a database another process holds locked; none of them
     /// is modified.
     pub fn open(config: DbConfig) -> Result<DatabaseManager> {
+        sqlite_alloc::install();
         let path = config.path.clone();
         check_header(&path)?;
         let open_err = |e: rusqlite::Error| -> DbError {

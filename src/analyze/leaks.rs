@@ -1,0 +1,513 @@
+//! Leak detection by growth, and soak runs.
+//!
+//! **Growth**: the workload runs at N, 2N and 4N measured operations (same
+//! seed, same warm-up, a fresh database each time) under the heap profiler.
+//! Every allocation site's bytes still live at the end are fitted against
+//! the operation count by least squares: a site that keeps growing is a
+//! leak, reported with its slope (bytes per operation), fit quality (R²)
+//! and stack.
+//!
+//! Growth that stops is not a leak. The warm-up (profiled, so that cache
+//! entries replaced later are tracked from birth) fills bounded caches
+//! before the measured operations; a site must still grow in the last
+//! segment (2N → 4N) at least half as fast per operation as in the first,
+//! by at least [`defaults::MIN_GROWTH`]. SQLite's page cache grows with
+//! written pages up to `PRAGMA cache_size` per connection; sites under
+//! `pcache1` are reported as a bounded cache while their total stays within
+//! that limit.
+//!
+//! **Soak**: a longer run without the heap profiler, sampling the resident
+//! set size, reporting growth in MB and MB per 10k operations.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::measure::{sys, RunOptions, Stop, Warmup};
+use crate::profile::heap::{self, DhatFile, HeapProfiler};
+use crate::session::Session;
+use crate::units::{Bytes, Nanos};
+use crate::workload::Workload;
+
+/// Version of `leaks.json`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Thresholds, defined once.
+pub mod defaults {
+    /// Measured operations at the first point are the workload's default
+    /// operation count divided by this.
+    pub const OPS_DIVISOR: u64 = 10;
+    /// Warm-up operations, as a multiple of N.
+    pub const WARMUP_FACTOR: u64 = 4;
+    /// A leak grows by at least this much over the last segment (2N → 4N).
+    pub const MIN_GROWTH: u64 = 16 * 1024;
+    /// …by at least this many bytes per operation…
+    pub const MIN_SLOPE: f64 = 1.0;
+    /// …still at this fraction of its first-segment rate (1 for linear growth)…
+    pub const MIN_SUSTAIN: f64 = 0.5;
+    /// …with a least-squares fit at least this good.
+    pub const MIN_R2: f64 = 0.8;
+    /// Operation count multiples.
+    pub const POINTS: [u64; 3] = [1, 2, 4];
+    /// RSS samples in a soak run.
+    pub const SOAK_SAMPLES: u32 = 20;
+    /// Soak budget: growth above this (MB) fails the soak verdict.
+    pub const SOAK_BUDGET_MB: f64 = 50.0;
+}
+
+/// How to look for growth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeakOptions {
+    /// N: measured operations at the first point (then 2N, 4N).
+    pub ops: u64,
+    /// Warm-up operations before each point (profiled).
+    pub warmup: u64,
+}
+
+impl LeakOptions {
+    /// N from a workload's default operations ÷ [`defaults::OPS_DIVISOR`],
+    /// warm-up [`defaults::WARMUP_FACTOR`] × N.
+    pub fn for_ops(ops: u64) -> LeakOptions {
+        LeakOptions {
+            ops: ops.max(1),
+            warmup: ops.max(1) * defaults::WARMUP_FACTOR,
+        }
+    }
+}
+
+/// One allocation site's growth.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SiteGrowth {
+    /// The first frame that is not allocator or std plumbing.
+    pub site: String,
+    /// A short readable stack.
+    pub stack: Vec<String>,
+    /// Bytes live at the end of each point.
+    pub live_end: Vec<u64>,
+    /// Least-squares slope, bytes per operation.
+    pub slope_bytes_per_op: f64,
+    /// Fit quality.
+    pub r2: f64,
+    /// Growth from the first point to the last.
+    pub growth: Bytes,
+    /// For growth that is not a leak: the bound that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounded_by: Option<String>,
+}
+
+/// What `leaks.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeakReport {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Workload name.
+    pub workload: String,
+    /// Warm-up operations before each point.
+    pub warmup_ops: u64,
+    /// Measured operations of each point.
+    pub ops: Vec<u64>,
+    /// Bytes live at the end of each point, all sites.
+    pub total_live_end: Vec<u64>,
+    /// Slope of the total, bytes per operation.
+    pub total_slope_bytes_per_op: f64,
+    /// Its fit quality.
+    pub total_r2: f64,
+    /// Sites that keep growing: leaks, steepest first.
+    pub leaks: Vec<SiteGrowth>,
+    /// Sum of the leaks' slopes, bytes per operation.
+    pub leaked_bytes_per_op: f64,
+    /// Growth explained by bounded caches (SQLite's page cache within its limit).
+    pub bounded: Vec<SiteGrowth>,
+    /// One line: "leak: 96 B/op at …" or "no growth found".
+    pub verdict: String,
+    /// The soak run, when one was asked for.
+    pub soak: Option<SoakReport>,
+}
+
+impl LeakReport {
+    /// A report with no growth check (a soak run, or a check skipped).
+    pub fn skipped(workload: &str) -> LeakReport {
+        LeakReport {
+            schema_version: SCHEMA_VERSION,
+            workload: workload.to_string(),
+            warmup_ops: 0,
+            ops: Vec::new(),
+            total_live_end: Vec::new(),
+            total_slope_bytes_per_op: 0.0,
+            total_r2: 0.0,
+            leaks: Vec::new(),
+            leaked_bytes_per_op: 0.0,
+            bounded: Vec::new(),
+            verdict: String::new(),
+            soak: None,
+        }
+    }
+}
+
+/// Least-squares line through points: (slope, R²).
+pub fn fit(xs: &[f64], ys: &[f64]) -> (f64, f64) {
+    let n = xs.len().min(ys.len()) as f64;
+    if n < 2.0 {
+        return (0.0, 0.0);
+    }
+    let mx = xs.iter().sum::<f64>() / n;
+    let my = ys.iter().sum::<f64>() / n;
+    let sxy: f64 = xs.iter().zip(ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    let syy: f64 = ys.iter().map(|y| (y - my).powi(2)).sum();
+    if sxx == 0.0 {
+        return (0.0, 0.0);
+    }
+    let slope = sxy / sxx;
+    let r2 = if syy == 0.0 {
+        1.0
+    } else {
+        (sxy * sxy / (sxx * syy)).clamp(0.0, 1.0)
+    };
+    (slope, r2)
+}
+
+/// Whether live bytes `ys` at operation counts `xs` grow like a leak.
+pub fn is_leak(xs: &[f64], ys: &[f64]) -> bool {
+    let k = xs.len().min(ys.len());
+    if k < 3 {
+        return false;
+    }
+    let (slope, r2) = fit(xs, ys);
+    let last = (ys[k - 1] - ys[k - 2]) / (xs[k - 1] - xs[k - 2]);
+    let first = (ys[1] - ys[0]) / (xs[1] - xs[0]);
+    slope >= defaults::MIN_SLOPE
+        && r2 >= defaults::MIN_R2
+        && ys[k - 1] - ys[k - 2] >= defaults::MIN_GROWTH as f64
+        && last >= defaults::MIN_SUSTAIN * first.max(0.0)
+}
+
+/// A site's short stack, live bytes per point, and bound (if any).
+type SiteSeries = (Vec<String>, Vec<u64>, Option<&'static str>);
+
+struct Point {
+    ops: u64,
+    file: DhatFile,
+    cache_limit: u64,
+}
+
+const PAGE_CACHE: &str = "SQLite page cache, up to PRAGMA cache_size per connection";
+const CONNECTIONS: &str = "opening pooled connections, up to the pool size";
+
+/// The bound that holds a site's growth, when its stack shows one: SQLite's
+/// page cache (`pcache1…`), or connections the pool opens on demand
+/// (`openDatabase`, schema loading, r2d2_sqlite's `connect`).
+fn bound_of(file: &DhatFile, fs: &[usize]) -> Option<&'static str> {
+    let mut bound = None;
+    for &f in fs {
+        let name = file.function(f);
+        if name.starts_with("pcache1") {
+            return Some(PAGE_CACHE);
+        }
+        let location = heap::frame_location(&file.ftbl[f]);
+        if matches!(
+            name,
+            "openDatabase" | "sqlite3InitOne" | "sqlite3AnalysisLoad"
+        ) || (name.starts_with("connect") && location.contains("r2d2_sqlite"))
+        {
+            bound = Some(CONNECTIONS);
+        }
+    }
+    bound
+}
+
+fn site_key(file: &DhatFile, fs: &[usize]) -> String {
+    fs.iter()
+        .map(|&f| heap::frame_without_address(&file.ftbl[f]))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// Runs the growth check: the workload made by `make` at N, 2N, 4N
+/// operations. dhat files go to `scratch` (kept for inspection).
+pub fn check_growth(
+    session: &mut Session,
+    make: &dyn Fn() -> Box<dyn Workload>,
+    options: &RunOptions,
+    leak: LeakOptions,
+    scratch: &Path,
+) -> anyhow::Result<LeakReport> {
+    let mut points = Vec::new();
+    let mut name = String::new();
+    for (i, k) in defaults::POINTS.iter().enumerate() {
+        let ops = leak.ops * k;
+        let mut o = options.clone();
+        o.stop = Some(Stop::Ops(ops));
+        o.warmup = Some(Warmup::Ops(leak.warmup));
+        let prepared = session.prepare(make(), &o, false)?;
+        name = prepared.workload.name().to_string();
+        let cache_limit = prepared
+            .workload
+            .database()
+            .map(|db| db.config().cache_kib as u64 * 1024 * db.config().pool_size as u64)
+            .unwrap_or(0);
+        let path = scratch.join(format!("leak-{}.json", i + 1));
+        let profiler = HeapProfiler::start(&path)?;
+        // The result goes before the profiler stops: only the workload's
+        // own memory should be live at the end.
+        let done = session.measure(&prepared).map(|b| b.ops);
+        let path = profiler.finish()?;
+        session.discard(prepared);
+        let done = done?;
+        points.push(Point {
+            ops: done,
+            file: DhatFile::read(&path)?,
+            cache_limit,
+        });
+    }
+    Ok(analyze(&name, leak.warmup, &points))
+}
+
+fn analyze(name: &str, warmup: u64, points: &[Point]) -> LeakReport {
+    let xs: Vec<f64> = points.iter().map(|p| p.ops as f64).collect();
+    // Site → (short stack, live bytes per point).
+    let mut sites: BTreeMap<String, SiteSeries> = BTreeMap::new();
+    for (i, p) in points.iter().enumerate() {
+        for pp in &p.file.pps {
+            let key = site_key(&p.file, &pp.fs);
+            let entry = sites.entry(key).or_insert_with(|| {
+                let pcache = bound_of(&p.file, &pp.fs);
+                (
+                    heap::short_stack(&p.file, pp, heap::defaults::SHORT_STACK),
+                    vec![0; points.len()],
+                    pcache,
+                )
+            });
+            entry.1[i] += pp.eb.unwrap_or(0);
+        }
+    }
+    let mut leaks = Vec::new();
+    let mut pcache = Vec::new();
+    let mut connections = Vec::new();
+    for (stack, live, bound) in sites.into_values() {
+        let ys: Vec<f64> = live.iter().map(|&b| b as f64).collect();
+        if !is_leak(&xs, &ys) {
+            continue;
+        }
+        let (slope, r2) = fit(&xs, &ys);
+        let growth = SiteGrowth {
+            site: stack.first().cloned().unwrap_or_else(|| "[unknown]".into()),
+            stack,
+            growth: Bytes(live.last().copied().unwrap_or(0).saturating_sub(live[0])),
+            live_end: live,
+            slope_bytes_per_op: slope,
+            r2,
+            bounded_by: bound.map(String::from),
+        };
+        match bound {
+            Some(PAGE_CACHE) => pcache.push(growth),
+            Some(_) => connections.push(growth),
+            None => leaks.push(growth),
+        }
+    }
+    // The page cache is bounded while its total stays within the limit.
+    let limit = points.last().map(|p| p.cache_limit).unwrap_or(0);
+    let pcache_total: u64 = pcache.iter().filter_map(|s| s.live_end.last()).sum();
+    let mut bounded = connections;
+    if limit > 0 && pcache_total <= limit {
+        bounded.extend(pcache);
+    } else {
+        leaks.extend(pcache);
+    }
+    // Steepest first, discounted by fit quality (a clean line beats a step).
+    leaks.sort_by(|a, b| (b.slope_bytes_per_op * b.r2).total_cmp(&(a.slope_bytes_per_op * a.r2)));
+    let totals: Vec<u64> = points
+        .iter()
+        .map(|p| p.file.pps.iter().map(|pp| pp.eb.unwrap_or(0)).sum())
+        .collect();
+    let (total_slope, total_r2) = fit(&xs, &totals.iter().map(|&b| b as f64).collect::<Vec<_>>());
+    let leaked: f64 = leaks.iter().map(|s| s.slope_bytes_per_op).sum();
+    let verdict = match leaks.first() {
+        None => "no growth found".to_string(),
+        Some(top) => {
+            let mut v = format!(
+                "leak: {:.0} B/op at {} ({})",
+                top.slope_bytes_per_op,
+                top.site,
+                top.stack
+                    .iter()
+                    .skip(1)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" ← ")
+            );
+            if leaks.len() > 1 {
+                v.push_str(&format!(
+                    "; {} more growing site{}, {:.0} B/op in all",
+                    leaks.len() - 1,
+                    if leaks.len() == 2 { "" } else { "s" },
+                    leaked
+                ));
+            }
+            v
+        }
+    };
+    LeakReport {
+        schema_version: SCHEMA_VERSION,
+        workload: name.to_string(),
+        warmup_ops: warmup,
+        ops: points.iter().map(|p| p.ops).collect(),
+        total_live_end: totals,
+        total_slope_bytes_per_op: total_slope,
+        total_r2,
+        leaks,
+        leaked_bytes_per_op: leaked,
+        bounded,
+        verdict,
+        soak: None,
+    }
+}
+
+/// A soak run: resident memory over a longer run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SoakReport {
+    /// How long it ran.
+    pub elapsed: Nanos,
+    /// Operations performed.
+    pub ops: u64,
+    /// Samples: (operations so far, seconds so far, resident bytes).
+    pub samples: Vec<(u64, f64, u64)>,
+    /// RSS before the first operation (after setup).
+    pub rss_start: Bytes,
+    /// RSS at the end.
+    pub rss_end: Bytes,
+    /// RSS growth over the run, MB (10⁶ bytes).
+    pub growth_mb: f64,
+    /// Fitted growth per 10,000 operations, MB.
+    pub mb_per_10k_ops: f64,
+    /// Fit quality.
+    pub r2: f64,
+    /// One line, against the 50 MB budget.
+    pub verdict: String,
+}
+
+/// Runs the workload made by `make` for `duration`, sampling RSS
+/// [`defaults::SOAK_SAMPLES`] times.
+pub fn soak(
+    session: &mut Session,
+    make: &dyn Fn() -> Box<dyn Workload>,
+    options: &RunOptions,
+    duration: Duration,
+) -> anyhow::Result<SoakReport> {
+    let chunk = duration / defaults::SOAK_SAMPLES;
+    let mut o = options.clone();
+    o.stop = Some(Stop::Duration(Nanos::from(
+        chunk.max(Duration::from_millis(1)),
+    )));
+    o.warmup = Some(Warmup::Ops(0));
+    let prepared = session.prepare(make(), &o, false)?;
+    let rss_start = sys::current_rss();
+    let start = Instant::now();
+    let mut ops = 0;
+    let mut samples = vec![(0, 0.0, rss_start.0)];
+    let result = (|| -> anyhow::Result<()> {
+        while start.elapsed() < duration {
+            ops += session.measure(&prepared)?.ops;
+            samples.push((ops, start.elapsed().as_secs_f64(), sys::current_rss().0));
+        }
+        Ok(())
+    })();
+    session.discard(prepared);
+    result?;
+    let rss_end = Bytes(samples.last().map(|s| s.2).unwrap_or(rss_start.0));
+    let xs: Vec<f64> = samples.iter().map(|s| s.0 as f64).collect();
+    let ys: Vec<f64> = samples.iter().map(|s| s.2 as f64 / 1e6).collect();
+    let (slope, r2) = fit(&xs, &ys);
+    let growth_mb = (rss_end.0 as f64 - rss_start.0 as f64) / 1e6;
+    let mb_per_10k_ops = slope * 10_000.0;
+    let verdict = format!(
+        "RSS {} by {:.1} MB over {} ops ({:.2} MB per 10k ops, R² {:.2}): {} the {:.0} MB budget",
+        if growth_mb >= 0.0 { "grew" } else { "shrank" },
+        growth_mb.abs(),
+        ops,
+        mb_per_10k_ops,
+        r2,
+        if growth_mb < defaults::SOAK_BUDGET_MB {
+            "within"
+        } else {
+            "over"
+        },
+        defaults::SOAK_BUDGET_MB
+    );
+    Ok(SoakReport {
+        elapsed: Nanos::from(start.elapsed()),
+        ops,
+        samples,
+        rss_start,
+        rss_end,
+        growth_mb,
+        mb_per_10k_ops,
+        r2,
+        verdict,
+    })
+}
+
+/// A human rendering of a leak report.
+pub fn report_text(r: &LeakReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if !r.ops.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}: live bytes at the end after {} ops (+{} warm-up): {} → total slope {:.1} B/op (R² {:.2})",
+            r.workload,
+            r.ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(" / "),
+            r.warmup_ops,
+            r.total_live_end.iter().map(|b| Bytes(*b).to_string()).collect::<Vec<_>>().join(" / "),
+            r.total_slope_bytes_per_op,
+            r.total_r2
+        );
+        for s in &r.leaks {
+            let _ = writeln!(
+                out,
+                "  growing {:>8.1} B/op  R² {:.2}  +{}  {}",
+                s.slope_bytes_per_op,
+                s.r2,
+                s.growth,
+                s.stack.join(" ← ")
+            );
+        }
+        for s in &r.bounded {
+            let _ = writeln!(
+                out,
+                "  bounded {:>8.1} B/op  +{}  {}: {}",
+                s.slope_bytes_per_op,
+                s.growth,
+                s.bounded_by.as_deref().unwrap_or("bounded"),
+                s.stack.join(" ← ")
+            );
+        }
+        let _ = writeln!(out, "{}", r.verdict);
+    }
+    if let Some(s) = &r.soak {
+        let _ = writeln!(out, "soak: {}", s.verdict);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_growth_is_a_leak_and_saturation_is_not() {
+        let xs = [1000.0, 2000.0, 4000.0];
+        let leak: Vec<f64> = xs.iter().map(|x| 5000.0 + 96.0 * x).collect();
+        assert!(is_leak(&xs, &leak));
+        let (s, r2) = fit(&xs, &leak);
+        assert!((s - 96.0).abs() < 1e-9 && r2 > 0.999);
+        // Fills up to a bound between the second and third point.
+        assert!(!is_leak(&xs, &[100_000.0, 180_000.0, 190_000.0]));
+        // Flat.
+        assert!(!is_leak(&xs, &[50_000.0, 50_000.0, 50_000.0]));
+        // Tiny growth.
+        assert!(!is_leak(&xs, &[100.0, 200.0, 400.0]));
+    }
+}
