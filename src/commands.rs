@@ -11,7 +11,10 @@ use profkit::rundir::{self, OutputError};
 use profkit::session::{Session, SessionConfig};
 use profkit::workload::{self, WorkloadError};
 
-use crate::cli::{Cli, Command, ProfileArgs, RunArgs};
+use profkit::profile::cpu::{self as cpu_profile, CpuError, CpuPassOptions};
+use profkit::render::flamegraph::{self as fg, InputError};
+
+use crate::cli::{Cli, Command, CpuArgs, FlamegraphArgs, ProfileArgs, RunArgs};
 
 /// Runs the parsed command.
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -19,6 +22,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::List => list(),
         Command::Run(args) => run(args),
         Command::Profile(args) => profile(args),
+        Command::Cpu(args) => cpu(args),
+        Command::Flamegraph(args) => flamegraph(args),
     }
 }
 
@@ -28,6 +33,11 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     let bad_input = e.chain().any(|c| {
         c.is::<PlanError>()
             || c.is::<WorkloadError>()
+            || c.is::<InputError>()
+            || matches!(
+                c.downcast_ref::<CpuError>(),
+                Some(CpuError::BadFrequency(_) | CpuError::TooFewSamples { .. })
+            )
             || matches!(
                 c.downcast_ref::<DbError>(),
                 Some(DbError::NotSqlite { .. } | DbError::Foreign { .. } | DbError::Locked { .. })
@@ -110,6 +120,15 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
         let outcome = session
             .run(w, &options)
             .with_context(|| format!("profiling '{name}'"))?;
+        let cpu = cpu_profile::profile_workload(
+            &mut session,
+            workload::by_name(&name)?,
+            &options,
+            &outcome,
+            &CpuPassOptions::default(),
+        )
+        .with_context(|| format!("CPU profile of '{name}'"))?;
+        eprintln!("  {}", cpu_summary(&cpu));
         rows.push(format!(
             "| [{name}](../{id}/bench.json) | {:.0} | {} | {} | {} | {} |",
             outcome.bench.throughput.0,
@@ -143,5 +162,63 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
         &serde_json::json!({ "runs": index }),
     )?;
     println!("index: {}", index_dir.file("index.md").display());
+    Ok(())
+}
+
+fn cpu_summary(cpu: &cpu_profile::CpuOutcome) -> String {
+    let r = &cpu.report;
+    let top = r
+        .top_self
+        .first()
+        .map(|f| format!("; hottest: {} ({:.0} %)", f.function, f.percent))
+        .unwrap_or_default();
+    let mut s = format!(
+        "cpu: {} samples at {:.0} Hz effective{top}",
+        r.samples, r.effective_rate
+    );
+    for w in &r.warnings {
+        s.push_str(&format!("\n  warning: {w}"));
+    }
+    s
+}
+
+fn cpu(args: CpuArgs) -> anyhow::Result<()> {
+    let workload = workload::by_name(&args.workload)?;
+    let options = RunOptions::from(&args.run);
+    let pass = CpuPassOptions::from(&args);
+    let mut session = Session::new(SessionConfig::from(&args.run))?;
+    let outcome = cpu_profile::run_cpu(&mut session, workload, &options, &pass)?;
+    println!("{}", table::bench_table(&outcome.bench));
+    print!(
+        "{}",
+        profkit::render::cpu_table::cpu_report_text(&outcome.report)
+    );
+    println!("wrote {}", outcome.dir.path.display());
+    for svg in &outcome.flamegraphs {
+        println!("wrote {}", svg.display());
+    }
+    if outcome.no_flamegraph.is_some() {
+        outcome.profile.check_enough()?;
+    }
+    Ok(())
+}
+
+fn flamegraph(args: FlamegraphArgs) -> anyhow::Result<()> {
+    let output = args.output.clone().unwrap_or_else(|| {
+        let mut name = args.file.clone().into_os_string();
+        name.push(".svg");
+        name.into()
+    });
+    let svg = fg::render_file(
+        &args.file,
+        &fg::SvgOptions {
+            title: args.title.clone().unwrap_or_default(),
+            subtitle: None,
+            inverted: args.inverted,
+            count_name: "samples".to_string(),
+        },
+    )?;
+    rundir::write_atomic(&output, &svg)?;
+    println!("wrote {}", output.display());
     Ok(())
 }

@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod analyze;
 pub mod db;
 pub mod measure;
+pub mod profile;
 pub mod render;
 pub mod rundir;
 pub mod session;
