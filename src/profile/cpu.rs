@@ -463,7 +463,7 @@ pub fn run_cpu(
     pass: &CpuPassOptions,
 ) -> anyhow::Result<CpuOutcome> {
     let started = SystemTime::now();
-    let prepared = session.prepare(workload, options, false)?;
+    let prepared = session.prepare(workload, options, session.config().sql_trace)?;
     let (bench, profile) = profile_prepared(session, &prepared, &pass.cpu)?;
     let dir = session.run_dir(prepared.workload.name(), started)?;
     rundir::write_json(&dir.file("bench.json"), &bench)?;
@@ -495,7 +495,7 @@ pub fn profile_workload(
     if options.warmup.is_none() {
         options.warmup = Some(Warmup::Auto);
     }
-    let prepared = session.prepare(workload, &options, false)?;
+    let prepared = session.prepare(workload, &options, session.config().sql_trace)?;
     let (cpu_bench, profile) = profile_prepared(session, &prepared, &pass.cpu)?;
     session.discard(prepared);
     let manifest_path = bench.dir.file("manifest.json");

@@ -553,8 +553,14 @@ mod tests {
         assert!(back.mapping[0].has_functions && back.mapping[0].has_filenames);
         let folded = to_folded_counts(&back, Some("samples"), Path::new("x")).unwrap();
         assert_eq!(folded, crate::render::folded::folded_counts(&p));
-        // The inlined frame shares a location with its caller.
-        assert_eq!(back.location.len(), 2);
+        // The inlined frame shares a location with its caller, innermost
+        // line first; `main` alone is a location of its own.
+        assert_eq!(back.location.len(), 3);
+        let inl = back.location.iter().find(|l| l.line.len() == 2).unwrap();
+        let name =
+            |l: &Line| &back.string_table[back.function[l.function_id as usize - 1].name as usize];
+        assert_eq!(name(&inl.line[0]), "inl");
+        assert_eq!(name(&inl.line[1]), "main");
     }
 
     #[test]
