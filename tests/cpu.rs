@@ -278,6 +278,16 @@ fn cpu_command_writes_a_run_folder_and_refuses_tiny_profiles() {
     let pb = run.join("cpu.pb.gz");
     assert!(flamegraph::render_file(&pb, &Default::default()).is_ok());
 
+    // pprof-rs's unwinder once set itself up (allocating) inside the first
+    // SIGPROF handler, deadlocking when that sample interrupted malloc.
+    for _ in 0..4 {
+        profkit(dir.path())
+            .args(["cpu", "alloc-churn", "--ops", "20000", "--out", "churn"])
+            .timeout(Duration::from_secs(60))
+            .assert()
+            .success();
+    }
+
     let out = profkit(dir.path())
         .args(["cpu", "noop", "--ops", "10", "--out", "p"])
         .output()

@@ -21,6 +21,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::c_void;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
@@ -218,6 +219,30 @@ impl CpuProfile {
 }
 
 static PROFILER: Mutex<()> = Mutex::new(());
+static PRIMED: AtomicBool = AtomicBool::new(false);
+
+/// pprof-rs's framehop unwinder lists the loaded binaries lazily, on the
+/// first `SIGPROF`, inside the signal handler — and that allocates. If the
+/// first sample interrupts `malloc` (an allocation-heavy workload), the
+/// process deadlocks on the allocator's lock. So once per process the
+/// handler is run here first, on this thread, at a point that holds no
+/// lock: a profiler at 1 Hz (whose timer will not fire before it stops)
+/// and a `raise(SIGPROF)`. Called with [`PROFILER`] held.
+fn prime_unwinder() -> Result<(), CpuError> {
+    if PRIMED.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let guard = pprof::ProfilerGuardBuilder::default()
+        .frequency(1)
+        .build()
+        .map_err(|e| CpuError::Start(e.to_string()))?;
+    // SAFETY: raise delivers SIGPROF to this thread before returning; the
+    // handler pprof-rs just installed runs here, outside any allocator call.
+    unsafe { libc::raise(libc::SIGPROF) };
+    drop(guard);
+    PRIMED.store(true, Ordering::Release);
+    Ok(())
+}
 
 /// Runs `f` under the CPU profiler and returns its result with the
 /// profile. Only one profiled section runs at a time in a process; a second
@@ -230,6 +255,7 @@ pub fn profile<T>(
         return Err(CpuError::BadFrequency(options.frequency));
     }
     let _one_at_a_time = PROFILER.lock().unwrap_or_else(|p| p.into_inner());
+    prime_unwinder()?;
     let started = SystemTime::now();
     let guard = pprof::ProfilerGuardBuilder::default()
         .frequency(options.frequency as i32)
