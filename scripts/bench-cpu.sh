@@ -4,7 +4,7 @@
 # Usage: scripts/bench-cpu.sh [runs]   (runs: alternating pairs, default 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${1:-5}
+RUNS=${1:-7}
 cargo build --release --quiet
 BIN=$PWD/target/release/profkit
 WORK=$(mktemp -d)
@@ -50,7 +50,10 @@ overhead alloc-churn --ops 200000
 
 echo
 echo "## SVG render time of the largest profile here"
+# A profile with many distinct stacks: four threads of a mixed workload.
+"$BIN" cpu random-emails --rows 20000 --threads 4 --duration 3s >/dev/null 2>&1 || true
 big=$(ls -S profiles/*/cpu.folded | head -1)
+echo "largest: $big ($(du -k "$big" | cut -f1) KiB)"
 wc -l < "$big" | xargs echo "unique stacks:"
 python3 - "$BIN" "$big" <<'PY'
 import subprocess, sys, time, statistics

@@ -70,7 +70,7 @@ pub enum CpuError {
     #[error("cannot read the CPU profile: {0}")]
     Report(String),
     /// Too few samples to say anything.
-    #[error("{samples} samples in {secs:.1} s of CPU time: too few for a profile; raise --ops/--duration (or --frequency)")]
+    #[error("{samples} samples in {secs:.2} s of CPU time: too few for a profile; raise --ops/--duration (or --frequency)")]
     TooFewSamples {
         /// Samples taken.
         samples: u64,
