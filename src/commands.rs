@@ -16,7 +16,13 @@ use profkit::session::{Session, SessionConfig};
 use profkit::units::Nanos;
 use profkit::workload::{self, WorkloadError};
 
-use crate::cli::{Cli, Command, HeapArgs, HeapPassArgs, LeaksArgs, ProfileArgs, RunArgs, SqlArgs};
+use profkit::profile::cpu::{self as cpu_profile, CpuError, CpuPassOptions};
+use profkit::render::flamegraph::{self as fg, InputError};
+
+use crate::cli::{
+    Cli, Command, CpuArgs, FlamegraphArgs, HeapArgs, HeapPassArgs, LeaksArgs, ProfileArgs, RunArgs,
+    SqlArgs,
+};
 
 /// Runs the parsed command.
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -24,6 +30,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::List => list(),
         Command::Run(args) => run(args),
         Command::Profile(args) => profile(args),
+        Command::Cpu(args) => cpu(args),
+        Command::Flamegraph(args) => flamegraph(args),
         Command::Sql(args) => sql(args),
         Command::Heap(args) => heap(args),
         Command::Leaks(args) => leaks(args),
@@ -47,6 +55,11 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     let bad_input = e.chain().any(|c| {
         c.is::<PlanError>()
             || c.is::<WorkloadError>()
+            || c.is::<InputError>()
+            || matches!(
+                c.downcast_ref::<CpuError>(),
+                Some(CpuError::BadFrequency(_) | CpuError::TooFewSamples { .. })
+            )
             || matches!(
                 c.downcast_ref::<HeapError>(),
                 Some(HeapError::Parse { .. } | HeapError::Invalid { .. } | HeapError::Read { .. })
@@ -139,6 +152,15 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
         let outcome = session
             .run(w, &options)
             .with_context(|| format!("profiling '{name}'"))?;
+        let cpu = cpu_profile::profile_workload(
+            &mut session,
+            workload::by_name(&name)?,
+            &options,
+            &outcome,
+            &CpuPassOptions::default(),
+        )
+        .with_context(|| format!("CPU profile of '{name}'"))?;
+        eprintln!("  {}", cpu_summary(&cpu));
         // Extra passes: each runs the workload again, separately, into the
         // same run folder, so no profiler distorts another's figures.
         let mut sql_options = options.clone();
@@ -228,7 +250,7 @@ fn sql_pass(
             d
         }
     };
-    profile::sql::write(&dir, &run)?;
+    profile::sql::write(&dir, &run, &session.config().flamegraph_dir)?;
     session.discard(prepared);
     Ok((dir, run))
 }
@@ -452,5 +474,71 @@ fn heap_pass(args: HeapPassArgs) -> anyhow::Result<()> {
         "heap: {} allocated, peak {}; leaks: {}",
         out.summary.total_bytes, out.summary.peak_bytes, report.verdict
     );
+    Ok(())
+}
+
+fn cpu_summary(cpu: &cpu_profile::CpuOutcome) -> String {
+    let r = &cpu.report;
+    let top = r
+        .top_self
+        .first()
+        .map(|f| format!("; hottest: {} ({:.0} %)", f.function, f.percent))
+        .unwrap_or_default();
+    let mut s = format!(
+        "cpu: {} samples at {:.0} Hz effective{top}",
+        r.samples, r.effective_rate
+    );
+    for w in &r.warnings {
+        s.push_str(&format!("\n  warning: {w}"));
+    }
+    s
+}
+
+fn cpu(args: CpuArgs) -> anyhow::Result<()> {
+    let workload = workload::by_name(&args.workload)?;
+    let options = RunOptions::from(&args.run);
+    let pass = CpuPassOptions::from(&args);
+    let mut session = Session::new(SessionConfig::from(&args.run))?;
+    let outcome = cpu_profile::run_cpu(&mut session, workload, &options, &pass)?;
+    println!("{}", table::bench_table(&outcome.bench));
+    print!(
+        "{}",
+        profkit::render::cpu_table::cpu_report_text(&outcome.report)
+    );
+    let ranked = profkit::analyze::findings::for_run_dir(&outcome.dir.path, &args.workload);
+    rundir::write_json(&outcome.dir.file("findings.json"), &ranked)?;
+    print!("{}", table::findings_text(&ranked));
+    println!("wrote {}", outcome.dir.path.display());
+    for svg in &outcome.flamegraphs {
+        println!("wrote {}", svg.display());
+    }
+    if outcome.no_flamegraph.is_some() {
+        outcome.profile.check_enough()?;
+    }
+    Ok(())
+}
+
+fn flamegraph(args: FlamegraphArgs) -> anyhow::Result<()> {
+    let output = args.output.clone().unwrap_or_else(|| {
+        let mut name = args.file.clone().into_os_string();
+        name.push(".svg");
+        name.into()
+    });
+    // A dhat heap profile is weighted by bytes; pprof and folded files by samples.
+    let is_heap = std::fs::read(&args.file)
+        .map(|b| b.trim_ascii_start().starts_with(b"{"))
+        .unwrap_or(false);
+    let svg = fg::render_file(
+        &args.file,
+        &fg::SvgOptions {
+            title: args.title.clone().unwrap_or_default(),
+            subtitle: None,
+            inverted: args.inverted,
+            count_name: if is_heap { "bytes" } else { "samples" }.to_string(),
+            memory: is_heap,
+        },
+    )?;
+    rundir::write_atomic(&output, &svg)?;
+    println!("wrote {}", output.display());
     Ok(())
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use std::path::Path;
 
+use super::cpu::{CpuReport, Layer};
 use super::leaks::LeakReport;
 use super::sql::SqlReport;
 
@@ -306,12 +307,130 @@ pub fn from_leaks(report: &LeakReport) -> Vec<Finding> {
         .collect()
 }
 
+/// A frame or layer that holds at least this share of CPU samples is a hotspot.
+pub const CPU_HOTSPOT_SHARE: f64 = 0.3;
+
+/// Findings from a CPU profile, tied to the SQL report when there is one:
+/// SQLite's C code dominating the profile is charged to the statement that
+/// dominates database time ("62 % of CPU in sqlite3VdbeExec ← `SELECT …`").
+/// Existing SQL findings about that statement get the CPU evidence instead
+/// of a second finding.
+pub fn from_cpu(
+    cpu: &CpuReport,
+    sql: Option<&SqlReport>,
+    existing: &mut [Finding],
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if cpu.samples == 0 {
+        return out;
+    }
+    let share = |layer: Layer| {
+        cpu.layers
+            .iter()
+            .find(|l| l.layer == layer)
+            .map_or(0.0, |l| l.percent / 100.0)
+    };
+    let sqlite = share(Layer::Sqlite);
+    let top_sqlite = cpu
+        .top_self
+        .iter()
+        .find(|f| f.function.starts_with("sqlite3") || f.function.starts_with("fts5"));
+    if sqlite >= 0.5 {
+        let top_stmt = sql.and_then(|r| {
+            r.operations
+                .iter()
+                .flat_map(|o| o.statements.iter())
+                .max_by(|a, b| a.total.cmp(&b.total))
+        });
+        let frame = top_sqlite
+            .map(|f| format!(" (hottest: {} {:.0} %)", f.function, f.percent))
+            .unwrap_or_default();
+        let line = format!(
+            "{:.0} % of CPU samples in SQLite's C code{frame}",
+            100.0 * sqlite
+        );
+        let attached = top_stmt.and_then(|stmt| {
+            existing
+                .iter_mut()
+                .find(|f| f.title.contains(&short_sql(&stmt.shape)))
+                .map(|f| f.evidence.insert(0, line.clone()))
+        });
+        if attached.is_none() {
+            out.push(Finding {
+                kind: FindingKind::CpuHotspot,
+                severity: Severity::Info,
+                score: sqlite,
+                workload: cpu.workload.clone(),
+                title: match top_stmt {
+                    Some(s) => format!("{line} ← `{}`", short_sql(&s.shape)),
+                    None => line.clone(),
+                },
+                evidence: vec![format!(
+                    "{} samples at {:.0} Hz",
+                    cpu.samples, cpu.effective_rate
+                )],
+                hint:
+                    "time goes to the database: see the SQL report for the statement and its plan"
+                        .into(),
+            });
+        }
+    }
+    // A hot function of the program's own code.
+    if let Some(f) = cpu.top_self.iter().find(|f| {
+        f.percent / 100.0 >= CPU_HOTSPOT_SHARE
+            && !f.function.starts_with("sqlite3")
+            && !f.function.starts_with("fts5")
+    }) {
+        let p = f.percent / 100.0;
+        out.push(Finding {
+            kind: FindingKind::CpuHotspot,
+            severity: severity_for(p).min(Severity::Warning),
+            score: p,
+            workload: cpu.workload.clone(),
+            title: format!(
+                "{} holds {:.0} % of CPU samples (self time)",
+                f.function, f.percent
+            ),
+            evidence: vec![format!(
+                "{} samples, {} of CPU; {} samples in the profile at {:.0} Hz",
+                f.samples, f.cpu_time, cpu.samples, cpu.effective_rate
+            )],
+            hint: hotspot_hint(&f.function),
+        });
+    }
+    out
+}
+
+/// What to do about a hot function, by what it is.
+fn hotspot_hint(function: &str) -> String {
+    if function.contains("fcntl") {
+        "file locking: SQLite takes and drops its read lock with fcntl() around every autocommit \
+         statement; group related reads into one transaction (BEGIN … COMMIT) or fetch more per statement"
+            .into()
+    } else if function.contains("pread") || function.contains("read64") {
+        "file reads: raise the page cache (cache_size) or map the file (mmap_size) so pages are not copied in by read calls".into()
+    } else if function.contains("malloc")
+        || function.contains("free")
+        || function.contains("memcpy")
+        || function.contains("memmove")
+    {
+        "allocation and copying: see the heap profile for the sites, reuse buffers or borrow instead of cloning".into()
+    } else {
+        "make this function cheaper or call it less often; the flamegraph shows who calls it".into()
+    }
+}
+
 /// Ranked findings from everything a run folder holds (`sql.json`,
 /// `leaks.json`, `cpu.json`, … whichever are there).
 pub fn for_run_dir(dir: &Path, workload: &str) -> Findings {
     let mut all = Vec::new();
-    if let Ok(sql) = crate::rundir::read_json::<SqlReport>(&dir.join("sql.json"), "SQL report") {
-        all.extend(from_sql(&sql));
+    let sql = crate::rundir::read_json::<SqlReport>(&dir.join("sql.json"), "SQL report").ok();
+    if let Some(sql) = &sql {
+        all.extend(from_sql(sql));
+    }
+    if let Ok(cpu) = crate::rundir::read_json::<CpuReport>(&dir.join("cpu.json"), "CPU report") {
+        let extra = from_cpu(&cpu, sql.as_ref(), &mut all);
+        all.extend(extra);
     }
     if let Ok(leaks) =
         crate::rundir::read_json::<LeakReport>(&dir.join("leaks.json"), "leak report")

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use profkit::measure::{RunOptions, Stop, Warmup};
+use profkit::profile::cpu::{self, CpuOptions, CpuPassOptions};
 use profkit::session::SessionConfig;
 use profkit::units::{parse_count, parse_duration, Nanos};
 
@@ -29,6 +30,10 @@ pub enum Command {
     Run(RunArgs),
     /// The main job: run every built-in workload and write run folders and an index.
     Profile(ProfileArgs),
+    /// Profile one workload's CPU use: pprof, folded stacks, flamegraph, hot-frame report.
+    Cpu(CpuArgs),
+    /// Render a folded-stacks or pprof (.pb/.pb.gz) file into an SVG flamegraph.
+    Flamegraph(FlamegraphArgs),
     /// Profile a workload's SQL: per-statement times, query plans, N+1 and full scans, findings.
     Sql(SqlArgs),
     /// Heap-profile one workload with dhat: heap.json, allocation flamegraphs, alloc.json.
@@ -215,6 +220,58 @@ pub struct HeapPassArgs {
     pub run: RunFlags,
 }
 
+/// `profkit cpu`.
+#[derive(Debug, Args)]
+pub struct CpuArgs {
+    /// Workload name (see `profkit list`).
+    pub workload: String,
+    /// Run options.
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// Samples per CPU-second (this kernel delivers at most ~250).
+    #[arg(long, default_value_t = cpu::defaults::FREQUENCY,
+          value_parser = clap::value_parser!(u32).range(1..=cpu::defaults::MAX_FREQUENCY as i64))]
+    pub frequency: u32,
+    /// Also draw an icicle graph (root at the top).
+    #[arg(long)]
+    pub inverted: bool,
+    /// Also draw one flamegraph per thread name.
+    #[arg(long)]
+    pub per_thread: bool,
+    /// Frames listed in the top-N tables.
+    #[arg(long, default_value_t = cpu::defaults::TOP)]
+    pub top: usize,
+}
+
+impl From<&CpuArgs> for CpuPassOptions {
+    fn from(a: &CpuArgs) -> CpuPassOptions {
+        CpuPassOptions {
+            cpu: CpuOptions {
+                frequency: a.frequency,
+            },
+            inverted: a.inverted,
+            per_thread: a.per_thread,
+            top: a.top,
+        }
+    }
+}
+
+/// `profkit flamegraph`.
+#[derive(Debug, Args)]
+pub struct FlamegraphArgs {
+    /// A folded-stacks file, or a pprof profile (.pb or .pb.gz).
+    pub file: PathBuf,
+    /// Where the SVG goes (default: the input's name with .svg).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Title (default: the file name).
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Icicle graph: root at the top.
+    #[arg(long)]
+    pub inverted: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +309,29 @@ mod tests {
         assert_eq!(o.stop, Some(Stop::Ops(2000)));
         assert_eq!(o.warmup, Some(Warmup::Duration(Nanos(200_000_000))));
         assert_eq!(o.seed, Some(7));
+    }
+
+    #[test]
+    fn cpu_flags_become_options() {
+        let cli = Cli::try_parse_from([
+            "profkit",
+            "cpu",
+            "hot-loop",
+            "--frequency",
+            "99",
+            "--inverted",
+            "--ops",
+            "100",
+        ])
+        .unwrap();
+        let Command::Cpu(args) = cli.command else {
+            panic!("not cpu")
+        };
+        let o = CpuPassOptions::from(&args);
+        assert_eq!(o.cpu.frequency, 99);
+        assert!(o.inverted && !o.per_thread);
+        assert!(Cli::try_parse_from(["profkit", "cpu", "x", "--frequency", "0"]).is_err());
+        assert!(Cli::try_parse_from(["profkit", "cpu", "x", "--frequency", "100000"]).is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Profilers that wrap a measured run: each yields plain data that the
-//! analysis and rendering stages turn into answers.
+//! Profilers that wrap a measured run. Each yields plain data (stacks with
+//! weights, statement tallies), never files; [`crate::render`] writes them out.
 
+pub mod cpu;
 pub mod heap;
 pub mod sql;

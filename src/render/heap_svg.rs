@@ -13,28 +13,24 @@ pub fn write_heap_flamegraph(
     count_name: &str,
     lines: &[String],
 ) -> Result<(), OutputError> {
-    let mut options = inferno::flamegraph::Options::default();
-    options.title = title.to_string();
-    options.count_name = count_name.to_string();
-    options.colors =
-        inferno::flamegraph::color::Palette::Basic(inferno::flamegraph::color::BasicPalette::Mem);
-    let mut svg = Vec::new();
-    let result = if lines.is_empty() {
-        Err(std::io::Error::other("no stacks"))
-    } else {
-        inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)
+    let options = super::flamegraph::SvgOptions {
+        title: title.to_string(),
+        count_name: count_name.to_string(),
+        memory: true,
+        ..Default::default()
     };
-    if result.is_err() {
-        svg = format!(
+    let result = super::flamegraph::render_folded(&lines.join("\n"), &options);
+    let svg = match result {
+        Ok(svg) if !lines.is_empty() => svg,
+        _ => format!(
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"600\" height=\"40\">\
              <text x=\"10\" y=\"25\">{}: no allocations recorded</text></svg>\n",
             escape(title)
         )
-        .into_bytes();
-    }
+        .into_bytes(),
+    };
     rundir::write_atomic(path, &svg)
 }
-
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")

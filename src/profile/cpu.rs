@@ -1,0 +1,670 @@
+//! CPU profiling: pprof-rs samples every thread of the process on
+//! `SIGPROF` while a measured run goes on, and the samples become plain
+//! data, a [`CpuProfile`] of stacks with sample counts.
+//!
+//! Choices, and why:
+//! - **Unwinder**: pprof-rs's `framehop-unwinder` feature. The default
+//!   (backtrace-rs) unwinder calls code that is not async-signal-safe in the
+//!   signal handler and can deadlock or crash (tikv/pprof-rs#36, #219); the
+//!   frame-pointer unwinder needs `-C force-frame-pointers=yes` and charges
+//!   the running function's time to its caller. framehop unwinds from the
+//!   interrupted context with the binaries' own unwind tables.
+//! - **No blocklist**: pprof-rs drops a whole sample whose leaf lies in a
+//!   blocked library; time in libc and in the kernel is real and is kept.
+//! - **Honest rates**: the process-wide `ITIMER_PROF` timer fires at most
+//!   once per kernel tick (250 Hz here), so a profile records the asked
+//!   frequency, the samples it got, and the process CPU time measured
+//!   alongside; the true weight of a sample is CPU time ÷ samples.
+//! - **One profiler at a time**: pprof-rs has one process-wide profiler; a
+//!   mutex here serialises every profiled section.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::c_void;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::analyze::cpu::{analyze, CpuReport};
+use crate::measure::{sys, BenchResult, RunOptions, Stop, Warmup};
+use crate::render;
+use crate::rundir::{self, Manifest, RunDir};
+use crate::session::{Prepared, RunOutcome, Session};
+use crate::units::Nanos;
+use crate::workload::Workload;
+
+/// Defaults of CPU profiling, defined once (the CLI uses them too).
+pub mod defaults {
+    /// Sampling frequency in Hz. This kernel ticks at 250 Hz and the
+    /// process CPU timer fires at most once per tick; 199 Hz is the highest
+    /// round prime below that which was delivered in full (see README,
+    /// "CPU profiling"). A prime keeps sampling out of step with periodic work.
+    pub const FREQUENCY: u32 = 199;
+    /// Highest frequency accepted.
+    pub const MAX_FREQUENCY: u32 = 4000;
+    /// Fewer samples than this make no useful flamegraph.
+    pub const MIN_SAMPLES: u64 = 20;
+    /// Below this share of the asked rate, a profile warns that the
+    /// frequency was not honoured.
+    pub const MIN_CAPTURE: f64 = 0.85;
+    /// Frames listed in the top-N tables.
+    pub const TOP: usize = 15;
+    /// Length of the CPU pass of `profkit profile`, in seconds of the
+    /// workload's measured throughput.
+    pub const PROFILE_PASS_SECONDS: f64 = 0.6;
+}
+
+/// Errors of CPU profiling.
+#[derive(Debug, thiserror::Error)]
+pub enum CpuError {
+    /// A frequency out of range.
+    #[error("--frequency {0} is out of range: use 1 to {max} Hz (default {def})", max = defaults::MAX_FREQUENCY, def = defaults::FREQUENCY)]
+    BadFrequency(u32),
+    /// pprof-rs refused to start.
+    #[error("cannot start the CPU profiler: {0}")]
+    Start(String),
+    /// pprof-rs could not produce its report.
+    #[error("cannot read the CPU profile: {0}")]
+    Report(String),
+    /// Too few samples to say anything.
+    #[error("{samples} samples in {secs:.2} s of CPU time: too few for a profile; raise --ops/--duration (or --frequency)")]
+    TooFewSamples {
+        /// Samples taken.
+        samples: u64,
+        /// CPU seconds the run used.
+        secs: f64,
+    },
+}
+
+/// How to sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuOptions {
+    /// Samples per CPU-second asked of the timer (default
+    /// [`defaults::FREQUENCY`]).
+    pub frequency: u32,
+}
+
+impl Default for CpuOptions {
+    fn default() -> Self {
+        CpuOptions {
+            frequency: defaults::FREQUENCY,
+        }
+    }
+}
+
+/// One frame of a stack. Inlined functions are frames of their own,
+/// marked `inlined` (inlined into the frame before them).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Frame {
+    /// Demangled function name, without Rust's hash suffix.
+    pub function: String,
+    /// Source file, when line tables name one.
+    pub file: Option<String>,
+    /// Source line, when line tables give one.
+    pub line: Option<u32>,
+    /// File name of the binary or shared library holding the code.
+    pub module: Option<String>,
+    /// Inlined into the frame before it (its caller).
+    pub inlined: bool,
+}
+
+/// A unique stack of one thread name with its sample count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stack {
+    /// Thread name (Linux keeps 15 characters), or `thread-<id>`.
+    pub thread: String,
+    /// Frames, root first.
+    pub frames: Vec<Frame>,
+    /// Samples that hit this stack.
+    pub samples: u64,
+}
+
+/// A CPU profile as plain data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CpuProfile {
+    /// Frequency asked of the timer.
+    pub frequency: u32,
+    /// Samples taken (sum over `stacks`).
+    pub samples: u64,
+    /// Process CPU time (user + system) during the profiled section.
+    pub cpu_time: Nanos,
+    /// Wall time of the profiled section.
+    pub wall_time: Nanos,
+    /// Start, in nanoseconds since the Unix epoch.
+    pub started_unix_nanos: i64,
+    /// Unique stacks, in a deterministic order (by thread, then frames).
+    pub stacks: Vec<Stack>,
+}
+
+impl CpuProfile {
+    /// Samples per CPU-second actually taken.
+    pub fn effective_rate(&self) -> f64 {
+        self.samples as f64 / self.cpu_time.as_secs_f64().max(1e-9)
+    }
+
+    /// Share of the asked samples that were taken:
+    /// samples ÷ (frequency × CPU seconds).
+    pub fn capture(&self) -> f64 {
+        self.effective_rate() / self.frequency.max(1) as f64
+    }
+
+    /// CPU time one sample stands for: CPU time ÷ samples (the asked
+    /// period when there are no samples).
+    pub fn sample_period(&self) -> Nanos {
+        match self.samples {
+            0 => Nanos(1_000_000_000 / u64::from(self.frequency.max(1))),
+            n => Nanos(self.cpu_time.0 / n),
+        }
+    }
+
+    /// A warning when the asked frequency was not honoured.
+    pub fn rate_warning(&self) -> Option<String> {
+        if self.samples < defaults::MIN_SAMPLES || self.capture() >= defaults::MIN_CAPTURE {
+            return None;
+        }
+        Some(format!(
+            "asked for {} Hz but got {:.0} samples per CPU-second ({:.0} %): the kernel's \
+             timer tick limits the rate; CPU time is taken from the process's measured CPU \
+             time ({:.2} s), not from samples × period. Use --frequency {} or less.",
+            self.frequency,
+            self.effective_rate(),
+            100.0 * self.capture(),
+            self.cpu_time.as_secs_f64(),
+            defaults::FREQUENCY
+        ))
+    }
+
+    /// An error when there are too few samples for a useful profile.
+    pub fn check_enough(&self) -> Result<(), CpuError> {
+        if self.samples < defaults::MIN_SAMPLES {
+            return Err(CpuError::TooFewSamples {
+                samples: self.samples,
+                secs: self.cpu_time.as_secs_f64(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Thread names with their sample counts, busiest first.
+    pub fn threads(&self) -> Vec<(String, u64)> {
+        let mut by: BTreeMap<&str, u64> = BTreeMap::new();
+        for s in &self.stacks {
+            *by.entry(&s.thread).or_default() += s.samples;
+        }
+        let mut v: Vec<_> = by.into_iter().map(|(t, n)| (t.to_string(), n)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v
+    }
+
+    /// The part of the profile from one thread name; CPU time is shared
+    /// out by samples.
+    pub fn only_thread(&self, thread: &str) -> CpuProfile {
+        let stacks: Vec<Stack> = self
+            .stacks
+            .iter()
+            .filter(|s| s.thread == thread)
+            .cloned()
+            .collect();
+        let samples = stacks.iter().map(|s| s.samples).sum::<u64>();
+        CpuProfile {
+            samples,
+            cpu_time: Nanos(self.sample_period().0 * samples),
+            stacks,
+            ..self.clone()
+        }
+    }
+}
+
+static PROFILER: Mutex<()> = Mutex::new(());
+static PRIMED: AtomicBool = AtomicBool::new(false);
+
+/// pprof-rs's framehop unwinder lists the loaded binaries lazily, on the
+/// first `SIGPROF`, inside the signal handler — and that allocates. If the
+/// first sample interrupts `malloc` (an allocation-heavy workload), the
+/// process deadlocks on the allocator's lock. So once per process the
+/// handler is run here first, on this thread, at a point that holds no
+/// lock: a profiler at 1 Hz (whose timer will not fire before it stops)
+/// and a `raise(SIGPROF)`. Called with [`PROFILER`] held.
+fn prime_unwinder() -> Result<(), CpuError> {
+    if PRIMED.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let guard = pprof::ProfilerGuardBuilder::default()
+        .frequency(1)
+        .build()
+        .map_err(|e| CpuError::Start(e.to_string()))?;
+    // SAFETY: raise delivers SIGPROF to this thread before returning; the
+    // handler pprof-rs just installed runs here, outside any allocator call.
+    unsafe { libc::raise(libc::SIGPROF) };
+    drop(guard);
+    PRIMED.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Runs `f` under the CPU profiler and returns its result with the
+/// profile. Only one profiled section runs at a time in a process; a second
+/// caller waits.
+pub fn profile<T>(
+    options: &CpuOptions,
+    f: impl FnOnce() -> T,
+) -> Result<(T, CpuProfile), CpuError> {
+    if options.frequency == 0 || options.frequency > defaults::MAX_FREQUENCY {
+        return Err(CpuError::BadFrequency(options.frequency));
+    }
+    let _one_at_a_time = PROFILER.lock().unwrap_or_else(|p| p.into_inner());
+    prime_unwinder()?;
+    let started = SystemTime::now();
+    let guard = pprof::ProfilerGuardBuilder::default()
+        .frequency(options.frequency as i32)
+        .build()
+        .map_err(|e| CpuError::Start(e.to_string()))?;
+    let cpu_before = sys::cpu_times();
+    let clock = Instant::now();
+    let value = f();
+    let wall_time = Nanos::from(clock.elapsed());
+    let cpu_time = Nanos(
+        sys::cpu_times()
+            .total()
+            .0
+            .saturating_sub(cpu_before.total().0),
+    );
+    // The report must be built before the guard drops: stopping clears it.
+    let report = guard
+        .report()
+        .build_unresolved()
+        .map_err(|e| CpuError::Report(e.to_string()))?;
+    drop(guard);
+    let stacks = convert(&report);
+    let samples = stacks.iter().map(|s| s.samples).sum();
+    let started_unix_nanos = started
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    Ok((
+        value,
+        CpuProfile {
+            frequency: options.frequency,
+            samples,
+            cpu_time,
+            wall_time,
+            started_unix_nanos,
+            stacks,
+        },
+    ))
+}
+
+/// Frames of the profiler and of the signal delivery: everything from the
+/// root-most of them towards the leaf is dropped.
+fn is_profiler_frame(name: &str) -> bool {
+    let n = name.trim_start_matches('<');
+    n.starts_with("pprof::") || n.contains("perf_signal_handler") || n == "__restore_rt"
+}
+
+/// A demangled name made safe for folded stacks: no Rust hash suffix, no
+/// `;` (the frame separator), no control characters.
+pub fn clean_name(raw: &str) -> String {
+    let mut s = raw;
+    if let Some(i) = s.rfind("::h") {
+        let hash = &s[i + 3..];
+        if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            s = &s[..i];
+        }
+    }
+    let s: String = s
+        .chars()
+        .map(|c| match c {
+            ';' => ',',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect();
+    if s.trim().is_empty() {
+        "[unknown]".to_string()
+    } else {
+        s
+    }
+}
+
+/// File name of the binary or library holding runtime address `ip`.
+fn module_of(ip: usize) -> Option<String> {
+    // SAFETY: dladdr only reads the loader's tables and fills `info`.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let found = unsafe { libc::dladdr(ip as *const c_void, &mut info) } != 0;
+    if !found || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dladdr set dli_fname to a NUL-terminated string.
+    let path = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    let path = PathBuf::from(path.to_string_lossy().into_owned());
+    path.file_name().map(|n| n.to_string_lossy().into_owned())
+}
+
+/// The frames at one address, root first: the function and the functions
+/// inlined into it there. `lookup` is the address to resolve (a return
+/// address minus one, so that a call's line and inline scope are found).
+fn symbolize(lookup: usize) -> Vec<Frame> {
+    let module = module_of(lookup);
+    let mut frames = Vec::new();
+    backtrace::resolve(lookup as *mut c_void, |s| {
+        frames.push(Frame {
+            function: clean_name(
+                &s.name()
+                    .map(|n| format!("{n:#}"))
+                    .unwrap_or_else(|| "[unknown]".to_string()),
+            ),
+            file: s.filename().map(|p| p.to_string_lossy().into_owned()),
+            line: s.lineno(),
+            module: module.clone(),
+            inlined: false,
+        });
+    });
+    if frames.is_empty() {
+        frames.push(Frame {
+            function: module
+                .as_deref()
+                .map_or("[unknown]".to_string(), |m| format!("[{m}]")),
+            file: None,
+            line: None,
+            module,
+            inlined: false,
+        });
+    }
+    // backtrace lists the innermost inlined function first.
+    frames.reverse();
+    for f in frames.iter_mut().skip(1) {
+        f.inlined = true;
+    }
+    frames
+}
+
+fn convert(report: &pprof::UnresolvedReport) -> Vec<Stack> {
+    let mut cache: HashMap<usize, Vec<Frame>> = HashMap::new();
+    let mut merged: HashMap<(String, Vec<Frame>), u64> = HashMap::new();
+    for (unresolved, &count) in &report.data {
+        if count <= 0 {
+            continue;
+        }
+        // pprof-rs lists frames leaf first: the interrupted instruction,
+        // then return addresses.
+        let lookups: Vec<usize> = unresolved
+            .frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| if i == 0 { f.ip } else { f.ip.saturating_sub(1) })
+            .collect();
+        for &ip in &lookups {
+            cache.entry(ip).or_insert_with(|| symbolize(ip));
+        }
+        let chains: Vec<&Vec<Frame>> = lookups.iter().map(|ip| &cache[ip]).collect();
+        let start = chains
+            .iter()
+            .rposition(|c| c.iter().any(|f| is_profiler_frame(&f.function)))
+            .map_or(0, |i| i + 1);
+        let stack: Vec<Frame> = chains[start..]
+            .iter()
+            .rev()
+            .flat_map(|c| c.iter().cloned())
+            .collect();
+        let name = &unresolved.thread_name[..unresolved.thread_name_length];
+        let thread = if name.is_empty() {
+            format!("thread-{}", unresolved.thread_id)
+        } else {
+            clean_name(&String::from_utf8_lossy(name))
+        };
+        *merged.entry((thread, stack)).or_default() += count as u64;
+    }
+    let mut stacks: Vec<Stack> = merged
+        .into_iter()
+        .map(|((thread, frames), samples)| Stack {
+            thread,
+            frames,
+            samples,
+        })
+        .collect();
+    stacks.sort_by(|a, b| (&a.thread, &a.frames).cmp(&(&b.thread, &b.frames)));
+    stacks
+}
+
+/// Options of a CPU pass (what `profkit cpu` takes beyond run options).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuPassOptions {
+    /// Sampling.
+    pub cpu: CpuOptions,
+    /// Also render an icicle graph (root at the top).
+    pub inverted: bool,
+    /// Also render one flamegraph per thread name.
+    pub per_thread: bool,
+    /// Frames in the top-N tables (default [`defaults::TOP`]).
+    pub top: usize,
+}
+
+impl Default for CpuPassOptions {
+    fn default() -> Self {
+        CpuPassOptions {
+            cpu: CpuOptions::default(),
+            inverted: false,
+            per_thread: false,
+            top: defaults::TOP,
+        }
+    }
+}
+
+/// What a CPU pass left behind.
+#[derive(Clone, Debug)]
+pub struct CpuOutcome {
+    /// The run folder holding `cpu.pb.gz`, `cpu.folded`, `cpu.json`.
+    pub dir: RunDir,
+    /// The measured run that was profiled (profiling included).
+    pub bench: BenchResult,
+    /// The profile.
+    pub profile: CpuProfile,
+    /// Its analysis.
+    pub report: CpuReport,
+    /// SVG files written.
+    pub flamegraphs: Vec<PathBuf>,
+    /// Why no flamegraph was drawn (too few samples), if none was.
+    pub no_flamegraph: Option<String>,
+}
+
+/// Measures a prepared workload under the CPU profiler.
+pub fn profile_prepared(
+    session: &Session,
+    prepared: &Prepared,
+    options: &CpuOptions,
+) -> anyhow::Result<(BenchResult, CpuProfile)> {
+    let (bench, profile) = profile(options, || session.measure(prepared))?;
+    Ok((bench?, profile))
+}
+
+/// `profkit cpu`: sets up, measures under the profiler and writes a new run
+/// folder (`bench.json`, `manifest.json`, `cpu.pb.gz`, `cpu.folded`,
+/// `cpu.json`) and the flamegraphs.
+pub fn run_cpu(
+    session: &mut Session,
+    workload: Box<dyn Workload>,
+    options: &RunOptions,
+    pass: &CpuPassOptions,
+) -> anyhow::Result<CpuOutcome> {
+    let started = SystemTime::now();
+    let prepared = session.prepare(workload, options, session.config().sql_trace)?;
+    let (bench, profile) = profile_prepared(session, &prepared, &pass.cpu)?;
+    let dir = session.run_dir(prepared.workload.name(), started)?;
+    rundir::write_json(&dir.file("bench.json"), &bench)?;
+    session.write_manifest(&dir, &prepared, &["bench", "cpu"], started)?;
+    let title = title_of(&bench);
+    session.discard(prepared);
+    write_outputs(session, dir, bench, profile, &title, pass)
+}
+
+/// The CPU pass of `profkit profile`: profiles `workload` again after its
+/// bench pass `bench`, for about [`defaults::PROFILE_PASS_SECONDS`] of its
+/// measured throughput, and adds the CPU files to the bench pass's folder.
+pub fn profile_workload(
+    session: &mut Session,
+    workload: Box<dyn Workload>,
+    options: &RunOptions,
+    bench: &RunOutcome,
+    pass: &CpuPassOptions,
+) -> anyhow::Result<CpuOutcome> {
+    let mut options = options.clone();
+    let planned = bench.bench.ops.max(1);
+    let ops = (bench.bench.throughput.0 * defaults::PROFILE_PASS_SECONDS).round() as u64;
+    options.stop = Some(match bench.bench.plan.stop {
+        Stop::Duration(d) => Stop::Duration(Nanos(
+            d.0.min((defaults::PROFILE_PASS_SECONDS * 1e9) as u64),
+        )),
+        Stop::Ops(_) => Stop::Ops(ops.clamp(1, planned)),
+    });
+    if options.warmup.is_none() {
+        options.warmup = Some(Warmup::Auto);
+    }
+    let prepared = session.prepare(workload, &options, session.config().sql_trace)?;
+    let (cpu_bench, profile) = profile_prepared(session, &prepared, &pass.cpu)?;
+    session.discard(prepared);
+    let manifest_path = bench.dir.file("manifest.json");
+    let mut manifest: Manifest = rundir::read_json(&manifest_path, "run manifest")?;
+    if !manifest.passes.iter().any(|p| p == "cpu") {
+        manifest.passes.push("cpu".to_string());
+        rundir::write_json(&manifest_path, &manifest)?;
+    }
+    let title = title_of(&cpu_bench);
+    write_outputs(session, bench.dir.clone(), cpu_bench, profile, &title, pass)
+}
+
+/// The flamegraph title: workload and parameters.
+fn title_of(bench: &BenchResult) -> String {
+    let p = &bench.plan;
+    let stop = match p.stop {
+        Stop::Ops(n) => format!("{n} ops"),
+        Stop::Duration(d) => format!("{d}"),
+    };
+    format!(
+        "{} — CPU ({} rows, {} thread{}, {stop}, seed {})",
+        bench.workload,
+        p.rows,
+        p.threads,
+        if p.threads == 1 { "" } else { "s" },
+        p.seed
+    )
+}
+
+/// The flamegraph subtitle: samples, effective rate, duration.
+pub fn subtitle_of(profile: &CpuProfile) -> String {
+    format!(
+        "{} samples, {:.0} Hz effective ({} Hz asked), {:.2} s CPU in {:.2} s wall",
+        profile.samples,
+        profile.effective_rate(),
+        profile.frequency,
+        profile.cpu_time.as_secs_f64(),
+        profile.wall_time.as_secs_f64()
+    )
+}
+
+fn write_outputs(
+    session: &Session,
+    dir: RunDir,
+    bench: BenchResult,
+    profile: CpuProfile,
+    title: &str,
+    pass: &CpuPassOptions,
+) -> anyhow::Result<CpuOutcome> {
+    let report = analyze(&profile, &bench.workload, pass.top);
+    let folded = render::folded::to_folded(&profile);
+    rundir::write_atomic(&dir.file("cpu.folded"), folded.as_bytes())?;
+    let pb = render::pprof::to_pprof_gz(&profile).context("encoding cpu.pb.gz")?;
+    rundir::write_atomic(&dir.file("cpu.pb.gz"), &pb)?;
+    rundir::write_json(&dir.file("cpu.json"), &report)?;
+
+    let mut flamegraphs = Vec::new();
+    let no_flamegraph = match profile.check_enough() {
+        Err(e) => Some(e.to_string()),
+        Ok(()) => {
+            let fg_dir = &session.config().flamegraph_dir;
+            let subtitle = subtitle_of(&profile);
+            let mut draw =
+                |suffix: &str, lines: &str, inverted: bool, title: &str| -> anyhow::Result<()> {
+                    let path = fg_dir.join(format!("{}-cpu{suffix}.svg", dir.id));
+                    let svg = render::flamegraph::render_folded(
+                        lines,
+                        &render::flamegraph::SvgOptions {
+                            title: title.to_string(),
+                            subtitle: Some(subtitle.clone()),
+                            inverted,
+                            count_name: "samples".to_string(),
+                            memory: false,
+                        },
+                    )?;
+                    rundir::write_atomic(&path, &svg)?;
+                    flamegraphs.push(path);
+                    Ok(())
+                };
+            draw("", &folded, false, title)?;
+            if pass.inverted {
+                draw("-icicle", &folded, true, title)?;
+            }
+            if pass.per_thread {
+                for (thread, _) in profile.threads() {
+                    let one = render::folded::to_folded(&profile.only_thread(&thread));
+                    let safe: String = thread
+                        .chars()
+                        .map(|c| {
+                            if c.is_ascii_alphanumeric() || c == '-' {
+                                c
+                            } else {
+                                '_'
+                            }
+                        })
+                        .collect();
+                    draw(
+                        &format!("-{safe}"),
+                        &one,
+                        false,
+                        &format!("{title} — thread {thread}"),
+                    )?;
+                }
+            }
+            None
+        }
+    };
+    Ok(CpuOutcome {
+        dir,
+        bench,
+        profile,
+        report,
+        flamegraphs,
+        no_flamegraph,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_cleaned_for_folded_stacks() {
+        assert_eq!(clean_name("foo::bar::h0123456789abcdef"), "foo::bar");
+        assert_eq!(clean_name("<[u8; 4] as X>::f"), "<[u8, 4] as X>::f");
+        assert_eq!(clean_name("a\nb"), "a b");
+        assert_eq!(clean_name(""), "[unknown]");
+        assert_eq!(clean_name("foo::hello"), "foo::hello");
+    }
+
+    #[test]
+    fn rates_come_from_measured_cpu_time() {
+        let p = CpuProfile {
+            frequency: 997,
+            samples: 250,
+            cpu_time: Nanos(1_000_000_000),
+            wall_time: Nanos(1_000_000_000),
+            started_unix_nanos: 0,
+            stacks: vec![],
+        };
+        assert!((p.effective_rate() - 250.0).abs() < 1e-9);
+        assert_eq!(p.sample_period(), Nanos(4_000_000));
+        assert!(p.rate_warning().unwrap().contains("997 Hz"));
+        assert!(CpuProfile { samples: 5, ..p }.check_enough().is_err());
+    }
+}

@@ -1,0 +1,88 @@
+//! The printed CPU report: summary, top frames by self and total samples,
+//! and the layer breakdown.
+
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{Cell, CellAlignment, Table};
+
+use crate::analyze::cpu::{CpuReport, FrameShare};
+
+fn table() -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY);
+    t
+}
+
+fn right(s: String) -> Cell {
+    Cell::new(s).set_alignment(CellAlignment::Right)
+}
+
+/// Function names longer than this are cut in the middle.
+const NAME_WIDTH: usize = 90;
+
+fn short(name: &str) -> String {
+    let n = name.chars().count();
+    if n <= NAME_WIDTH {
+        return name.to_string();
+    }
+    let head: String = name.chars().take(NAME_WIDTH / 2 - 1).collect();
+    let tail: String = name.chars().skip(n - (NAME_WIDTH / 2 - 1)).collect();
+    format!("{head}…{tail}")
+}
+
+fn frames_table(title: &str, frames: &[FrameShare]) -> String {
+    let mut t = table();
+    t.set_header(vec![
+        Cell::new(title),
+        right("samples".into()),
+        right("%".into()),
+        right("CPU".into()),
+    ]);
+    for f in frames {
+        t.add_row(vec![
+            Cell::new(short(&f.function)),
+            right(f.samples.to_string()),
+            right(format!("{:.1}", f.percent)),
+            right(f.cpu_time.to_string()),
+        ]);
+    }
+    t.to_string()
+}
+
+/// The whole report as text.
+pub fn cpu_report_text(r: &CpuReport) -> String {
+    let mut out = format!(
+        "CPU profile of {}: {} samples, {:.0} Hz effective ({} Hz asked, {:.0} % captured), \
+         {} CPU in {} wall, 1 sample = {}\n",
+        r.workload,
+        r.samples,
+        r.effective_rate,
+        r.frequency,
+        100.0 * r.capture,
+        r.cpu_time,
+        r.wall_time,
+        r.sample_period
+    );
+    let mut layers = table();
+    layers.set_header(vec![
+        Cell::new("layer (leaf frame)"),
+        right("samples".into()),
+        right("%".into()),
+    ]);
+    for l in &r.layers {
+        layers.add_row(vec![
+            Cell::new(l.layer.label()),
+            right(l.samples.to_string()),
+            right(format!("{:.1}", l.percent)),
+        ]);
+    }
+    out.push_str(&layers.to_string());
+    out.push('\n');
+    out.push_str(&frames_table("top frames by self samples", &r.top_self));
+    out.push('\n');
+    out.push_str(&frames_table("top frames by total samples", &r.top_total));
+    out.push('\n');
+    for w in &r.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out
+}

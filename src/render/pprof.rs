@@ -1,0 +1,574 @@
+//! pprof protobuf profiles (`cpu.pb.gz`) for `go tool pprof`, Pyroscope
+//! and speedscope: our own message types for `profile.proto`
+//! (github.com/google/pprof/blob/main/proto/profile.proto), an encoder from
+//! a [`CpuProfile`] and a decoder for reading `.pb`/`.pb.gz` files back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+
+use prost::Message as _;
+
+use crate::profile::cpu::{CpuProfile, Frame};
+use crate::render::flamegraph::InputError;
+
+/// `perftools.profiles.Profile`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Profile {
+    /// What each value of a sample measures.
+    #[prost(message, repeated, tag = "1")]
+    pub sample_type: Vec<ValueType>,
+    /// The samples.
+    #[prost(message, repeated, tag = "2")]
+    pub sample: Vec<Sample>,
+    /// Binaries the code came from.
+    #[prost(message, repeated, tag = "3")]
+    pub mapping: Vec<Mapping>,
+    /// Program locations.
+    #[prost(message, repeated, tag = "4")]
+    pub location: Vec<Location>,
+    /// Functions.
+    #[prost(message, repeated, tag = "5")]
+    pub function: Vec<Function>,
+    /// Every string of the profile; index 0 is "".
+    #[prost(string, repeated, tag = "6")]
+    pub string_table: Vec<String>,
+    /// Frames to drop (regex, string index).
+    #[prost(int64, tag = "7")]
+    pub drop_frames: i64,
+    /// Frames to keep (regex, string index).
+    #[prost(int64, tag = "8")]
+    pub keep_frames: i64,
+    /// Collection start, ns since the epoch.
+    #[prost(int64, tag = "9")]
+    pub time_nanos: i64,
+    /// Collection length in ns.
+    #[prost(int64, tag = "10")]
+    pub duration_nanos: i64,
+    /// What `period` measures.
+    #[prost(message, optional, tag = "11")]
+    pub period_type: Option<ValueType>,
+    /// Distance between samples.
+    #[prost(int64, tag = "12")]
+    pub period: i64,
+    /// Free-form comments (string indices).
+    #[prost(int64, repeated, tag = "13")]
+    pub comment: Vec<i64>,
+    /// The sample type shown by default (string index).
+    #[prost(int64, tag = "14")]
+    pub default_sample_type: i64,
+}
+
+/// `ValueType`: a type and a unit, as string indices.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ValueType {
+    /// e.g. "cpu".
+    #[prost(int64, tag = "1")]
+    pub r#type: i64,
+    /// e.g. "nanoseconds".
+    #[prost(int64, tag = "2")]
+    pub unit: i64,
+}
+
+/// `Sample`: a stack (leaf first) and its values.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Sample {
+    /// Location ids, leaf first.
+    #[prost(uint64, repeated, tag = "1")]
+    pub location_id: Vec<u64>,
+    /// One value per sample type.
+    #[prost(int64, repeated, tag = "2")]
+    pub value: Vec<i64>,
+    /// Labels (the thread name).
+    #[prost(message, repeated, tag = "3")]
+    pub label: Vec<Label>,
+}
+
+/// `Label`: a key with a string or number.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Label {
+    /// Key (string index).
+    #[prost(int64, tag = "1")]
+    pub key: i64,
+    /// String value (string index).
+    #[prost(int64, tag = "2")]
+    pub str: i64,
+    /// Numeric value.
+    #[prost(int64, tag = "3")]
+    pub num: i64,
+    /// Unit of `num` (string index).
+    #[prost(int64, tag = "4")]
+    pub num_unit: i64,
+}
+
+/// `Mapping`: a binary, and what of it is already symbolized.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Mapping {
+    /// Id (1-based).
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// Start address.
+    #[prost(uint64, tag = "2")]
+    pub memory_start: u64,
+    /// End address.
+    #[prost(uint64, tag = "3")]
+    pub memory_limit: u64,
+    /// Offset in the file.
+    #[prost(uint64, tag = "4")]
+    pub file_offset: u64,
+    /// File name (string index).
+    #[prost(int64, tag = "5")]
+    pub filename: i64,
+    /// Build id (string index).
+    #[prost(int64, tag = "6")]
+    pub build_id: i64,
+    /// Locations carry function names.
+    #[prost(bool, tag = "7")]
+    pub has_functions: bool,
+    /// Locations carry file names.
+    #[prost(bool, tag = "8")]
+    pub has_filenames: bool,
+    /// Locations carry line numbers.
+    #[prost(bool, tag = "9")]
+    pub has_line_numbers: bool,
+    /// Locations carry inlined frames.
+    #[prost(bool, tag = "10")]
+    pub has_inline_frames: bool,
+}
+
+/// `Location`: one physical frame with its inlined chain.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Location {
+    /// Id (1-based).
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// Mapping id.
+    #[prost(uint64, tag = "2")]
+    pub mapping_id: u64,
+    /// Instruction address (0: unknown).
+    #[prost(uint64, tag = "3")]
+    pub address: u64,
+    /// Lines, innermost (inlined) first; the last is the caller.
+    #[prost(message, repeated, tag = "4")]
+    pub line: Vec<Line>,
+    /// Several symbols folded into one.
+    #[prost(bool, tag = "5")]
+    pub is_folded: bool,
+}
+
+/// `Line`: a function and a line in it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Line {
+    /// Function id.
+    #[prost(uint64, tag = "1")]
+    pub function_id: u64,
+    /// Line number.
+    #[prost(int64, tag = "2")]
+    pub line: i64,
+    /// Column.
+    #[prost(int64, tag = "3")]
+    pub column: i64,
+}
+
+/// `Function`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Function {
+    /// Id (1-based).
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// Name (string index).
+    #[prost(int64, tag = "2")]
+    pub name: i64,
+    /// System (mangled) name (string index).
+    #[prost(int64, tag = "3")]
+    pub system_name: i64,
+    /// Source file (string index).
+    #[prost(int64, tag = "4")]
+    pub filename: i64,
+    /// First line.
+    #[prost(int64, tag = "5")]
+    pub start_line: i64,
+}
+
+#[derive(Default)]
+struct Strings {
+    table: Vec<String>,
+    index: HashMap<String, i64>,
+}
+
+impl Strings {
+    fn new() -> Strings {
+        let mut s = Strings::default();
+        s.get("");
+        s
+    }
+
+    fn get(&mut self, s: &str) -> i64 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = self.table.len() as i64;
+        self.table.push(s.to_string());
+        self.index.insert(s.to_string(), i);
+        i
+    }
+}
+
+/// The label key of a sample's thread name.
+pub const THREAD_LABEL: &str = "thread";
+
+/// Builds the protobuf message of a profile: sample types samples/count
+/// and cpu/nanoseconds (cpu = samples × the true sample period measured
+/// from process CPU time), period = that true period.
+pub fn to_pprof(profile: &CpuProfile) -> Profile {
+    let mut strings = Strings::new();
+    let mut functions: Vec<Function> = Vec::new();
+    let mut function_ids: HashMap<(&str, Option<&str>), u64> = HashMap::new();
+    let mut locations: Vec<Location> = Vec::new();
+    let mut location_ids: HashMap<&[Frame], u64> = HashMap::new();
+    let period = profile.sample_period().0 as i64;
+    let samples_t = ValueType {
+        r#type: strings.get("samples"),
+        unit: strings.get("count"),
+    };
+    let cpu_t = ValueType {
+        r#type: strings.get("cpu"),
+        unit: strings.get("nanoseconds"),
+    };
+    let thread_key = strings.get(THREAD_LABEL);
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "profkit".to_string());
+    let mapping = Mapping {
+        id: 1,
+        filename: strings.get(&exe),
+        has_functions: true,
+        has_filenames: true,
+        has_line_numbers: true,
+        has_inline_frames: true,
+        ..Default::default()
+    };
+    let mut samples = Vec::with_capacity(profile.stacks.len());
+    for stack in &profile.stacks {
+        // Split root-first frames into physical frames: a non-inlined
+        // frame followed by the frames inlined into it.
+        let mut groups: Vec<&[Frame]> = Vec::new();
+        let mut start = 0;
+        for i in 1..=stack.frames.len() {
+            if i == stack.frames.len() || !stack.frames[i].inlined {
+                if i > start {
+                    groups.push(&stack.frames[start..i]);
+                }
+                start = i;
+            }
+        }
+        let mut ids = Vec::with_capacity(groups.len());
+        for group in groups.into_iter().rev() {
+            let next_id = locations.len() as u64 + 1;
+            let id = *location_ids.entry(group).or_insert(next_id);
+            if id == next_id {
+                let line = group
+                    .iter()
+                    .rev()
+                    .map(|f| {
+                        let key = (f.function.as_str(), f.file.as_deref());
+                        let next_fn = functions.len() as u64 + 1;
+                        let function_id = *function_ids.entry(key).or_insert(next_fn);
+                        if function_id == next_fn {
+                            let name = strings.get(&f.function);
+                            functions.push(Function {
+                                id: function_id,
+                                name,
+                                system_name: name,
+                                filename: strings.get(f.file.as_deref().unwrap_or("")),
+                                start_line: 0,
+                            });
+                        }
+                        Line {
+                            function_id,
+                            line: f.line.map_or(0, i64::from),
+                            column: 0,
+                        }
+                    })
+                    .collect();
+                locations.push(Location {
+                    id,
+                    mapping_id: 1,
+                    address: 0,
+                    line,
+                    is_folded: false,
+                });
+            }
+            ids.push(id);
+        }
+        samples.push(Sample {
+            location_id: ids,
+            value: vec![stack.samples as i64, stack.samples as i64 * period],
+            label: vec![Label {
+                key: thread_key,
+                str: strings.get(&stack.thread),
+                ..Default::default()
+            }],
+        });
+    }
+    let comment = vec![strings.get(&format!(
+        "profkit: {} Hz asked, {:.0} samples per CPU-second taken; cpu values are samples x measured CPU time / samples",
+        profile.frequency,
+        profile.effective_rate()
+    ))];
+    Profile {
+        sample_type: vec![samples_t, cpu_t.clone()],
+        sample: samples,
+        mapping: vec![mapping],
+        location: locations,
+        function: functions,
+        time_nanos: profile.started_unix_nanos,
+        duration_nanos: profile.wall_time.0 as i64,
+        period_type: Some(cpu_t.clone()),
+        period,
+        comment,
+        default_sample_type: cpu_t.r#type,
+        string_table: strings.table,
+        ..Default::default()
+    }
+}
+
+/// The profile as gzipped protobuf bytes (`cpu.pb.gz`).
+pub fn to_pprof_gz(profile: &CpuProfile) -> std::io::Result<Vec<u8>> {
+    let bytes = to_pprof(profile).encode_to_vec();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&bytes)?;
+    gz.finish()
+}
+
+/// Decodes a `.pb` or `.pb.gz` file's bytes (gzip is recognised by its
+/// magic number); errors name `path` and, for protobuf damage, the byte
+/// offset of the first bad top-level field.
+pub fn decode(bytes: &[u8], path: &Path) -> Result<Profile, InputError> {
+    let bad = |offset: Option<usize>, why: String| InputError::Pprof {
+        path: path.to_path_buf(),
+        offset,
+        why,
+    };
+    let raw;
+    let data = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .map_err(|e| bad(None, format!("broken gzip stream: {e}")))?;
+        raw = out;
+        &raw[..]
+    } else {
+        bytes
+    };
+    let profile = Profile::decode(data).map_err(|e| bad(first_bad_field(data), e.to_string()))?;
+    let n = profile.string_table.len() as i64;
+    let idx_ok = |i: i64| (0..n).contains(&i);
+    if profile.sample_type.is_empty()
+        || !profile
+            .sample_type
+            .iter()
+            .all(|t| idx_ok(t.r#type) && idx_ok(t.unit))
+    {
+        return Err(bad(
+            None,
+            "no valid sample types: not a pprof profile".into(),
+        ));
+    }
+    Ok(profile)
+}
+
+/// Offset of the first top-level field whose key or length runs past the
+/// end or has an invalid wire type.
+fn first_bad_field(data: &[u8]) -> Option<usize> {
+    fn varint(data: &[u8], pos: &mut usize) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *data.get(*pos)?;
+            *pos += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut pos = 0;
+    while pos < data.len() {
+        let at = pos;
+        let Some(key) = varint(data, &mut pos) else {
+            return Some(at);
+        };
+        let ok = match key & 7 {
+            0 => varint(data, &mut pos).is_some(),
+            1 => {
+                pos += 8;
+                pos <= data.len()
+            }
+            2 => match varint(data, &mut pos) {
+                Some(len) => {
+                    pos = pos.saturating_add(len as usize);
+                    pos <= data.len()
+                }
+                None => false,
+            },
+            5 => {
+                pos += 4;
+                pos <= data.len()
+            }
+            _ => false,
+        };
+        if !ok || key >> 3 == 0 {
+            return Some(at);
+        }
+    }
+    None
+}
+
+/// Folded stacks of a decoded profile, root first, with the thread label
+/// (when present) as the root frame, weighted by the sample type `kind`
+/// (e.g. "samples"; the first sample type when absent).
+pub fn to_folded_counts(
+    profile: &Profile,
+    kind: Option<&str>,
+    path: &Path,
+) -> Result<BTreeMap<String, u64>, InputError> {
+    let bad = |why: String| InputError::Pprof {
+        path: path.to_path_buf(),
+        offset: None,
+        why,
+    };
+    let st = &profile.string_table;
+    let s = |i: i64| -> Result<&str, InputError> {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| st.get(i))
+            .map(String::as_str)
+            .ok_or_else(|| bad(format!("string index {i} is out of the table")))
+    };
+    let value_index = match kind {
+        Some(k) => profile
+            .sample_type
+            .iter()
+            .position(|t| s(t.r#type).ok() == Some(k))
+            .ok_or_else(|| bad(format!("no sample type '{k}'")))?,
+        None => 0,
+    };
+    let functions: HashMap<u64, &Function> = profile.function.iter().map(|f| (f.id, f)).collect();
+    let locations: HashMap<u64, &Location> = profile.location.iter().map(|l| (l.id, l)).collect();
+    let mut out = BTreeMap::new();
+    for sample in &profile.sample {
+        let Some(&v) = sample.value.get(value_index) else {
+            return Err(bad("a sample has fewer values than sample types".into()));
+        };
+        if v <= 0 {
+            continue;
+        }
+        let mut frames: Vec<String> = Vec::new();
+        for id in sample.location_id.iter().rev() {
+            let loc = locations
+                .get(id)
+                .ok_or_else(|| bad(format!("a sample names location {id}, which is missing")))?;
+            if loc.line.is_empty() {
+                frames.push(format!("{:#x}", loc.address));
+            }
+            for line in loc.line.iter().rev() {
+                let name = match functions.get(&line.function_id) {
+                    Some(f) => s(f.name)?,
+                    None => "[unknown]",
+                };
+                frames.push(crate::profile::cpu::clean_name(name));
+            }
+        }
+        let thread = sample
+            .label
+            .iter()
+            .find(|l| s(l.key).ok() == Some(THREAD_LABEL))
+            .map(|l| s(l.str))
+            .transpose()?;
+        let mut line = String::new();
+        if let Some(t) = thread {
+            line.push_str(&crate::profile::cpu::clean_name(t));
+        }
+        for f in frames {
+            if !line.is_empty() {
+                line.push(';');
+            }
+            line.push_str(&f);
+        }
+        if line.is_empty() {
+            line.push_str("[no frames]");
+        }
+        *out.entry(line).or_default() += v as u64;
+    }
+    if out.is_empty() {
+        return Err(InputError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::cpu::Stack;
+    use crate::units::Nanos;
+
+    fn f(name: &str, inlined: bool) -> Frame {
+        Frame {
+            function: name.into(),
+            file: Some("src/x.rs".into()),
+            line: Some(3),
+            module: None,
+            inlined,
+        }
+    }
+
+    #[test]
+    fn round_trips_through_gzip_with_inlined_frames() {
+        let p = CpuProfile {
+            frequency: 199,
+            samples: 12,
+            cpu_time: Nanos(120_000_000),
+            wall_time: Nanos(130_000_000),
+            started_unix_nanos: 1,
+            stacks: vec![
+                Stack {
+                    thread: "pk-worker-0".into(),
+                    frames: vec![f("main", false), f("inl", true), f("leaf", false)],
+                    samples: 10,
+                },
+                Stack {
+                    thread: "pk-worker-1".into(),
+                    frames: vec![f("main", false)],
+                    samples: 2,
+                },
+            ],
+        };
+        let gz = to_pprof_gz(&p).unwrap();
+        let back = decode(&gz, Path::new("x.pb.gz")).unwrap();
+        assert_eq!(back.period, 10_000_000);
+        assert_eq!(back.sample[0].value, vec![10, 100_000_000]);
+        assert!(back.mapping[0].has_functions && back.mapping[0].has_filenames);
+        let folded = to_folded_counts(&back, Some("samples"), Path::new("x")).unwrap();
+        assert_eq!(folded, crate::render::folded::folded_counts(&p));
+        // The inlined frame shares a location with its caller, innermost
+        // line first; `main` alone is a location of its own.
+        assert_eq!(back.location.len(), 3);
+        let inl = back.location.iter().find(|l| l.line.len() == 2).unwrap();
+        let name =
+            |l: &Line| &back.string_table[back.function[l.function_id as usize - 1].name as usize];
+        assert_eq!(name(&inl.line[0]), "inl");
+        assert_eq!(name(&inl.line[1]), "main");
+    }
+
+    #[test]
+    fn damage_is_reported_with_an_offset() {
+        let p = Path::new("bad.pb");
+        let e = decode(&[0x0a, 0x50, 0x01], p).unwrap_err().to_string();
+        assert!(e.contains("bad.pb") && e.contains("offset 0"), "{e}");
+        let e = decode(&[0x1f, 0x8b, 0x00], p).unwrap_err().to_string();
+        assert!(e.contains("gzip"), "{e}");
+    }
+}

@@ -1,0 +1,298 @@
+//! CPU profiling end to end, on small data. Every test here takes one
+//! lock: only one pprof profiler can run per process, and sample counts
+//! suffer when profiled runs compete for the two cores.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use profkit::analyze::cpu::Layer;
+use profkit::measure::{RunOptions, Stop, Warmup};
+use profkit::profile::cpu::{self, CpuOptions, CpuOutcome, CpuPassOptions};
+use profkit::render::{flamegraph, folded, pprof};
+use profkit::session::{Session, SessionConfig};
+use profkit::workload;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn cpu_run(dir: &Path, name: &str, rows: u64, ops: u64, threads: usize) -> CpuOutcome {
+    let mut session = Session::new(SessionConfig {
+        out_dir: dir.join("profiles"),
+        flamegraph_dir: dir.join("flamegraphs"),
+        ..SessionConfig::default()
+    })
+    .unwrap();
+    let options = RunOptions {
+        rows: (rows > 0).then_some(rows),
+        threads: Some(threads),
+        stop: Some(Stop::Ops(ops)),
+        warmup: Some(Warmup::Ops(ops / 20 + 1)),
+        seed: None,
+    };
+    cpu::run_cpu(
+        &mut session,
+        workload::by_name(name).unwrap(),
+        &options,
+        &CpuPassOptions {
+            inverted: true,
+            ..CpuPassOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Share of samples whose stack contains a frame matching `pred`.
+fn inclusive_share(out: &CpuOutcome, pred: impl Fn(&str) -> bool) -> f64 {
+    let hit: u64 = out
+        .profile
+        .stacks
+        .iter()
+        .filter(|s| s.frames.iter().any(|f| pred(&f.function)))
+        .map(|s| s.samples)
+        .sum();
+    hit as f64 / out.profile.samples.max(1) as f64
+}
+
+#[test]
+fn full_scan_time_is_in_sqlite_and_files_agree() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = cpu_run(dir.path(), "search-like", 2000, 400, 1);
+    let p = &out.profile;
+    assert!(p.samples >= 20, "too few samples: {}", p.samples);
+    let sqlite = inclusive_share(&out, |f| {
+        f.starts_with("sqlite3VdbeExec")
+            || f.starts_with("sqlite3_step")
+            || f.starts_with("sqlite3Btree")
+    });
+    assert!(
+        sqlite > 0.5,
+        "SQLite VDBE/btree frames hold {:.0} %",
+        100.0 * sqlite
+    );
+    let in_sqlite_c = out
+        .report
+        .layers
+        .iter()
+        .find(|l| l.layer == Layer::Sqlite)
+        .unwrap();
+    assert!(in_sqlite_c.samples > 0, "{:?}", out.report.layers);
+    // Threads keep their names; workers are named by the harness.
+    assert!(p.stacks.iter().any(|s| s.thread == "pk-worker-0"));
+    // Honest figures: CPU time measured, rate derived from it.
+    assert!(p.cpu_time.0 > 0 && p.effective_rate() > 0.0);
+
+    // Every file of the run folder is there.
+    for f in [
+        "bench.json",
+        "manifest.json",
+        "cpu.pb.gz",
+        "cpu.folded",
+        "cpu.json",
+    ] {
+        assert!(out.dir.file(f).exists(), "{f} missing");
+    }
+    assert_eq!(out.flamegraphs.len(), 2, "flamegraph and icicle");
+    let svg = std::fs::read_to_string(&out.flamegraphs[0]).unwrap();
+    assert!(svg.contains("search-like") && svg.contains("Hz effective"));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.dir.file("cpu.json")).unwrap()).unwrap();
+    assert_eq!(json["schema_version"], 1);
+
+    // cpu.pb.gz decodes, and its totals per stack equal cpu.folded's.
+    let pb_path = out.dir.file("cpu.pb.gz");
+    let pb = pprof::decode(&std::fs::read(&pb_path).unwrap(), &pb_path).unwrap();
+    let from_pb = pprof::to_folded_counts(&pb, Some("samples"), &pb_path).unwrap();
+    let folded_path = out.dir.file("cpu.folded");
+    let text = std::fs::read_to_string(&folded_path).unwrap();
+    let from_folded = folded::parse_folded(&text, &folded_path).unwrap();
+    assert_eq!(from_pb, from_folded);
+    assert_eq!(from_folded.values().sum::<u64>(), p.samples);
+    // True CPU values: the cpu sample type adds up to the measured CPU time.
+    let cpu_ns: i64 = pb.sample.iter().map(|s| s.value[1]).sum();
+    let measured = p.cpu_time.0 as i64;
+    assert!(
+        (cpu_ns - measured).abs() <= p.samples as i64,
+        "{cpu_ns} vs {measured}"
+    );
+    assert!(pb.mapping[0].has_functions && pb.mapping[0].has_filenames);
+    // Folded output is deterministic: sorted and unique.
+    let keys: Vec<&str> = text
+        .lines()
+        .map(|l| l.rsplit_once(' ').unwrap().0)
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(keys, sorted);
+}
+
+#[test]
+fn hot_function_is_the_top_self_frame() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = cpu_run(dir.path(), "hot-loop", 0, 4000, 1);
+    let top = &out.report.top_self[0];
+    assert!(
+        top.function.ends_with("profkit_hot_function"),
+        "top self frame is {} ({:.0} %)",
+        top.function,
+        top.percent
+    );
+    // Debug builds spend the rest in uninlined range iterators.
+    assert!(top.percent > 30.0, "{top:?} {:#?}", out.report.top_self);
+}
+
+#[test]
+fn many_cycles_and_busy_threads_neither_hang_nor_crash() {
+    let _one = serial();
+    let start = Instant::now();
+    let options = CpuOptions::default();
+    for i in 0..100u64 {
+        let (v, p) = cpu::profile(&options, || {
+            let mut x = i;
+            for k in 0..20_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(k));
+            }
+            x
+        })
+        .unwrap();
+        std::hint::black_box(v);
+        assert_eq!(p.samples, p.stacks.iter().map(|s| s.samples).sum::<u64>());
+    }
+    let ((), p) = cpu::profile(&options, || {
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                std::thread::Builder::new()
+                    .name(format!("busy-{t}"))
+                    .spawn_scoped(s, || {
+                        let until = Instant::now() + Duration::from_millis(300);
+                        let mut x = 1u64;
+                        while Instant::now() < until {
+                            x = std::hint::black_box(
+                                x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                            );
+                        }
+                    })
+                    .unwrap();
+            }
+        });
+    })
+    .unwrap();
+    assert!(p.samples >= 20, "{} samples", p.samples);
+    let threads: BTreeMap<String, u64> = p.threads().into_iter().collect();
+    assert!(
+        threads.keys().filter(|t| t.starts_with("busy-")).count() >= 4,
+        "{threads:?}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(60));
+    // A second profiler cannot sneak in: sections are serialised.
+    assert!(cpu::profile(&CpuOptions { frequency: 0 }, || ()).is_err());
+}
+
+fn profkit(dir: &Path) -> Command {
+    let mut c = Command::cargo_bin("profkit").unwrap();
+    c.current_dir(dir);
+    c
+}
+
+#[test]
+fn flamegraph_command_renders_and_rejects_bad_input() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.folded");
+    std::fs::write(&good, "main;work;<b>hot</b> 7\nmain;idle 3\n").unwrap();
+    let out = profkit(dir.path())
+        .args([
+            "flamegraph",
+            "good.folded",
+            "-o",
+            "good.svg",
+            "--inverted",
+            "--title",
+            "t <1>",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = std::fs::read_to_string(dir.path().join("good.svg")).unwrap();
+    assert!(svg.contains("t &lt;1&gt;") && !svg.contains("<b>hot"));
+
+    let bad = dir.path().join("bad.folded");
+    std::fs::write(&bad, "main;work 7\nmain;work seven\n").unwrap();
+    let out = profkit(dir.path())
+        .args(["flamegraph", "bad.folded"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("bad.folded") && err.contains("line 2"),
+        "{err}"
+    );
+
+    std::fs::write(dir.path().join("bad.pb"), [0x0a, 0xff, 0x01, 0x02]).unwrap();
+    let out = profkit(dir.path())
+        .args(["flamegraph", "bad.pb"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.pb") && err.contains("offset"), "{err}");
+}
+
+#[test]
+fn cpu_command_writes_a_run_folder_and_refuses_tiny_profiles() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = profkit(dir.path())
+        .args(["cpu", "hot-loop", "--ops", "3000", "--out", "p"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("top frames by self samples"), "{stdout}");
+    let runs: Vec<_> = std::fs::read_dir(dir.path().join("p")).unwrap().collect();
+    assert_eq!(runs.len(), 1);
+    let svgs: Vec<_> = std::fs::read_dir(dir.path().join("flamegraphs"))
+        .unwrap()
+        .collect();
+    assert_eq!(svgs.len(), 1);
+    // The pprof file renders back through the flamegraph command.
+    let run = runs[0].as_ref().unwrap().path();
+    let pb = run.join("cpu.pb.gz");
+    assert!(flamegraph::render_file(&pb, &Default::default()).is_ok());
+
+    // pprof-rs's unwinder once set itself up (allocating) inside the first
+    // SIGPROF handler, deadlocking when that sample interrupted malloc.
+    for _ in 0..4 {
+        profkit(dir.path())
+            .args(["cpu", "alloc-churn", "--ops", "20000", "--out", "churn"])
+            .timeout(Duration::from_secs(60))
+            .assert()
+            .success();
+    }
+
+    let out = profkit(dir.path())
+        .args(["cpu", "noop", "--ops", "10", "--out", "p"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("raise --ops"), "{err}");
+}
