@@ -2,3 +2,6 @@
 //! flamegraphs, pprof, Markdown and HTML.
 
 pub mod table;
+
+pub mod plot;
+pub mod scale;
