@@ -255,10 +255,7 @@ pub fn fit_complexity(points: &[(f64, f64)]) -> Option<ComplexityFit> {
         .iter()
         .map(|&m| fit_model(m, points))
         .collect();
-    let best_residual = models
-        .iter()
-        .map(|m| m.nrmse)
-        .fold(f64::INFINITY, f64::min);
+    let best_residual = models.iter().map(|m| m.nrmse).fold(f64::INFINITY, f64::min);
     let chosen = *models
         .iter()
         .find(|m| m.nrmse <= best_residual * defaults::FIT_SLACK + defaults::FIT_TOLERANCE)
@@ -428,7 +425,8 @@ mod tests {
 
     #[test]
     fn exact_shapes_are_named() {
-        let cases: [(Complexity, fn(f64) -> f64); 5] = [
+        type Shape = fn(f64) -> f64;
+        let cases: [(Complexity, Shape); 5] = [
             (Complexity::Constant, |_| 500.0),
             (Complexity::Logarithmic, |n| 200.0 + 50.0 * n.ln()),
             (Complexity::Linear, |n| 300.0 + 2.0 * n),

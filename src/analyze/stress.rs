@@ -260,7 +260,11 @@ pub fn stress(
     make: MakeWorkload<'_>,
     options: &StressOptions,
 ) -> anyhow::Result<StressResult> {
-    let start = options.base.threads.unwrap_or(defaults::START_THREADS).max(1);
+    let start = options
+        .base
+        .threads
+        .unwrap_or(defaults::START_THREADS)
+        .max(1);
     if options.max_threads < start || options.max_levels == 0 {
         return Err(StressError::Levels {
             start,

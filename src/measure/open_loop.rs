@@ -33,6 +33,9 @@ pub const LOAD_SCHEMA_VERSION: u32 = 1;
 
 /// Limits of open-loop runs, defined once.
 pub mod defaults {
+    /// How long `profkit run --rate` runs when neither `--ops` nor
+    /// `--duration` is given.
+    pub const DURATION: std::time::Duration = std::time::Duration::from_secs(5);
     /// Highest target rate accepted (operations per second).
     pub const MAX_RATE: f64 = 10_000_000.0;
     /// The run counts as on schedule when its final lag is at most this…
@@ -233,9 +236,9 @@ fn run_schedule(
                         let result = workload.operation(&mut ctx);
                         let ended = Instant::now();
                         let lag = began.duration_since(due).as_nanos() as u64;
-                        tally
-                            .corrected
-                            .saturating_record((ended.duration_since(due).as_nanos() as u64).max(1));
+                        tally.corrected.saturating_record(
+                            (ended.duration_since(due).as_nanos() as u64).max(1),
+                        );
                         tally.uncorrected.saturating_record(
                             (ended.duration_since(began).as_nanos() as u64).max(1),
                         );
@@ -350,8 +353,9 @@ pub fn measure_open_loop(
     };
     let secs = phase.elapsed.as_secs_f64().max(1e-9);
     let achieved = OpsPerSec(ops as f64 / secs);
-    let tolerance = Nanos::from(defaults::LAG_TOLERANCE_MIN)
-        .max(Nanos((phase.window.as_nanos() as f64 * defaults::LAG_TOLERANCE_SHARE) as u64));
+    let tolerance = Nanos::from(defaults::LAG_TOLERANCE_MIN).max(Nanos(
+        (phase.window.as_nanos() as f64 * defaults::LAG_TOLERANCE_SHARE) as u64,
+    ));
     let sustained =
         lag_end <= tolerance && achieved.0 >= defaults::MIN_ACHIEVED_SHARE * rate.0 && ops > 0;
     let cpu_nanos = cpu_after.total().0.saturating_sub(cpu_before.total().0);
@@ -404,10 +408,16 @@ mod tests {
         assert_eq!(parse_rate("2/ms"), Ok(OpsPerSec(2000.0)));
         assert_eq!(parse_rate("750"), Ok(OpsPerSec(750.0)));
         assert!(matches!(parse_rate("fast"), Err(RateError::Syntax(_))));
-        assert!(matches!(parse_rate("5/fortnight"), Err(RateError::Syntax(_))));
+        assert!(matches!(
+            parse_rate("5/fortnight"),
+            Err(RateError::Syntax(_))
+        ));
         assert!(matches!(parse_rate("0/s"), Err(RateError::OutOfRange(_))));
         assert!(matches!(parse_rate("-5/s"), Err(RateError::OutOfRange(_))));
-        assert!(matches!(parse_rate("1e12/s"), Err(RateError::OutOfRange(_))));
+        assert!(matches!(
+            parse_rate("1e12/s"),
+            Err(RateError::OutOfRange(_))
+        ));
     }
 
     fn plan(stop: Stop, threads: usize) -> RunPlan {

@@ -111,7 +111,9 @@ const COLORS: [RGBColor; 6] = [
 fn bounds(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (lo, hi) = values
         .filter(|v| v.is_finite() && *v > 0.0)
-        .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
     (hi > 0.0).then(|| (lo / 1.25, hi * 1.25))
 }
 
@@ -123,12 +125,8 @@ pub fn render(chart: &Chart, name: &str) -> Result<String, PlotError> {
     };
     let points = || chart.series.iter().flat_map(|s| s.points.iter());
     let (x0, x1) = bounds(points().map(|p| p.0)).ok_or_else(|| fail(&"no positive x values"))?;
-    let (y0, y1) = bounds(
-        points()
-            .map(|p| p.1)
-            .chain(chart.limit.iter().map(|l| l.1)),
-    )
-    .ok_or_else(|| fail(&"no positive y values"))?;
+    let (y0, y1) = bounds(points().map(|p| p.1).chain(chart.limit.iter().map(|l| l.1)))
+        .ok_or_else(|| fail(&"no positive y values"))?;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (800, 500)).into_drawing_area();
@@ -143,6 +141,8 @@ pub fn render(chart: &Chart, name: &str) -> Result<String, PlotError> {
         ctx.configure_mesh()
             .x_desc(plain(&chart.x_label))
             .y_desc(plain(&chart.y_label))
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 16))
             .x_label_formatter(&|v| compact(*v))
             .y_label_formatter(&|v| compact(*v))
             .draw()
@@ -185,6 +185,7 @@ pub fn render(chart: &Chart, name: &str) -> Result<String, PlotError> {
             .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
+            .label_font(("sans-serif", 14))
             .draw()
             .map_err(|e| fail(&e))?;
         root.present().map_err(|e| fail(&e))?;

@@ -103,7 +103,9 @@ pub fn sweep_table(r: &SweepResult) -> String {
         SweepKind::Threads => "threads",
         SweepKind::Rows => "rows",
     };
-    let mut header = vec![first, "ops", "ops/s", "p50", "p95", "p99", "errors", "cpu %"];
+    let mut header = vec![
+        first, "ops", "ops/s", "p50", "p95", "p99", "errors", "cpu %",
+    ];
     match r.kind {
         SweepKind::Threads => header.push("efficiency"),
         SweepKind::Rows => header.push("cost/op"),

@@ -45,7 +45,9 @@ pub(super) fn builtins() -> Vec<(&'static str, Factory)> {
                 next_free: AtomicU64::new(0),
             })
         }),
-        ("linear-scan", || Box::new(Synthetic::LinearScan { rows: 0 })),
+        ("linear-scan", || {
+            Box::new(Synthetic::LinearScan { rows: 0 })
+        }),
     ]
 }
 
@@ -55,12 +57,19 @@ enum Synthetic {
     AllocChurn,
     /// Does nothing, except that every [`STALL_EVERY`]th operation sleeps
     /// [`STALL_PAUSE`].
-    Stall { count: AtomicU64 },
+    Stall {
+        count: AtomicU64,
+    },
     /// A single FIFO server with a fixed service time: `next_free` is when
     /// (nanoseconds after `base`) the server is next idle.
-    Capacity { base: Instant, next_free: AtomicU64 },
+    Capacity {
+        base: Instant,
+        next_free: AtomicU64,
+    },
     /// Hashes `rows` integers: cost grows linearly with the data volume.
-    LinearScan { rows: u64 },
+    LinearScan {
+        rows: u64,
+    },
 }
 
 /// Takes the next slot of the FIFO server and returns when it ends.
@@ -68,8 +77,7 @@ fn reserve(next_free: &AtomicU64, now: u64, service: u64) -> u64 {
     let mut current = next_free.load(Ordering::Relaxed);
     loop {
         let end = current.max(now) + service;
-        match next_free.compare_exchange_weak(current, end, Ordering::AcqRel, Ordering::Relaxed)
-        {
+        match next_free.compare_exchange_weak(current, end, Ordering::AcqRel, Ordering::Relaxed) {
             Ok(_) => return end,
             Err(seen) => current = seen,
         }
