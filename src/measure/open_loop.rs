@@ -37,7 +37,7 @@ pub mod defaults {
     /// `--duration` is given.
     pub const DURATION: std::time::Duration = std::time::Duration::from_secs(5);
     /// Highest target rate accepted (operations per second).
-    pub const MAX_RATE: f64 = 10_000_000.0;
+    pub const MAX_RATE: f64 = 100_000_000.0;
     /// The run counts as on schedule when its final lag is at most this…
     pub const LAG_TOLERANCE_MIN: std::time::Duration = std::time::Duration::from_millis(10);
     /// …or this share of the planned run time, whichever is larger.

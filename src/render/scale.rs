@@ -18,45 +18,39 @@ fn right<T: ToString>(v: T) -> Cell {
     Cell::new(v.to_string()).set_alignment(CellAlignment::Right)
 }
 
-/// An open-loop run: target and achieved rate, then corrected and
-/// uncorrected percentiles side by side.
+/// An open-loop run: the schedule (target and achieved rate, lag,
+/// backlog), then corrected and uncorrected percentiles side by side.
 pub fn load_table(r: &LoadResult) -> String {
-    let mut t = table();
-    t.set_header(vec![
-        Cell::new(format!("{} (open loop)", r.workload)),
-        Cell::new("corrected").set_alignment(CellAlignment::Right),
-        Cell::new("uncorrected").set_alignment(CellAlignment::Right),
-    ]);
     let stop = match r.plan.stop {
         Stop::Ops(n) => format!("{n} ops"),
         Stop::Duration(d) => format!("{d}"),
     };
-    let mut wide = |k: &str, v: String| {
-        t.add_row(vec![Cell::new(k), right(v), Cell::new("")]);
+    let mut head = table();
+    head.set_header(vec![
+        Cell::new(format!("{} (open loop)", r.workload)),
+        Cell::new(""),
+    ]);
+    let mut row = |k: &str, v: String| {
+        head.add_row(vec![Cell::new(k), right(v)]);
     };
-    wide(
+    row(
         "parameters",
         format!(
             "{} rows, {} threads, {stop}, seed {}",
             r.plan.rows, r.plan.threads, r.plan.seed
         ),
     );
-    wide(
+    row(
         "rate target / achieved",
         format!("{} / {}", r.target_rate, r.achieved_rate),
     );
-    wide(
+    row(
         "rate sustained",
-        format!(
-            "{} (lag at end {}, max {}, backlog {} of {} due)",
-            if r.sustained { "yes" } else { "NO" },
-            r.lag_end,
-            r.lag_max,
-            r.backlog,
-            r.scheduled
-        ),
+        if r.sustained { "yes" } else { "NO" }.to_string(),
     );
-    wide(
+    row("lag at end / max", format!("{} / {}", r.lag_end, r.lag_max));
+    row("backlog", format!("{} of {} due", r.backlog, r.scheduled));
+    row(
         "operations",
         format!(
             "{} in {}, {} errors ({:.2} %)",
@@ -66,9 +60,25 @@ pub fn load_table(r: &LoadResult) -> String {
             100.0 * r.error_rate
         ),
     );
+    row(
+        "cpu",
+        format!(
+            "{:.2} cores ({:.0} % of machine)",
+            r.cpu.cores_busy, r.cpu.percent_of_machine
+        ),
+    );
+    if let Some(e) = &r.first_error {
+        row("first error", e.clone());
+    }
+    let mut t = table();
+    t.set_header(vec![
+        Cell::new("latency"),
+        Cell::new("corrected (from due time)").set_alignment(CellAlignment::Right),
+        Cell::new("uncorrected (from start)").set_alignment(CellAlignment::Right),
+    ]);
     type Pick = fn(&LatencySummary) -> String;
     let rows: [(&str, Pick); 6] = [
-        ("latency mean", |l| l.mean.to_string()),
+        ("mean", |l| l.mean.to_string()),
         ("p50", |l| l.p50.to_string()),
         ("p95", |l| l.p95.to_string()),
         ("p99", |l| l.p99.to_string()),
@@ -82,18 +92,7 @@ pub fn load_table(r: &LoadResult) -> String {
             right(pick(&r.uncorrected)),
         ]);
     }
-    t.add_row(vec![
-        Cell::new("cpu"),
-        right(format!(
-            "{:.2} cores ({:.0} % of machine)",
-            r.cpu.cores_busy, r.cpu.percent_of_machine
-        )),
-        Cell::new(""),
-    ]);
-    if let Some(e) = &r.first_error {
-        t.add_row(vec![Cell::new("first error"), Cell::new(e), Cell::new("")]);
-    }
-    t.to_string()
+    format!("{head}\n{t}")
 }
 
 /// A sweep, one row per level; rows sweeps end with the growth fit.
