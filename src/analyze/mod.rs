@@ -1,7 +1,10 @@
-//! Turns profile data into answers: top frames and layer breakdowns, SQL
-//! statement analysis, leak detection by growth, bottleneck verdicts.
+//! Turns measured data into answers: top frames and layer breakdowns, SQL
+//! statement analysis, leak detection by growth, scaling efficiency and
+//! growth fits, breaking points, bottleneck verdicts.
 
 pub mod cpu;
 pub mod findings;
 pub mod leaks;
+pub mod scaling;
 pub mod sql;
+pub mod stress;

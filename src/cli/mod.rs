@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use profkit::analyze::stress::{self, Slo};
+use profkit::measure::open_loop::parse_rate;
 use profkit::measure::{RunOptions, Stop, Warmup};
 use profkit::profile::cpu::{self, CpuOptions, CpuPassOptions};
 use profkit::session::SessionConfig;
-use profkit::units::{parse_count, parse_duration, Nanos};
+use profkit::units::{parse_count, parse_duration, Nanos, OpsPerSec};
 
 /// profkit: profile database-backed Rust code — CPU, heap and SQL profiles,
 /// load runs, flamegraphs and regression reports.
@@ -43,6 +45,10 @@ pub enum Command {
     /// Heap and leak passes of `profkit profile`, run in a child process.
     #[command(hide = true)]
     HeapPass(HeapPassArgs),
+    /// Measure a workload at several thread counts or data volumes (sweep.json, plots).
+    Sweep(SweepArgs),
+    /// Step concurrency up until an objective breaks, then check recovery (stress.json).
+    Stress(StressArgs),
 }
 
 /// `profkit sql`.
@@ -80,6 +86,14 @@ fn parse_count_arg(s: &str) -> Result<u64, String> {
 
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     parse_duration(s)
+}
+
+fn parse_rate_arg(s: &str) -> Result<OpsPerSec, String> {
+    parse_rate(s).map_err(|e| e.to_string())
+}
+
+fn parse_error_limit_arg(s: &str) -> Result<f64, String> {
+    stress::parse_error_limit(s).map_err(|e| e.to_string())
 }
 
 /// Options shared by every command that runs a workload.
@@ -149,6 +163,104 @@ pub struct RunArgs {
     /// Print the result as JSON on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Open loop: issue operations at this fixed rate (5000/s, 5k/s, 300/min)
+    /// and report latency corrected for coordinated omission (default duration 5s).
+    #[arg(long, value_parser = parse_rate_arg)]
+    pub rate: Option<OpsPerSec>,
+}
+
+/// `profkit sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Workload name (see `profkit list`).
+    pub workload: String,
+    /// Thread levels, comma separated (default 1,2,4,8; one value with --rows).
+    #[arg(long, short = 't', value_delimiter = ',')]
+    pub threads: Vec<usize>,
+    /// Data volumes, comma separated (e.g. 1k,10k,100k): sweep rows instead of threads.
+    #[arg(long, value_delimiter = ',', value_parser = parse_count_arg)]
+    pub rows: Vec<u64>,
+    /// Measured operations per level (default: 1s per level).
+    #[arg(long, value_parser = parse_count_arg, conflicts_with = "duration")]
+    pub ops: Option<u64>,
+    /// Measured time per level (default 1s).
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub duration: Option<Duration>,
+    /// Warm-up before each level: operations (500) or a duration (1s).
+    #[arg(long, value_parser = parse_warmup)]
+    pub warmup: Option<WarmupArg>,
+    /// Seed of the data generator and the workers' random streams.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where run folders go.
+    #[arg(long, default_value = "profiles")]
+    pub out: PathBuf,
+    /// Print the result as JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl SweepArgs {
+    /// The options shared by every level (threads and rows are set per level).
+    pub fn base_options(&self) -> RunOptions {
+        RunOptions {
+            rows: None,
+            threads: None,
+            stop: self
+                .ops
+                .map(Stop::Ops)
+                .or(self.duration.map(|d| Stop::Duration(Nanos::from(d)))),
+            warmup: self.warmup.map(|w| w.0),
+            seed: self.seed,
+        }
+    }
+
+    /// Where the sweep's session puts things.
+    pub fn session_config(&self) -> SessionConfig {
+        use std::io::IsTerminal;
+        SessionConfig {
+            out_dir: self.out.clone(),
+            progress: std::io::stderr().is_terminal(),
+            ..SessionConfig::default()
+        }
+    }
+}
+
+/// `profkit stress`.
+#[derive(Debug, Args)]
+pub struct StressArgs {
+    /// Workload name (see `profkit list`).
+    pub workload: String,
+    /// The objective every level must meet: p50/p90/p95/p99/p999/mean/max < duration.
+    #[arg(long, default_value = stress::defaults::SLO)]
+    pub slo: Slo,
+    /// Share of failed operations a level may have (1%, 0.5%, 0.01).
+    #[arg(long, default_value = "1%", value_parser = parse_error_limit_arg)]
+    pub max_errors: f64,
+    /// Most threads a level may use (levels double from --threads, default 1).
+    #[arg(long, default_value_t = stress::defaults::MAX_THREADS)]
+    pub max_threads: usize,
+    /// Most levels before the recovery check.
+    #[arg(long, default_value_t = stress::defaults::MAX_LEVELS)]
+    pub max_levels: usize,
+    /// Run options: --threads is the first level, --ops/--duration are per level (default 1s).
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// Print the result as JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl From<&StressArgs> for stress::StressOptions {
+    fn from(a: &StressArgs) -> stress::StressOptions {
+        stress::StressOptions {
+            base: RunOptions::from(&a.run),
+            slo: a.slo,
+            max_error_rate: a.max_errors,
+            max_threads: a.max_threads,
+            max_levels: a.max_levels,
+        }
+    }
 }
 
 /// `profkit profile`.
@@ -342,5 +454,52 @@ mod tests {
             Cli::try_parse_from(["profkit", "run", "x", "--ops", "5", "--duration", "1s"]).is_err()
         );
         assert!(Cli::try_parse_from(["profkit", "run", "x", "--warmup", "lots"]).is_err());
+        assert!(Cli::try_parse_from(["profkit", "run", "x", "--rate", "fast"]).is_err());
+        assert!(Cli::try_parse_from(["profkit", "stress", "x", "--slo", "p99>5ms"]).is_err());
+        assert!(Cli::try_parse_from(["profkit", "stress", "x", "--max-errors", "lots"]).is_err());
+        assert!(Cli::try_parse_from(["profkit", "sweep", "x", "--threads", "1,two"]).is_err());
+    }
+
+    #[test]
+    fn scale_flags_become_options() {
+        let cli = Cli::try_parse_from(["profkit", "run", "noop", "--rate", "5k/s"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.rate, Some(OpsPerSec(5000.0)));
+        let cli = Cli::try_parse_from([
+            "profkit",
+            "sweep",
+            "search-like",
+            "--rows",
+            "1k,10k",
+            "--ops",
+            "20",
+        ])
+        .unwrap();
+        let Command::Sweep(args) = cli.command else {
+            panic!("not sweep")
+        };
+        assert_eq!(args.rows, vec![1000, 10_000]);
+        assert_eq!(args.base_options().stop, Some(Stop::Ops(20)));
+        let cli = Cli::try_parse_from([
+            "profkit",
+            "stress",
+            "point-read",
+            "--slo",
+            "p95<2ms",
+            "--max-errors",
+            "0.5%",
+            "--threads",
+            "2",
+        ])
+        .unwrap();
+        let Command::Stress(args) = cli.command else {
+            panic!("not stress")
+        };
+        let o = stress::StressOptions::from(&args);
+        assert_eq!(o.slo.limit, Nanos(2_000_000));
+        assert_eq!(o.max_error_rate, 0.005);
+        assert_eq!(o.base.threads, Some(2));
     }
 }

@@ -3,6 +3,7 @@
 //! operation's latency in an HDR histogram together with CPU time, memory,
 //! pool and SQL statistics.
 
+pub mod open_loop;
 pub mod sys;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -7,3 +7,6 @@ pub mod folded;
 pub mod heap_svg;
 pub mod pprof;
 pub mod table;
+
+pub mod plot;
+pub mod scale;

@@ -1,0 +1,289 @@
+//! Sweeps, open-loop load and stress, through the real binary on small data.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+/// These tests measure time: run them one at a time so that they do not
+/// disturb each other's timings on a small machine.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn profkit(out: &Path) -> Command {
+    let mut c = Command::cargo_bin("profkit").unwrap();
+    c.current_dir(out);
+    c
+}
+
+/// Runs profkit with `args` and `--json`, returns the parsed result.
+fn json(out: &Path, args: &[&str]) -> Value {
+    let assert = profkit(out).args(args).arg("--json").assert().success();
+    serde_json::from_slice(&assert.get_output().stdout).expect("stdout is JSON")
+}
+
+/// The single run folder under `out/profiles` whose name contains `part`.
+fn run_folder(out: &Path, part: &str) -> PathBuf {
+    let found: Vec<_> = std::fs::read_dir(out.join("profiles"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(part))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found[0].clone()
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap()
+}
+
+#[test]
+fn thread_sweep_has_one_result_per_level_with_sane_efficiency() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = json(
+        dir.path(),
+        &[
+            "sweep",
+            "point-read",
+            "--rows",
+            "2000",
+            "--threads",
+            "1,2",
+            "--ops",
+            "20000",
+            "--warmup",
+            "1000",
+        ],
+    );
+    assert_eq!(r["kind"], "threads");
+    let levels = r["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 2);
+    for (l, t) in levels.iter().zip([1, 2]) {
+        assert_eq!(l["threads"], t);
+        assert_eq!(l["bench"]["plan"]["threads"], t);
+        assert_eq!(l["bench"]["ops"], 20000);
+        assert_eq!(l["bench"]["errors"], 0);
+        let e = f(&l["efficiency"]);
+        assert!(e > 0.0 && e <= 1.2, "efficiency {e}");
+    }
+    assert_eq!(f(&levels[0]["efficiency"]), 1.0);
+    assert!(r["cores"].as_u64().unwrap() >= 1);
+    let folder = run_folder(dir.path(), "sweep-point-read");
+    for file in [
+        "sweep.json",
+        "throughput-vs-threads.svg",
+        "latency-vs-threads.svg",
+    ] {
+        assert!(folder.join(file).exists(), "{file} missing");
+    }
+    let svg = std::fs::read_to_string(folder.join("throughput-vs-threads.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("threads"));
+}
+
+#[test]
+fn complexity_fit_names_linear_and_constant_from_real_timings() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // Cost proportional to rows.
+    let r = json(
+        dir.path(),
+        &[
+            "sweep",
+            "linear-scan",
+            "--rows",
+            "20k,80k,320k",
+            "--ops",
+            "300",
+            "--warmup",
+            "30",
+        ],
+    );
+    assert_eq!(r["kind"], "rows");
+    assert_eq!(r["levels"].as_array().unwrap().len(), 3);
+    assert_eq!(r["fit"]["best"], "linear", "{}", r["fit"]);
+    assert_eq!(r["fit"]["flagged"], true);
+    assert!(run_folder(dir.path(), "sweep-linear-scan")
+        .join("cost-vs-rows.svg")
+        .exists());
+    // Cost independent of rows.
+    let r = json(
+        dir.path(),
+        &[
+            "sweep",
+            "hot-loop",
+            "--rows",
+            "1k,10k,100k",
+            "--ops",
+            "2000",
+            "--warmup",
+            "200",
+        ],
+    );
+    assert_eq!(r["fit"]["best"], "constant", "{}", r["fit"]);
+    assert_eq!(r["fit"]["flagged"], false);
+}
+
+#[test]
+fn search_like_grows_linearly_with_the_data() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = json(
+        dir.path(),
+        &[
+            "sweep",
+            "search-like",
+            "--rows",
+            "1k,4k,16k",
+            "--ops",
+            "12",
+            "--warmup",
+            "2",
+        ],
+    );
+    let best = r["fit"]["best"].as_str().unwrap();
+    assert!(
+        ["linear", "linearithmic"].contains(&best),
+        "search-like fitted {best}: {}",
+        r["fit"]
+    );
+    assert_eq!(r["fit"]["flagged"], true);
+}
+
+#[test]
+fn open_loop_holds_its_target_rate() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let r = json(
+        dir.path(),
+        &["run", "noop", "--rate", "2000/s", "--duration", "1s"],
+    );
+    let achieved = f(&r["achieved_rate"]);
+    assert!(
+        (achieved - 2000.0).abs() <= 100.0,
+        "achieved {achieved} ops/s for 2000/s"
+    );
+    assert_eq!(r["sustained"], true);
+    assert_eq!(r["backlog"], 0);
+    assert!(run_folder(dir.path(), "noop").join("load.json").exists());
+}
+
+#[test]
+fn corrected_percentiles_expose_an_injected_stall() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // `stall` pauses 50 ms every 200 operations; at 1000/s each pause
+    // delays the next ~50 scheduled operations.
+    let r = json(
+        dir.path(),
+        &[
+            "run",
+            "stall",
+            "--rate",
+            "1000/s",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0",
+        ],
+    );
+    let corrected = f(&r["corrected"]["p99"]);
+    let uncorrected = f(&r["uncorrected"]["p99"]);
+    assert!(corrected > 10e6, "corrected p99 {corrected} ns");
+    assert!(
+        corrected > 10.0 * uncorrected,
+        "corrected p99 {corrected} ns vs uncorrected {uncorrected} ns"
+    );
+    assert!(f(&r["corrected"]["p95"]) > f(&r["uncorrected"]["p95"]));
+}
+
+#[test]
+fn stress_finds_the_breaking_point_and_recovers() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // `capacity` is a FIFO server with 1 ms service: with T threads
+    // latency is about T ms, so p95 < 3ms holds at 1 and 2 threads.
+    let r = json(
+        dir.path(),
+        &[
+            "stress",
+            "capacity",
+            "--slo",
+            "p95<3ms",
+            "--duration",
+            "500ms",
+            "--max-threads",
+            "32",
+        ],
+    );
+    let held = r["last_held"].as_u64().expect("a level held");
+    let broke = r["first_broke"].as_u64().expect("a level broke");
+    assert_eq!(broke, 2 * held, "{r}");
+    assert!((2..=4).contains(&held), "held up to {held} threads");
+    let levels = r["levels"].as_array().unwrap();
+    assert_eq!(levels.last().unwrap()["held"], false);
+    assert!(levels.last().unwrap()["broke_because"]
+        .as_str()
+        .unwrap()
+        .contains("p95"));
+    assert_eq!(r["recovery"]["threads"], 1);
+    assert_eq!(r["recovery"]["recovered"], true, "{}", r["recovery"]);
+    assert!(run_folder(dir.path(), "stress-capacity")
+        .join("stress-latency.svg")
+        .exists());
+}
+
+#[test]
+fn bad_scale_flags_exit_2_with_one_line() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["run", "noop", "--rate", "fast"][..],
+        &["stress", "noop", "--slo", "p99>5ms"],
+        &["stress", "noop", "--max-errors", "150%"],
+        &["sweep", "noop", "--threads", "1,2", "--rows", "1k,2k"],
+        &["sweep", "noop", "--threads", "0,2"],
+        &["stress", "noop", "--threads", "8", "--max-threads", "4"],
+    ] {
+        let out = profkit(dir.path()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--rate")
+                || err.contains("--slo")
+                || err.contains("--max-errors")
+                || err.contains("one dimension")
+                || err.contains("--threads"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn profile_ends_with_a_small_thread_sweep() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    profkit(dir.path())
+        .args([
+            "profile",
+            "--workloads",
+            "point-read",
+            "--rows",
+            "2000",
+            "--ops",
+            "2000",
+        ])
+        .assert()
+        .success();
+    let index = run_folder(dir.path(), "-profile");
+    let md = std::fs::read_to_string(index.join("index.md")).unwrap();
+    assert!(md.contains("## Thread sweep"), "{md}");
+    assert!(md.contains("| 2 |"), "{md}");
+    assert!(run_folder(dir.path(), "sweep-point-read")
+        .join("sweep.json")
+        .exists());
+}
