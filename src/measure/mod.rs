@@ -212,7 +212,8 @@ pub struct CpuUsage {
 /// Memory of the process.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemoryUsage {
-    /// Peak resident set size of the process so far (setup included).
+    /// Peak resident set size over the measured phase (where the kernel
+    /// allows resetting the peak; otherwise the process's peak so far).
     pub peak_rss: Bytes,
     /// Resident set size when the measured phase ended.
     pub rss_end: Bytes,
@@ -453,6 +454,7 @@ pub fn measure_detailed(
         run_phase(workload, plan.threads, warmup, plan.seed ^ 0xAAAA, &quiet)?;
     }
     let pool_before = workload.database().map(|db| db.pool_stats());
+    sys::reset_peak_rss();
     let cpu_before = sys::cpu_times();
     let rss_before = sys::current_rss();
     let (tallies, elapsed) = run_phase(workload, plan.threads, plan.stop, plan.seed, progress)?;

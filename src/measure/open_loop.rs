@@ -308,6 +308,7 @@ pub fn measure_open_loop(
         run_schedule(workload, plan.threads, warmup, rate, plan.seed ^ 0xAAAA)?;
     }
     let pool_before = workload.database().map(|db| db.pool_stats());
+    sys::reset_peak_rss();
     let cpu_before = sys::cpu_times();
     let rss_before = sys::current_rss();
     let phase = run_schedule(workload, plan.threads, plan.stop, rate, plan.seed)?;

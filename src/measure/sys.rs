@@ -40,12 +40,29 @@ pub fn cpu_times() -> CpuTimes {
         .unwrap_or_default()
 }
 
-/// The process's peak resident set size so far.
+/// The process's peak resident set size since the last
+/// [`reset_peak_rss`] (or since it started).
 pub fn peak_rss() -> Bytes {
-    // ru_maxrss is in KiB on Linux.
-    rusage()
-        .map(|u| Bytes(u.ru_maxrss as u64 * 1024))
-        .unwrap_or_default()
+    // VmHWM follows resets; ru_maxrss (KiB on Linux) never goes down.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+    match hwm {
+        Some(kib) => Bytes(kib * 1024),
+        None => rusage()
+            .map(|u| Bytes(u.ru_maxrss as u64 * 1024))
+            .unwrap_or_default(),
+    }
+}
+
+/// Starts a new peak-RSS window (Linux: writing 5 to
+/// `/proc/self/clear_refs` resets VmHWM to the current RSS), so a run's
+/// peak is its own and not that of an earlier run in the same process.
+/// Returns false where that is not possible.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 /// The process's resident set size now (from /proc/self/statm).
