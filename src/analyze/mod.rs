@@ -3,3 +3,6 @@
 
 pub mod findings;
 pub mod sql;
+pub mod budget;
+pub mod compare;
+pub mod rundata;
