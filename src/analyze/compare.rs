@@ -8,7 +8,8 @@
 //! per-operation latencies are resampled with replacement from the HDR
 //! histogram in `bench.json` (`latency.histogram`, a list of
 //! `[upper bound ns, count]`), with a seeded RNG, so the same inputs give the
-//! same interval. The verdict follows criterion: a change is only called
+//! same interval. Throughput's interval is the mean's, inverted (closed
+//! loop: throughput × mean latency ≈ threads). The verdict follows criterion: a change is only called
 //! when the whole confidence interval lies beyond the noise threshold
 //! (default 5 %); otherwise "no change". Other metrics have one value per
 //! run and are judged by the noise threshold alone.
@@ -373,7 +374,15 @@ fn metric_change(
     }
     let change = c / b - 1.0;
     out.change = Some(change);
-    let ci = boot.and_then(|bt| bt.interval(metric));
+    let ci = match metric {
+        // Closed loop: throughput moves inversely to the mean latency, so
+        // its interval is the mean's, transformed.
+        Metric::Throughput => boot
+            .and_then(|bt| bt.interval(Metric::Mean))
+            .filter(|(lo, _)| *lo > -1.0)
+            .map(|(lo, hi)| (1.0 / (1.0 + hi) - 1.0, 1.0 / (1.0 + lo) - 1.0)),
+        _ => boot.and_then(|bt| bt.interval(metric)),
+    };
     out.verdict = match ci {
         Some((lo, hi)) => {
             // criterion: the whole interval beyond the threshold.

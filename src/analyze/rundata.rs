@@ -314,11 +314,19 @@ pub fn newest_session(out: &Path) -> Result<PathBuf, RunError> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.join("index.json").is_file() && !p.join("bench.json").is_file())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().ends_with("-profile"))
+        .filter_map(|p| {
+            // `<ts>-profile`, or `<ts>-profile-N` for a second one that second.
+            let name = p.file_name()?.to_string_lossy().into_owned();
+            let (stem, n) = match name.rsplit_once('-') {
+                Some((stem, n)) if n.chars().all(|c| c.is_ascii_digit()) => {
+                    (stem.to_string(), n.parse::<u32>().ok()?)
+                }
+                _ => (name.clone(), 0),
+            };
+            stem.ends_with("-profile").then_some(((stem, n), p))
         })
-        .max()
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, p)| p)
         .ok_or_else(none)
 }
 
