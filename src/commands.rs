@@ -241,7 +241,9 @@ fn sql(args: SqlArgs) -> anyhow::Result<()> {
 
 /// A budget check that failed: exit 1.
 #[derive(Debug, thiserror::Error)]
-#[error("budget check failed: {critical} critical threshold(s) broken, {warnings} target(s) missed")]
+#[error(
+    "budget check failed: {critical} critical threshold(s) broken, {warnings} target(s) missed"
+)]
 struct CheckFailed {
     critical: usize,
     warnings: usize,
@@ -249,7 +251,9 @@ struct CheckFailed {
 
 /// A `report` target that is neither a run nor BASE..CURRENT.
 #[derive(Debug, thiserror::Error)]
-#[error("'{0}' is neither a run folder, a profile session, a baseline name, nor BASE..CURRENT of those")]
+#[error(
+    "'{0}' is neither a run folder, a profile session, a baseline name, nor BASE..CURRENT of those"
+)]
 pub struct BadTarget(String);
 
 fn resolve_runs(runs: &[String], out: &std::path::Path) -> anyhow::Result<Vec<RunSet>> {
@@ -347,7 +351,10 @@ fn compare_and_draw(
             let title = format!("{}: {} → {}", c.workload, b.id, c.id);
             match diffgraph::write_differential(flamegraphs, &c.id, bf, cf, &title) {
                 Ok(paths) => w.flamegraphs = paths,
-                Err(e) => eprintln!("profkit: no differential flamegraph for '{}': {e}", c.workload),
+                Err(e) => eprintln!(
+                    "profkit: no differential flamegraph for '{}': {e}",
+                    c.workload
+                ),
             }
         }
     }

@@ -144,7 +144,10 @@ fn the_slow_twin_is_a_regression_with_the_right_sign() {
         rgb[0] == 255 && rgb[1] < 200 && rgb[2] < 200,
         "grown frame is red: {rgb:?}"
     );
-    assert!(!svg.contains(EVIL) && !svg.contains("<img"), "SVG escapes names");
+    assert!(
+        !svg.contains(EVIL) && !svg.contains("<img"),
+        "SVG escapes names"
+    );
 
     // Markdown: a PR comment, names as text.
     let md = profkit(dir.path())
@@ -155,10 +158,16 @@ fn the_slow_twin_is_a_regression_with_the_right_sign() {
         .unwrap();
     assert!(md.status.success());
     let md = String::from_utf8(md.stdout).unwrap();
-    assert!(md.contains("| n-plus-one-batched → n-plus-one | ❌ regressed |"), "{md}");
+    assert!(
+        md.contains("| n-plus-one-batched → n-plus-one | ❌ regressed |"),
+        "{md}"
+    );
     assert!(md.contains("<details>"));
     assert!(!md.contains("<script") && !md.contains("<img"), "{md}");
-    assert!(md.contains("&lt;script&gt;alert\\(1\\)&lt;/script&gt;"), "{md}");
+    assert!(
+        md.contains("&lt;script&gt;alert\\(1\\)&lt;/script&gt;"),
+        "{md}"
+    );
     // JSON report.
     let js = profkit(dir.path())
         .arg("report")
@@ -196,7 +205,10 @@ fn budget_exit_codes() {
     let (code, out) = check(d, &run, pass, &[]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("point-read p95: "), "{out}");
-    assert!(out.contains("peak_heap: - vs allowed ≤ 1.00 GiB / - not measured"), "{out}");
+    assert!(
+        out.contains("peak_heap: - vs allowed ≤ 1.00 GiB / - not measured"),
+        "{out}"
+    );
     let warn = "[point-read]\np95 = { target = \"1ns\", critical = \"1s\" }\n";
     let (code, out) = check(d, &run, warn, &[]);
     assert_eq!(code, 0, "{out}");
@@ -206,7 +218,10 @@ fn budget_exit_codes() {
     let fail = "[default]\nthroughput = { target = \"1000000k\", critical = \"500000k\" }\n";
     let (code, out) = check(d, &run, fail, &[]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("FAIL (critical)") && out.contains("budget check failed"), "{out}");
+    assert!(
+        out.contains("FAIL (critical)") && out.contains("budget check failed"),
+        "{out}"
+    );
     let (code, out) = check(d, &run, "[default]\nlatency = { target = 1 }\n", &[]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("unknown metric 'latency'"), "{out}");
@@ -254,13 +269,22 @@ fn baselines_and_profile_against_a_baseline() {
         .success();
     let list = profkit(d).args(["baseline", "list"]).output().unwrap();
     let list = String::from_utf8(list.stdout).unwrap();
-    assert!(list.starts_with("main ") && list.contains("2 workload(s)"), "{list}");
+    assert!(
+        list.starts_with("main ") && list.contains("2 workload(s)"),
+        "{list}"
+    );
     profkit(d)
         .args(["baseline", "save", "../evil"])
         .assert()
         .code(2);
     profkit(d)
-        .args(["profile", "--baseline", "nosuch", "--workloads", "point-read"])
+        .args([
+            "profile",
+            "--baseline",
+            "nosuch",
+            "--workloads",
+            "point-read",
+        ])
         .assert()
         .code(2);
     let out = profile(&["--baseline", "main"]);
@@ -289,8 +313,5 @@ fn baselines_and_profile_against_a_baseline() {
         .args(["report", "main", "--format", "json"])
         .assert()
         .success();
-    profkit(d)
-        .args(["report", "nosuch..main"])
-        .assert()
-        .code(2);
+    profkit(d).args(["report", "nosuch..main"]).assert().code(2);
 }

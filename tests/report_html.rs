@@ -45,7 +45,10 @@ fn write_cpu(run: &Path, grown: u64) {
         format!("main;grown_frame {grown}"),
     ];
     std::fs::write(run.join("cpu.folded"), lines.join("\n") + "\n").unwrap();
-    let heap = [format!("main;alloc_here {}", grown * 100), format!("main;{EVIL} 64")];
+    let heap = [
+        format!("main;alloc_here {}", grown * 100),
+        format!("main;{EVIL} 64"),
+    ];
     std::fs::write(run.join("heap.folded"), heap.join("\n") + "\n").unwrap();
 }
 
@@ -225,7 +228,9 @@ impl Drop for Cdp {
 fn html_report_works_in_a_real_browser() {
     let chromium = Path::new("/usr/bin/chromium");
     if !chromium.exists() {
-        eprintln!("NOTICE: /usr/bin/chromium is absent; skipping the browser test (.ci/run installs it)");
+        eprintln!(
+            "NOTICE: /usr/bin/chromium is absent; skipping the browser test (.ci/run installs it)"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -286,7 +291,10 @@ fn html_report_works_in_a_real_browser() {
         "Runtime.evaluate",
         json!({"expression": "document.images.length + document.scripts.length * 1000", "returnByValue": true}),
     );
-    assert_eq!(imgs["result"]["value"], 1000, "one script (the report's own), no images");
+    assert_eq!(
+        imgs["result"]["value"], 1000,
+        "one script (the report's own), no images"
+    );
     // No console errors or uncaught exceptions (in the page or its frames).
     std::thread::sleep(Duration::from_millis(200));
     while let Ok(v) = cdp.from.try_recv() {

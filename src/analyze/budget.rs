@@ -314,9 +314,9 @@ impl Budget {
 
     /// Parses budget text; the error says which table and metric is wrong.
     pub fn parse(text: &str) -> Result<Budget, String> {
-        let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            e.to_string().lines().next().unwrap_or("").to_string()
-        })?;
+        let doc: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| e.to_string().lines().next().unwrap_or("").to_string())?;
         let mut budget = Budget::default();
         for (section, body) in doc {
             let toml::Value::Table(body) = body else {
@@ -345,11 +345,9 @@ impl Budget {
                     match k.as_str() {
                         "target" => limit.target = Some(parsed),
                         "critical" => limit.critical = Some(parsed),
-                        other => {
-                            return Err(format!(
-                                "[{section}] {name}: unknown key '{other}' (use target and critical)"
-                            ))
-                        }
+                        other => return Err(format!(
+                            "[{section}] {name}: unknown key '{other}' (use target and critical)"
+                        )),
                     }
                 }
                 if let (Some(t), Some(c)) = (limit.target, limit.critical) {
@@ -547,6 +545,13 @@ mod tests {
         assert_eq!(l[&Metric::P95].target, Some(20_000.0));
         assert_eq!(l[&Metric::ErrorRate].critical, Some(0.01));
         assert_eq!(b.limits_for("other")[&Metric::P95].critical, Some(5e6));
+    }
+
+    #[test]
+    fn the_example_budget_parses() {
+        let b = Budget::parse(include_str!("../../profkit.toml")).unwrap();
+        assert!(b.workloads.contains_key("point-read"));
+        assert_eq!(b.default[&Metric::LeakSlope].critical, Some(64.0));
     }
 
     #[test]

@@ -272,10 +272,7 @@ pub fn compare(base: &RunSet, current: &RunSet, opt: &CompareOptions) -> Compari
         current: current.label.clone(),
         noise: opt.noise,
         confidence: opt.confidence,
-        workloads: pairs
-            .iter()
-            .map(|(b, c)| compare_runs(b, c, opt))
-            .collect(),
+        workloads: pairs.iter().map(|(b, c)| compare_runs(b, c, opt)).collect(),
         only_in_base: base
             .runs
             .iter()
@@ -292,7 +289,11 @@ pub fn compare(base: &RunSet, current: &RunSet, opt: &CompareOptions) -> Compari
 }
 
 /// Compares two runs.
-pub fn compare_runs(base: &LoadedRun, current: &LoadedRun, opt: &CompareOptions) -> WorkloadComparison {
+pub fn compare_runs(
+    base: &LoadedRun,
+    current: &LoadedRun,
+    opt: &CompareOptions,
+) -> WorkloadComparison {
     let boot = LatencyBootstrap::new(base, current, opt);
     let metrics = Metric::ALL
         .into_iter()
@@ -608,7 +609,11 @@ fn statement_rates(run: &LoadedRun) -> BTreeMap<String, (f64, f64)> {
 }
 
 /// The SQL statements whose time (then count) per operation changed most.
-pub fn statement_changes(base: &LoadedRun, current: &LoadedRun, top: usize) -> Vec<StatementChange> {
+pub fn statement_changes(
+    base: &LoadedRun,
+    current: &LoadedRun,
+    top: usize,
+) -> Vec<StatementChange> {
     if base.sql.is_none() || current.sql.is_none() {
         return Vec::new();
     }

@@ -93,7 +93,9 @@ fn parse_noise(s: &str) -> Result<f64, String> {
     if (0.0..1.0).contains(&v) {
         Ok(v)
     } else {
-        Err(format!("noise threshold '{s}' must be between 0 % and 100 %"))
+        Err(format!(
+            "noise threshold '{s}' must be between 0 % and 100 %"
+        ))
     }
 }
 
@@ -321,7 +323,10 @@ mod tests {
         };
         assert!((c.noise - 0.02).abs() < 1e-12);
         assert!(Cli::try_parse_from(["profkit", "compare", "a", "b", "--noise", "150%"]).is_err());
-        let cli = Cli::try_parse_from(["profkit", "report", "a..b", "--format", "html", "-o", "x.html"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "profkit", "report", "a..b", "--format", "html", "-o", "x.html",
+        ])
+        .unwrap();
         let Command::Report(r) = cli.command else {
             panic!("not report")
         };

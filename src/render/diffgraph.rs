@@ -48,7 +48,11 @@ fn lines(f: &Folded) -> String {
 /// measures its container before it is laid out in an iframe.
 pub const EMBED_WIDTH: usize = 1200;
 
-fn options<'a>(title: &str, count_name: &str, width: Option<usize>) -> inferno::flamegraph::Options<'a> {
+fn options<'a>(
+    title: &str,
+    count_name: &str,
+    width: Option<usize>,
+) -> inferno::flamegraph::Options<'a> {
     let mut o = inferno::flamegraph::Options::default();
     o.image_width = width;
     o.title = title.to_string();
@@ -173,7 +177,10 @@ mod tests {
         let (r, g, b) = fill_of(&svg, "grow").unwrap();
         assert!(r == 255 && g < 200 && b < 200, "grow is red: {r},{g},{b}");
         let (r, g, b) = fill_of(&svg, "shrink").unwrap();
-        assert!(b == 255 && r < 200 && g < 200, "shrink is blue: {r},{g},{b}");
+        assert!(
+            b == 255 && r < 200 && g < 200,
+            "shrink is blue: {r},{g},{b}"
+        );
         // The negated twin keeps red for growth, in the base's shape.
         let neg = differential(&base, &cur, true, "diff", None).unwrap();
         let (r, _, _) = fill_of(&neg, "grow").unwrap();

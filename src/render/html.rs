@@ -28,7 +28,9 @@
 use std::fmt::Write as _;
 
 use super::diffgraph;
-use super::report::{format_change, format_ci, format_opt, verdict_word, ReportInput, SUMMARY_METRICS};
+use super::report::{
+    format_change, format_ci, format_opt, verdict_word, ReportInput, SUMMARY_METRICS,
+};
 use crate::analyze::budget::{Metric, Status};
 use crate::analyze::compare::{Verdict, WorkloadComparison};
 use crate::analyze::rundata::{LoadedRun, RunSet};
@@ -443,7 +445,7 @@ fn run_section(h: &mut String, r: &LoadedRun) {
     }
     graphs(h, items);
     let mut st = r.statements();
-    st.sort_by(|a, b| b.total.cmp(&a.total));
+    st.sort_by_key(|s| std::cmp::Reverse(s.total));
     if !st.is_empty() {
         h.push_str("<h3>SQL statements</h3><table><tr><th>statement</th><th>executions</th><th>per op</th><th>mean</th><th>total</th></tr>\n");
         for s in st.iter().take(10) {
@@ -507,7 +509,9 @@ fn compare_section(h: &mut String, w: &WorkloadComparison, base: &RunSet, curren
                 w.workload,
                 if negated { " (negated)" } else { "" }
             );
-            if let Ok(svg) = diffgraph::differential(b, c, negated, &title, Some(diffgraph::EMBED_WIDTH)) {
+            if let Ok(svg) =
+                diffgraph::differential(b, c, negated, &title, Some(diffgraph::EMBED_WIDTH))
+            {
                 items.push(embed_svg(&svg, true, &title));
             }
         }
@@ -569,7 +573,11 @@ mod tests {
         assert!(svg.contains("http://"), "inferno's SVG has namespace URIs");
         let inl = inline_svg(&svg);
         assert!(inl.starts_with("<svg"));
-        assert!(!inl.contains("http://") && !inl.contains("https://"), "{}", &inl[..300]);
+        assert!(
+            !inl.contains("http://") && !inl.contains("https://"),
+            "{}",
+            &inl[..300]
+        );
         assert!(inl.contains("fg:x="), "inferno's own attributes stay");
     }
 
@@ -579,7 +587,10 @@ mod tests {
         let svg = diffgraph::plain(&f, "t", "samples", None).unwrap();
         let e = embed_svg(&svg, true, "x");
         assert!(!e.contains("<script>alert"), "no raw script");
-        assert!(!e.contains("&lt;script&gt;alert"), "not merely single-escaped");
+        assert!(
+            !e.contains("&lt;script&gt;alert"),
+            "not merely single-escaped"
+        );
         assert!(e.contains("&amp;lt;script&amp;gt;alert(1)"));
         assert_eq!(e.matches("<iframe").count(), 1);
     }

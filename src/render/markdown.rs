@@ -5,7 +5,9 @@
 
 use std::fmt::Write as _;
 
-use super::report::{format_change, format_ci, format_opt, verdict_word, ReportInput, SUMMARY_METRICS};
+use super::report::{
+    format_change, format_ci, format_opt, verdict_word, ReportInput, SUMMARY_METRICS,
+};
 use crate::analyze::budget::{Metric, Status};
 use crate::analyze::compare::{Verdict, WorkloadComparison};
 use crate::analyze::rundata::LoadedRun;
@@ -44,7 +46,11 @@ pub fn render(input: &ReportInput<'_>) -> String {
                 let budget = check
                     .map(|c| {
                         let mine: Vec<_> = c.lines.iter().filter(|l| l.run_id == r.id).collect();
-                        let worst = mine.iter().map(|l| l.status).max().unwrap_or(Status::NotMeasured);
+                        let worst = mine
+                            .iter()
+                            .map(|l| l.status)
+                            .max()
+                            .unwrap_or(Status::NotMeasured);
                         match worst {
                             Status::Fail => "❌ critical".to_string(),
                             Status::Warn => "⚠️ target missed".to_string(),
@@ -231,7 +237,7 @@ fn run_details(md: &mut String, r: &LoadedRun) {
         }
     }
     let mut st = r.statements();
-    st.sort_by(|a, b| b.total.cmp(&a.total));
+    st.sort_by_key(|s| std::cmp::Reverse(s.total));
     if !st.is_empty() {
         md.push_str("\n| SQL statement | per op | mean |\n|---|---:|---:|\n");
         for s in st.iter().take(5) {
@@ -304,7 +310,9 @@ fn compare_details(md: &mut String, w: &WorkloadComparison) {
         escape(&w.current_run),
         escape(w.current_git.as_deref().unwrap_or("unknown"))
     );
-    md.push_str("| metric | base | current | change | CI | verdict |\n|---|---:|---:|---:|---|---|\n");
+    md.push_str(
+        "| metric | base | current | change | CI | verdict |\n|---|---:|---:|---:|---|---|\n",
+    );
     for m in &w.metrics {
         let _ = writeln!(
             md,
@@ -358,7 +366,11 @@ fn compare_details(md: &mut String, w: &WorkloadComparison) {
         }
     }
     for p in &w.flamegraphs {
-        let _ = writeln!(md, "\nDifferential flamegraph: {}", escape(&p.display().to_string()));
+        let _ = writeln!(
+            md,
+            "\nDifferential flamegraph: {}",
+            escape(&p.display().to_string())
+        );
     }
     md.push_str("\n</details>\n\n");
 }
@@ -372,7 +384,10 @@ mod tests {
         let e = escape("<script>alert(1)</script>");
         assert_eq!(e, "&lt;script&gt;alert\\(1\\)&lt;/script&gt;");
         let e = escape("\"><img src=x onerror=alert(1)>");
-        assert!(!e.contains('<') && !e.contains('>') && !e.contains('"'), "{e}");
+        assert!(
+            !e.contains('<') && !e.contains('>') && !e.contains('"'),
+            "{e}"
+        );
         assert_eq!(escape("a|b\nc"), "a\\|b c");
     }
 }

@@ -32,9 +32,9 @@ impl ReportInput<'_> {
     pub fn title(&self) -> String {
         match self {
             ReportInput::Runs { set, .. } => format!("profkit report: {}", set.label),
-            ReportInput::Compare {
-                comparison: c, ..
-            } => format!("profkit comparison: {} → {}", c.base, c.current),
+            ReportInput::Compare { comparison: c, .. } => {
+                format!("profkit comparison: {} → {}", c.base, c.current)
+            }
         }
     }
 
@@ -112,7 +112,11 @@ pub fn comparison_text(c: &Comparison) -> String {
             _ => "no change",
         };
         let _ = writeln!(s, "\n{name}: {worst}");
-        for m in w.metrics.iter().filter(|m| m.verdict != Verdict::NotMeasured) {
+        for m in w
+            .metrics
+            .iter()
+            .filter(|m| m.verdict != Verdict::NotMeasured)
+        {
             let _ = writeln!(
                 s,
                 "  {:<12} {:>14} → {:<14} {:>9} {:<22} {}",
@@ -135,12 +139,7 @@ pub fn comparison_text(c: &Comparison) -> String {
             );
         }
         for h in w.heap_sites.iter().take(5) {
-            let _ = writeln!(
-                s,
-                "  heap site    {:+} B  {}",
-                h.delta(),
-                h.site
-            );
+            let _ = writeln!(s, "  heap site    {:+} B  {}", h.delta(), h.site);
         }
         for q in w.sql_statements.iter().take(3) {
             let _ = writeln!(
