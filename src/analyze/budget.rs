@@ -345,9 +345,11 @@ impl Budget {
                     match k.as_str() {
                         "target" => limit.target = Some(parsed),
                         "critical" => limit.critical = Some(parsed),
-                        other => return Err(format!(
+                        other => {
+                            return Err(format!(
                             "[{section}] {name}: unknown key '{other}' (use target and critical)"
-                        )),
+                        ))
+                        }
                     }
                 }
                 if let (Some(t), Some(c)) = (limit.target, limit.critical) {
