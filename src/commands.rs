@@ -18,12 +18,18 @@ use profkit::session::{Session, SessionConfig};
 use profkit::units::Nanos;
 use profkit::workload::{self, WorkloadError};
 
+use profkit::analyze::budget::{Budget, BudgetError, Status};
+use profkit::analyze::compare::{self, BaselineError, CompareOptions, Comparison};
+use profkit::analyze::rundata::{self, RunError, RunSet};
 use profkit::profile::cpu::{self as cpu_profile, CpuError, CpuPassOptions};
 use profkit::render::flamegraph::{self as fg, InputError};
+use profkit::render::report::{self, ReportInput};
+use profkit::render::{diffgraph, html, json, markdown};
 
 use crate::cli::{
-    Cli, Command, CpuArgs, FlamegraphArgs, HeapArgs, HeapPassArgs, LeaksArgs, ProfileArgs, RunArgs,
-    SqlArgs, StressArgs, SweepArgs,
+    BaselineArgs, BaselineCommand, CheckArgs, Cli, Command, CompareArgs, CpuArgs, FlamegraphArgs,
+    HeapArgs, HeapPassArgs, LeaksArgs, ProfileArgs, ReportArgs, ReportFormat, RunArgs, SqlArgs,
+    StressArgs, SweepArgs,
 };
 
 /// Runs the parsed command.
@@ -37,6 +43,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Cpu(args) => cpu(args),
         Command::Flamegraph(args) => flamegraph(args),
         Command::Sql(args) => sql(args),
+        Command::Check(args) => check(args),
+        Command::Baseline(args) => baseline(args),
+        Command::Compare(args) => compare_cmd(args),
+        Command::Report(args) => report_cmd(args),
         Command::Heap(args) => heap(args),
         Command::Leaks(args) => leaks(args),
         Command::HeapPass(args) => heap_pass(args),
@@ -78,6 +88,13 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || matches!(
                 c.downcast_ref::<OutputError>(),
                 Some(OutputError::Parse { .. } | OutputError::Read { .. })
+            )
+            || c.is::<BudgetError>()
+            || c.is::<RunError>()
+            || c.is::<BadTarget>()
+            || matches!(
+                c.downcast_ref::<BaselineError>(),
+                Some(BaselineError::BadName(_) | BaselineError::Run(_))
             )
     });
     if bad_input {
@@ -274,6 +291,11 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
         .iter()
         .map(|n| workload::by_name(n))
         .collect::<Result<Vec<_>, _>>()?;
+    // Resolve the baseline before running anything.
+    let baseline = match &args.baseline {
+        Some(name) => Some(RunSet::resolve(name, &args.run.out)?),
+        None => None,
+    };
     let started = SystemTime::now();
     // The bench pass measures without the SQL hook; the SQL pass comes after.
     let mut session = Session::new(SessionConfig {
@@ -379,6 +401,9 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
         &serde_json::json!({ "runs": index }),
     )?;
     println!("index: {}", index_dir.file("index.md").display());
+    if let Some(base) = &baseline {
+        profile_against_baseline(base, &index_dir, &session.config().flamegraph_dir)?;
+    }
     Ok(())
 }
 
@@ -669,6 +694,140 @@ fn cpu(args: CpuArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A budget check that failed: exit 1.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "budget check failed: {critical} critical threshold(s) broken, {warnings} target(s) missed"
+)]
+struct CheckFailed {
+    critical: usize,
+    warnings: usize,
+}
+
+/// A `report` target that is neither a run nor BASE..CURRENT.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "'{0}' is neither a run folder, a profile session, a baseline name, nor BASE..CURRENT of those"
+)]
+pub struct BadTarget(String);
+
+fn resolve_runs(runs: &[String], out: &std::path::Path) -> anyhow::Result<Vec<RunSet>> {
+    if runs.is_empty() {
+        let newest = rundata::newest_session(out)?;
+        return Ok(vec![RunSet::load(&newest)?]);
+    }
+    Ok(runs
+        .iter()
+        .map(|r| RunSet::resolve(r, out))
+        .collect::<Result<_, _>>()?)
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let budget = Budget::read(&args.budget)?;
+    let sets = resolve_runs(&args.runs, &args.out)?;
+    let report = budget.check(sets.iter().flat_map(|s| s.runs.iter()));
+    for line in &report.lines {
+        println!("{line}");
+    }
+    let (critical, warnings) = (report.count(Status::Fail), report.count(Status::Warn));
+    println!(
+        "{} line(s): {} ok, {warnings} target(s) missed, {critical} critical, {} not measured",
+        report.lines.len(),
+        report.count(Status::Ok),
+        report.count(Status::NotMeasured)
+    );
+    if critical > 0 || (args.strict && warnings > 0) {
+        return Err(CheckFailed { critical, warnings }.into());
+    }
+    Ok(())
+}
+
+fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
+    match args.command {
+        BaselineCommand::Save { name, run } => {
+            let set = match run {
+                Some(r) => RunSet::resolve(&r, &args.out)?,
+                None => RunSet::load(&rundata::newest_session(&args.out)?)?,
+            };
+            let dest = compare::save_baseline(&args.out, &name, &set)?;
+            println!(
+                "saved baseline '{name}' ({} run(s): {}) to {}",
+                set.runs.len(),
+                set.runs
+                    .iter()
+                    .map(|r| r.workload.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                dest.display()
+            );
+        }
+        BaselineCommand::List => {
+            let all = compare::list_baselines(&args.out);
+            if all.is_empty() {
+                println!(
+                    "no baselines under {}",
+                    rundata::baselines_dir(&args.out).display()
+                );
+            }
+            for b in all {
+                println!(
+                    "{:<20} {}  git {}  {} workload(s)  from {}",
+                    b.name,
+                    b.saved_at,
+                    b.git_revision.as_deref().unwrap_or("unknown"),
+                    b.workloads.len(),
+                    b.source
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Compares and writes the differential flamegraphs of every workload with
+/// CPU profiles on both sides.
+fn compare_and_draw(
+    base: &RunSet,
+    current: &RunSet,
+    noise: f64,
+    flamegraphs: &std::path::Path,
+) -> anyhow::Result<Comparison> {
+    let options = CompareOptions {
+        noise,
+        ..CompareOptions::default()
+    };
+    let mut comparison = compare::compare(base, current, &options);
+    for (w, (b, c)) in comparison
+        .workloads
+        .iter_mut()
+        .zip(compare::pair(base, current))
+    {
+        if let (Some(bf), Some(cf)) = (&b.cpu_folded, &c.cpu_folded) {
+            let title = format!("{}: {} → {}", c.workload, b.id, c.id);
+            match diffgraph::write_differential(flamegraphs, &c.id, bf, cf, &title) {
+                Ok(paths) => w.flamegraphs = paths,
+                Err(e) => eprintln!(
+                    "profkit: no differential flamegraph for '{}': {e}",
+                    c.workload
+                ),
+            }
+        }
+    }
+    Ok(comparison)
+}
+
+fn compare_cmd(args: CompareArgs) -> anyhow::Result<()> {
+    let base = RunSet::resolve(&args.base, &args.out)?;
+    let current = RunSet::resolve(&args.current, &args.out)?;
+    let comparison = compare_and_draw(&base, &current, args.noise, &args.flamegraphs)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&comparison)?);
+    } else {
+        print!("{}", report::comparison_text(&comparison));
+    }
+    Ok(())
+}
+
 fn flamegraph(args: FlamegraphArgs) -> anyhow::Result<()> {
     let output = args.output.clone().unwrap_or_else(|| {
         let mut name = args.file.clone().into_os_string();
@@ -720,4 +879,100 @@ fn sweep_index(sweeps: &[(String, SweepResult)]) -> String {
         sweeps[0].1.cores
     ));
     md
+}
+
+/// Splits `BASE..CURRENT` where both sides resolve.
+fn split_range(target: &str, out: &std::path::Path) -> Option<(RunSet, RunSet)> {
+    target.match_indices("..").find_map(|(i, _)| {
+        let (l, r) = (&target[..i], &target[i + 2..]);
+        if l.is_empty() || r.is_empty() {
+            return None;
+        }
+        Some((RunSet::resolve(l, out).ok()?, RunSet::resolve(r, out).ok()?))
+    })
+}
+
+fn render_report(input: &ReportInput<'_>, format: ReportFormat) -> String {
+    match format {
+        ReportFormat::Md => markdown::render(input),
+        ReportFormat::Html => html::render(input),
+        ReportFormat::Json => json::render(input),
+    }
+}
+
+fn report_cmd(args: ReportArgs) -> anyhow::Result<()> {
+    let single = RunSet::resolve(&args.target, &args.out);
+    let text = match single {
+        Ok(set) => {
+            let budget_path = args.budget.clone().or_else(|| {
+                let p = std::path::PathBuf::from("profkit.toml");
+                p.is_file().then_some(p)
+            });
+            let check = match budget_path {
+                Some(p) => Some(Budget::read(&p)?.check(&set.runs)),
+                None => None,
+            };
+            render_report(
+                &ReportInput::Runs {
+                    set: &set,
+                    check: check.as_ref(),
+                },
+                args.format,
+            )
+        }
+        Err(e) => {
+            let Some((base, current)) = split_range(&args.target, &args.out) else {
+                if args.target.contains("..") {
+                    return Err(BadTarget(args.target.clone()).into());
+                }
+                return Err(e.into());
+            };
+            let options = CompareOptions {
+                noise: args.noise,
+                ..CompareOptions::default()
+            };
+            let comparison = compare::compare(&base, &current, &options);
+            render_report(
+                &ReportInput::Compare {
+                    base: &base,
+                    current: &current,
+                    comparison: &comparison,
+                },
+                args.format,
+            )
+        }
+    };
+    match &args.output {
+        Some(p) => {
+            rundir::write_atomic(p, text.as_bytes())?;
+            eprintln!("wrote {}", p.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// The end of `profkit profile --baseline NAME`: the comparison, its
+/// flamegraphs and reports in the session folder.
+fn profile_against_baseline(
+    base: &RunSet,
+    index_dir: &RunDir,
+    flamegraphs: &std::path::Path,
+) -> anyhow::Result<()> {
+    let current = RunSet::load(&index_dir.path)?;
+    let comparison = compare_and_draw(base, &current, compare::defaults::NOISE, flamegraphs)?;
+    print!("\n{}", report::comparison_text(&comparison));
+    rundir::write_json(&index_dir.file("compare.json"), &comparison)?;
+    let input = ReportInput::Compare {
+        base,
+        current: &current,
+        comparison: &comparison,
+    };
+    let md = index_dir.file("report.md");
+    let html_path = index_dir.file("report.html");
+    rundir::write_atomic(&md, markdown::render(&input).as_bytes())?;
+    rundir::write_atomic(&html_path, html::render(&input).as_bytes())?;
+    println!("comparison: {}", index_dir.file("compare.json").display());
+    println!("reports: {}, {}", md.display(), html_path.display());
+    Ok(())
 }

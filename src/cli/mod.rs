@@ -49,6 +49,126 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Step concurrency up until an objective breaks, then check recovery (stress.json).
     Stress(StressArgs),
+    /// Check runs against the budgets in profkit.toml (exit 1 when a critical threshold breaks).
+    Check(CheckArgs),
+    /// Save or list baselines (named copies of runs or profile sessions).
+    Baseline(BaselineArgs),
+    /// Compare a current run or session against a base: changes with confidence intervals, differential flamegraphs.
+    Compare(CompareArgs),
+    /// Write a report of a run or session (RUN) or of a comparison (BASE..CURRENT) as Markdown, HTML or JSON.
+    Report(ReportArgs),
+}
+
+/// `profkit check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Run folders or profile sessions (default: the newest profile session under --out).
+    pub runs: Vec<String>,
+    /// The budget file.
+    #[arg(long, default_value = "profkit.toml")]
+    pub budget: PathBuf,
+    /// Exit 1 when a target is missed, too.
+    #[arg(long)]
+    pub strict: bool,
+    /// Where run folders (and baselines) are.
+    #[arg(long, default_value = "profiles")]
+    pub out: PathBuf,
+}
+
+/// `profkit baseline`.
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: BaselineCommand,
+    /// Where run folders and baselines (`<out>/baselines/`) are.
+    #[arg(long, default_value = "profiles", global = true)]
+    pub out: PathBuf,
+}
+
+/// `profkit baseline save|list`.
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Copy a run folder or profile session (default: the newest session) to <out>/baselines/NAME.
+    Save {
+        /// Baseline name (letters, digits, '.', '_', '-').
+        name: String,
+        /// Run folder or profile session.
+        run: Option<String>,
+    },
+    /// List the saved baselines.
+    List,
+}
+
+/// Noise threshold: `5%` or `0.05`.
+fn parse_noise(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|x| x / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("'{s}' is not a noise threshold (examples: 5%, 0.05)"))?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "noise threshold '{s}' must be between 0 % and 100 %"
+        ))
+    }
+}
+
+/// `profkit compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Base: run folder, profile session or baseline name.
+    pub base: String,
+    /// Current: run folder, profile session or baseline name.
+    pub current: String,
+    /// Changes below this are no change (5%, 0.05).
+    #[arg(long, default_value = "5%", value_parser = parse_noise)]
+    pub noise: f64,
+    /// Where differential flamegraphs go.
+    #[arg(long, default_value = "flamegraphs")]
+    pub flamegraphs: PathBuf,
+    /// Where baselines are (`<out>/baselines/`).
+    #[arg(long, default_value = "profiles")]
+    pub out: PathBuf,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Markdown for a pull-request comment.
+    Md,
+    /// One self-contained HTML file.
+    Html,
+    /// JSON.
+    Json,
+}
+
+/// `profkit report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// RUN (run folder, profile session, baseline) or BASE..CURRENT.
+    pub target: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: ReportFormat,
+    /// Write to this file instead of stdout.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// Budget file for a run report (default: profkit.toml when it exists).
+    #[arg(long)]
+    pub budget: Option<PathBuf>,
+    /// Noise threshold of a comparison (5%, 0.05).
+    #[arg(long, default_value = "5%", value_parser = parse_noise)]
+    pub noise: f64,
+    /// Where baselines are (`<out>/baselines/`).
+    #[arg(long, default_value = "profiles")]
+    pub out: PathBuf,
 }
 
 /// `profkit sql`.
@@ -275,6 +395,9 @@ pub struct ProfileArgs {
     /// Skip the heap profile and leak check (they run in a child process).
     #[arg(long)]
     pub no_heap: bool,
+    /// Compare the session against this baseline at the end and write reports.
+    #[arg(long)]
+    pub baseline: Option<String>,
     /// Run options (override every workload's defaults).
     #[command(flatten)]
     pub run: RunFlags,
@@ -444,6 +567,27 @@ mod tests {
         assert!(o.inverted && !o.per_thread);
         assert!(Cli::try_parse_from(["profkit", "cpu", "x", "--frequency", "0"]).is_err());
         assert!(Cli::try_parse_from(["profkit", "cpu", "x", "--frequency", "100000"]).is_err());
+    }
+
+    #[test]
+    fn report_commands_parse() {
+        let cli = Cli::try_parse_from(["profkit", "compare", "a", "b", "--noise", "2%"]).unwrap();
+        let Command::Compare(c) = cli.command else {
+            panic!("not compare")
+        };
+        assert!((c.noise - 0.02).abs() < 1e-12);
+        assert!(Cli::try_parse_from(["profkit", "compare", "a", "b", "--noise", "150%"]).is_err());
+        let cli = Cli::try_parse_from([
+            "profkit", "report", "a..b", "--format", "html", "-o", "x.html",
+        ])
+        .unwrap();
+        let Command::Report(r) = cli.command else {
+            panic!("not report")
+        };
+        assert_eq!(r.format, ReportFormat::Html);
+        assert!(Cli::try_parse_from(["profkit", "report", "a", "--format", "pdf"]).is_err());
+        assert!(Cli::try_parse_from(["profkit", "baseline", "save", "main"]).is_ok());
+        assert!(Cli::try_parse_from(["profkit", "check", "--strict", "r1", "r2"]).is_ok());
     }
 
     #[test]

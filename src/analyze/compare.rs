@@ -1,0 +1,820 @@
+//! Comparison of a current run (or session) against a base: per metric the
+//! relative change with a bootstrap confidence interval and a verdict, the
+//! CPU frames whose share of samples changed most, the allocation sites
+//! whose bytes changed most and the SQL statements whose count or time per
+//! operation changed most.
+//!
+//! Latency metrics (mean, p50, p95, p99) are bootstrapped: each side's
+//! per-operation latencies are resampled with replacement from the HDR
+//! histogram in `bench.json` (`latency.histogram`, a list of
+//! `[upper bound ns, count]`), with a seeded RNG, so the same inputs give the
+//! same interval. Throughput's interval is the mean's, inverted (closed
+//! loop: throughput × mean latency ≈ threads). The verdict follows criterion: a change is only called
+//! when the whole confidence interval lies beyond the noise threshold
+//! (default 5 %); otherwise "no change". Other metrics have one value per
+//! run and are judged by the noise threshold alone.
+//!
+//! Baselines ([`save_baseline`]) are copies: `<out>/baselines/NAME/` holds a
+//! copy of every run folder of the source, an `index.json` in the format of
+//! a profile session, and `baseline.json` (name, source, time, git
+//! revision). Copies survive the clean-up of old runs and can be committed
+//! or archived by CI.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use rand::{Rng as _, SeedableRng as _};
+use serde::{Deserialize, Serialize};
+
+use super::budget::Metric;
+use super::rundata::{Folded, LoadedRun, RunError, RunSet};
+use crate::rundir::{self, OutputError};
+
+/// Version of a comparison's JSON.
+pub const COMPARE_SCHEMA_VERSION: u32 = 1;
+
+/// Defaults of a comparison, defined once.
+pub mod defaults {
+    /// Changes smaller than this (relative) are no change.
+    pub const NOISE: f64 = 0.05;
+    /// Confidence level of the intervals.
+    pub const CONFIDENCE: f64 = 0.95;
+    /// Most bootstrap resamples.
+    pub const RESAMPLES: usize = 1000;
+    /// Fewest bootstrap resamples (large runs use fewer, to bound the work).
+    pub const MIN_RESAMPLES: usize = 100;
+    /// Seed of the bootstrap.
+    pub const SEED: u64 = 0x5eed;
+    /// Rows in each "top changes" list.
+    pub const TOP: usize = 10;
+}
+
+/// How to compare.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CompareOptions {
+    /// Noise threshold, relative ([`defaults::NOISE`]).
+    pub noise: f64,
+    /// Confidence level ([`defaults::CONFIDENCE`]).
+    pub confidence: f64,
+    /// Most resamples ([`defaults::RESAMPLES`]).
+    pub resamples: usize,
+    /// RNG seed ([`defaults::SEED`]).
+    pub seed: u64,
+    /// Length of top lists ([`defaults::TOP`]).
+    pub top: usize,
+}
+
+impl Default for CompareOptions {
+    fn default() -> Self {
+        CompareOptions {
+            noise: defaults::NOISE,
+            confidence: defaults::CONFIDENCE,
+            resamples: defaults::RESAMPLES,
+            seed: defaults::SEED,
+            top: defaults::TOP,
+        }
+    }
+}
+
+/// The verdict of a metric's change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Better (faster, or less memory/statements).
+    Improved,
+    /// Worse.
+    Regressed,
+    /// Within noise.
+    NoChange,
+    /// One side lacks the data.
+    NotMeasured,
+}
+
+impl Verdict {
+    /// The word for this verdict on `metric`: faster/slower for times,
+    /// better/worse otherwise.
+    pub fn label(self, metric: Metric) -> &'static str {
+        match (self, metric.is_speed()) {
+            (Verdict::Improved, true) => "faster",
+            (Verdict::Regressed, true) => "slower",
+            (Verdict::Improved, false) => "better",
+            (Verdict::Regressed, false) => "worse",
+            (Verdict::NoChange, _) => "no change",
+            (Verdict::NotMeasured, _) => "not measured",
+        }
+    }
+}
+
+/// One metric's change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricChange {
+    /// Metric.
+    pub metric: Metric,
+    /// Base value.
+    pub base: Option<f64>,
+    /// Current value.
+    pub current: Option<f64>,
+    /// current ÷ base − 1 (None when the base is 0 or a side is missing).
+    pub change: Option<f64>,
+    /// Confidence interval of `change`, when bootstrapped.
+    pub ci: Option<(f64, f64)>,
+    /// Verdict.
+    pub verdict: Verdict,
+}
+
+/// A frame whose share of CPU samples changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FrameChange {
+    /// Function name.
+    pub frame: String,
+    /// Share of samples with the frame on the stack, base, %.
+    pub base_total: f64,
+    /// …current, %.
+    pub current_total: f64,
+    /// Share of samples with the frame on top, base, %.
+    pub base_self: f64,
+    /// …current, %.
+    pub current_self: f64,
+}
+
+impl FrameChange {
+    /// Change of the total share, percentage points.
+    pub fn delta(&self) -> f64 {
+        self.current_total - self.base_total
+    }
+}
+
+/// An allocation site whose bytes changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SiteChange {
+    /// The site (last frame of its stacks in `heap.folded`).
+    pub site: String,
+    /// Bytes allocated there, base.
+    pub base_bytes: u64,
+    /// …current.
+    pub current_bytes: u64,
+}
+
+impl SiteChange {
+    /// current − base.
+    pub fn delta(&self) -> i64 {
+        self.current_bytes as i64 - self.base_bytes as i64
+    }
+}
+
+/// A SQL statement whose count or time per operation changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatementChange {
+    /// Normalized statement.
+    pub shape: String,
+    /// Executions per operation, base.
+    pub base_per_op: f64,
+    /// …current.
+    pub current_per_op: f64,
+    /// Time per operation in ns, base.
+    pub base_time_per_op: f64,
+    /// …current.
+    pub current_time_per_op: f64,
+}
+
+/// The comparison of one workload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadComparison {
+    /// Workload (current side).
+    pub workload: String,
+    /// Workload of the base, when it differs (twins compared directly).
+    pub base_workload: String,
+    /// Base run id.
+    pub base_run: String,
+    /// Current run id.
+    pub current_run: String,
+    /// Base git revision.
+    pub base_git: Option<String>,
+    /// Current git revision.
+    pub current_git: Option<String>,
+    /// Per metric.
+    pub metrics: Vec<MetricChange>,
+    /// CPU frames whose total share changed most.
+    pub cpu_frames: Vec<FrameChange>,
+    /// Allocation sites whose bytes changed most.
+    pub heap_sites: Vec<SiteChange>,
+    /// SQL statements whose time per operation changed most.
+    pub sql_statements: Vec<StatementChange>,
+    /// Differential flamegraphs written for it (filled in by the writer).
+    pub flamegraphs: Vec<PathBuf>,
+}
+
+impl WorkloadComparison {
+    /// The worst verdict over its metrics.
+    pub fn worst(&self) -> Verdict {
+        let v: Vec<_> = self.metrics.iter().map(|m| m.verdict).collect();
+        if v.contains(&Verdict::Regressed) {
+            Verdict::Regressed
+        } else if v.contains(&Verdict::Improved) {
+            Verdict::Improved
+        } else {
+            Verdict::NoChange
+        }
+    }
+}
+
+/// A whole comparison.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// [`COMPARE_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// What the base was named.
+    pub base: String,
+    /// What the current side was named.
+    pub current: String,
+    /// Noise threshold used.
+    pub noise: f64,
+    /// Confidence level used.
+    pub confidence: f64,
+    /// Per matched workload.
+    pub workloads: Vec<WorkloadComparison>,
+    /// Workloads only the base has.
+    pub only_in_base: Vec<String>,
+    /// Workloads only the current side has.
+    pub only_in_current: Vec<String>,
+}
+
+impl Comparison {
+    /// Whether any metric regressed.
+    pub fn regressed(&self) -> bool {
+        self.workloads
+            .iter()
+            .any(|w| w.worst() == Verdict::Regressed)
+    }
+}
+
+/// Pairs the runs of two sets: by workload; two single runs are paired
+/// whatever their workloads (e.g. a fast twin against its slow twin).
+pub fn pair<'a>(base: &'a RunSet, current: &'a RunSet) -> Vec<(&'a LoadedRun, &'a LoadedRun)> {
+    if base.runs.len() == 1 && current.runs.len() == 1 {
+        return vec![(&base.runs[0], &current.runs[0])];
+    }
+    current
+        .runs
+        .iter()
+        .filter_map(|c| base.by_workload(&c.workload).map(|b| (b, c)))
+        .collect()
+}
+
+/// Compares two run sets.
+pub fn compare(base: &RunSet, current: &RunSet, opt: &CompareOptions) -> Comparison {
+    let pairs = pair(base, current);
+    let matched_b: HashSet<_> = pairs.iter().map(|(b, _)| b.workload.clone()).collect();
+    let matched_c: HashSet<_> = pairs.iter().map(|(_, c)| c.workload.clone()).collect();
+    Comparison {
+        schema_version: COMPARE_SCHEMA_VERSION,
+        base: base.label.clone(),
+        current: current.label.clone(),
+        noise: opt.noise,
+        confidence: opt.confidence,
+        workloads: pairs.iter().map(|(b, c)| compare_runs(b, c, opt)).collect(),
+        only_in_base: base
+            .runs
+            .iter()
+            .filter(|r| !matched_b.contains(&r.workload))
+            .map(|r| r.workload.clone())
+            .collect(),
+        only_in_current: current
+            .runs
+            .iter()
+            .filter(|r| !matched_c.contains(&r.workload))
+            .map(|r| r.workload.clone())
+            .collect(),
+    }
+}
+
+/// Compares two runs.
+pub fn compare_runs(
+    base: &LoadedRun,
+    current: &LoadedRun,
+    opt: &CompareOptions,
+) -> WorkloadComparison {
+    let boot = LatencyBootstrap::new(base, current, opt);
+    let metrics = Metric::ALL
+        .into_iter()
+        .map(|m| metric_change(m, base, current, boot.as_ref(), opt))
+        .collect();
+    WorkloadComparison {
+        workload: current.workload.clone(),
+        base_workload: base.workload.clone(),
+        base_run: base.id.clone(),
+        current_run: current.id.clone(),
+        base_git: base.git_revision(),
+        current_git: current.git_revision(),
+        metrics,
+        cpu_frames: match (&base.cpu_folded, &current.cpu_folded) {
+            (Some(b), Some(c)) => frame_changes(b, c, opt.top),
+            _ => Vec::new(),
+        },
+        heap_sites: match (&base.heap_folded, &current.heap_folded) {
+            (Some(b), Some(c)) => site_changes(b, c, opt.top),
+            _ => Vec::new(),
+        },
+        sql_statements: statement_changes(base, current, opt.top),
+        flamegraphs: Vec::new(),
+    }
+}
+
+fn metric_change(
+    metric: Metric,
+    base: &LoadedRun,
+    current: &LoadedRun,
+    boot: Option<&LatencyBootstrap>,
+    opt: &CompareOptions,
+) -> MetricChange {
+    let (b, c) = (metric.value(base), metric.value(current));
+    let mut out = MetricChange {
+        metric,
+        base: b,
+        current: c,
+        change: None,
+        ci: None,
+        verdict: Verdict::NotMeasured,
+    };
+    let (Some(b), Some(c)) = (b, c) else {
+        return out;
+    };
+    // Sign: +1 when an increase is worse.
+    let worse_up = if metric.higher_is_better() { -1.0 } else { 1.0 };
+    let judge = |x: f64| {
+        if x * worse_up > opt.noise {
+            Verdict::Regressed
+        } else if x * worse_up < -opt.noise {
+            Verdict::Improved
+        } else {
+            Verdict::NoChange
+        }
+    };
+    if metric == Metric::LeakSlope {
+        // A slope may be 0 or negative: judge the absolute difference, with
+        // 1 B/op as the floor of the noise.
+        let d = c - b;
+        out.change = (b.abs() > 0.0).then(|| d / b.abs());
+        out.verdict = if d.abs() <= (opt.noise * b.abs()).max(1.0) {
+            Verdict::NoChange
+        } else if d > 0.0 {
+            Verdict::Regressed
+        } else {
+            Verdict::Improved
+        };
+        return out;
+    }
+    if b == 0.0 {
+        out.change = (c == 0.0).then_some(0.0);
+        out.verdict = match (c == 0.0, metric.higher_is_better()) {
+            (true, _) => Verdict::NoChange,
+            (false, false) => Verdict::Regressed,
+            (false, true) => Verdict::Improved,
+        };
+        return out;
+    }
+    let change = c / b - 1.0;
+    out.change = Some(change);
+    let ci = match metric {
+        // Closed loop: throughput moves inversely to the mean latency, so
+        // its interval is the mean's, transformed.
+        Metric::Throughput => boot
+            .and_then(|bt| bt.interval(Metric::Mean))
+            .filter(|(lo, _)| *lo > -1.0)
+            .map(|(lo, hi)| (1.0 / (1.0 + hi) - 1.0, 1.0 / (1.0 + lo) - 1.0)),
+        _ => boot.and_then(|bt| bt.interval(metric)),
+    };
+    out.verdict = match ci {
+        Some((lo, hi)) => {
+            // criterion: the whole interval beyond the threshold.
+            let (lo_w, hi_w) = if worse_up > 0.0 { (lo, hi) } else { (-hi, -lo) };
+            if lo_w > opt.noise {
+                Verdict::Regressed
+            } else if hi_w < -opt.noise {
+                Verdict::Improved
+            } else {
+                Verdict::NoChange
+            }
+        }
+        None => judge(change),
+    };
+    out.ci = ci;
+    out
+}
+
+/// Resampled latency statistics of both sides.
+struct LatencyBootstrap {
+    /// Per latency metric: sorted resampled ratios current/base − 1.
+    ratios: HashMap<Metric, Vec<f64>>,
+    confidence: f64,
+}
+
+/// A histogram ready for resampling: bucket values and cumulative counts.
+struct Sampler {
+    values: Vec<u64>,
+    cumulative: Vec<u64>,
+    total: u64,
+}
+
+impl Sampler {
+    fn new(hist: &[(u64, u64)]) -> Option<Sampler> {
+        let mut values = Vec::with_capacity(hist.len());
+        let mut cumulative = Vec::with_capacity(hist.len());
+        let mut total = 0u64;
+        for &(v, n) in hist {
+            if n == 0 {
+                continue;
+            }
+            total += n;
+            values.push(v);
+            cumulative.push(total);
+        }
+        (total > 1).then_some(Sampler {
+            values,
+            cumulative,
+            total,
+        })
+    }
+
+    /// One resample of `total` operations: counts per bucket.
+    fn resample(&self, rng: &mut rand_chacha::ChaCha8Rng, counts: &mut [u64]) {
+        counts.iter_mut().for_each(|c| *c = 0);
+        for _ in 0..self.total {
+            let u = rng.random_range(0..self.total);
+            let i = self.cumulative.partition_point(|&c| c <= u);
+            counts[i] += 1;
+        }
+    }
+
+    /// Mean and quantiles of bucket counts.
+    fn stats(&self, counts: &[u64]) -> [f64; 4] {
+        let n = counts.iter().sum::<u64>().max(1);
+        let mean = counts
+            .iter()
+            .zip(&self.values)
+            .map(|(&c, &v)| c as f64 * v as f64)
+            .sum::<f64>()
+            / n as f64;
+        let q = |p: f64| {
+            let rank = ((p * n as f64).ceil() as u64).max(1);
+            let mut acc = 0;
+            for (&c, &v) in counts.iter().zip(&self.values) {
+                acc += c;
+                if acc >= rank {
+                    return v as f64;
+                }
+            }
+            *self.values.last().unwrap_or(&0) as f64
+        };
+        [mean, q(0.50), q(0.95), q(0.99)]
+    }
+}
+
+const BOOT_METRICS: [Metric; 4] = [Metric::Mean, Metric::P50, Metric::P95, Metric::P99];
+
+impl LatencyBootstrap {
+    fn new(base: &LoadedRun, current: &LoadedRun, opt: &CompareOptions) -> Option<Self> {
+        let sb = Sampler::new(&base.bench.latency.histogram)?;
+        let sc = Sampler::new(&current.bench.latency.histogram)?;
+        // Bound the work to ~4 million draws.
+        let per = (sb.total + sc.total).max(1) as usize;
+        let resamples = (4_000_000 / per).clamp(defaults::MIN_RESAMPLES, opt.resamples.max(1));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opt.seed);
+        let mut cb = vec![0u64; sb.values.len()];
+        let mut cc = vec![0u64; sc.values.len()];
+        let mut ratios: HashMap<Metric, Vec<f64>> = HashMap::new();
+        for _ in 0..resamples {
+            sb.resample(&mut rng, &mut cb);
+            sc.resample(&mut rng, &mut cc);
+            let (xb, xc) = (sb.stats(&cb), sc.stats(&cc));
+            for (i, m) in BOOT_METRICS.into_iter().enumerate() {
+                if xb[i] > 0.0 {
+                    ratios.entry(m).or_default().push(xc[i] / xb[i] - 1.0);
+                }
+            }
+        }
+        for v in ratios.values_mut() {
+            v.sort_by(f64::total_cmp);
+        }
+        Some(LatencyBootstrap {
+            ratios,
+            confidence: opt.confidence,
+        })
+    }
+
+    fn interval(&self, metric: Metric) -> Option<(f64, f64)> {
+        let v = self.ratios.get(&metric).filter(|v| !v.is_empty())?;
+        let alpha = (1.0 - self.confidence) / 2.0;
+        let at = |p: f64| v[((p * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
+        Some((at(alpha), at(1.0 - alpha)))
+    }
+}
+
+/// Inclusive and self shares (%) per frame of a folded profile.
+fn frame_shares(folded: &Folded) -> (HashMap<&str, f64>, HashMap<&str, f64>) {
+    let total: u64 = folded.iter().map(|(_, n)| n).sum();
+    let mut incl: HashMap<&str, f64> = HashMap::new();
+    let mut own: HashMap<&str, f64> = HashMap::new();
+    if total == 0 {
+        return (incl, own);
+    }
+    for (stack, n) in folded {
+        let share = *n as f64 * 100.0 / total as f64;
+        let frames: Vec<&str> = stack.split(';').collect();
+        let mut seen = HashSet::new();
+        for f in &frames {
+            if seen.insert(*f) {
+                *incl.entry(f).or_default() += share;
+            }
+        }
+        if let Some(leaf) = frames.last() {
+            *own.entry(leaf).or_default() += share;
+        }
+    }
+    (incl, own)
+}
+
+/// The frames whose share of samples changed most.
+pub fn frame_changes(base: &Folded, current: &Folded, top: usize) -> Vec<FrameChange> {
+    let (bi, bs) = frame_shares(base);
+    let (ci, cs) = frame_shares(current);
+    let names: HashSet<&str> = bi.keys().chain(ci.keys()).copied().collect();
+    let mut out: Vec<FrameChange> = names
+        .into_iter()
+        .map(|f| FrameChange {
+            frame: f.to_string(),
+            base_total: bi.get(f).copied().unwrap_or(0.0),
+            current_total: ci.get(f).copied().unwrap_or(0.0),
+            base_self: bs.get(f).copied().unwrap_or(0.0),
+            current_self: cs.get(f).copied().unwrap_or(0.0),
+        })
+        .filter(|c| c.delta().abs() > 1e-9 || (c.current_self - c.base_self).abs() > 1e-9)
+        .collect();
+    out.sort_by(|a, b| {
+        b.delta()
+            .abs()
+            .total_cmp(&a.delta().abs())
+            .then_with(|| a.frame.cmp(&b.frame))
+    });
+    out.truncate(top);
+    out
+}
+
+/// The allocation sites (last frames) whose bytes changed most.
+pub fn site_changes(base: &Folded, current: &Folded, top: usize) -> Vec<SiteChange> {
+    let by_site = |f: &Folded| {
+        let mut m: BTreeMap<String, u64> = BTreeMap::new();
+        for (stack, n) in f {
+            let site = stack.rsplit(';').next().unwrap_or(stack);
+            *m.entry(site.to_string()).or_default() += n;
+        }
+        m
+    };
+    let (b, c) = (by_site(base), by_site(current));
+    let names: HashSet<&String> = b.keys().chain(c.keys()).collect();
+    let mut out: Vec<SiteChange> = names
+        .into_iter()
+        .map(|s| SiteChange {
+            site: s.clone(),
+            base_bytes: b.get(s).copied().unwrap_or(0),
+            current_bytes: c.get(s).copied().unwrap_or(0),
+        })
+        .filter(|s| s.delta() != 0)
+        .collect();
+    out.sort_by(|a, b| {
+        b.delta()
+            .unsigned_abs()
+            .cmp(&a.delta().unsigned_abs())
+            .then_with(|| a.site.cmp(&b.site))
+    });
+    out.truncate(top);
+    out
+}
+
+/// Statements per shape: (executions per op, time per op in ns).
+fn statement_rates(run: &LoadedRun) -> BTreeMap<String, (f64, f64)> {
+    let ops = run
+        .sql
+        .as_ref()
+        .and_then(|s| s["ops"].as_u64())
+        .unwrap_or(0)
+        .max(1) as f64;
+    let mut m: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for s in run.statements() {
+        let e = m.entry(s.shape).or_default();
+        e.0 += s.per_op;
+        e.1 += s.total as f64 / ops;
+    }
+    m
+}
+
+/// The SQL statements whose time (then count) per operation changed most.
+pub fn statement_changes(
+    base: &LoadedRun,
+    current: &LoadedRun,
+    top: usize,
+) -> Vec<StatementChange> {
+    if base.sql.is_none() || current.sql.is_none() {
+        return Vec::new();
+    }
+    let (b, c) = (statement_rates(base), statement_rates(current));
+    let names: HashSet<&String> = b.keys().chain(c.keys()).collect();
+    let mut out: Vec<StatementChange> = names
+        .into_iter()
+        .map(|s| {
+            let (bp, bt) = b.get(s).copied().unwrap_or_default();
+            let (cp, ct) = c.get(s).copied().unwrap_or_default();
+            StatementChange {
+                shape: s.clone(),
+                base_per_op: bp,
+                current_per_op: cp,
+                base_time_per_op: bt,
+                current_time_per_op: ct,
+            }
+        })
+        .filter(|s| {
+            (s.current_per_op - s.base_per_op).abs() > 1e-9
+                || (s.current_time_per_op - s.base_time_per_op).abs() > 0.5
+        })
+        .collect();
+    let key = |s: &StatementChange| (s.current_time_per_op - s.base_time_per_op).abs();
+    out.sort_by(|a, b| {
+        key(b).total_cmp(&key(a)).then_with(|| {
+            (b.current_per_op - b.base_per_op)
+                .abs()
+                .total_cmp(&(a.current_per_op - a.base_per_op).abs())
+        })
+    });
+    out.truncate(top);
+    out
+}
+
+/// Errors of baselines.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    /// The name cannot be a folder name.
+    #[error("baseline name '{0}' is not valid: use letters, digits, '.', '_' and '-'")]
+    BadName(String),
+    /// The source could not be read.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// A copy failed.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// What `baseline.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaselineInfo {
+    /// Name.
+    pub name: String,
+    /// The folder it was copied from.
+    pub source: String,
+    /// When it was saved, UTC.
+    pub saved_at: String,
+    /// Workloads in it.
+    pub workloads: Vec<String>,
+    /// Git revision of its runs (of the first run).
+    pub git_revision: Option<String>,
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), OutputError> {
+    let werr = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| OutputError::Write { path, source }
+    };
+    let rerr = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| OutputError::Read { path, source }
+    };
+    std::fs::create_dir_all(to).map_err(werr(to))?;
+    for entry in std::fs::read_dir(from).map_err(rerr(from))? {
+        let entry = entry.map_err(rerr(from))?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let ty = entry.file_type().map_err(rerr(&src))?;
+        if ty.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else if ty.is_file() {
+            std::fs::copy(&src, &dst).map_err(werr(&dst))?;
+        }
+    }
+    Ok(())
+}
+
+/// Saves `set` (read from `source`) as baseline `name` under `out`:
+/// copies its run folders into `<out>/baselines/<name>/`, replacing a
+/// baseline of that name.
+pub fn save_baseline(out: &Path, name: &str, set: &RunSet) -> Result<PathBuf, BaselineError> {
+    let valid = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !valid {
+        return Err(BaselineError::BadName(name.to_string()));
+    }
+    let root = super::rundata::baselines_dir(out);
+    std::fs::create_dir_all(&root).map_err(|source| OutputError::Write {
+        path: root.clone(),
+        source,
+    })?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}-"))
+        .tempdir_in(&root)
+        .map_err(|source| OutputError::Write {
+            path: root.clone(),
+            source,
+        })?;
+    let mut index = Vec::new();
+    for run in &set.runs {
+        copy_dir(&run.dir, &tmp.path().join(&run.id))?;
+        index.push(serde_json::json!({"run_id": run.id, "workload": run.workload}));
+    }
+    rundir::write_json(
+        &tmp.path().join("index.json"),
+        &serde_json::json!({ "runs": index }),
+    )?;
+    let info = BaselineInfo {
+        name: name.to_string(),
+        source: set.label.clone(),
+        saved_at: rundir::rfc3339(std::time::SystemTime::now()),
+        workloads: set.runs.iter().map(|r| r.workload.clone()).collect(),
+        git_revision: set.runs.first().and_then(|r| r.git_revision()),
+    };
+    rundir::write_json(&tmp.path().join("baseline.json"), &info)?;
+    let dest = root.join(name);
+    let werr = |source| OutputError::Write {
+        path: dest.clone(),
+        source,
+    };
+    let staged = tmp.keep();
+    if dest.exists() {
+        let old = root.join(format!(".{name}-old-{}", std::process::id()));
+        std::fs::rename(&dest, &old).map_err(werr)?;
+        std::fs::rename(&staged, &dest).map_err(werr)?;
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        std::fs::rename(&staged, &dest).map_err(werr)?;
+    }
+    Ok(dest)
+}
+
+/// The saved baselines under `out`, by name.
+pub fn list_baselines(out: &Path) -> Vec<BaselineInfo> {
+    let root = super::rundata::baselines_dir(out);
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Vec::new();
+    };
+    let mut all: Vec<BaselineInfo> = entries
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| rundir::read_json(&e.path().join("baseline.json"), "baseline").ok())
+        .collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folded(lines: &[(&str, u64)]) -> Folded {
+        lines.iter().map(|(s, n)| (s.to_string(), *n)).collect()
+    }
+
+    #[test]
+    fn grown_frames_lead_the_frame_changes() {
+        let b = folded(&[("main;work;grow", 10), ("main;work;same", 90)]);
+        let c = folded(&[("main;work;grow", 60), ("main;work;same", 90)]);
+        let ch = frame_changes(&b, &c, 5);
+        assert_eq!(ch[0].frame, "grow");
+        assert!((ch[0].delta() - 30.0).abs() < 1e-9, "10 % → 40 %: {ch:?}");
+        let same = ch.iter().find(|f| f.frame == "same").unwrap();
+        assert!(same.delta() < 0.0, "its share shrank: {same:?}");
+    }
+
+    #[test]
+    fn sites_are_ranked_by_absolute_change() {
+        let b = folded(&[("main;a;alloc_x", 100), ("main;b;alloc_y", 1000)]);
+        let c = folded(&[("main;a;alloc_x", 5000), ("main;b;alloc_y", 900)]);
+        let ch = site_changes(&b, &c, 5);
+        assert_eq!(ch[0].site, "alloc_x");
+        assert_eq!(ch[0].delta(), 4900);
+        assert_eq!(ch[1].delta(), -100);
+    }
+
+    #[test]
+    fn bootstrap_intervals_are_deterministic_and_cover_the_change() {
+        let s = Sampler::new(&[(100, 500), (200, 500)]).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut counts = vec![0; 2];
+        s.resample(&mut rng, &mut counts);
+        assert_eq!(counts.iter().sum::<u64>(), 1000);
+        let st = s.stats(&[500, 500]);
+        assert_eq!(st[0], 150.0);
+        assert_eq!(st[1], 100.0);
+        assert_eq!(st[2], 200.0);
+    }
+}

@@ -1,0 +1,317 @@
+//! Budgets, baselines, comparisons and reports through the real binary on
+//! small data.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::profkit;
+use serde_json::Value;
+
+const EVIL: &str = "<script>alert(1)</script>";
+const EVIL2: &str = "\"><img src=x onerror=alert(1)>";
+
+/// A run folder from `profkit sql` (bench, sql.json, sql.folded, findings).
+fn sql_run(dir: &Path, workload: &str, ops: &str) -> PathBuf {
+    let out = dir.join("profiles");
+    let before: Vec<_> = std::fs::read_dir(&out)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    profkit(dir)
+        .args(["sql", workload, "--rows", "2000", "--ops", ops, "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| !before.contains(p))
+        .expect("a new run folder")
+}
+
+fn compare_json(dir: &Path, base: &Path, cur: &Path) -> Value {
+    let out = profkit(dir)
+        .arg("compare")
+        .arg(base)
+        .arg(cur)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn verdict<'a>(w: &'a Value, metric: &str) -> (&'a str, f64) {
+    let m = w["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == metric)
+        .unwrap_or_else(|| panic!("no {metric}"));
+    (
+        m["verdict"].as_str().unwrap(),
+        m["change"].as_f64().unwrap_or(f64::NAN),
+    )
+}
+
+#[test]
+fn the_same_code_twice_is_no_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = sql_run(dir.path(), "point-read", "3000");
+    let b = sql_run(dir.path(), "point-read", "3000");
+    let c = compare_json(dir.path(), &a, &b);
+    let w = &c["workloads"][0];
+    let metrics = w["metrics"].as_array().unwrap();
+    let measured: Vec<_> = metrics
+        .iter()
+        .filter(|m| m["verdict"] != "not-measured")
+        .collect();
+    let changed: Vec<_> = measured
+        .iter()
+        .filter(|m| m["verdict"] != "no-change")
+        .map(|m| m["metric"].as_str().unwrap())
+        .collect();
+    assert!(measured.len() >= 7, "{measured:?}");
+    assert!(
+        changed.len() <= 1,
+        "nearly all metrics should be no change, changed: {changed:?}"
+    );
+    assert_eq!(verdict(w, "sql_per_op").0, "no-change");
+    // Deterministic: the same comparison gives the same intervals.
+    assert_eq!(compare_json(dir.path(), &a, &b), c);
+}
+
+#[test]
+fn the_slow_twin_is_a_regression_with_the_right_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let fast = sql_run(dir.path(), "n-plus-one-batched", "200");
+    let slow = sql_run(dir.path(), "n-plus-one", "200");
+    // CPU and heap profiles: a frame that grows tenfold, hostile names.
+    for (run, grown) in [(&fast, 10u64), (&slow, 100)] {
+        let cpu = format!(
+            "main;query;sqlite3_step 100\nmain;query;{EVIL} 5\nmain;{EVIL2} 5\nmain;query;grown_frame {grown}\n"
+        );
+        std::fs::write(run.join("cpu.folded"), cpu).unwrap();
+        let heap = format!("main;alloc_rows {}\nmain;keep 1000\n", grown * 64);
+        std::fs::write(run.join("heap.folded"), heap).unwrap();
+    }
+    let c = compare_json(dir.path(), &fast, &slow);
+    let w = &c["workloads"][0];
+    assert_eq!(w["workload"], "n-plus-one");
+    assert_eq!(w["base_workload"], "n-plus-one-batched");
+    let (v, change) = verdict(w, "mean");
+    assert_eq!(v, "regressed", "{w}");
+    assert!(change > 0.05, "slower means a positive change: {change}");
+    let (v, change) = verdict(w, "throughput");
+    assert_eq!(v, "regressed");
+    assert!(change < 0.0, "throughput fell: {change}");
+    let (v, change) = verdict(w, "sql_per_op");
+    assert_eq!(v, "regressed");
+    assert!(change > 10.0, "1+100 statements vs 2: {change}");
+    // The statement that changed most is the per-row lookup.
+    let top = &w["sql_statements"][0];
+    assert!(
+        top["current_per_op"].as_f64().unwrap() > 50.0,
+        "per-row statement first: {top}"
+    );
+    assert_eq!(w["cpu_frames"][0]["frame"], "grown_frame");
+    assert_eq!(w["heap_sites"][0]["site"], "alloc_rows");
+    // The reverse comparison is an improvement.
+    let r = compare_json(dir.path(), &slow, &fast);
+    assert_eq!(verdict(&r["workloads"][0], "mean").0, "improved");
+
+    // Differential flamegraphs: written, grown frame red.
+    let svgs: Vec<String> = w["flamegraphs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(svgs.len(), 2);
+    assert!(svgs[0].ends_with("-diff.svg") && svgs[1].ends_with("-diff-neg.svg"));
+    let svg = std::fs::read_to_string(dir.path().join(&svgs[0])).unwrap();
+    let at = svg.find("<title>grown_frame (").expect("grown frame drawn");
+    let fill = &svg[at..][svg[at..].find("fill=\"rgb(").unwrap() + 10..];
+    let rgb: Vec<u32> = fill[..fill.find(')').unwrap()]
+        .split(',')
+        .map(|x| x.trim().parse().unwrap())
+        .collect();
+    assert!(
+        rgb[0] == 255 && rgb[1] < 200 && rgb[2] < 200,
+        "grown frame is red: {rgb:?}"
+    );
+    assert!(
+        !svg.contains(EVIL) && !svg.contains("<img"),
+        "SVG escapes names"
+    );
+
+    // Markdown: a PR comment, names as text.
+    let md = profkit(dir.path())
+        .arg("report")
+        .arg(format!("{}..{}", fast.display(), slow.display()))
+        .args(["--format", "md"])
+        .output()
+        .unwrap();
+    assert!(md.status.success());
+    let md = String::from_utf8(md.stdout).unwrap();
+    assert!(
+        md.contains("| n-plus-one-batched → n-plus-one | ❌ regressed |"),
+        "{md}"
+    );
+    assert!(md.contains("<details>"));
+    assert!(!md.contains("<script") && !md.contains("<img"), "{md}");
+    assert!(
+        md.contains("&lt;script&gt;alert\\(1\\)&lt;/script&gt;"),
+        "{md}"
+    );
+    // JSON report.
+    let js = profkit(dir.path())
+        .arg("report")
+        .arg(format!("{}..{}", fast.display(), slow.display()))
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let js: Value = serde_json::from_slice(&js.stdout).unwrap();
+    assert_eq!(js["kind"], "compare");
+}
+
+fn check(dir: &Path, run: &Path, budget: &str, extra: &[&str]) -> (i32, String) {
+    let file = dir.join("budget.toml");
+    std::fs::write(&file, budget).unwrap();
+    let out = profkit(dir)
+        .arg("check")
+        .arg("--budget")
+        .arg(&file)
+        .args(extra)
+        .arg(run)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn budget_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = sql_run(d, "point-read", "500");
+    let pass = "[default]\np95 = { target = \"1s\", critical = \"2s\" }\nerror_rate = { critical = \"1%\" }\npeak_heap = { target = \"1GiB\" }\n";
+    let (code, out) = check(d, &run, pass, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("point-read p95: "), "{out}");
+    assert!(
+        out.contains("peak_heap: - vs allowed ≤ 1.00 GiB / - not measured"),
+        "{out}"
+    );
+    let warn = "[point-read]\np95 = { target = \"1ns\", critical = \"1s\" }\n";
+    let (code, out) = check(d, &run, warn, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("WARN"), "{out}");
+    let (code, _) = check(d, &run, warn, &["--strict"]);
+    assert_eq!(code, 1);
+    let fail = "[default]\nthroughput = { target = \"1000000k\", critical = \"500000k\" }\n";
+    let (code, out) = check(d, &run, fail, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL (critical)") && out.contains("budget check failed"),
+        "{out}"
+    );
+    let (code, out) = check(d, &run, "[default]\nlatency = { target = 1 }\n", &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("unknown metric 'latency'"), "{out}");
+    let (code, _) = check(d, &run, "[default\n", &[]);
+    assert_eq!(code, 2);
+    let (code, out) = check(d, &d.join("nowhere"), pass, &[]);
+    assert_eq!(code, 2, "{out}");
+    let out = profkit(d)
+        .args(["check", "--budget", "missing.toml"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn baselines_and_profile_against_a_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let profile = |extra: &[&str]| {
+        let out = profkit(d)
+            .args([
+                "profile",
+                "--workloads",
+                "point-read,n-plus-one",
+                "--rows",
+                "2000",
+                "--ops",
+                "200",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    profile(&[]);
+    profkit(d)
+        .args(["baseline", "save", "main"])
+        .assert()
+        .success();
+    let list = profkit(d).args(["baseline", "list"]).output().unwrap();
+    let list = String::from_utf8(list.stdout).unwrap();
+    assert!(
+        list.starts_with("main ") && list.contains("2 workload(s)"),
+        "{list}"
+    );
+    profkit(d)
+        .args(["baseline", "save", "../evil"])
+        .assert()
+        .code(2);
+    profkit(d)
+        .args([
+            "profile",
+            "--baseline",
+            "nosuch",
+            "--workloads",
+            "point-read",
+        ])
+        .assert()
+        .code(2);
+    let out = profile(&["--baseline", "main"]);
+    assert!(out.contains("main → "), "{out}");
+    assert!(out.contains("reports: "), "{out}");
+    let session = out
+        .lines()
+        .find_map(|l| l.strip_prefix("comparison: "))
+        .map(|p| d.join(p).parent().unwrap().to_path_buf())
+        .expect("comparison path printed");
+    for f in ["compare.json", "report.md", "report.html"] {
+        assert!(session.join(f).is_file(), "{f} missing");
+    }
+    // The baseline is a copy: it survives the removal of its source runs.
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(session.join("compare.json")).unwrap()).unwrap();
+    assert_eq!(json["workloads"].as_array().unwrap().len(), 2);
+    // Reports of a session and of a baseline by name.
+    profkit(d)
+        .arg("report")
+        .arg(&session)
+        .args(["--format", "md"])
+        .assert()
+        .success();
+    profkit(d)
+        .args(["report", "main", "--format", "json"])
+        .assert()
+        .success();
+    profkit(d).args(["report", "nosuch..main"]).assert().code(2);
+}
