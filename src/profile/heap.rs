@@ -443,6 +443,12 @@ pub struct AllocSummary {
     pub top_by_bytes: Vec<SiteSummary>,
     /// Top sites by bytes live at the global peak.
     pub top_by_peak: Vec<SiteSummary>,
+    /// Workload operations in the profiled span (warm-up included), when known.
+    #[serde(default)]
+    pub ops: Option<u64>,
+    /// Bytes allocated per operation (`total_bytes ÷ ops`), when known.
+    #[serde(default)]
+    pub bytes_per_op: Option<f64>,
     /// Top sites by blocks allocated.
     pub top_by_blocks: Vec<SiteSummary>,
     /// Many small blocks freed quickly: candidates for reuse.
@@ -556,6 +562,8 @@ pub fn summarize(file: &DhatFile) -> AllocSummary {
         sites: file.pps.len(),
         top_by_bytes: top_by(file, |pp| pp.tb),
         top_by_peak: top_by(file, |pp| pp.gb.unwrap_or(0)),
+        ops: None,
+        bytes_per_op: None,
         top_by_blocks: top_by(file, |pp| pp.tbk),
         short_lived: short
             .into_iter()
@@ -895,6 +903,11 @@ pub fn run_heap(
     finished?;
     let mut outputs = write_outputs(&dir.path, &dir.id, &session.config().flamegraph_dir)?;
     outputs.ops = ops;
+    if ops > 0 {
+        outputs.summary.ops = Some(ops);
+        outputs.summary.bytes_per_op = Some(outputs.summary.total_bytes.0 as f64 / ops as f64);
+        rundir::write_json(&outputs.alloc_json, &outputs.summary)?;
+    }
     Ok((dir, outputs))
 }
 
