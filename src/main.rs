@@ -11,6 +11,13 @@ use clap::Parser;
 static ALLOC: profkit::alloc::ProfkitAlloc = profkit::alloc::ProfkitAlloc;
 
 fn main() {
+    // Like other command-line tools, end quietly when the reader of our
+    // output goes away (`profkit list | head`) instead of panicking on a
+    // failed write to stdout.
+    // SAFETY: setting a signal's disposition to its default has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // Before SQLite initialises: its memory goes through ALLOC too.
     profkit::db::sqlite_alloc::install();
     let cli = cli::Cli::parse();
