@@ -29,7 +29,21 @@ fn main() {
         }
     }
     if let Err(e) = commands::dispatch(cli) {
-        eprintln!("Error: {e:#}");
+        eprintln!("Error: {}", one_line(&e));
         std::process::exit(commands::exit_code(&e));
     }
+}
+
+/// The error and its causes on one line, leaving out a cause whose text an
+/// outer message already quotes (library errors name their cause).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg.replace('\n', " ")
 }
