@@ -246,9 +246,12 @@ pub(super) fn builtins() -> Vec<(&'static str, Factory)> {
                 20_000,
                 4,
                 |db, ctx| {
+                    // Labelled, so SQL figures come out per kind of operation.
                     if ctx.rng.random_bool(0.2) {
+                        crate::db::trace::set_operation("insert");
                         insert_one(db, ctx)
                     } else {
+                        crate::db::trace::set_operation("read");
                         point_read(db, ctx)
                     }
                 },
