@@ -358,8 +358,9 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
             .map(|f| format!("[{:?}] {}", f.severity, f.title))
             .unwrap_or_else(|| "no findings".into());
         findings.push((name.clone(), top));
+        let graphs = flamegraph_links(session.config(), &outcome.dir.id);
         rows.push(format!(
-            "| [{name}](../{id}/bench.json) | {:.0} | {} | {} | {} | {} |",
+            "| [{name}](../{id}/bench.json) | {:.0} | {} | {} | {} | {} | {graphs} |",
             outcome.bench.throughput.0,
             outcome.bench.latency.p50,
             outcome.bench.latency.p95,
@@ -379,7 +380,7 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
 
     let index_dir = session.run_dir("profile", started)?;
     let mut md = format!(
-        "# profkit profile {}\n\n| workload | ops/s | p50 | p95 | p99 | errors |\n|---|---:|---:|---:|---:|---:|\n",
+        "# profkit profile {}\n\n| workload | ops/s | p50 | p95 | p99 | errors | flamegraphs |\n|---|---:|---:|---:|---:|---:|---|\n",
         index_dir.id
     );
     for r in &rows {
@@ -851,6 +852,27 @@ fn flamegraph(args: FlamegraphArgs) -> anyhow::Result<()> {
     rundir::write_atomic(&output, &svg)?;
     println!("wrote {}", output.display());
     Ok(())
+}
+
+/// Markdown links, from a session index (`<out>/<session>/index.md`), to a
+/// run's flamegraphs that exist.
+fn flamegraph_links(config: &SessionConfig, run_id: &str) -> String {
+    let (out, graphs) = (&config.out_dir, &config.flamegraph_dir);
+    let prefix = if out.is_relative() && graphs.is_relative() {
+        let up = "../".repeat(out.components().count() + 1);
+        format!("{up}{}", graphs.display())
+    } else {
+        std::path::absolute(graphs)
+            .unwrap_or_else(|_| graphs.clone())
+            .display()
+            .to_string()
+    };
+    ["cpu", "sql", "heap", "heap-live"]
+        .iter()
+        .filter(|kind| graphs.join(format!("{run_id}-{kind}.svg")).exists())
+        .map(|kind| format!("[{kind}]({prefix}/{run_id}-{kind}.svg)"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The thread-sweep section of the profile index.
