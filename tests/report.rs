@@ -13,20 +13,7 @@ const EVIL2: &str = "\"><img src=x onerror=alert(1)>";
 
 /// A run folder from `profkit sql` (bench, sql.json, sql.folded, findings).
 fn sql_run(dir: &Path, workload: &str, ops: &str) -> PathBuf {
-    let out = dir.join("profiles");
-    let before: Vec<_> = std::fs::read_dir(&out)
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    profkit(dir)
-        .args(["sql", workload, "--rows", "2000", "--ops", ops, "--out"])
-        .arg(&out)
-        .assert()
-        .success();
-    std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| !before.contains(p))
-        .expect("a new run folder")
+    common::sql_run(dir, &[workload, "--rows", "2000", "--ops", ops])
 }
 
 fn compare_json(dir: &Path, base: &Path, cur: &Path) -> Value {

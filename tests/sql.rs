@@ -5,27 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::profkit;
-
-/// Runs `profkit sql` and returns the run folder.
-fn sql_run(dir: &Path, args: &[&str]) -> PathBuf {
-    let out = dir.join("profiles");
-    let before: Vec<_> = std::fs::read_dir(&out)
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
-    profkit(dir)
-        .arg("sql")
-        .args(args)
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .success();
-    std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| !before.contains(p))
-        .expect("a new run folder")
-}
+use common::sql_run;
 
 fn json(path: PathBuf) -> serde_json::Value {
     serde_json::from_slice(

@@ -49,3 +49,24 @@ pub fn f(v: &serde_json::Value, path: &[&str]) -> f64 {
     cur.as_f64()
         .unwrap_or_else(|| panic!("{path:?} is not a number in {v}"))
 }
+
+/// Runs `profkit sql <args> --out <dir>/profiles` and returns the run
+/// folder it created.
+pub fn sql_run(dir: &Path, args: &[&str]) -> std::path::PathBuf {
+    let out = dir.join("profiles");
+    let before: Vec<_> = std::fs::read_dir(&out)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    profkit(dir)
+        .arg("sql")
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| !before.contains(p))
+        .expect("a new run folder")
+}
