@@ -209,6 +209,20 @@ pub struct CpuUsage {
     pub percent_of_machine: f64,
 }
 
+impl CpuUsage {
+    /// The CPU used between two readings `wall_secs` apart.
+    pub fn between(before: sys::CpuTimes, after: sys::CpuTimes, wall_secs: f64) -> CpuUsage {
+        let total = after.total().0.saturating_sub(before.total().0);
+        let cores_busy = total as f64 / 1e9 / wall_secs.max(1e-9);
+        CpuUsage {
+            user: Nanos(after.user.0.saturating_sub(before.user.0)),
+            system: Nanos(after.system.0.saturating_sub(before.system.0)),
+            cores_busy,
+            percent_of_machine: 100.0 * cores_busy / sys::cores() as f64,
+        }
+    }
+}
+
 /// Memory of the process.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemoryUsage {
@@ -219,6 +233,18 @@ pub struct MemoryUsage {
     pub rss_end: Bytes,
     /// Change of resident set size over the measured phase.
     pub rss_growth: i64,
+}
+
+impl MemoryUsage {
+    /// The peak since the last reset, the RSS now, and its growth since `rss_before`.
+    pub fn since(rss_before: Bytes) -> MemoryUsage {
+        let rss_end = sys::current_rss();
+        MemoryUsage {
+            peak_rss: sys::peak_rss(),
+            rss_end,
+            rss_growth: rss_end.0 as i64 - rss_before.0 as i64,
+        }
+    }
 }
 
 /// SQL statement figures of the measured phase (when the trace hook was on).
@@ -459,7 +485,7 @@ pub fn measure_detailed(
     let rss_before = sys::current_rss();
     let (tallies, elapsed) = run_phase(workload, plan.threads, plan.stop, plan.seed, progress)?;
     let cpu_after = sys::cpu_times();
-    let rss_end = sys::current_rss();
+    let memory = MemoryUsage::since(rss_before);
     let pool = workload
         .database()
         .zip(pool_before)
@@ -483,8 +509,6 @@ pub fn measure_detailed(
     }
     let ops = histogram.len();
     let secs = elapsed.as_secs_f64().max(1e-9);
-    let cpu_nanos = cpu_after.total().0.saturating_sub(cpu_before.total().0);
-    let cores_busy = cpu_nanos as f64 / 1e9 / secs;
     let sql_on = workload.database().is_some_and(|db| db.config().sql_trace);
     let latency = LatencySummary::from_histogram(&histogram);
     let summed_latency = latency.mean.0 as f64 * ops as f64;
@@ -499,17 +523,8 @@ pub fn measure_detailed(
         elapsed: elapsed.into(),
         throughput: OpsPerSec(ops as f64 / secs),
         latency,
-        cpu: CpuUsage {
-            user: Nanos(cpu_after.user.0.saturating_sub(cpu_before.user.0)),
-            system: Nanos(cpu_after.system.0.saturating_sub(cpu_before.system.0)),
-            cores_busy,
-            percent_of_machine: 100.0 * cores_busy / sys::cores() as f64,
-        },
-        memory: MemoryUsage {
-            peak_rss: sys::peak_rss(),
-            rss_end,
-            rss_growth: rss_end.0 as i64 - rss_before.0 as i64,
-        },
+        cpu: CpuUsage::between(cpu_before, cpu_after, secs),
+        memory,
         pool,
         sql: sql_on.then(|| SqlSummary {
             statements: sql.statements,

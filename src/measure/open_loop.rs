@@ -313,7 +313,7 @@ pub fn measure_open_loop(
     let rss_before = sys::current_rss();
     let phase = run_schedule(workload, plan.threads, plan.stop, rate, plan.seed)?;
     let cpu_after = sys::cpu_times();
-    let rss_end = sys::current_rss();
+    let memory = MemoryUsage::since(rss_before);
     let pool = workload
         .database()
         .zip(pool_before)
@@ -359,8 +359,6 @@ pub fn measure_open_loop(
     ));
     let sustained =
         lag_end <= tolerance && achieved.0 >= defaults::MIN_ACHIEVED_SHARE * rate.0 && ops > 0;
-    let cpu_nanos = cpu_after.total().0.saturating_sub(cpu_before.total().0);
-    let cores_busy = cpu_nanos as f64 / 1e9 / secs;
     Ok(LoadResult {
         schema_version: LOAD_SCHEMA_VERSION,
         workload: workload.name().to_string(),
@@ -379,17 +377,8 @@ pub fn measure_open_loop(
         elapsed: phase.elapsed.into(),
         corrected: LatencySummary::from_histogram(&corrected),
         uncorrected: LatencySummary::from_histogram(&uncorrected),
-        cpu: CpuUsage {
-            user: Nanos(cpu_after.user.0.saturating_sub(cpu_before.user.0)),
-            system: Nanos(cpu_after.system.0.saturating_sub(cpu_before.system.0)),
-            cores_busy,
-            percent_of_machine: 100.0 * cores_busy / sys::cores() as f64,
-        },
-        memory: MemoryUsage {
-            peak_rss: sys::peak_rss(),
-            rss_end,
-            rss_growth: rss_end.0 as i64 - rss_before.0 as i64,
-        },
+        cpu: CpuUsage::between(cpu_before, cpu_after, secs),
+        memory,
         pool,
         metrics,
     })
