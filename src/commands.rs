@@ -725,6 +725,26 @@ fn resolve_runs(runs: &[String], out: &std::path::Path) -> anyhow::Result<Vec<Ru
 
 fn check(args: CheckArgs) -> anyhow::Result<()> {
     let budget = Budget::read(&args.budget)?;
+    if args.profile {
+        // The budget is valid: run the workloads, then check what they wrote.
+        let run = crate::cli::RunFlags {
+            rows: None,
+            threads: None,
+            ops: None,
+            duration: None,
+            warmup: None,
+            seed: None,
+            db: None,
+            out: args.out.clone(),
+        };
+        profile(ProfileArgs {
+            workloads: args.workloads.clone(),
+            scale: args.scale,
+            no_heap: false,
+            baseline: None,
+            run,
+        })?;
+    }
     let sets = resolve_runs(&args.runs, &args.out)?;
     let report = budget.check(sets.iter().flat_map(|s| s.runs.iter()));
     for line in &report.lines {

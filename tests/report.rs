@@ -310,3 +310,34 @@ fn baselines_and_profile_against_a_baseline() {
         .success();
     profkit(d).args(["report", "nosuch..main"]).assert().code(2);
 }
+
+#[test]
+fn check_can_run_the_workloads_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let budget = Path::new(env!("CARGO_MANIFEST_DIR")).join("profkit.toml");
+    let out = profkit(dir.path())
+        .args([
+            "check",
+            "--profile",
+            "--workloads",
+            "n-plus-one",
+            "--scale",
+            "0.02",
+            "--budget",
+        ])
+        .arg(&budget)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The slow twin misses its batched twin's statement target: a warning, exit 0.
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("n-plus-one sql_per_op: 101.00") && stdout.contains("WARN"),
+        "{stdout}"
+    );
+    assert!(dir.path().join("profiles").read_dir().unwrap().count() >= 2);
+}

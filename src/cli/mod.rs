@@ -73,6 +73,15 @@ pub struct CheckArgs {
     /// Where run folders (and baselines) are.
     #[arg(long, default_value = "profiles")]
     pub out: PathBuf,
+    /// Run the main job first (`profkit profile`) and check the session it writes.
+    #[arg(long, conflicts_with = "runs")]
+    pub profile: bool,
+    /// With --profile: only these workloads (comma separated).
+    #[arg(long, value_delimiter = ',', requires = "profile")]
+    pub workloads: Vec<String>,
+    /// With --profile: scale every workload's default operation count.
+    #[arg(long, default_value_t = 1.0, requires = "profile")]
+    pub scale: f64,
 }
 
 /// `profkit baseline`.
