@@ -307,6 +307,10 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut findings = Vec::new();
     for w in workloads {
+        if profkit::measure::interrupted() {
+            eprintln!("profkit: interrupted: skipping the remaining workloads");
+            break;
+        }
         let name = w.name().to_string();
         let mut options = base.clone();
         if options.stop.is_none() {

@@ -28,9 +28,23 @@ fn main() {
             std::process::exit(1);
         }
     }
+    // Ctrl-C ends the current run early but normally, so its files (a heap
+    // profile, which dhat writes when its profiler is dropped, included)
+    // are still written; a second Ctrl-C quits at once.
+    let _ = ctrlc::set_handler(|| {
+        if profkit::measure::interrupted() {
+            std::process::exit(130);
+        }
+        eprintln!("profkit: interrupted: finishing the current run and writing its files (Ctrl-C again to quit now)");
+        profkit::measure::interrupt();
+    });
     if let Err(e) = commands::dispatch(cli) {
         eprintln!("Error: {}", one_line(&e));
         std::process::exit(commands::exit_code(&e));
+    }
+    if profkit::measure::interrupted() {
+        // The files are written; the exit status still says it was cut short.
+        std::process::exit(130);
     }
 }
 

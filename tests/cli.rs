@@ -307,3 +307,46 @@ fn a_foreign_sqlite_database_is_left_untouched() {
         .unwrap();
     assert_eq!(tables, 1);
 }
+
+#[test]
+fn ctrl_c_ends_the_run_early_and_still_writes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("profkit"))
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "point-read",
+            "--rows",
+            "500",
+            "--duration",
+            "120s",
+            "--warmup",
+            "0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let start = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(30),
+        "did not stop"
+    );
+    assert_eq!(out.status.code(), Some(130));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    let run = std::fs::read_dir(dir.path().join("profiles"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let bench: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("bench.json")).unwrap()).unwrap();
+    assert!(bench["elapsed"].as_u64().unwrap() < 60_000_000_000);
+}

@@ -295,6 +295,19 @@ pub struct BenchResult {
     pub metrics: Metrics,
 }
 
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Asks every running phase to stop after its current operations (Ctrl-C):
+/// runs then end normally, so their results and profiles are still written.
+pub fn interrupt() {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`interrupt`] was called.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
 /// What one worker thread recorded.
 struct WorkerTally {
     histogram: Histogram<u64>,
@@ -346,6 +359,9 @@ fn run_phase(
                     let sql_before = trace::thread_counts();
                     let mut now = Instant::now();
                     loop {
+                        if interrupted() {
+                            break;
+                        }
                         match (stop, deadline) {
                             (Stop::Ops(n), _) => {
                                 if claimed.fetch_add(1, Ordering::Relaxed) >= n {

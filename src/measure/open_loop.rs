@@ -223,7 +223,7 @@ fn run_schedule(
                     };
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= limit {
+                        if i >= limit || super::interrupted() {
                             break;
                         }
                         let due = start + offset(i);
