@@ -393,7 +393,7 @@ fn profile(args: ProfileArgs) -> anyhow::Result<()> {
     }
     md.push_str("\n## Top finding per workload\n\n");
     for (name, top) in &findings {
-        md.push_str(&format!("- **{name}**: {}\n", top.replace('<', "&lt;")));
+        md.push_str(&format!("- **{name}**: {}\n", markdown::escape(top)));
     }
     md.push_str(&sweep_index(&sweeps));
     rundir::write_atomic(&index_dir.file("index.md"), md.as_bytes())?;
