@@ -144,14 +144,7 @@ pub fn from_sql(report: &SqlReport) -> Vec<Finding> {
         for s in &op.statements {
             if !s.full_scans.is_empty() {
                 let mut evidence = vec![
-                    format!(
-                        "plan: {}",
-                        s.plan
-                            .iter()
-                            .map(|p| p.detail.as_str())
-                            .collect::<Vec<_>>()
-                            .join(" → ")
-                    ),
+                    format!("plan: {}", super::sql::plan_text(&s.plan)),
                     format!(
                         "{} runs, mean {}, p95 {}, {:.0} % of operation latency",
                         s.executions,
@@ -194,11 +187,7 @@ pub fn from_sql(report: &SqlReport) -> Vec<Finding> {
                         "slowest run ({}): {} — planned as {}",
                         slow.time,
                         slow.sql,
-                        slow.plan
-                            .iter()
-                            .map(|p| p.detail.as_str())
-                            .collect::<Vec<_>>()
-                            .join(" → ")
+                        super::sql::plan_text(&slow.plan)
                     ));
                 }
                 // Sorting a GROUP BY's output sorts groups, not rows: cheap.

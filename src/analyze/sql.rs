@@ -131,6 +131,14 @@ pub fn explain(conn: &Connection, sql: &str) -> Vec<PlanStep> {
     }
 }
 
+/// A plan on one line: its steps joined by ` → `.
+pub fn plan_text(plan: &[PlanStep]) -> String {
+    plan.iter()
+        .map(|p| p.detail.as_str())
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
 /// Tables a plan reads in full (`SCAN t` with no index).
 pub fn full_scans(plan: &[PlanStep]) -> Vec<String> {
     plan.iter()
@@ -424,11 +432,7 @@ pub fn folded(report: &SqlReport) -> Vec<String> {
             let plan = if s.plan.is_empty() {
                 "(no plan)".to_string()
             } else {
-                s.plan
-                    .iter()
-                    .map(|p| p.detail.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" → ")
+                plan_text(&s.plan)
             };
             lines.push(format!(
                 "{};{};{};{} {micros}",

@@ -254,15 +254,29 @@ pub struct RunFlags {
     pub out: PathBuf,
 }
 
+/// `--ops N` or `--duration D` as a [`Stop`] (clap keeps them exclusive).
+fn stop_of(ops: Option<u64>, duration: Option<Duration>) -> Option<Stop> {
+    ops.map(Stop::Ops)
+        .or(duration.map(|d| Stop::Duration(Nanos::from(d))))
+}
+
+/// A session writing under `out`, with a progress bar when stderr is a terminal.
+fn session_config(out: &std::path::Path, db: Option<PathBuf>) -> SessionConfig {
+    use std::io::IsTerminal;
+    SessionConfig {
+        out_dir: out.to_path_buf(),
+        db_path: db,
+        progress: std::io::stderr().is_terminal(),
+        ..SessionConfig::default()
+    }
+}
+
 impl From<&RunFlags> for RunOptions {
     fn from(f: &RunFlags) -> RunOptions {
         RunOptions {
             rows: f.rows,
             threads: f.threads,
-            stop: f
-                .ops
-                .map(Stop::Ops)
-                .or(f.duration.map(|d| Stop::Duration(Nanos::from(d)))),
+            stop: stop_of(f.ops, f.duration),
             warmup: f.warmup.map(|w| w.0),
             seed: f.seed,
         }
@@ -271,13 +285,7 @@ impl From<&RunFlags> for RunOptions {
 
 impl From<&RunFlags> for SessionConfig {
     fn from(f: &RunFlags) -> SessionConfig {
-        use std::io::IsTerminal;
-        SessionConfig {
-            out_dir: f.out.clone(),
-            db_path: f.db.clone(),
-            progress: std::io::stderr().is_terminal(),
-            ..SessionConfig::default()
-        }
+        session_config(&f.out, f.db.clone())
     }
 }
 
@@ -335,10 +343,7 @@ impl SweepArgs {
         RunOptions {
             rows: None,
             threads: None,
-            stop: self
-                .ops
-                .map(Stop::Ops)
-                .or(self.duration.map(|d| Stop::Duration(Nanos::from(d)))),
+            stop: stop_of(self.ops, self.duration),
             warmup: self.warmup.map(|w| w.0),
             seed: self.seed,
         }
@@ -346,12 +351,7 @@ impl SweepArgs {
 
     /// Where the sweep's session puts things.
     pub fn session_config(&self) -> SessionConfig {
-        use std::io::IsTerminal;
-        SessionConfig {
-            out_dir: self.out.clone(),
-            progress: std::io::stderr().is_terminal(),
-            ..SessionConfig::default()
-        }
+        session_config(&self.out, None)
     }
 }
 

@@ -188,22 +188,28 @@ unsafe fn handle(event: c_uint, p: *mut c_void, x: *mut c_void) {
                     }
                     None => (sqlite_nanos, 0),
                 };
-                // Virtual-table modules (FTS5) also prepare statements of
-                // their own outside any caller statement, e.g. when loading
-                // their config; they name tables as 'main'.'x', which
-                // application SQL does not.
-                if s.nested.contains(sql.as_ref()) || sql.contains("'main'.") {
-                    s.counts.nested += 1;
-                    return;
-                }
-                s.counts.statements += 1;
-                s.counts.nanos += nanos;
-                let op = s.operation;
-                let by_sql = s.tallies.entry(op).or_default();
+                let s = &mut *s;
+                let by_sql = s.tallies.entry(s.operation).or_default();
                 let tally = match by_sql.get_mut(sql.as_ref()) {
                     Some(t) => t,
-                    None => by_sql.entry(sql.as_ref().into()).or_default(),
+                    // The first run of this text in this phase decides
+                    // whether it is the caller's; later runs find their
+                    // tally with one lookup.
+                    None => {
+                        // Virtual-table modules (FTS5) also prepare
+                        // statements of their own outside any caller
+                        // statement, e.g. when loading their config; they
+                        // name tables as 'main'.'x', which application SQL
+                        // does not.
+                        if s.nested.contains(sql.as_ref()) || sql.contains("'main'.") {
+                            s.counts.nested += 1;
+                            return;
+                        }
+                        by_sql.entry(sql.as_ref().into()).or_default()
+                    }
                 };
+                s.counts.statements += 1;
+                s.counts.nanos += nanos;
                 tally.executions += 1;
                 tally.nanos += nanos;
                 tally.rows += rows;

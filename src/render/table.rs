@@ -143,12 +143,7 @@ pub fn sql_table(report: &SqlReport, top: usize) -> String {
         .collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.1.total));
     for (op, s) in rows.into_iter().take(top) {
-        let mut plan = s
-            .plan
-            .iter()
-            .map(|p| p.detail.as_str())
-            .collect::<Vec<_>>()
-            .join(" → ");
+        let mut plan = crate::analyze::sql::plan_text(&s.plan);
         if !s.full_scans.is_empty() {
             plan.push_str("  [FULL SCAN]");
         }
