@@ -3,5 +3,5 @@
 //! See `custom_workload.rs` for measuring your own code the same way.
 
 fn main() {
-    profkit::session::example_main("fts-search");
+    profkit::cli::example_main("fts-search");
 }

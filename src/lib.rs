@@ -3,16 +3,17 @@
 
 pub mod alloc;
 pub mod analyze;
+pub mod cli;
 pub mod db;
 pub mod measure;
+pub mod passes;
 pub mod profile;
 pub mod render;
-pub mod rundir;
-pub mod session;
+pub mod store;
 pub mod units;
 pub mod workload;
 
 pub use db::{DatabaseManager, DbConfig, Scope};
 pub use measure::{BenchResult, RunOptions, RunPlan, Stop, Warmup};
-pub use session::{Session, SessionConfig};
+pub use passes::{Session, SessionConfig};
 pub use workload::{SetupEnv, WorkerCtx, Workload, WorkloadDefaults};

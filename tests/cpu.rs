@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use profkit::analyze::cpu::Layer;
+use profkit::analyze::stacks;
 use profkit::measure::{RunOptions, Stop, Warmup};
-use profkit::profile::cpu::{self, CpuOptions, CpuOutcome, CpuPassOptions};
-use profkit::render::{flamegraph, folded, pprof};
-use profkit::session::{Session, SessionConfig};
+use profkit::passes::cpu::{CpuOutcome, CpuPassOptions};
+use profkit::passes::{Session, SessionConfig};
+use profkit::profile::cpu::{self, CpuOptions};
+use profkit::render::input;
 use profkit::workload;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -35,7 +37,7 @@ fn cpu_run(dir: &Path, name: &str, rows: u64, ops: u64, threads: usize) -> CpuOu
         warmup: Some(Warmup::Ops(ops / 20 + 1)),
         seed: None,
     };
-    cpu::run_cpu(
+    profkit::passes::cpu::run(
         &mut session,
         workload::by_name(name).unwrap(),
         &options,
@@ -107,11 +109,11 @@ fn full_scan_time_is_in_sqlite_and_files_agree() {
 
     // cpu.pb.gz decodes, and its totals per stack equal cpu.folded's.
     let pb_path = out.dir.file("cpu.pb.gz");
-    let pb = pprof::decode(&std::fs::read(&pb_path).unwrap(), &pb_path).unwrap();
-    let from_pb = pprof::to_folded_counts(&pb, Some("samples"), &pb_path).unwrap();
+    let pb = input::decode(&std::fs::read(&pb_path).unwrap(), &pb_path).unwrap();
+    let from_pb = input::to_folded_counts(&pb, Some("samples"), &pb_path).unwrap();
     let folded_path = out.dir.file("cpu.folded");
     let text = std::fs::read_to_string(&folded_path).unwrap();
-    let from_folded = folded::parse_folded(&text, &folded_path).unwrap();
+    let from_folded = stacks::parse_folded(&text).unwrap();
     assert_eq!(from_pb, from_folded);
     assert_eq!(from_folded.values().sum::<u64>(), p.samples);
     // True CPU values: the cpu sample type adds up to the measured CPU time.
@@ -276,7 +278,10 @@ fn cpu_command_writes_a_run_folder_and_refuses_tiny_profiles() {
     // The pprof file renders back through the flamegraph command.
     let run = runs[0].as_ref().unwrap().path();
     let pb = run.join("cpu.pb.gz");
-    assert!(flamegraph::render_file(&pb, &Default::default()).is_ok());
+    let read = input::read_stacks(&pb).unwrap();
+    assert!(
+        profkit::render::flamegraph::render_stacks(&read.stacks, &pb, &Default::default()).is_ok()
+    );
 
     // pprof-rs's unwinder once set itself up (allocating) inside the first
     // SIGPROF handler, deadlocking when that sample interrupted malloc.

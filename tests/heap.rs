@@ -121,19 +121,15 @@ fn corrupt_heap_json_is_a_one_line_error_naming_the_file() {
         r#"{"dhatFileVersion":9,"mode":"rust-heap","te":1,"pps":[],"ftbl":["[root]"]}"#,
     ] {
         std::fs::write(&p, text).unwrap();
-        let err =
-            profkit::profile::heap::heap_json_to_folded(&p, profkit::profile::heap::Weight::Bytes)
-                .unwrap_err()
-                .to_string();
+        let err = profkit::profile::dhat::DhatFile::read(&p)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("heap.json"), "{err}");
         assert!(!err.contains('\n'), "{err}");
     }
-    let missing = profkit::profile::heap::heap_json_to_folded(
-        &dir.path().join("nope.json"),
-        profkit::profile::heap::Weight::Bytes,
-    )
-    .unwrap_err()
-    .to_string();
+    let missing = profkit::profile::dhat::DhatFile::read(&dir.path().join("nope.json"))
+        .unwrap_err()
+        .to_string();
     assert!(missing.contains("nope.json"), "{missing}");
 }
 

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -170,26 +170,21 @@ impl Metric {
             Metric::PeakHeap => run
                 .alloc
                 .as_ref()
-                .and_then(|a| a["peak_bytes"].as_f64())
+                .map(|a| a.peak_bytes.0 as f64)
                 .or(run.dhat_peak.map(|p| p as f64)),
             Metric::AllocPerOp => {
                 let a = run.alloc.as_ref()?;
-                a["bytes_per_op"].as_f64().or_else(|| {
-                    let ops = a["ops"].as_f64().filter(|o| *o > 0.0)?;
-                    Some(a["total_bytes"].as_f64()? / ops)
+                a.bytes_per_op.or_else(|| {
+                    let ops = a.ops.filter(|o| *o > 0)?;
+                    Some(a.total_bytes.0 as f64 / ops as f64)
                 })
             }
-            Metric::LeakSlope => {
-                let l = run.leaks.as_ref()?;
-                l["leaked_bytes_per_op"]
-                    .as_f64()
-                    .or(l["total_slope_bytes_per_op"].as_f64())
-            }
+            Metric::LeakSlope => run.leaks.as_ref().map(|l| l.leaked_bytes_per_op),
             Metric::SqlPerOp => b
                 .sql
                 .map(|s| s.per_op)
                 .filter(|_| b.ops > 0)
-                .or_else(|| run.sql.as_ref()?["statements_per_op"].as_f64()),
+                .or_else(|| run.sql.as_ref().map(|s| s.statements_per_op)),
         }
     }
 
@@ -300,18 +295,6 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// Reads and validates a budget file.
-    pub fn read(path: &Path) -> Result<Budget, BudgetError> {
-        let text = std::fs::read_to_string(path).map_err(|source| BudgetError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Budget::parse(&text).map_err(|message| BudgetError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        })
-    }
-
     /// Parses budget text; the error says which table and metric is wrong.
     pub fn parse(text: &str) -> Result<Budget, String> {
         let doc: toml::Table = text

@@ -14,21 +14,18 @@
 //! (default 5 %); otherwise "no change". Other metrics have one value per
 //! run and are judged by the noise threshold alone.
 //!
-//! Baselines ([`save_baseline`]) are copies: `<out>/baselines/NAME/` holds a
-//! copy of every run folder of the source, an `index.json` in the format of
-//! a profile session, and `baseline.json` (name, source, time, git
-//! revision). Copies survive the clean-up of old runs and can be committed
-//! or archived by CI.
+//! Baselines are saved and read by [`crate::store::baseline`]; here both
+//! sides are plain run data.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use rand::{Rng as _, SeedableRng as _};
 use serde::{Deserialize, Serialize};
 
+use super::bootstrap::LatencyBootstrap;
 use super::budget::Metric;
-use super::rundata::{Folded, LoadedRun, RunError, RunSet};
-use crate::rundir::{self, OutputError};
+use super::rundata::{LoadedRun, RunSet};
+use super::stacks::Folded;
 
 /// Version of a comparison's JSON.
 pub const COMPARE_SCHEMA_VERSION: u32 = 1;
@@ -402,117 +399,9 @@ fn metric_change(
     out
 }
 
-/// Resampled latency statistics of both sides.
-struct LatencyBootstrap {
-    /// Per latency metric: sorted resampled ratios current/base − 1.
-    ratios: HashMap<Metric, Vec<f64>>,
-    confidence: f64,
-}
-
-/// A histogram ready for resampling: bucket values and cumulative counts.
-struct Sampler {
-    values: Vec<u64>,
-    cumulative: Vec<u64>,
-    total: u64,
-}
-
-impl Sampler {
-    fn new(hist: &[(u64, u64)]) -> Option<Sampler> {
-        let mut values = Vec::with_capacity(hist.len());
-        let mut cumulative = Vec::with_capacity(hist.len());
-        let mut total = 0u64;
-        for &(v, n) in hist {
-            if n == 0 {
-                continue;
-            }
-            total += n;
-            values.push(v);
-            cumulative.push(total);
-        }
-        (total > 1).then_some(Sampler {
-            values,
-            cumulative,
-            total,
-        })
-    }
-
-    /// One resample of `total` operations: counts per bucket.
-    fn resample(&self, rng: &mut rand_chacha::ChaCha8Rng, counts: &mut [u64]) {
-        counts.iter_mut().for_each(|c| *c = 0);
-        for _ in 0..self.total {
-            let u = rng.random_range(0..self.total);
-            let i = self.cumulative.partition_point(|&c| c <= u);
-            counts[i] += 1;
-        }
-    }
-
-    /// Mean and quantiles of bucket counts.
-    fn stats(&self, counts: &[u64]) -> [f64; 4] {
-        let n = counts.iter().sum::<u64>().max(1);
-        let mean = counts
-            .iter()
-            .zip(&self.values)
-            .map(|(&c, &v)| c as f64 * v as f64)
-            .sum::<f64>()
-            / n as f64;
-        let q = |p: f64| {
-            let rank = ((p * n as f64).ceil() as u64).max(1);
-            let mut acc = 0;
-            for (&c, &v) in counts.iter().zip(&self.values) {
-                acc += c;
-                if acc >= rank {
-                    return v as f64;
-                }
-            }
-            *self.values.last().unwrap_or(&0) as f64
-        };
-        [mean, q(0.50), q(0.95), q(0.99)]
-    }
-}
-
-const BOOT_METRICS: [Metric; 4] = [Metric::Mean, Metric::P50, Metric::P95, Metric::P99];
-
-impl LatencyBootstrap {
-    fn new(base: &LoadedRun, current: &LoadedRun, opt: &CompareOptions) -> Option<Self> {
-        let sb = Sampler::new(&base.bench.latency.histogram)?;
-        let sc = Sampler::new(&current.bench.latency.histogram)?;
-        // Bound the work to ~4 million draws.
-        let per = (sb.total + sc.total).max(1) as usize;
-        let resamples = (4_000_000 / per).clamp(defaults::MIN_RESAMPLES, opt.resamples.max(1));
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opt.seed);
-        let mut cb = vec![0u64; sb.values.len()];
-        let mut cc = vec![0u64; sc.values.len()];
-        let mut ratios: HashMap<Metric, Vec<f64>> = HashMap::new();
-        for _ in 0..resamples {
-            sb.resample(&mut rng, &mut cb);
-            sc.resample(&mut rng, &mut cc);
-            let (xb, xc) = (sb.stats(&cb), sc.stats(&cc));
-            for (i, m) in BOOT_METRICS.into_iter().enumerate() {
-                if xb[i] > 0.0 {
-                    ratios.entry(m).or_default().push(xc[i] / xb[i] - 1.0);
-                }
-            }
-        }
-        for v in ratios.values_mut() {
-            v.sort_by(f64::total_cmp);
-        }
-        Some(LatencyBootstrap {
-            ratios,
-            confidence: opt.confidence,
-        })
-    }
-
-    fn interval(&self, metric: Metric) -> Option<(f64, f64)> {
-        let v = self.ratios.get(&metric).filter(|v| !v.is_empty())?;
-        let alpha = (1.0 - self.confidence) / 2.0;
-        let at = |p: f64| v[((p * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
-        Some((at(alpha), at(1.0 - alpha)))
-    }
-}
-
 /// Inclusive and self shares (%) per frame of a folded profile.
 fn frame_shares(folded: &Folded) -> (HashMap<&str, f64>, HashMap<&str, f64>) {
-    let total: u64 = folded.iter().map(|(_, n)| n).sum();
+    let total: u64 = folded.values().sum();
     let mut incl: HashMap<&str, f64> = HashMap::new();
     let mut own: HashMap<&str, f64> = HashMap::new();
     if total == 0 {
@@ -593,17 +482,12 @@ pub fn site_changes(base: &Folded, current: &Folded, top: usize) -> Vec<SiteChan
 
 /// Statements per shape: (executions per op, time per op in ns).
 fn statement_rates(run: &LoadedRun) -> BTreeMap<String, (f64, f64)> {
-    let ops = run
-        .sql
-        .as_ref()
-        .and_then(|s| s["ops"].as_u64())
-        .unwrap_or(0)
-        .max(1) as f64;
+    let ops = run.sql.as_ref().map_or(0, |s| s.ops).max(1) as f64;
     let mut m: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     for s in run.statements() {
-        let e = m.entry(s.shape).or_default();
+        let e = m.entry(s.shape.clone()).or_default();
         e.0 += s.per_op;
-        e.1 += s.total as f64 / ops;
+        e.1 += s.total.0 as f64 / ops;
     }
     m
 }
@@ -649,133 +533,6 @@ pub fn statement_changes(
     out
 }
 
-/// Errors of baselines.
-#[derive(Debug, thiserror::Error)]
-pub enum BaselineError {
-    /// The name cannot be a folder name.
-    #[error("baseline name '{0}' is not valid: use letters, digits, '.', '_' and '-'")]
-    BadName(String),
-    /// The source could not be read.
-    #[error(transparent)]
-    Run(#[from] RunError),
-    /// A copy failed.
-    #[error(transparent)]
-    Output(#[from] OutputError),
-}
-
-/// What `baseline.json` holds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BaselineInfo {
-    /// Name.
-    pub name: String,
-    /// The folder it was copied from.
-    pub source: String,
-    /// When it was saved, UTC.
-    pub saved_at: String,
-    /// Workloads in it.
-    pub workloads: Vec<String>,
-    /// Git revision of its runs (of the first run).
-    pub git_revision: Option<String>,
-}
-
-fn copy_dir(from: &Path, to: &Path) -> Result<(), OutputError> {
-    let werr = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| OutputError::Write { path, source }
-    };
-    let rerr = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| OutputError::Read { path, source }
-    };
-    std::fs::create_dir_all(to).map_err(werr(to))?;
-    for entry in std::fs::read_dir(from).map_err(rerr(from))? {
-        let entry = entry.map_err(rerr(from))?;
-        let src = entry.path();
-        let dst = to.join(entry.file_name());
-        let ty = entry.file_type().map_err(rerr(&src))?;
-        if ty.is_dir() {
-            copy_dir(&src, &dst)?;
-        } else if ty.is_file() {
-            std::fs::copy(&src, &dst).map_err(werr(&dst))?;
-        }
-    }
-    Ok(())
-}
-
-/// Saves `set` (read from `source`) as baseline `name` under `out`:
-/// copies its run folders into `<out>/baselines/<name>/`, replacing a
-/// baseline of that name.
-pub fn save_baseline(out: &Path, name: &str, set: &RunSet) -> Result<PathBuf, BaselineError> {
-    let valid = !name.is_empty()
-        && name != "."
-        && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if !valid {
-        return Err(BaselineError::BadName(name.to_string()));
-    }
-    let root = super::rundata::baselines_dir(out);
-    std::fs::create_dir_all(&root).map_err(|source| OutputError::Write {
-        path: root.clone(),
-        source,
-    })?;
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}-"))
-        .tempdir_in(&root)
-        .map_err(|source| OutputError::Write {
-            path: root.clone(),
-            source,
-        })?;
-    let mut index = Vec::new();
-    for run in &set.runs {
-        copy_dir(&run.dir, &tmp.path().join(&run.id))?;
-        index.push(serde_json::json!({"run_id": run.id, "workload": run.workload}));
-    }
-    rundir::write_json(
-        &tmp.path().join("index.json"),
-        &serde_json::json!({ "runs": index }),
-    )?;
-    let info = BaselineInfo {
-        name: name.to_string(),
-        source: set.label.clone(),
-        saved_at: rundir::rfc3339(std::time::SystemTime::now()),
-        workloads: set.runs.iter().map(|r| r.workload.clone()).collect(),
-        git_revision: set.runs.first().and_then(|r| r.git_revision()),
-    };
-    rundir::write_json(&tmp.path().join("baseline.json"), &info)?;
-    let dest = root.join(name);
-    let werr = |source| OutputError::Write {
-        path: dest.clone(),
-        source,
-    };
-    let staged = tmp.keep();
-    if dest.exists() {
-        let old = root.join(format!(".{name}-old-{}", std::process::id()));
-        std::fs::rename(&dest, &old).map_err(werr)?;
-        std::fs::rename(&staged, &dest).map_err(werr)?;
-        let _ = std::fs::remove_dir_all(&old);
-    } else {
-        std::fs::rename(&staged, &dest).map_err(werr)?;
-    }
-    Ok(dest)
-}
-
-/// The saved baselines under `out`, by name.
-pub fn list_baselines(out: &Path) -> Vec<BaselineInfo> {
-    let root = super::rundata::baselines_dir(out);
-    let Ok(entries) = std::fs::read_dir(&root) else {
-        return Vec::new();
-    };
-    let mut all: Vec<BaselineInfo> = entries
-        .filter_map(Result::ok)
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .filter_map(|e| rundir::read_json(&e.path().join("baseline.json"), "baseline").ok())
-        .collect();
-    all.sort_by(|a, b| a.name.cmp(&b.name));
-    all
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -803,18 +560,5 @@ mod tests {
         assert_eq!(ch[0].site, "alloc_x");
         assert_eq!(ch[0].delta(), 4900);
         assert_eq!(ch[1].delta(), -100);
-    }
-
-    #[test]
-    fn bootstrap_intervals_are_deterministic_and_cover_the_change() {
-        let s = Sampler::new(&[(100, 500), (200, 500)]).unwrap();
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        let mut counts = vec![0; 2];
-        s.resample(&mut rng, &mut counts);
-        assert_eq!(counts.iter().sum::<u64>(), 1000);
-        let st = s.stats(&[500, 500]);
-        assert_eq!(st[0], 150.0);
-        assert_eq!(st[1], 100.0);
-        assert_eq!(st[2], 200.0);
     }
 }

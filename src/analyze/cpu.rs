@@ -12,6 +12,12 @@ use crate::units::Nanos;
 /// Version of `cpu.json`.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Defaults of CPU analysis, defined once.
+pub mod defaults {
+    /// Frames listed in the top-N tables.
+    pub const TOP: usize = 15;
+}
+
 /// Where a sample's leaf frame lies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

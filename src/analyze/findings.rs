@@ -4,8 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use std::path::Path;
-
 use super::cpu::{CpuReport, Layer};
 use super::leaks::LeakReport;
 use super::sql::SqlReport;
@@ -23,6 +21,17 @@ pub enum Severity {
     Warning,
     /// Dominates the operation.
     Critical,
+}
+
+impl std::fmt::Display for Severity {
+    /// `info`, `warning`, `critical`: as in `findings.json`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        })
+    }
 }
 
 /// What kind of problem a finding names.
@@ -409,22 +418,24 @@ fn hotspot_hint(function: &str) -> String {
     }
 }
 
-/// Ranked findings from everything a run folder holds (`sql.json`,
-/// `leaks.json`, `cpu.json`, … whichever are there).
-pub fn for_run_dir(dir: &Path, workload: &str) -> Findings {
+/// Ranked findings from every pass's analysis a run has (whichever are
+/// there): SQL, CPU (told apart from SQL time when both are there), leaks.
+pub fn rank(
+    workload: &str,
+    sql: Option<&SqlReport>,
+    cpu: Option<&CpuReport>,
+    leaks: Option<&LeakReport>,
+) -> Findings {
     let mut all = Vec::new();
-    let sql = crate::rundir::read_json::<SqlReport>(&dir.join("sql.json"), "SQL report").ok();
-    if let Some(sql) = &sql {
+    if let Some(sql) = sql {
         all.extend(from_sql(sql));
     }
-    if let Ok(cpu) = crate::rundir::read_json::<CpuReport>(&dir.join("cpu.json"), "CPU report") {
-        let extra = from_cpu(&cpu, sql.as_ref(), &mut all);
+    if let Some(cpu) = cpu {
+        let extra = from_cpu(cpu, sql, &mut all);
         all.extend(extra);
     }
-    if let Ok(leaks) =
-        crate::rundir::read_json::<LeakReport>(&dir.join("leaks.json"), "leak report")
-    {
-        all.extend(from_leaks(&leaks));
+    if let Some(leaks) = leaks {
+        all.extend(from_leaks(leaks));
     }
     Findings::new(workload, all)
 }

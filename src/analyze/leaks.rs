@@ -20,16 +20,13 @@
 //! set size, reporting growth in MB and MB per 10k operations.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::measure::{sys, RunOptions, Stop, Warmup};
-use crate::profile::heap::{self, DhatFile, HeapProfiler};
-use crate::session::Session;
+use super::alloc::{self, short_stack};
+use super::fit::slope_and_r2;
+use crate::profile::dhat::{frame_location, frame_without_address, DhatFile};
 use crate::units::{Bytes, Nanos};
-use crate::workload::Workload;
 
 /// Version of `leaks.json`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -146,36 +143,13 @@ impl LeakReport {
     }
 }
 
-/// Least-squares line through points: (slope, R²).
-pub fn fit(xs: &[f64], ys: &[f64]) -> (f64, f64) {
-    let n = xs.len().min(ys.len()) as f64;
-    if n < 2.0 {
-        return (0.0, 0.0);
-    }
-    let mx = xs.iter().sum::<f64>() / n;
-    let my = ys.iter().sum::<f64>() / n;
-    let sxy: f64 = xs.iter().zip(ys).map(|(x, y)| (x - mx) * (y - my)).sum();
-    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
-    let syy: f64 = ys.iter().map(|y| (y - my).powi(2)).sum();
-    if sxx == 0.0 {
-        return (0.0, 0.0);
-    }
-    let slope = sxy / sxx;
-    let r2 = if syy == 0.0 {
-        1.0
-    } else {
-        (sxy * sxy / (sxx * syy)).clamp(0.0, 1.0)
-    };
-    (slope, r2)
-}
-
 /// Whether live bytes `ys` at operation counts `xs` grow like a leak.
 pub fn is_leak(xs: &[f64], ys: &[f64]) -> bool {
     let k = xs.len().min(ys.len());
     if k < 3 {
         return false;
     }
-    let (slope, r2) = fit(xs, ys);
+    let (slope, r2) = slope_and_r2(xs, ys);
     let last = (ys[k - 1] - ys[k - 2]) / (xs[k - 1] - xs[k - 2]);
     let first = (ys[1] - ys[0]) / (xs[1] - xs[0]);
     slope >= defaults::MIN_SLOPE
@@ -187,10 +161,15 @@ pub fn is_leak(xs: &[f64], ys: &[f64]) -> bool {
 /// A site's short stack, live bytes per point, and bound (if any).
 type SiteSeries = (Vec<String>, Vec<u64>, Option<&'static str>);
 
-struct Point {
-    ops: u64,
-    file: DhatFile,
-    cache_limit: u64,
+/// One point of a growth check: the heap profile after `ops` operations.
+pub struct GrowthPoint {
+    /// Measured operations.
+    pub ops: u64,
+    /// The heap profile at the end of the run.
+    pub file: DhatFile,
+    /// SQLite's page-cache limit summed over the pool's connections
+    /// (0 when the workload has no database).
+    pub cache_limit: u64,
 }
 
 const PAGE_CACHE: &str = "SQLite page cache, up to PRAGMA cache_size per connection";
@@ -206,7 +185,7 @@ fn bound_of(file: &DhatFile, fs: &[usize]) -> Option<&'static str> {
         if name.starts_with("pcache1") {
             return Some(PAGE_CACHE);
         }
-        let location = heap::frame_location(&file.ftbl[f]);
+        let location = frame_location(&file.ftbl[f]);
         if matches!(
             name,
             "openDatabase" | "sqlite3InitOne" | "sqlite3AnalysisLoad"
@@ -220,52 +199,14 @@ fn bound_of(file: &DhatFile, fs: &[usize]) -> Option<&'static str> {
 
 fn site_key(file: &DhatFile, fs: &[usize]) -> String {
     fs.iter()
-        .map(|&f| heap::frame_without_address(&file.ftbl[f]))
+        .map(|&f| frame_without_address(&file.ftbl[f]))
         .collect::<Vec<_>>()
         .join(";")
 }
 
-/// Runs the growth check: the workload made by `make` at N, 2N, 4N
-/// operations. dhat files go to `scratch` (kept for inspection).
-pub fn check_growth(
-    session: &mut Session,
-    make: &dyn Fn() -> Box<dyn Workload>,
-    options: &RunOptions,
-    leak: LeakOptions,
-    scratch: &Path,
-) -> anyhow::Result<LeakReport> {
-    let mut points = Vec::new();
-    let mut name = String::new();
-    for (i, k) in defaults::POINTS.iter().enumerate() {
-        let ops = leak.ops * k;
-        let mut o = options.clone();
-        o.stop = Some(Stop::Ops(ops));
-        o.warmup = Some(Warmup::Ops(leak.warmup));
-        let prepared = session.prepare(make(), &o, false)?;
-        name = prepared.workload.name().to_string();
-        let cache_limit = prepared
-            .workload
-            .database()
-            .map(|db| db.config().cache_kib as u64 * 1024 * db.config().pool_size as u64)
-            .unwrap_or(0);
-        let path = scratch.join(format!("leak-{}.json", i + 1));
-        let profiler = HeapProfiler::start(&path)?;
-        // The result goes before the profiler stops: only the workload's
-        // own memory should be live at the end.
-        let done = session.measure(&prepared).map(|b| b.ops);
-        let path = profiler.finish()?;
-        session.discard(prepared);
-        let done = done?;
-        points.push(Point {
-            ops: done,
-            file: DhatFile::read(&path)?,
-            cache_limit,
-        });
-    }
-    Ok(analyze(&name, leak.warmup, &points))
-}
-
-fn analyze(name: &str, warmup: u64, points: &[Point]) -> LeakReport {
+/// The leak report of a growth check: every site's live bytes at the end,
+/// fitted against the operation counts of the points.
+pub fn growth(name: &str, warmup: u64, points: &[GrowthPoint]) -> LeakReport {
     let xs: Vec<f64> = points.iter().map(|p| p.ops as f64).collect();
     // Site → (short stack, live bytes per point).
     let mut sites: BTreeMap<String, SiteSeries> = BTreeMap::new();
@@ -275,7 +216,7 @@ fn analyze(name: &str, warmup: u64, points: &[Point]) -> LeakReport {
             let entry = sites.entry(key).or_insert_with(|| {
                 let pcache = bound_of(&p.file, &pp.fs);
                 (
-                    heap::short_stack(&p.file, pp, heap::defaults::SHORT_STACK),
+                    short_stack(&p.file, pp, alloc::defaults::SHORT_STACK),
                     vec![0; points.len()],
                     pcache,
                 )
@@ -291,7 +232,7 @@ fn analyze(name: &str, warmup: u64, points: &[Point]) -> LeakReport {
         if !is_leak(&xs, &ys) {
             continue;
         }
-        let (slope, r2) = fit(&xs, &ys);
+        let (slope, r2) = slope_and_r2(&xs, &ys);
         let growth = SiteGrowth {
             site: stack.first().cloned().unwrap_or_else(|| "[unknown]".into()),
             stack,
@@ -322,7 +263,8 @@ fn analyze(name: &str, warmup: u64, points: &[Point]) -> LeakReport {
         .iter()
         .map(|p| p.file.pps.iter().map(|pp| pp.eb.unwrap_or(0)).sum())
         .collect();
-    let (total_slope, total_r2) = fit(&xs, &totals.iter().map(|&b| b as f64).collect::<Vec<_>>());
+    let (total_slope, total_r2) =
+        slope_and_r2(&xs, &totals.iter().map(|&b| b as f64).collect::<Vec<_>>());
     let leaked: f64 = leaks.iter().map(|s| s.slope_bytes_per_op).sum();
     let verdict = match leaks.first() {
         None => "no growth found".to_string(),
@@ -365,6 +307,44 @@ fn analyze(name: &str, warmup: u64, points: &[Point]) -> LeakReport {
     }
 }
 
+/// The report of a soak run from its RSS samples: (operations so far,
+/// seconds so far, resident bytes), the first taken before any operation.
+pub fn soak_report(elapsed: Nanos, samples: Vec<(u64, f64, u64)>) -> SoakReport {
+    let rss_start = Bytes(samples.first().map_or(0, |s| s.2));
+    let rss_end = Bytes(samples.last().map_or(rss_start.0, |s| s.2));
+    let ops = samples.last().map_or(0, |s| s.0);
+    let xs: Vec<f64> = samples.iter().map(|s| s.0 as f64).collect();
+    let ys: Vec<f64> = samples.iter().map(|s| s.2 as f64 / 1e6).collect();
+    let (slope, r2) = slope_and_r2(&xs, &ys);
+    let growth_mb = (rss_end.0 as f64 - rss_start.0 as f64) / 1e6;
+    let mb_per_10k_ops = slope * 10_000.0;
+    let verdict = format!(
+        "RSS {} by {:.1} MB over {} ops ({:.2} MB per 10k ops, R² {:.2}): {} the {:.0} MB budget",
+        if growth_mb >= 0.0 { "grew" } else { "shrank" },
+        growth_mb.abs(),
+        ops,
+        mb_per_10k_ops,
+        r2,
+        if growth_mb < defaults::SOAK_BUDGET_MB {
+            "within"
+        } else {
+            "over"
+        },
+        defaults::SOAK_BUDGET_MB
+    );
+    SoakReport {
+        elapsed,
+        ops,
+        samples,
+        rss_start,
+        rss_end,
+        growth_mb,
+        mb_per_10k_ops,
+        r2,
+        verdict,
+    }
+}
+
 /// A soak run: resident memory over a longer run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SoakReport {
@@ -388,110 +368,6 @@ pub struct SoakReport {
     pub verdict: String,
 }
 
-/// Runs the workload made by `make` for `duration`, sampling RSS
-/// [`defaults::SOAK_SAMPLES`] times.
-pub fn soak(
-    session: &mut Session,
-    make: &dyn Fn() -> Box<dyn Workload>,
-    options: &RunOptions,
-    duration: Duration,
-) -> anyhow::Result<SoakReport> {
-    let chunk = duration / defaults::SOAK_SAMPLES;
-    let mut o = options.clone();
-    o.stop = Some(Stop::Duration(Nanos::from(
-        chunk.max(Duration::from_millis(1)),
-    )));
-    o.warmup = Some(Warmup::Ops(0));
-    let prepared = session.prepare(make(), &o, false)?;
-    let rss_start = sys::current_rss();
-    let start = Instant::now();
-    let mut ops = 0;
-    let mut samples = vec![(0, 0.0, rss_start.0)];
-    let result = (|| -> anyhow::Result<()> {
-        while start.elapsed() < duration {
-            ops += session.measure(&prepared)?.ops;
-            samples.push((ops, start.elapsed().as_secs_f64(), sys::current_rss().0));
-        }
-        Ok(())
-    })();
-    session.discard(prepared);
-    result?;
-    let rss_end = Bytes(samples.last().map(|s| s.2).unwrap_or(rss_start.0));
-    let xs: Vec<f64> = samples.iter().map(|s| s.0 as f64).collect();
-    let ys: Vec<f64> = samples.iter().map(|s| s.2 as f64 / 1e6).collect();
-    let (slope, r2) = fit(&xs, &ys);
-    let growth_mb = (rss_end.0 as f64 - rss_start.0 as f64) / 1e6;
-    let mb_per_10k_ops = slope * 10_000.0;
-    let verdict = format!(
-        "RSS {} by {:.1} MB over {} ops ({:.2} MB per 10k ops, R² {:.2}): {} the {:.0} MB budget",
-        if growth_mb >= 0.0 { "grew" } else { "shrank" },
-        growth_mb.abs(),
-        ops,
-        mb_per_10k_ops,
-        r2,
-        if growth_mb < defaults::SOAK_BUDGET_MB {
-            "within"
-        } else {
-            "over"
-        },
-        defaults::SOAK_BUDGET_MB
-    );
-    Ok(SoakReport {
-        elapsed: Nanos::from(start.elapsed()),
-        ops,
-        samples,
-        rss_start,
-        rss_end,
-        growth_mb,
-        mb_per_10k_ops,
-        r2,
-        verdict,
-    })
-}
-
-/// A human rendering of a leak report.
-pub fn report_text(r: &LeakReport) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    if !r.ops.is_empty() {
-        let _ = writeln!(
-            out,
-            "{}: live bytes at the end after {} ops (+{} warm-up): {} → total slope {:.1} B/op (R² {:.2})",
-            r.workload,
-            r.ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(" / "),
-            r.warmup_ops,
-            r.total_live_end.iter().map(|b| Bytes(*b).to_string()).collect::<Vec<_>>().join(" / "),
-            r.total_slope_bytes_per_op,
-            r.total_r2
-        );
-        for s in &r.leaks {
-            let _ = writeln!(
-                out,
-                "  growing {:>8.1} B/op  R² {:.2}  +{}  {}",
-                s.slope_bytes_per_op,
-                s.r2,
-                s.growth,
-                s.stack.join(" ← ")
-            );
-        }
-        for s in &r.bounded {
-            let _ = writeln!(
-                out,
-                "  bounded {:>8.1} B/op  +{}  {}: {}",
-                s.slope_bytes_per_op,
-                s.growth,
-                s.bounded_by.as_deref().unwrap_or("bounded"),
-                s.stack.join(" ← ")
-            );
-        }
-        let _ = writeln!(out, "{}", r.verdict);
-    }
-    if let Some(s) = &r.soak {
-        let _ = writeln!(out, "soak: {}", s.verdict);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,7 +377,7 @@ mod tests {
         let xs = [1000.0, 2000.0, 4000.0];
         let leak: Vec<f64> = xs.iter().map(|x| 5000.0 + 96.0 * x).collect();
         assert!(is_leak(&xs, &leak));
-        let (s, r2) = fit(&xs, &leak);
+        let (s, r2) = slope_and_r2(&xs, &leak);
         assert!((s - 96.0).abs() < 1e-9 && r2 > 0.999);
         // Fills up to a bound between the second and third point.
         assert!(!is_leak(&xs, &[100_000.0, 180_000.0, 190_000.0]));

@@ -1,13 +1,19 @@
-//! Turns measured data into answers: top frames and layer breakdowns, SQL
-//! statement analysis, leak detection by growth, scaling efficiency and
-//! growth fits, breaking points, bottleneck verdicts.
+//! Pure functions from data to answers: top frames and layer breakdowns,
+//! SQL statement analysis, allocation summaries, leak and growth fits,
+//! scaling efficiency, breaking points, comparisons, budgets, findings.
+//! Nothing here reads or writes files or runs a workload; [`crate::passes`]
+//! feeds it data and [`crate::store`] keeps what it returns.
 
+pub mod alloc;
+mod bootstrap;
 pub mod budget;
 pub mod compare;
 pub mod cpu;
 pub mod findings;
+pub mod fit;
 pub mod leaks;
 pub mod rundata;
 pub mod scaling;
 pub mod sql;
+pub mod stacks;
 pub mod stress;

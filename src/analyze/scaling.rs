@@ -11,14 +11,12 @@
 //!   goodness and flags growth that is linear or worse.
 
 use std::fmt;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::measure::{sys, BenchResult, RunOptions, Stop};
-use crate::session::Session;
+use super::fit::Line;
+use crate::measure::BenchResult;
 use crate::units::Nanos;
-use crate::workload::Workload;
 
 /// Version of `sweep.json`.
 pub const SWEEP_SCHEMA_VERSION: u32 = 1;
@@ -196,39 +194,21 @@ pub struct ComplexityFit {
 
 /// Fits `cost = a + b × shape(n)` (b ≥ 0) for one model.
 fn fit_model(model: Complexity, points: &[(f64, f64)]) -> ModelFit {
-    let k = points.len() as f64;
-    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / k;
     let xs: Vec<f64> = points.iter().map(|p| model.shape(p.0)).collect();
-    let mean_x = xs.iter().sum::<f64>() / k;
-    let sxx: f64 = xs.iter().map(|x| (x - mean_x).powi(2)).sum();
-    let sxy: f64 = xs
-        .iter()
-        .zip(points)
-        .map(|(x, p)| (x - mean_x) * (p.1 - mean_y))
-        .sum();
-    let slope = if model == Complexity::Constant || sxx <= 0.0 {
-        0.0
-    } else {
-        (sxy / sxx).max(0.0)
-    };
-    let intercept = mean_y - slope * mean_x;
-    let ss_res: f64 = xs
-        .iter()
-        .zip(points)
-        .map(|(x, p)| (p.1 - intercept - slope * x).powi(2))
-        .sum();
-    let ss_tot: f64 = points.iter().map(|p| (p.1 - mean_y).powi(2)).sum();
+    let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
+    let mut line = Line::fit(&xs, &ys);
+    if model == Complexity::Constant || line.slope < 0.0 {
+        line = Line::through_means(&xs, &ys, 0.0);
+    }
+    let goodness = line.goodness(&xs, &ys);
+    let mean_y = ys.iter().sum::<f64>() / ys.len().max(1) as f64;
     ModelFit {
         model,
-        intercept,
-        slope,
-        r_squared: if ss_tot > 0.0 {
-            1.0 - ss_res / ss_tot
-        } else {
-            0.0
-        },
+        intercept: line.intercept,
+        slope: line.slope,
+        r_squared: goodness.r_squared,
         nrmse: if mean_y > 0.0 {
-            (ss_res / k).sqrt() / mean_y
+            goodness.rms / mean_y
         } else {
             0.0
         },
@@ -287,129 +267,9 @@ pub fn efficiencies(levels: &[(usize, f64)]) -> Vec<f64> {
         .collect()
 }
 
-/// Sorted, deduplicated levels; rejects zero.
-fn levels<T: Ord + Copy + Default>(v: &[T], what: &'static str) -> Result<Vec<T>, SweepError> {
-    if v.is_empty() {
-        return Err(SweepError::NoLevels(what));
-    }
-    if v.contains(&T::default()) {
-        return Err(SweepError::ZeroLevel(what));
-    }
-    let mut v = v.to_vec();
-    v.sort();
-    v.dedup();
-    Ok(v)
-}
-
-/// The options of one level: the base options, with a per-level duration
-/// of [`defaults::LEVEL_DURATION`] unless ops or a duration were given.
-fn level_options(base: &RunOptions) -> RunOptions {
-    let mut o = base.clone();
-    o.stop = o
-        .stop
-        .or(Some(Stop::Duration(Nanos::from(defaults::LEVEL_DURATION))));
-    o
-}
-
-/// Makes a fresh instance of the workload under test.
-pub type MakeWorkload<'a> = &'a dyn Fn() -> anyhow::Result<Box<dyn Workload>>;
-
-/// Measures the workload at each thread count, on one database set up for
-/// the largest count.
-pub fn sweep_threads(
-    session: &mut Session,
-    make: MakeWorkload<'_>,
-    base: &RunOptions,
-    threads: &[usize],
-) -> anyhow::Result<SweepResult> {
-    let threads = levels(threads, "threads")?;
-    let mut options = level_options(base);
-    options.threads = threads.last().copied();
-    let sql_trace = session.config().sql_trace;
-    let mut prepared = session.prepare(make()?, &options, sql_trace)?;
-    let mut benches = Vec::with_capacity(threads.len());
-    for &t in &threads {
-        prepared.plan.threads = t;
-        benches.push(session.measure(&prepared)?);
-    }
-    let workload = prepared.workload.name().to_string();
-    session.discard(prepared);
-    let eff = efficiencies(
-        &benches
-            .iter()
-            .map(|b| (b.plan.threads, b.throughput.0))
-            .collect::<Vec<_>>(),
-    );
-    Ok(SweepResult {
-        schema_version: SWEEP_SCHEMA_VERSION,
-        workload,
-        kind: SweepKind::Threads,
-        cores: sys::cores(),
-        levels: benches
-            .into_iter()
-            .zip(eff)
-            .map(|(bench, e)| SweepLevel {
-                threads: bench.plan.threads,
-                rows: bench.plan.rows,
-                efficiency: Some(e),
-                bench,
-            })
-            .collect(),
-        fit: None,
-    })
-}
-
-/// Sets the workload up at each data volume and measures it; fits the
-/// growth of the median cost per operation.
-pub fn sweep_rows(
-    session: &mut Session,
-    make: MakeWorkload<'_>,
-    base: &RunOptions,
-    rows: &[u64],
-) -> anyhow::Result<SweepResult> {
-    let rows = levels(rows, "rows")?;
-    let mut out = Vec::with_capacity(rows.len());
-    let mut workload = String::new();
-    for &n in &rows {
-        let mut options = level_options(base);
-        options.rows = Some(n);
-        let sql_trace = session.config().sql_trace;
-        let prepared = session.prepare(make()?, &options, sql_trace)?;
-        let bench = session.measure(&prepared)?;
-        workload = prepared.workload.name().to_string();
-        session.discard(prepared);
-        out.push(SweepLevel {
-            threads: bench.plan.threads,
-            rows: n,
-            efficiency: None,
-            bench,
-        });
-    }
-    let points: Vec<(f64, f64)> = out
-        .iter()
-        .map(|l| (l.rows as f64, cost_per_op(&l.bench).0 as f64))
-        .collect();
-    Ok(SweepResult {
-        schema_version: SWEEP_SCHEMA_VERSION,
-        workload,
-        kind: SweepKind::Rows,
-        cores: sys::cores(),
-        levels: out,
-        fit: fit_complexity(&points),
-    })
-}
-
 /// The cost per operation a rows sweep fits: the median latency.
 pub fn cost_per_op(bench: &BenchResult) -> Nanos {
     bench.latency.p50
-}
-
-/// How long a sweep at these levels will take, roughly (for messages).
-pub fn estimate(levels: usize, base: &RunOptions) -> Option<Duration> {
-    match level_options(base).stop {
-        Some(Stop::Duration(d)) => Some(Duration::from(d) * levels as u32 * 11 / 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -473,15 +333,5 @@ mod tests {
         assert_eq!(e, vec![1.0, 0.9, 0.5]);
         let e = efficiencies(&[(2, 200.0), (4, 400.0)]);
         assert_eq!(e, vec![1.0, 1.0]);
-    }
-
-    #[test]
-    fn levels_are_sorted_and_checked() {
-        assert_eq!(levels(&[4, 1, 2, 2], "threads"), Ok(vec![1, 2, 4]));
-        assert_eq!(
-            levels::<usize>(&[], "threads"),
-            Err(SweepError::NoLevels("threads"))
-        );
-        assert_eq!(levels(&[0, 1], "rows"), Err(SweepError::ZeroLevel("rows")));
     }
 }

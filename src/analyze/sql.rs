@@ -2,13 +2,13 @@
 //! full scans and temp B-trees flagged, and N+1 detection.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
+use super::stacks::Folded;
 use crate::db::trace::{StatementTally, Tallies};
 use crate::measure::BenchResult;
+pub use crate::profile::sql::PlanStep;
 use crate::units::Nanos;
 
 /// Version of `sql.json`.
@@ -96,39 +96,6 @@ pub fn normalize(sql: &str) -> String {
         }
     }
     s
-}
-
-/// One step of a query plan (a row of EXPLAIN QUERY PLAN).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PlanStep {
-    /// Step id.
-    pub id: i64,
-    /// Parent step id (0 for top level).
-    pub parent: i64,
-    /// SQLite's description, e.g. `SCAN emails`.
-    pub detail: String,
-}
-
-/// The query plan of `sql`, from a connection of its own on `db_path`
-/// (read-only, no trace hook: the analysis adds nothing to the counts).
-/// Empty for statements without a plan (BEGIN, COMMIT, PRAGMA …).
-pub fn explain(conn: &Connection, sql: &str) -> Vec<PlanStep> {
-    let Ok(mut stmt) = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")) else {
-        return Vec::new();
-    };
-    // Parameters are bound as NULL: the plan does not depend on their values.
-    let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
-    let rows = stmt.query_map(rusqlite::params_from_iter(nulls), |r| {
-        Ok(PlanStep {
-            id: r.get(0)?,
-            parent: r.get(1)?,
-            detail: r.get(3)?,
-        })
-    });
-    match rows {
-        Ok(rows) => rows.filter_map(Result::ok).collect(),
-        Err(_) => Vec::new(),
-    }
 }
 
 /// A plan on one line: its steps joined by ` → `.
@@ -274,9 +241,9 @@ fn stats_for(
     ops: u64,
     op_db_nanos: u64,
     op_latency: f64,
-    conn: Option<&Connection>,
+    plans: Plans<'_>,
 ) -> StatementStats {
-    let plan = conn.map(|c| explain(c, tallies[0].0)).unwrap_or_default();
+    let plan = plans(tallies[0].0);
     let mut merged = StatementTally::default();
     for (_, t) in tallies {
         merged.merge(t);
@@ -284,7 +251,7 @@ fn stats_for(
     let h = &merged.histogram;
     let slowest = merged.slowest.as_ref().map(|(nanos, sql)| SlowestRun {
         time: Nanos(*nanos),
-        plan: conn.map(|c| explain(c, sql)).unwrap_or_default(),
+        plan: plans(sql),
         sql: sql.clone(),
     });
     let mut scans = full_scans(&plan);
@@ -328,14 +295,13 @@ fn stats_for(
     }
 }
 
-/// Builds the SQL report of a measured run from its statement tallies,
-/// explaining each statement against the database at `db_path`.
-pub fn analyze(bench: &BenchResult, tallies: &Tallies, db_path: &Path) -> SqlReport {
-    let conn = Connection::open_with_flags(
-        db_path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .ok();
+/// The query plan of a statement text (empty when it has none).
+pub type Plans<'a> = &'a dyn Fn(&str) -> Vec<PlanStep>;
+
+/// Builds the SQL report of a measured run from its statement tallies and
+/// the query plans of its statements (`plans`, captured by
+/// [`crate::profile::sql::Planner`]).
+pub fn analyze(bench: &BenchResult, tallies: &Tallies, plans: Plans<'_>) -> SqlReport {
     let ops = bench.ops.max(1);
     let latency_total = bench.latency.mean.0 as f64 * bench.ops as f64;
     let mut operations = Vec::new();
@@ -357,7 +323,7 @@ pub fn analyze(bench: &BenchResult, tallies: &Tallies, db_path: &Path) -> SqlRep
             .into_iter()
             .map(|(shape, mut ts)| {
                 ts.sort_by(|a, b| a.0.cmp(b.0));
-                stats_for(shape, &ts, ops, op_nanos, latency_total, conn.as_ref())
+                stats_for(shape, &ts, ops, op_nanos, latency_total, plans)
             })
             .collect();
         statements.sort_by(|a, b| b.total.cmp(&a.total).then(a.shape.cmp(&b.shape)));
@@ -420,9 +386,9 @@ fn find_n_plus_one(operations: &[OperationSql]) -> Vec<NPlusOne> {
 /// Folded stacks `workload;operation;statement;plan` weighted by
 /// microseconds of database time. SQLite does not time plan steps, so the
 /// plan is one frame (steps joined by ` → `), not a split of the time.
-pub fn folded(report: &SqlReport) -> Vec<String> {
+pub fn folded(report: &SqlReport) -> Folded {
     let clean = |s: &str| s.replace(';', ",").replace('\n', " ");
-    let mut lines = Vec::new();
+    let mut stacks = Folded::new();
     for op in &report.operations {
         for s in &op.statements {
             let micros = s.total.0 / 1000;
@@ -434,17 +400,17 @@ pub fn folded(report: &SqlReport) -> Vec<String> {
             } else {
                 plan_text(&s.plan)
             };
-            lines.push(format!(
-                "{};{};{};{} {micros}",
+            let stack = format!(
+                "{};{};{};{}",
                 clean(&report.workload),
                 clean(&op.operation),
                 clean(&s.shape),
                 clean(&plan)
-            ));
+            );
+            *stacks.entry(stack).or_default() += micros;
         }
     }
-    lines.sort();
-    lines
+    stacks
 }
 
 #[cfg(test)]
@@ -469,22 +435,19 @@ mod tests {
 
     #[test]
     fn plans_with_scan_are_flagged_and_index_searches_are_not() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE emails (id INTEGER PRIMARY KEY, sender TEXT, subject TEXT); CREATE INDEX s ON emails(sender);")
-            .unwrap();
-        let scan = explain(&conn, "SELECT id FROM emails WHERE subject LIKE ?1");
+        let step = |detail: &str| PlanStep {
+            id: 1,
+            parent: 0,
+            detail: detail.to_string(),
+        };
+        let scan = [step("SCAN emails")];
         assert_eq!(full_scans(&scan), vec!["emails".to_string()]);
-        let search = explain(&conn, "SELECT subject FROM emails WHERE sender = ?1");
-        assert!(
-            search
-                .iter()
-                .any(|s| s.detail.starts_with("SEARCH emails USING INDEX")),
-            "{search:?}"
-        );
+        let search = [step("SEARCH emails USING INDEX s (sender=?)")];
         assert!(full_scans(&search).is_empty());
-        let random = explain(&conn, "SELECT * FROM emails ORDER BY RANDOM() LIMIT 10");
+        let covering = [step("SCAN emails USING COVERING INDEX s")];
+        assert!(full_scans(&covering).is_empty());
+        let random = [step("SCAN emails"), step("USE TEMP B-TREE FOR ORDER BY")];
         assert_eq!(full_scans(&random), vec!["emails".to_string()]);
         assert_eq!(temp_btrees(&random), vec!["ORDER BY".to_string()]);
-        assert!(explain(&conn, "BEGIN IMMEDIATE").is_empty());
     }
 }

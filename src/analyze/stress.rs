@@ -12,11 +12,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::measure::{sys, BenchResult, LatencySummary, RunOptions, Stop};
-use crate::session::Session;
+use crate::measure::{BenchResult, LatencySummary, RunOptions};
 use crate::units::{parse_duration, Nanos};
-
-use super::scaling::MakeWorkload;
 
 /// Version of `stress.json`.
 pub const STRESS_SCHEMA_VERSION: u32 = 1;
@@ -239,7 +236,7 @@ pub struct StressResult {
 }
 
 /// Why a level broke, if it did.
-fn verdict(bench: &BenchResult, slo: &Slo, max_error_rate: f64) -> Option<String> {
+pub fn verdict(bench: &BenchResult, slo: &Slo, max_error_rate: f64) -> Option<String> {
     let value = slo.metric.of(&bench.latency);
     if bench.error_rate > max_error_rate {
         Some(format!(
@@ -252,89 +249,6 @@ fn verdict(bench: &BenchResult, slo: &Slo, max_error_rate: f64) -> Option<String
     } else {
         None
     }
-}
-
-/// Steps concurrency up until the objective breaks, then checks recovery.
-pub fn stress(
-    session: &mut Session,
-    make: MakeWorkload<'_>,
-    options: &StressOptions,
-) -> anyhow::Result<StressResult> {
-    let start = options
-        .base
-        .threads
-        .unwrap_or(defaults::START_THREADS)
-        .max(1);
-    if options.max_threads < start || options.max_levels == 0 {
-        return Err(StressError::Levels {
-            start,
-            max: options.max_threads,
-        }
-        .into());
-    }
-    let mut steps = vec![start];
-    while steps.len() < options.max_levels {
-        let next = (steps[steps.len() - 1] * 2).min(options.max_threads);
-        if next == steps[steps.len() - 1] {
-            break;
-        }
-        steps.push(next);
-    }
-    let mut base = options.base.clone();
-    base.stop = base
-        .stop
-        .or(Some(Stop::Duration(Nanos::from(defaults::LEVEL_DURATION))));
-    // One database, its pool sized for the largest level.
-    base.threads = steps.last().copied();
-    let sql_trace = session.config().sql_trace;
-    let mut prepared = session.prepare(make()?, &base, sql_trace)?;
-    let mut levels = Vec::new();
-    let (mut last_held, mut first_broke) = (None, None);
-    for &t in &steps {
-        prepared.plan.threads = t;
-        let bench = session.measure(&prepared)?;
-        let broke = verdict(&bench, &options.slo, options.max_error_rate);
-        let held = broke.is_none();
-        levels.push(StressLevel {
-            threads: t,
-            held,
-            broke_because: broke,
-            bench,
-        });
-        if held {
-            last_held = Some(t);
-        } else {
-            first_broke = Some(t);
-            break;
-        }
-    }
-    prepared.plan.threads = start;
-    let bench = session.measure(&prepared)?;
-    let workload = prepared.workload.name().to_string();
-    session.discard(prepared);
-    let p99_before = levels[0].bench.latency.p99;
-    let p99_after = bench.latency.p99;
-    let ratio = p99_after.0 as f64 / p99_before.0.max(1) as f64;
-    let recovery = Recovery {
-        threads: start,
-        p99_before,
-        p99_after,
-        ratio,
-        errors: bench.errors,
-        recovered: ratio <= defaults::RECOVERY_FACTOR && bench.errors == 0,
-        bench,
-    };
-    Ok(StressResult {
-        schema_version: STRESS_SCHEMA_VERSION,
-        workload,
-        slo: options.slo,
-        max_error_rate: options.max_error_rate,
-        cores: sys::cores(),
-        levels,
-        last_held,
-        first_broke,
-        recovery,
-    })
 }
 
 #[cfg(test)]

@@ -1,658 +1,154 @@
-//! The command line: clap definitions, and their conversion into the
-//! library's option structs. Nothing here does work of its own.
+//! The command line, in the library: clap definitions ([`args`]), a
+//! dispatch that calls the passes and prints, and [`main_with`], the whole
+//! `main` of any binary that gives its workloads the profkit CLI — the
+//! `profkit` binary is `main_with(Registry::builtins())`.
 
-use std::path::PathBuf;
-use std::time::Duration;
+pub mod args;
+mod dispatch;
+mod reports;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Parser as _;
 
-use profkit::analyze::stress::{self, Slo};
-use profkit::measure::open_loop::parse_rate;
-use profkit::measure::{RunOptions, Stop, Warmup};
-use profkit::profile::cpu::{self, CpuOptions, CpuPassOptions};
-use profkit::session::SessionConfig;
-use profkit::units::{parse_count, parse_duration, Nanos, OpsPerSec};
+pub use args::Cli;
+pub use reports::{BadTarget, CheckFailed};
 
-/// profkit: profile database-backed Rust code — CPU, heap and SQL profiles,
-/// load runs, flamegraphs and regression reports.
-#[derive(Debug, Parser)]
-#[command(name = "profkit", version, about, propagate_version = true)]
-pub struct Cli {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
-}
+use crate::analyze::budget::BudgetError;
+use crate::analyze::scaling::SweepError;
+use crate::analyze::stress::StressError;
+use crate::db::DbError;
+use crate::measure::open_loop::RateError;
+use crate::measure::PlanError;
+use crate::profile::cpu::CpuError;
+use crate::profile::dhat::DhatError;
+use crate::render::input::InputError;
+use crate::store::baseline::BaselineError;
+use crate::store::{OutputError, RunError};
+use crate::workload::{Registry, WorkloadError};
 
-/// The subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// List the built-in workloads.
-    List,
-    /// Run one workload and measure it (latency histogram, throughput, CPU, memory).
-    Run(RunArgs),
-    /// The main job: run every built-in workload and write run folders and an index.
-    Profile(ProfileArgs),
-    /// Profile one workload's CPU use: pprof, folded stacks, flamegraph, hot-frame report.
-    Cpu(CpuArgs),
-    /// Render a folded-stacks or pprof (.pb/.pb.gz) file into an SVG flamegraph.
-    Flamegraph(FlamegraphArgs),
-    /// Profile a workload's SQL: per-statement times, query plans, N+1 and full scans, findings.
-    Sql(SqlArgs),
-    /// Heap-profile one workload with dhat: heap.json, allocation flamegraphs, alloc.json.
-    Heap(HeapArgs),
-    /// Look for memory leaks: live heap growth over N, 2N, 4N operations, or an RSS soak run.
-    Leaks(LeaksArgs),
-    /// Heap and leak passes of `profkit profile`, run in a child process.
-    #[command(hide = true)]
-    HeapPass(HeapPassArgs),
-    /// Measure a workload at several thread counts or data volumes (sweep.json, plots).
-    Sweep(SweepArgs),
-    /// Step concurrency up until an objective breaks, then check recovery (stress.json).
-    Stress(StressArgs),
-    /// Check runs against the budgets in profkit.toml (exit 1 when a critical threshold breaks).
-    Check(CheckArgs),
-    /// Save or list baselines (named copies of runs or profile sessions).
-    Baseline(BaselineArgs),
-    /// Compare a current run or session against a base: changes with confidence intervals, differential flamegraphs.
-    Compare(CompareArgs),
-    /// Write a report of a run or session (RUN) or of a comparison (BASE..CURRENT) as Markdown, HTML or JSON.
-    Report(ReportArgs),
-}
-
-/// `profkit check`.
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// Run folders or profile sessions (default: the newest profile session under --out).
-    pub runs: Vec<String>,
-    /// The budget file.
-    #[arg(long, default_value = "profkit.toml")]
-    pub budget: PathBuf,
-    /// Exit 1 when a target is missed, too.
-    #[arg(long)]
-    pub strict: bool,
-    /// Where run folders (and baselines) are.
-    #[arg(long, default_value = "profiles")]
-    pub out: PathBuf,
-    /// Run the main job first (`profkit profile`) and check the session it writes.
-    #[arg(long, conflicts_with = "runs")]
-    pub profile: bool,
-    /// With --profile: only these workloads (comma separated).
-    #[arg(long, value_delimiter = ',', requires = "profile")]
-    pub workloads: Vec<String>,
-    /// With --profile: scale every workload's default operation count.
-    #[arg(long, default_value_t = 1.0, requires = "profile")]
-    pub scale: f64,
-}
-
-/// `profkit baseline`.
-#[derive(Debug, Args)]
-pub struct BaselineArgs {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: BaselineCommand,
-    /// Where run folders and baselines (`<out>/baselines/`) are.
-    #[arg(long, default_value = "profiles", global = true)]
-    pub out: PathBuf,
-}
-
-/// `profkit baseline save|list`.
-#[derive(Debug, Subcommand)]
-pub enum BaselineCommand {
-    /// Copy a run folder or profile session (default: the newest session) to <out>/baselines/NAME.
-    Save {
-        /// Baseline name (letters, digits, '.', '_', '-').
-        name: String,
-        /// Run folder or profile session.
-        run: Option<String>,
-    },
-    /// List the saved baselines.
-    List,
-}
-
-/// Noise threshold: `5%` or `0.05`.
-fn parse_noise(s: &str) -> Result<f64, String> {
-    let t = s.trim();
-    let v = match t.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().map(|x| x / 100.0),
-        None => t.parse::<f64>(),
+/// Parses the command line and runs it over `registry`'s workloads, then
+/// exits: 0 on success, 2 for bad input, 1 for any other failure, 130
+/// after Ctrl-C. The binary must have [`crate::alloc::ProfkitAlloc`] as its
+/// global allocator for the heap passes.
+pub fn main_with(registry: Registry) -> ! {
+    // Like other command-line tools, end quietly when the reader of our
+    // output goes away (`profkit list | head`) instead of panicking on a
+    // failed write to stdout.
+    // SAFETY: setting a signal's disposition to its default has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    .map_err(|_| format!("'{s}' is not a noise threshold (examples: 5%, 0.05)"))?;
-    if (0.0..1.0).contains(&v) {
-        Ok(v)
+    // Before SQLite initialises: its memory goes through the allocator too.
+    crate::db::sqlite_alloc::install();
+    let cli = Cli::parse();
+    if wants_heap_profiling(&cli) {
+        // Before any other thread starts.
+        if let Err(e) = crate::alloc::enable_heap_profiling() {
+            eprintln!("Error: {e}");
+            std::process::exit(1);
+        }
+    }
+    // Ctrl-C ends the current run early but normally, so its files (a heap
+    // profile, which dhat writes when its profiler is dropped, included)
+    // are still written; a second Ctrl-C quits at once.
+    let _ = ctrlc::set_handler(|| {
+        if crate::measure::interrupted() {
+            std::process::exit(130);
+        }
+        eprintln!("profkit: interrupted: finishing the current run and writing its files (Ctrl-C again to quit now)");
+        crate::measure::interrupt();
+    });
+    if let Err(e) = dispatch::dispatch(cli, &registry) {
+        eprintln!("Error: {}", one_line(&e));
+        std::process::exit(exit_code(&e));
+    }
+    // The files are written; the exit status still says it was cut short.
+    std::process::exit(if crate::measure::interrupted() {
+        130
     } else {
-        Err(format!(
-            "noise threshold '{s}' must be between 0 % and 100 %"
-        ))
+        0
+    });
+}
+
+/// Whether the command profiles the heap in this process (then heap
+/// profiling must be switched on first thing in `main`).
+pub fn wants_heap_profiling(cli: &Cli) -> bool {
+    match &cli.command {
+        args::Command::Heap(_) | args::Command::HeapPass(_) => true,
+        args::Command::Leaks(a) => a.soak.is_none(),
+        _ => false,
     }
 }
 
-/// `profkit compare`.
-#[derive(Debug, Args)]
-pub struct CompareArgs {
-    /// Base: run folder, profile session or baseline name.
-    pub base: String,
-    /// Current: run folder, profile session or baseline name.
-    pub current: String,
-    /// Changes below this are no change (5%, 0.05).
-    #[arg(long, default_value = "5%", value_parser = parse_noise)]
-    pub noise: f64,
-    /// Where differential flamegraphs go.
-    #[arg(long, default_value = "flamegraphs")]
-    pub flamegraphs: PathBuf,
-    /// Where baselines are (`<out>/baselines/`).
-    #[arg(long, default_value = "profiles")]
-    pub out: PathBuf,
-    /// Print the comparison as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// Report formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReportFormat {
-    /// Markdown for a pull-request comment.
-    Md,
-    /// One self-contained HTML file.
-    Html,
-    /// JSON.
-    Json,
-}
-
-/// `profkit report`.
-#[derive(Debug, Args)]
-pub struct ReportArgs {
-    /// RUN (run folder, profile session, baseline) or BASE..CURRENT.
-    pub target: String,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "md")]
-    pub format: ReportFormat,
-    /// Write to this file instead of stdout.
-    #[arg(short = 'o', long)]
-    pub output: Option<PathBuf>,
-    /// Budget file for a run report (default: profkit.toml when it exists).
-    #[arg(long)]
-    pub budget: Option<PathBuf>,
-    /// Noise threshold of a comparison (5%, 0.05).
-    #[arg(long, default_value = "5%", value_parser = parse_noise)]
-    pub noise: f64,
-    /// Where baselines are (`<out>/baselines/`).
-    #[arg(long, default_value = "profiles")]
-    pub out: PathBuf,
-}
-
-/// `profkit sql`.
-#[derive(Debug, Args)]
-pub struct SqlArgs {
-    /// Workload name (see `profkit list`).
-    pub workload: String,
-    /// Run options.
-    #[command(flatten)]
-    pub run: RunFlags,
-    /// Statements to show in the table.
-    #[arg(long, default_value_t = 10)]
-    pub top: usize,
-}
-
-/// How much warm-up: an operation count (`500`) or a duration (`1s`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WarmupArg(pub Warmup);
-
-fn parse_warmup(s: &str) -> Result<WarmupArg, String> {
-    let t = s.trim();
-    if t.chars().all(|c| c.is_ascii_digit() || c == '_') {
-        return parse_count(t).map(|n| WarmupArg(Warmup::Ops(n)));
-    }
-    parse_duration(t)
-        .map(|d| WarmupArg(Warmup::Duration(d.into())))
-        .map_err(|_| {
-            format!("'{s}' is neither an operation count (500) nor a duration (1s, 200ms)")
-        })
-}
-
-fn parse_count_arg(s: &str) -> Result<u64, String> {
-    parse_count(s)
-}
-
-fn parse_duration_arg(s: &str) -> Result<Duration, String> {
-    parse_duration(s)
-}
-
-fn parse_rate_arg(s: &str) -> Result<OpsPerSec, String> {
-    parse_rate(s).map_err(|e| e.to_string())
-}
-
-fn parse_error_limit_arg(s: &str) -> Result<f64, String> {
-    stress::parse_error_limit(s).map_err(|e| e.to_string())
-}
-
-/// Options shared by every command that runs a workload.
-#[derive(Debug, Clone, Args)]
-pub struct RunFlags {
-    /// Data volume: emails in the store (default: the workload's, usually 100k).
-    #[arg(long, value_parser = parse_count_arg, allow_negative_numbers = true)]
-    pub rows: Option<u64>,
-    /// Worker threads (default: the workload's, usually 1).
-    #[arg(long, short = 't', allow_negative_numbers = true)]
-    pub threads: Option<usize>,
-    /// Measured operations over all threads (e.g. 5000, 100k).
-    #[arg(long, value_parser = parse_count_arg, conflicts_with = "duration", allow_negative_numbers = true)]
-    pub ops: Option<u64>,
-    /// Measure for this long instead of a number of operations (e.g. 10s).
-    #[arg(long, value_parser = parse_duration_arg)]
-    pub duration: Option<Duration>,
-    /// Warm-up before measuring: operations (500) or a duration (1s); default a tenth of the run.
-    #[arg(long, value_parser = parse_warmup)]
-    pub warmup: Option<WarmupArg>,
-    /// Seed of the data generator and the workers' random streams.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Use this SQLite file instead of a fresh temporary one (created if missing).
-    #[arg(long)]
-    pub db: Option<PathBuf>,
-    /// Where run folders go.
-    #[arg(long, default_value = "profiles")]
-    pub out: PathBuf,
-}
-
-/// `--ops N` or `--duration D` as a [`Stop`] (clap keeps them exclusive).
-fn stop_of(ops: Option<u64>, duration: Option<Duration>) -> Option<Stop> {
-    ops.map(Stop::Ops)
-        .or(duration.map(|d| Stop::Duration(Nanos::from(d))))
-}
-
-/// A session writing under `out`, with a progress bar when stderr is a terminal.
-fn session_config(out: &std::path::Path, db: Option<PathBuf>) -> SessionConfig {
-    use std::io::IsTerminal;
-    SessionConfig {
-        out_dir: out.to_path_buf(),
-        db_path: db,
-        progress: std::io::stderr().is_terminal(),
-        ..SessionConfig::default()
+/// 2 for bad input (a bad flag value, an unknown name, a file that is not
+/// what it should be), 1 for anything else.
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    let bad_input = e.chain().any(|c| {
+        c.is::<PlanError>()
+            || c.is::<WorkloadError>()
+            || c.is::<InputError>()
+            || c.is::<DhatError>()
+            || c.is::<SweepError>()
+            || c.is::<StressError>()
+            || c.is::<RateError>()
+            || c.is::<BudgetError>()
+            || c.is::<RunError>()
+            || c.is::<BadTarget>()
+            || matches!(
+                c.downcast_ref::<CpuError>(),
+                Some(CpuError::BadFrequency(_) | CpuError::TooFewSamples { .. })
+            )
+            || matches!(
+                c.downcast_ref::<DbError>(),
+                Some(DbError::NotSqlite { .. } | DbError::Foreign { .. } | DbError::Locked { .. })
+            )
+            || matches!(
+                c.downcast_ref::<OutputError>(),
+                Some(
+                    OutputError::Parse { .. }
+                        | OutputError::Read { .. }
+                        | OutputError::Invalid { .. }
+                )
+            )
+            || matches!(
+                c.downcast_ref::<BaselineError>(),
+                Some(BaselineError::BadName(_) | BaselineError::Run(_))
+            )
+    });
+    if bad_input {
+        2
+    } else {
+        1
     }
 }
 
-impl From<&RunFlags> for RunOptions {
-    fn from(f: &RunFlags) -> RunOptions {
-        RunOptions {
-            rows: f.rows,
-            threads: f.threads,
-            stop: stop_of(f.ops, f.duration),
-            warmup: f.warmup.map(|w| w.0),
-            seed: f.seed,
+/// The error and its causes on one line, leaving out a cause whose text an
+/// outer message already quotes (library errors name their cause).
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
         }
     }
+    msg.replace('\n', " ")
 }
 
-impl From<&RunFlags> for SessionConfig {
-    fn from(f: &RunFlags) -> SessionConfig {
-        session_config(&f.out, f.db.clone())
+/// The `main` of the examples: runs the built-in workload `name` with the
+/// `profkit run` flags given on the command line (`--rows`, `--ops`,
+/// `--threads`, `--seed`, `--duration`), prints the table and exits
+/// non-zero on error.
+pub fn example_main(name: &str) {
+    if let Err(e) = example_run(name, std::env::args().skip(1).collect()) {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
     }
 }
 
-/// `profkit run`.
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Workload name (see `profkit list`).
-    pub workload: String,
-    /// Run options.
-    #[command(flatten)]
-    pub run: RunFlags,
-    /// Print the result as JSON on stdout instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// Open loop: issue operations at this fixed rate (5000/s, 5k/s, 300/min)
-    /// and report latency corrected for coordinated omission (default duration 5s).
-    #[arg(long, value_parser = parse_rate_arg)]
-    pub rate: Option<OpsPerSec>,
-}
-
-/// `profkit sweep`.
-#[derive(Debug, Args)]
-pub struct SweepArgs {
-    /// Workload name (see `profkit list`).
-    pub workload: String,
-    /// Thread levels, comma separated (default 1,2,4,8; one value with --rows).
-    #[arg(long, short = 't', value_delimiter = ',')]
-    pub threads: Vec<usize>,
-    /// Data volumes, comma separated (e.g. 1k,10k,100k): sweep rows instead of threads.
-    #[arg(long, value_delimiter = ',', value_parser = parse_count_arg)]
-    pub rows: Vec<u64>,
-    /// Measured operations per level (default: 1s per level).
-    #[arg(long, value_parser = parse_count_arg, conflicts_with = "duration")]
-    pub ops: Option<u64>,
-    /// Measured time per level (default 1s).
-    #[arg(long, value_parser = parse_duration_arg)]
-    pub duration: Option<Duration>,
-    /// Warm-up before each level: operations (500) or a duration (1s).
-    #[arg(long, value_parser = parse_warmup)]
-    pub warmup: Option<WarmupArg>,
-    /// Seed of the data generator and the workers' random streams.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Where run folders go.
-    #[arg(long, default_value = "profiles")]
-    pub out: PathBuf,
-    /// Print the result as JSON on stdout instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-impl SweepArgs {
-    /// The options shared by every level (threads and rows are set per level).
-    pub fn base_options(&self) -> RunOptions {
-        RunOptions {
-            rows: None,
-            threads: None,
-            stop: stop_of(self.ops, self.duration),
-            warmup: self.warmup.map(|w| w.0),
-            seed: self.seed,
-        }
-    }
-
-    /// Where the sweep's session puts things.
-    pub fn session_config(&self) -> SessionConfig {
-        session_config(&self.out, None)
-    }
-}
-
-/// `profkit stress`.
-#[derive(Debug, Args)]
-pub struct StressArgs {
-    /// Workload name (see `profkit list`).
-    pub workload: String,
-    /// The objective every level must meet: p50/p90/p95/p99/p999/mean/max < duration.
-    #[arg(long, default_value = stress::defaults::SLO)]
-    pub slo: Slo,
-    /// Share of failed operations a level may have (1%, 0.5%, 0.01).
-    #[arg(long, default_value = "1%", value_parser = parse_error_limit_arg)]
-    pub max_errors: f64,
-    /// Most threads a level may use (levels double from --threads, default 1).
-    #[arg(long, default_value_t = stress::defaults::MAX_THREADS)]
-    pub max_threads: usize,
-    /// Most levels before the recovery check.
-    #[arg(long, default_value_t = stress::defaults::MAX_LEVELS)]
-    pub max_levels: usize,
-    /// Run options: --threads is the first level, --ops/--duration are per level (default 1s).
-    #[command(flatten)]
-    pub run: RunFlags,
-    /// Print the result as JSON on stdout instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-impl From<&StressArgs> for stress::StressOptions {
-    fn from(a: &StressArgs) -> stress::StressOptions {
-        stress::StressOptions {
-            base: RunOptions::from(&a.run),
-            slo: a.slo,
-            max_error_rate: a.max_errors,
-            max_threads: a.max_threads,
-            max_levels: a.max_levels,
-        }
-    }
-}
-
-/// `profkit profile`.
-#[derive(Debug, Args)]
-pub struct ProfileArgs {
-    /// Only these workloads (comma separated; default: every built-in).
-    #[arg(long, value_delimiter = ',')]
-    pub workloads: Vec<String>,
-    /// Scale every workload's default operation count by this factor.
-    #[arg(long, default_value_t = 1.0)]
-    pub scale: f64,
-    /// Skip the heap profile and leak check (they run in a child process).
-    #[arg(long)]
-    pub no_heap: bool,
-    /// Compare the session against this baseline at the end and write reports.
-    #[arg(long)]
-    pub baseline: Option<String>,
-    /// Run options (override every workload's defaults).
-    #[command(flatten)]
-    pub run: RunFlags,
-}
-
-/// `profkit heap`.
-#[derive(Debug, Args)]
-pub struct HeapArgs {
-    /// Workload name (see `profkit list`).
-    pub workload: String,
-    /// Run options.
-    #[command(flatten)]
-    pub run: RunFlags,
-    /// Profile the setup (database population) too.
-    #[arg(long)]
-    pub include_setup: bool,
-    /// Sites shown per list in the printed summary.
-    #[arg(long, default_value_t = 5)]
-    pub top: usize,
-}
-
-/// `profkit leaks`.
-#[derive(Debug, Args)]
-pub struct LeaksArgs {
-    /// Workload name (see `profkit list`).
-    pub workload: String,
-    /// Run options; `--ops` is N of the N, 2N, 4N points (default: the
-    /// workload's operations ÷ 10), `--warmup` an operation count (default 4N).
-    #[command(flatten)]
-    pub run: RunFlags,
-    /// Soak mode instead: run this long (e.g. 60s) sampling RSS, no heap profiler.
-    #[arg(long, value_parser = parse_duration_arg)]
-    pub soak: Option<Duration>,
-}
-
-/// The hidden child-process pass of `profkit profile`.
-#[derive(Debug, Args)]
-pub struct HeapPassArgs {
-    /// Workload name.
-    pub workload: String,
-    /// The existing run folder to write into.
-    #[arg(long)]
-    pub into: PathBuf,
-    /// The parent's folder of populated database templates.
-    #[arg(long)]
-    pub templates: Option<PathBuf>,
-    /// Measured operations of the heap profile.
-    #[arg(long)]
-    pub heap_ops: u64,
-    /// N of the leak check.
-    #[arg(long)]
-    pub leak_ops: u64,
-    /// Run options (rows, threads, seed).
-    #[command(flatten)]
-    pub run: RunFlags,
-}
-
-/// `profkit cpu`.
-#[derive(Debug, Args)]
-pub struct CpuArgs {
-    /// Workload name (see `profkit list`).
-    pub workload: String,
-    /// Run options.
-    #[command(flatten)]
-    pub run: RunFlags,
-    /// Samples per CPU-second (this kernel delivers at most ~250).
-    #[arg(long, default_value_t = cpu::defaults::FREQUENCY,
-          value_parser = clap::value_parser!(u32).range(1..=cpu::defaults::MAX_FREQUENCY as i64))]
-    pub frequency: u32,
-    /// Also draw an icicle graph (root at the top).
-    #[arg(long)]
-    pub inverted: bool,
-    /// Also draw one flamegraph per thread name.
-    #[arg(long)]
-    pub per_thread: bool,
-    /// Frames listed in the top-N tables.
-    #[arg(long, default_value_t = cpu::defaults::TOP)]
-    pub top: usize,
-}
-
-impl From<&CpuArgs> for CpuPassOptions {
-    fn from(a: &CpuArgs) -> CpuPassOptions {
-        CpuPassOptions {
-            cpu: CpuOptions {
-                frequency: a.frequency,
-            },
-            inverted: a.inverted,
-            per_thread: a.per_thread,
-            top: a.top,
-        }
-    }
-}
-
-/// `profkit flamegraph`.
-#[derive(Debug, Args)]
-pub struct FlamegraphArgs {
-    /// A folded-stacks file, or a pprof profile (.pb or .pb.gz).
-    pub file: PathBuf,
-    /// Where the SVG goes (default: the input's name with .svg).
-    #[arg(long, short = 'o')]
-    pub output: Option<PathBuf>,
-    /// Title (default: the file name).
-    #[arg(long)]
-    pub title: Option<String>,
-    /// Icicle graph: root at the top.
-    #[arg(long)]
-    pub inverted: bool,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_definition_is_valid() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn run_flags_become_options() {
-        let cli = Cli::try_parse_from([
-            "profkit",
-            "run",
-            "point-read",
-            "--rows",
-            "10k",
-            "--threads",
-            "4",
-            "--ops",
-            "2000",
-            "--warmup",
-            "200ms",
-            "--seed",
-            "7",
-        ])
-        .unwrap();
-        let Command::Run(args) = cli.command else {
-            panic!("not run")
-        };
-        let o = RunOptions::from(&args.run);
-        assert_eq!(o.rows, Some(10_000));
-        assert_eq!(o.threads, Some(4));
-        assert_eq!(o.stop, Some(Stop::Ops(2000)));
-        assert_eq!(o.warmup, Some(Warmup::Duration(Nanos(200_000_000))));
-        assert_eq!(o.seed, Some(7));
-    }
-
-    #[test]
-    fn cpu_flags_become_options() {
-        let cli = Cli::try_parse_from([
-            "profkit",
-            "cpu",
-            "hot-loop",
-            "--frequency",
-            "99",
-            "--inverted",
-            "--ops",
-            "100",
-        ])
-        .unwrap();
-        let Command::Cpu(args) = cli.command else {
-            panic!("not cpu")
-        };
-        let o = CpuPassOptions::from(&args);
-        assert_eq!(o.cpu.frequency, 99);
-        assert!(o.inverted && !o.per_thread);
-        assert!(Cli::try_parse_from(["profkit", "cpu", "x", "--frequency", "0"]).is_err());
-        assert!(Cli::try_parse_from(["profkit", "cpu", "x", "--frequency", "100000"]).is_err());
-    }
-
-    #[test]
-    fn report_commands_parse() {
-        let cli = Cli::try_parse_from(["profkit", "compare", "a", "b", "--noise", "2%"]).unwrap();
-        let Command::Compare(c) = cli.command else {
-            panic!("not compare")
-        };
-        assert!((c.noise - 0.02).abs() < 1e-12);
-        assert!(Cli::try_parse_from(["profkit", "compare", "a", "b", "--noise", "150%"]).is_err());
-        let cli = Cli::try_parse_from([
-            "profkit", "report", "a..b", "--format", "html", "-o", "x.html",
-        ])
-        .unwrap();
-        let Command::Report(r) = cli.command else {
-            panic!("not report")
-        };
-        assert_eq!(r.format, ReportFormat::Html);
-        assert!(Cli::try_parse_from(["profkit", "report", "a", "--format", "pdf"]).is_err());
-        assert!(Cli::try_parse_from(["profkit", "baseline", "save", "main"]).is_ok());
-        assert!(Cli::try_parse_from(["profkit", "check", "--strict", "r1", "r2"]).is_ok());
-    }
-
-    #[test]
-    fn bad_values_are_rejected_by_the_parser() {
-        assert!(Cli::try_parse_from(["profkit", "run", "x", "--duration", "soon"]).is_err());
-        assert!(Cli::try_parse_from(["profkit", "run", "x", "--rows", "-5"]).is_err());
-        assert!(
-            Cli::try_parse_from(["profkit", "run", "x", "--ops", "5", "--duration", "1s"]).is_err()
-        );
-        assert!(Cli::try_parse_from(["profkit", "run", "x", "--warmup", "lots"]).is_err());
-        assert!(Cli::try_parse_from(["profkit", "run", "x", "--rate", "fast"]).is_err());
-        assert!(Cli::try_parse_from(["profkit", "stress", "x", "--slo", "p99>5ms"]).is_err());
-        assert!(Cli::try_parse_from(["profkit", "stress", "x", "--max-errors", "lots"]).is_err());
-        assert!(Cli::try_parse_from(["profkit", "sweep", "x", "--threads", "1,two"]).is_err());
-    }
-
-    #[test]
-    fn scale_flags_become_options() {
-        let cli = Cli::try_parse_from(["profkit", "run", "noop", "--rate", "5k/s"]).unwrap();
-        let Command::Run(args) = cli.command else {
-            panic!("not run")
-        };
-        assert_eq!(args.rate, Some(OpsPerSec(5000.0)));
-        let cli = Cli::try_parse_from([
-            "profkit",
-            "sweep",
-            "search-like",
-            "--rows",
-            "1k,10k",
-            "--ops",
-            "20",
-        ])
-        .unwrap();
-        let Command::Sweep(args) = cli.command else {
-            panic!("not sweep")
-        };
-        assert_eq!(args.rows, vec![1000, 10_000]);
-        assert_eq!(args.base_options().stop, Some(Stop::Ops(20)));
-        let cli = Cli::try_parse_from([
-            "profkit",
-            "stress",
-            "point-read",
-            "--slo",
-            "p95<2ms",
-            "--max-errors",
-            "0.5%",
-            "--threads",
-            "2",
-        ])
-        .unwrap();
-        let Command::Stress(args) = cli.command else {
-            panic!("not stress")
-        };
-        let o = stress::StressOptions::from(&args);
-        assert_eq!(o.slo.limit, Nanos(2_000_000));
-        assert_eq!(o.max_error_rate, 0.005);
-        assert_eq!(o.base.threads, Some(2));
-    }
+fn example_run(name: &str, args: Vec<String>) -> anyhow::Result<()> {
+    let mut argv = vec!["profkit".to_string(), "run".to_string(), name.to_string()];
+    argv.extend(args);
+    let cli = Cli::try_parse_from(argv).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim()))?;
+    dispatch::dispatch(cli, &Registry::builtins())
 }

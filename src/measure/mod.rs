@@ -4,7 +4,10 @@
 //! pool and SQL statistics.
 
 pub mod open_loop;
+mod progress;
 pub mod sys;
+
+pub use progress::Progress;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -30,6 +33,16 @@ pub enum Stop {
     Ops(u64),
     /// After this long.
     Duration(Nanos),
+}
+
+impl std::fmt::Display for Stop {
+    /// `2000 ops` or `1.5s`: how the run's length is written everywhere.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Ops(n) => write!(f, "{n} ops"),
+            Stop::Duration(d) => write!(f, "{d}"),
+        }
+    }
 }
 
 /// How much warm-up runs before measuring.
@@ -142,6 +155,21 @@ impl RunPlan {
                 Some(Stop::Duration(Nanos((d.0 / 10).min(1_000_000_000))))
             }
         }
+    }
+}
+
+impl std::fmt::Display for RunPlan {
+    /// `20000 rows, 4 threads, 2000 ops, seed 42`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} rows, {} thread{}, {}, seed {}",
+            self.rows,
+            self.threads,
+            if self.threads == 1 { "" } else { "s" },
+            self.stop,
+            self.seed
+        )
     }
 }
 
@@ -412,65 +440,6 @@ fn run_phase(
         tallies
     })?;
     Ok((tallies, start.elapsed()))
-}
-
-/// A progress bar on stderr for phases longer than about a second; hidden
-/// when stderr is not a terminal.
-#[derive(Clone, Debug, Default)]
-pub struct Progress {
-    /// Whether to show one at all.
-    pub enabled: bool,
-    /// The label shown before it.
-    pub label: String,
-}
-
-impl Progress {
-    fn watch<'scope>(
-        &'scope self,
-        scope: &'scope std::thread::Scope<'scope, '_>,
-        stop: Stop,
-        start: Instant,
-        done: &'scope AtomicU64,
-        finished: &'scope AtomicBool,
-    ) {
-        use std::io::IsTerminal;
-        if !self.enabled || !std::io::stderr().is_terminal() {
-            return;
-        }
-        scope.spawn(move || {
-            let mut bar: Option<indicatif::ProgressBar> = None;
-            while !finished.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
-                if start.elapsed() < Duration::from_secs(1) {
-                    continue;
-                }
-                let b = bar.get_or_insert_with(|| {
-                    let (len, template) = match stop {
-                        Stop::Ops(n) => {
-                            (n, "{msg} [{bar:30}] {pos}/{len} ops ({per_sec}, eta {eta})")
-                        }
-                        Stop::Duration(d) => (d.0 / 1_000_000, "{msg} [{bar:30}] {elapsed}"),
-                    };
-                    let b = indicatif::ProgressBar::with_draw_target(
-                        Some(len),
-                        indicatif::ProgressDrawTarget::stderr(),
-                    );
-                    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
-                        b.set_style(style.progress_chars("=> "));
-                    }
-                    b.set_message(self.label.clone());
-                    b
-                });
-                match stop {
-                    Stop::Ops(_) => b.set_position(done.load(Ordering::Relaxed)),
-                    Stop::Duration(_) => b.set_position(start.elapsed().as_millis() as u64),
-                }
-            }
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
-        });
-    }
 }
 
 /// Measures a workload that has been set up: a warm-up phase, then the

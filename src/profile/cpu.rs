@@ -25,16 +25,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
-use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use crate::analyze::cpu::{analyze, CpuReport};
-use crate::measure::{sys, BenchResult, RunOptions, Stop, Warmup};
-use crate::render;
-use crate::rundir::{self, Manifest, RunDir};
-use crate::session::{Prepared, RunOutcome, Session};
+use crate::measure::sys;
 use crate::units::Nanos;
-use crate::workload::Workload;
 
 /// Defaults of CPU profiling, defined once (the CLI uses them too).
 pub mod defaults {
@@ -50,11 +44,6 @@ pub mod defaults {
     /// Below this share of the asked rate, a profile warns that the
     /// frequency was not honoured.
     pub const MIN_CAPTURE: f64 = 0.85;
-    /// Frames listed in the top-N tables.
-    pub const TOP: usize = 15;
-    /// Length of the CPU pass of `profkit profile`, in seconds of the
-    /// workload's measured throughput.
-    pub const PROFILE_PASS_SECONDS: f64 = 0.6;
 }
 
 /// Errors of CPU profiling.
@@ -426,217 +415,6 @@ fn convert(report: &pprof::UnresolvedReport) -> Vec<Stack> {
         .collect();
     stacks.sort_by(|a, b| (&a.thread, &a.frames).cmp(&(&b.thread, &b.frames)));
     stacks
-}
-
-/// Options of a CPU pass (what `profkit cpu` takes beyond run options).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CpuPassOptions {
-    /// Sampling.
-    pub cpu: CpuOptions,
-    /// Also render an icicle graph (root at the top).
-    pub inverted: bool,
-    /// Also render one flamegraph per thread name.
-    pub per_thread: bool,
-    /// Frames in the top-N tables (default [`defaults::TOP`]).
-    pub top: usize,
-}
-
-impl Default for CpuPassOptions {
-    fn default() -> Self {
-        CpuPassOptions {
-            cpu: CpuOptions::default(),
-            inverted: false,
-            per_thread: false,
-            top: defaults::TOP,
-        }
-    }
-}
-
-/// What a CPU pass left behind.
-#[derive(Clone, Debug)]
-pub struct CpuOutcome {
-    /// The run folder holding `cpu.pb.gz`, `cpu.folded`, `cpu.json`.
-    pub dir: RunDir,
-    /// The measured run that was profiled (profiling included).
-    pub bench: BenchResult,
-    /// The profile.
-    pub profile: CpuProfile,
-    /// Its analysis.
-    pub report: CpuReport,
-    /// SVG files written.
-    pub flamegraphs: Vec<PathBuf>,
-    /// Why no flamegraph was drawn (too few samples), if none was.
-    pub no_flamegraph: Option<String>,
-}
-
-/// Measures a prepared workload under the CPU profiler.
-pub fn profile_prepared(
-    session: &Session,
-    prepared: &Prepared,
-    options: &CpuOptions,
-) -> anyhow::Result<(BenchResult, CpuProfile)> {
-    let (bench, profile) = profile(options, || session.measure(prepared))?;
-    Ok((bench?, profile))
-}
-
-/// `profkit cpu`: sets up, measures under the profiler and writes a new run
-/// folder (`bench.json`, `manifest.json`, `cpu.pb.gz`, `cpu.folded`,
-/// `cpu.json`) and the flamegraphs.
-pub fn run_cpu(
-    session: &mut Session,
-    workload: Box<dyn Workload>,
-    options: &RunOptions,
-    pass: &CpuPassOptions,
-) -> anyhow::Result<CpuOutcome> {
-    let started = SystemTime::now();
-    let prepared = session.prepare(workload, options, session.config().sql_trace)?;
-    let (bench, profile) = profile_prepared(session, &prepared, &pass.cpu)?;
-    let dir = session.run_dir(prepared.workload.name(), started)?;
-    rundir::write_json(&dir.file("bench.json"), &bench)?;
-    session.write_manifest(&dir, &prepared, &["bench", "cpu"], started)?;
-    let title = title_of(&bench);
-    session.discard(prepared);
-    write_outputs(session, dir, bench, profile, &title, pass)
-}
-
-/// The CPU pass of `profkit profile`: profiles `workload` again after its
-/// bench pass `bench`, for about [`defaults::PROFILE_PASS_SECONDS`] of its
-/// measured throughput, and adds the CPU files to the bench pass's folder.
-pub fn profile_workload(
-    session: &mut Session,
-    workload: Box<dyn Workload>,
-    options: &RunOptions,
-    bench: &RunOutcome,
-    pass: &CpuPassOptions,
-) -> anyhow::Result<CpuOutcome> {
-    let mut options = options.clone();
-    let planned = bench.bench.ops.max(1);
-    let ops = (bench.bench.throughput.0 * defaults::PROFILE_PASS_SECONDS).round() as u64;
-    options.stop = Some(match bench.bench.plan.stop {
-        Stop::Duration(d) => Stop::Duration(Nanos(
-            d.0.min((defaults::PROFILE_PASS_SECONDS * 1e9) as u64),
-        )),
-        Stop::Ops(_) => Stop::Ops(ops.clamp(1, planned)),
-    });
-    if options.warmup.is_none() {
-        options.warmup = Some(Warmup::Auto);
-    }
-    let prepared = session.prepare(workload, &options, session.config().sql_trace)?;
-    let (cpu_bench, profile) = profile_prepared(session, &prepared, &pass.cpu)?;
-    session.discard(prepared);
-    let manifest_path = bench.dir.file("manifest.json");
-    let mut manifest: Manifest = rundir::read_json(&manifest_path, "run manifest")?;
-    if !manifest.passes.iter().any(|p| p == "cpu") {
-        manifest.passes.push("cpu".to_string());
-        rundir::write_json(&manifest_path, &manifest)?;
-    }
-    let title = title_of(&cpu_bench);
-    write_outputs(session, bench.dir.clone(), cpu_bench, profile, &title, pass)
-}
-
-/// The flamegraph title: workload and parameters.
-fn title_of(bench: &BenchResult) -> String {
-    let p = &bench.plan;
-    let stop = match p.stop {
-        Stop::Ops(n) => format!("{n} ops"),
-        Stop::Duration(d) => format!("{d}"),
-    };
-    format!(
-        "{} — CPU ({} rows, {} thread{}, {stop}, seed {})",
-        bench.workload,
-        p.rows,
-        p.threads,
-        if p.threads == 1 { "" } else { "s" },
-        p.seed
-    )
-}
-
-/// The flamegraph subtitle: samples, effective rate, duration.
-pub fn subtitle_of(profile: &CpuProfile) -> String {
-    format!(
-        "{} samples, {:.0} Hz effective ({} Hz asked), {:.2} s CPU in {:.2} s wall",
-        profile.samples,
-        profile.effective_rate(),
-        profile.frequency,
-        profile.cpu_time.as_secs_f64(),
-        profile.wall_time.as_secs_f64()
-    )
-}
-
-fn write_outputs(
-    session: &Session,
-    dir: RunDir,
-    bench: BenchResult,
-    profile: CpuProfile,
-    title: &str,
-    pass: &CpuPassOptions,
-) -> anyhow::Result<CpuOutcome> {
-    let report = analyze(&profile, &bench.workload, pass.top);
-    let folded = render::folded::to_folded(&profile);
-    rundir::write_atomic(&dir.file("cpu.folded"), folded.as_bytes())?;
-    let pb = render::pprof::to_pprof_gz(&profile).context("encoding cpu.pb.gz")?;
-    rundir::write_atomic(&dir.file("cpu.pb.gz"), &pb)?;
-    rundir::write_json(&dir.file("cpu.json"), &report)?;
-
-    let mut flamegraphs = Vec::new();
-    let no_flamegraph = match profile.check_enough() {
-        Err(e) => Some(e.to_string()),
-        Ok(()) => {
-            let fg_dir = &session.config().flamegraph_dir;
-            let subtitle = subtitle_of(&profile);
-            let mut draw =
-                |suffix: &str, lines: &str, inverted: bool, title: &str| -> anyhow::Result<()> {
-                    let path = fg_dir.join(format!("{}-cpu{suffix}.svg", dir.id));
-                    let svg = render::flamegraph::render_folded(
-                        lines,
-                        &render::flamegraph::SvgOptions {
-                            title: title.to_string(),
-                            subtitle: Some(subtitle.clone()),
-                            inverted,
-                            count_name: "samples".to_string(),
-                            memory: false,
-                        },
-                    )?;
-                    rundir::write_atomic(&path, &svg)?;
-                    flamegraphs.push(path);
-                    Ok(())
-                };
-            draw("", &folded, false, title)?;
-            if pass.inverted {
-                draw("-icicle", &folded, true, title)?;
-            }
-            if pass.per_thread {
-                for (thread, _) in profile.threads() {
-                    let one = render::folded::to_folded(&profile.only_thread(&thread));
-                    let safe: String = thread
-                        .chars()
-                        .map(|c| {
-                            if c.is_ascii_alphanumeric() || c == '-' {
-                                c
-                            } else {
-                                '_'
-                            }
-                        })
-                        .collect();
-                    draw(
-                        &format!("-{safe}"),
-                        &one,
-                        false,
-                        &format!("{title} — thread {thread}"),
-                    )?;
-                }
-            }
-            None
-        }
-    };
-    Ok(CpuOutcome {
-        dir,
-        bench,
-        profile,
-        report,
-        flamegraphs,
-        no_flamegraph,
-    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,11 @@
-//! Profilers that wrap a measured run. Each yields plain data (stacks with
-//! weights, statement tallies), never files; [`crate::render`] writes them out.
+//! Capture: profilers that wrap a measured run and return plain data —
+//! CPU stacks with sample counts ([`cpu`]), dhat heap profiles ([`heap`],
+//! read through the [`dhat`] file model), and SQL query plans ([`sql`]).
+//! Nothing here analyses, renders or decides where files go; the statement
+//! tallies themselves come from the database's trace hook
+//! ([`crate::db::trace`]).
 
 pub mod cpu;
+pub mod dhat;
 pub mod heap;
 pub mod sql;

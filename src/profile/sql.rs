@@ -1,74 +1,96 @@
-//! The SQL pass: a measured run with SQLite's trace hook on, analysed into
-//! per-statement figures, query plans, N+1 candidates and findings.
+//! Query plans: `EXPLAIN QUERY PLAN` of the statements a run executed,
+//! captured on a connection of its own (read-only, no trace hook, so it
+//! adds nothing to the counts). The statements themselves are tallied by
+//! the trace hook in [`crate::db::trace`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::analyze::findings::{self, Findings};
-use crate::analyze::sql::{self, SqlReport};
-use crate::measure::{self, BenchResult, Progress};
-use crate::render::flamegraph::{render_folded, SvgOptions};
-use crate::rundir::{self, RunDir};
-use crate::session::Prepared;
+use rusqlite::{Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
 
-/// What the SQL pass produced.
-#[derive(Clone, Debug)]
-pub struct SqlRun {
-    /// The measured run (with the hook on).
-    pub bench: BenchResult,
-    /// Per-statement analysis.
-    pub report: SqlReport,
-    /// Findings drawn from it.
-    pub findings: Findings,
+/// One step of a query plan (a row of EXPLAIN QUERY PLAN).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanStep {
+    /// Step id.
+    pub id: i64,
+    /// Parent step id (0 for top level).
+    pub parent: i64,
+    /// SQLite's description, e.g. `SCAN emails`.
+    pub detail: String,
 }
 
-/// Measures a prepared workload with statement tracing and analyses it.
-/// The workload must have been prepared with `sql_trace` on.
-pub fn profile_prepared(prepared: &Prepared, progress: &Progress) -> anyhow::Result<SqlRun> {
-    anyhow::ensure!(
-        prepared.env.sql_trace,
-        "the SQL pass needs a workload prepared with the trace hook on"
-    );
-    let (bench, tallies) =
-        measure::measure_detailed(prepared.workload.as_ref(), &prepared.plan, progress)?;
-    let report = sql::analyze(&bench, &tallies, &prepared.env.db_path);
-    let findings = Findings::new(&bench.workload, findings::from_sql(&report));
-    Ok(SqlRun {
-        bench,
-        report,
-        findings,
-    })
-}
-
-/// Writes `sql.json`, `sql.folded` and `findings.json` into a run folder,
-/// and `<run-id>-sql.svg` (database time per workload → operation →
-/// statement → plan) into `flamegraph_dir`. Returns the SVG's path, if any
-/// statement took measurable time.
-pub fn write(dir: &RunDir, run: &SqlRun, flamegraph_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
-    rundir::write_json(&dir.file("sql.json"), &run.report)?;
-    let lines = sql::folded(&run.report);
-    let mut folded = lines.join("\n");
-    folded.push('\n');
-    rundir::write_atomic(&dir.file("sql.folded"), folded.as_bytes())?;
-    rundir::write_json(&dir.file("findings.json"), &run.findings)?;
-    if lines.is_empty() {
-        return Ok(None);
-    }
-    let options = SvgOptions {
-        title: format!("{}: database time by statement", run.report.workload),
-        subtitle: Some(format!(
-            "{} operations, {:.1} statements and {} of database time per operation ({:.0} % of latency)",
-            run.report.ops, run.report.statements_per_op, run.report.db_time_per_op, 100.0 * run.report.db_time_share
-        )),
-        count_name: "µs".to_string(),
-        ..SvgOptions::default()
+/// The query plan of `sql` on `conn`. Empty for statements without a plan
+/// (BEGIN, COMMIT, PRAGMA …).
+pub fn explain(conn: &Connection, sql: &str) -> Vec<PlanStep> {
+    let Ok(mut stmt) = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")) else {
+        return Vec::new();
     };
-    let svg = render_folded(&folded, &options)?;
-    let path = flamegraph_dir.join(format!("{}-sql.svg", dir.id));
-    rundir::write_atomic(&path, &svg)?;
-    Ok(Some(path))
+    // Parameters are bound as NULL: the plan does not depend on their values.
+    let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
+    let rows = stmt.query_map(rusqlite::params_from_iter(nulls), |r| {
+        Ok(PlanStep {
+            id: r.get(0)?,
+            parent: r.get(1)?,
+            detail: r.get(3)?,
+        })
+    });
+    match rows {
+        Ok(rows) => rows.filter_map(Result::ok).collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
-/// Reads a run folder's `sql.json`.
-pub fn read_report(dir: &Path) -> anyhow::Result<SqlReport> {
-    Ok(rundir::read_json(&dir.join("sql.json"), "SQL report")?)
+/// Explains statements against one database file.
+pub struct Planner {
+    conn: Option<Connection>,
+}
+
+impl Planner {
+    /// A read-only connection to `db_path`; a database that cannot be
+    /// opened gives empty plans.
+    pub fn open(db_path: &Path) -> Planner {
+        let conn = Connection::open_with_flags(
+            db_path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ok();
+        Planner { conn }
+    }
+
+    /// The plan of `sql` (empty when there is none or no database).
+    pub fn plan(&self, sql: &str) -> Vec<PlanStep> {
+        self.conn
+            .as_ref()
+            .map(|c| explain(c, sql))
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_name_scans_and_index_searches() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE emails (id INTEGER PRIMARY KEY, sender TEXT, subject TEXT); CREATE INDEX s ON emails(sender);")
+            .unwrap();
+        let scan = explain(&conn, "SELECT id FROM emails WHERE subject LIKE ?1");
+        assert!(scan.iter().any(|s| s.detail == "SCAN emails"), "{scan:?}");
+        let search = explain(&conn, "SELECT subject FROM emails WHERE sender = ?1");
+        assert!(
+            search
+                .iter()
+                .any(|s| s.detail.starts_with("SEARCH emails USING INDEX")),
+            "{search:?}"
+        );
+        let random = explain(&conn, "SELECT * FROM emails ORDER BY RANDOM() LIMIT 10");
+        assert!(random
+            .iter()
+            .any(|s| s.detail == "USE TEMP B-TREE FOR ORDER BY"));
+        assert!(explain(&conn, "BEGIN IMMEDIATE").is_empty());
+        assert!(Planner::open(Path::new("/nonexistent/x.db"))
+            .plan("SELECT 1")
+            .is_empty());
+    }
 }

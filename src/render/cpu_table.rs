@@ -1,20 +1,10 @@
 //! The printed CPU report: summary, top frames by self and total samples,
 //! and the layer breakdown.
 
-use comfy_table::presets::UTF8_BORDERS_ONLY;
-use comfy_table::{Cell, CellAlignment, Table};
+use comfy_table::Cell;
 
+use super::table::{new_table as table, right};
 use crate::analyze::cpu::{CpuReport, FrameShare};
-
-fn table() -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_BORDERS_ONLY);
-    t
-}
-
-fn right(s: String) -> Cell {
-    Cell::new(s).set_alignment(CellAlignment::Right)
-}
 
 /// Function names longer than this are cut in the middle.
 const NAME_WIDTH: usize = 90;
@@ -33,9 +23,9 @@ fn frames_table(title: &str, frames: &[FrameShare]) -> String {
     let mut t = table();
     t.set_header(vec![
         Cell::new(title),
-        right("samples".into()),
-        right("%".into()),
-        right("CPU".into()),
+        right("samples"),
+        right("%"),
+        right("CPU"),
     ]);
     for f in frames {
         t.add_row(vec![
@@ -65,8 +55,8 @@ pub fn cpu_report_text(r: &CpuReport) -> String {
     let mut layers = table();
     layers.set_header(vec![
         Cell::new("layer (leaf frame)"),
-        right("samples".into()),
-        right("%".into()),
+        right("samples"),
+        right("%"),
     ]);
     for l in &r.layers {
         layers.add_row(vec![
@@ -85,4 +75,22 @@ pub fn cpu_report_text(r: &CpuReport) -> String {
         out.push_str(&format!("warning: {w}\n"));
     }
     out
+}
+
+/// The one line `profkit profile` prints after a workload's CPU pass:
+/// samples, rate, hottest frame, and any warning.
+pub fn summary_line(r: &CpuReport) -> String {
+    let top = r
+        .top_self
+        .first()
+        .map(|f| format!("; hottest: {} ({:.0} %)", f.function, f.percent))
+        .unwrap_or_default();
+    let mut s = format!(
+        "cpu: {} samples at {:.0} Hz effective{top}",
+        r.samples, r.effective_rate
+    );
+    for w in &r.warnings {
+        s.push_str(&format!("\n  warning: {w}"));
+    }
+    s
 }

@@ -8,10 +8,8 @@
 //! with the colours negated (red still means grew), so paths that vanished
 //! are visible too.
 
-use std::path::{Path, PathBuf};
-
-use crate::analyze::rundata::Folded;
-use crate::rundir::{self, OutputError};
+use super::folded::to_text as lines;
+use crate::analyze::stacks::Folded;
 
 /// Errors rendering a flamegraph.
 #[derive(Debug, thiserror::Error)]
@@ -27,20 +25,6 @@ pub enum RenderError {
         /// The cause.
         source: std::io::Error,
     },
-    /// Writing failed.
-    #[error(transparent)]
-    Output(#[from] OutputError),
-}
-
-fn lines(f: &Folded) -> String {
-    let mut s = String::new();
-    for (stack, n) in f {
-        s.push_str(stack);
-        s.push(' ');
-        s.push_str(&n.to_string());
-        s.push('\n');
-    }
-    s
 }
 
 /// Width of flamegraphs embedded in reports: a fixed width (scaled by the
@@ -95,7 +79,7 @@ pub fn differential(
     title: &str,
     width: Option<usize>,
 ) -> Result<String, RenderError> {
-    let total = |f: &Folded| f.iter().map(|(_, n)| n).sum::<u64>();
+    let total = |f: &Folded| f.values().sum::<u64>();
     if total(base) == 0 || total(current) == 0 {
         return Err(RenderError::Empty(title.to_string()));
     }
@@ -129,23 +113,17 @@ pub fn differential(
     draw(&mut o, &String::from_utf8_lossy(&diff))
 }
 
-/// Writes `<dir>/<id>-diff.svg` and `<dir>/<id>-diff-neg.svg` and returns
-/// their paths.
-pub fn write_differential(
-    dir: &Path,
-    id: &str,
+/// The differential flamegraph pair of a comparison: (file suffix, SVG)
+/// for `diff` (current shape) and `diff-neg` (base shape).
+pub fn differential_pair(
     base: &Folded,
     current: &Folded,
     title: &str,
-) -> Result<Vec<PathBuf>, RenderError> {
-    let mut paths = Vec::new();
-    for (negated, suffix) in [(false, "diff"), (true, "diff-neg")] {
-        let svg = differential(base, current, negated, title, None)?;
-        let p = dir.join(format!("{id}-{suffix}.svg"));
-        rundir::write_atomic(&p, svg.as_bytes())?;
-        paths.push(p);
-    }
-    Ok(paths)
+) -> Result<Vec<(&'static str, String)>, RenderError> {
+    [(false, "diff"), (true, "diff-neg")]
+        .into_iter()
+        .map(|(negated, suffix)| Ok((suffix, differential(base, current, negated, title, None)?)))
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,60 +1,14 @@
-//! SVG flamegraphs with inferno, from folded stacks or from pprof files.
+//! SVG flamegraphs with inferno, from folded stacks: CPU, SQL and heap.
 //!
 //! Only the title, subtitle and count name are set from our strings; inferno
 //! escapes those. Profile strings never go into `name_type`/`font_type`,
 //! which inferno writes into the SVG unescaped.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::render::{folded, pprof};
-
-/// Errors reading a profile file to render.
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    /// The file could not be read.
-    #[error("cannot read '{}': {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// A bad line in a folded file.
-    #[error("'{}' line {line}: {why}", path.display())]
-    Folded {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        why: String,
-    },
-    /// A damaged pprof file.
-    #[error("'{}'{}: not a valid pprof profile: {why}", path.display(), offset.map(|o| format!(" at byte offset {o}")).unwrap_or_default())]
-    Pprof {
-        /// The file.
-        path: PathBuf,
-        /// Byte offset of the damage in the (decompressed) protobuf, when known.
-        offset: Option<usize>,
-        /// What is wrong.
-        why: String,
-    },
-    /// No samples at all.
-    #[error("'{}' holds no samples: nothing to draw (profile a longer run: raise --ops/--duration)", path.display())]
-    Empty {
-        /// The file.
-        path: PathBuf,
-    },
-    /// inferno failed.
-    #[error("cannot render '{}': {why}", path.display())]
-    Render {
-        /// The file.
-        path: PathBuf,
-        /// inferno's message.
-        why: String,
-    },
-}
+use super::folded;
+pub use super::input::InputError;
+use crate::analyze::stacks::{self, Folded};
 
 /// How to draw.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -105,68 +59,50 @@ fn render_lines<'a>(
     Ok(svg)
 }
 
-/// The folded stacks of a profile file: a pprof file (`.pb`, `.pb.gz`, or
-/// gzip/binary content) or folded text. Every line or field is checked.
-pub fn read_stacks(path: &Path) -> Result<BTreeMap<String, u64>, InputError> {
-    let bytes = std::fs::read(path).map_err(|source| InputError::Read {
+/// Renders stacks read from a file (see [`super::input::read_stacks`]);
+/// the default title is the file's name, the subtitle the total weight in
+/// the options' unit (`count_name`).
+pub fn render_stacks(
+    stacks: &Folded,
+    path: &Path,
+    options: &SvgOptions,
+) -> Result<Vec<u8>, InputError> {
+    let total = stacks::total(stacks).ok_or_else(|| InputError::Render {
         path: path.to_path_buf(),
-        source,
+        why: "the total weight overflows 64 bits".into(),
     })?;
-    let name = path.to_string_lossy();
-    if bytes.trim_ascii_start().starts_with(b"{") {
-        // A dhat heap profile (heap.json): bytes allocated per stack.
-        let lines =
-            crate::profile::heap::heap_json_to_folded(path, crate::profile::heap::Weight::Bytes)
-                .map_err(|e| InputError::Render {
-                    path: path.to_path_buf(),
-                    why: e.to_string(),
-                })?;
-        return folded::parse_folded(&lines.join("\n"), path);
-    }
-    let is_pprof = name.ends_with(".pb")
-        || name.ends_with(".pb.gz")
-        || bytes.starts_with(&[0x1f, 0x8b])
-        || std::str::from_utf8(&bytes).is_err();
-    if is_pprof {
-        let profile = pprof::decode(&bytes, path)?;
-        let kind = profile
-            .sample_type
-            .iter()
-            .any(|t| {
-                profile
-                    .string_table
-                    .get(t.r#type as usize)
-                    .map(String::as_str)
-                    == Some("samples")
-            })
-            .then_some("samples");
-        pprof::to_folded_counts(&profile, kind, path)
-    } else {
-        // Not UTF-8 was handled above.
-        let text = String::from_utf8_lossy(&bytes);
-        folded::parse_folded(&text, path)
-    }
-}
-
-/// Renders a profile file into SVG; the default title is the file name,
-/// the subtitle the number of samples.
-pub fn render_file(path: &Path, options: &SvgOptions) -> Result<Vec<u8>, InputError> {
-    let stacks = read_stacks(path)?;
-    let total: u64 = stacks.values().sum();
-    let text = folded::lines_to_text(&stacks);
+    let text = folded::to_text(stacks);
     let mut options = options.clone();
     if options.title.is_empty() {
-        options.title = format!(
-            "{}",
-            path.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        );
+        options.title = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
     }
     if options.subtitle.is_none() {
-        options.subtitle = Some(format!("{total} samples"));
+        options.subtitle = Some(format!("{total} {}", options.count_name));
     }
     render_lines(text.lines(), &options, path)
+}
+
+/// An allocation flamegraph (weights in bytes, memory colours). An empty
+/// profile gets a placeholder SVG saying so, not an error.
+pub fn heap_svg(title: &str, stacks: &Folded) -> Vec<u8> {
+    let options = SvgOptions {
+        title: title.to_string(),
+        count_name: "bytes".to_string(),
+        memory: true,
+        ..Default::default()
+    };
+    match render_folded(&folded::to_text(stacks), &options) {
+        Ok(svg) if !stacks.is_empty() => svg,
+        _ => format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"600\" height=\"40\">\
+             <text x=\"10\" y=\"25\">{}: no allocations recorded</text></svg>\n",
+            super::html::escape(title)
+        )
+        .into_bytes(),
+    }
 }
 
 #[cfg(test)]

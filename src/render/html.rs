@@ -209,6 +209,16 @@ pub fn embed_svg(svg: &str, interactive: bool, label: &str) -> String {
     )
 }
 
+/// The Html report writer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Html;
+
+impl super::report::Exporter for Html {
+    fn render(&self, input: &ReportInput<'_>) -> String {
+        render(input)
+    }
+}
+
 /// Renders a report as one self-contained HTML page.
 pub fn render(input: &ReportInput<'_>) -> String {
     let mut h = String::new();
@@ -386,8 +396,8 @@ fn findings(h: &mut String, runs: &[LoadedRun]) {
         let _ = write!(
             h,
             "<li><span class=\"{}\">{}</span> <b>{}</b>: {}<br><i>{}</i><ul>",
-            escape(&f.severity),
-            escape(&f.severity),
+            escape(&f.severity.to_string()),
+            escape(&f.severity.to_string()),
             escape(&r.workload),
             escape(&f.title),
             escape(&f.hint)
@@ -455,14 +465,14 @@ fn run_section(h: &mut String, r: &LoadedRun) {
                 escape(&s.shape),
                 s.executions,
                 s.per_op,
-                crate::units::Nanos(s.mean),
-                crate::units::Nanos(s.total)
+                s.mean,
+                s.total
             );
         }
         h.push_str("</table>\n");
     }
-    if let Some(v) = r.leaks.as_ref().and_then(|l| l["verdict"].as_str()) {
-        let _ = writeln!(h, "<p>Leak check: {}</p>", escape(v));
+    if let Some(l) = &r.leaks {
+        let _ = writeln!(h, "<p>Leak check: {}</p>", escape(&l.verdict));
     }
 }
 
@@ -568,7 +578,7 @@ mod tests {
 
     #[test]
     fn svg_prolog_and_namespaces_are_dropped() {
-        let f = vec![("main;work".to_string(), 10u64)];
+        let f: crate::analyze::stacks::Folded = [("main;work".to_string(), 10u64)].into();
         let svg = diffgraph::plain(&f, "t", "samples", None).unwrap();
         assert!(svg.contains("http://"), "inferno's SVG has namespace URIs");
         let inl = inline_svg(&svg);
@@ -583,7 +593,8 @@ mod tests {
 
     #[test]
     fn embedded_documents_are_escaped_twice() {
-        let f = vec![("main;<script>alert(1)</script>".to_string(), 10u64)];
+        let f: crate::analyze::stacks::Folded =
+            [("main;<script>alert(1)</script>".to_string(), 10u64)].into();
         let svg = diffgraph::plain(&f, "t", "samples", None).unwrap();
         let e = embed_svg(&svg, true, "x");
         assert!(!e.contains("<script>alert"), "no raw script");

@@ -5,7 +5,8 @@ use serde::Serialize;
 use super::report::ReportInput;
 use crate::analyze::budget::{CheckLine, Metric};
 use crate::analyze::compare::Comparison;
-use crate::analyze::rundata::{FindingView, LoadedRun};
+use crate::analyze::findings::Finding;
+use crate::analyze::rundata::LoadedRun;
 use crate::measure::BenchResult;
 
 /// Version of the report JSON.
@@ -27,7 +28,7 @@ pub struct RunJson<'a> {
     /// Every metric the run has.
     pub metrics: Vec<(Metric, f64)>,
     /// Its findings.
-    pub findings: &'a [FindingView],
+    pub findings: &'a [Finding],
     /// `bench.json`.
     pub bench: &'a BenchResult,
 }
@@ -64,6 +65,16 @@ fn run_json(r: &LoadedRun) -> RunJson<'_> {
             .collect(),
         findings: &r.findings,
         bench: &r.bench,
+    }
+}
+
+/// The Json report writer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Json;
+
+impl super::report::Exporter for Json {
+    fn render(&self, input: &ReportInput<'_>) -> String {
+        render(input)
     }
 }
 

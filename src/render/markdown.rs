@@ -10,7 +10,10 @@ use super::report::{
 };
 use crate::analyze::budget::{Metric, Status};
 use crate::analyze::compare::{Verdict, WorkloadComparison};
+use crate::analyze::findings::Severity;
 use crate::analyze::rundata::LoadedRun;
+use crate::analyze::scaling::SweepResult;
+use crate::measure::BenchResult;
 
 /// Escapes text for Markdown (inline HTML included): `<`, `>`, `&`, `"`
 /// become entities, Markdown punctuation is backslash-escaped, line breaks
@@ -32,6 +35,16 @@ pub fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// The Markdown report writer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Markdown;
+
+impl super::report::Exporter for Markdown {
+    fn render(&self, input: &ReportInput<'_>) -> String {
+        render(input)
+    }
 }
 
 /// Renders a report as Markdown.
@@ -161,6 +174,85 @@ pub fn render(input: &ReportInput<'_>) -> String {
     md
 }
 
+/// One workload's row of a profile session's index.
+#[derive(Clone, Debug)]
+pub struct IndexRow<'a> {
+    /// Its run folder's name.
+    pub run_id: &'a str,
+    /// Its bench pass.
+    pub bench: &'a BenchResult,
+    /// Its top finding, one line.
+    pub top_finding: &'a str,
+    /// Its flamegraphs: (kind, link).
+    pub flamegraphs: Vec<(String, String)>,
+}
+
+/// A profile session's `index.md`: one row per workload with links to its
+/// files, the top finding of each, and the closing thread sweep.
+pub fn session_index(
+    session_id: &str,
+    rows: &[IndexRow<'_>],
+    sweeps: &[(String, SweepResult)],
+) -> String {
+    let mut md = format!(
+        "# profkit profile {}\n\n| workload | ops/s | p50 | p95 | p99 | errors | flamegraphs |\n|---|---:|---:|---:|---:|---:|---|\n",
+        escape(session_id)
+    );
+    for r in rows {
+        let b = r.bench;
+        let graphs: Vec<String> = r
+            .flamegraphs
+            .iter()
+            .map(|(kind, link)| format!("[{kind}]({link})"))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| [{}](../{}/bench.json) | {:.0} | {} | {} | {} | {} | {} |",
+            escape(&b.workload),
+            r.run_id,
+            b.throughput.0,
+            b.latency.p50,
+            b.latency.p95,
+            b.latency.p99,
+            b.errors,
+            graphs.join(" ")
+        );
+    }
+    md.push_str("\n## Top finding per workload\n\n");
+    for r in rows {
+        let _ = writeln!(
+            md,
+            "- **{}**: {}",
+            escape(&r.bench.workload),
+            escape(r.top_finding)
+        );
+    }
+    if let Some((_, first)) = sweeps.first() {
+        md.push_str(
+            "\n## Thread sweep\n\n| workload | threads | ops/s | p99 | efficiency |\n|---|---:|---:|---:|---:|\n",
+        );
+        for (id, r) in sweeps {
+            for l in &r.levels {
+                let _ = writeln!(
+                    md,
+                    "| [{}](../{id}/sweep.json) | {} | {:.0} | {} | {:.0} % |",
+                    escape(&r.workload),
+                    l.threads,
+                    l.bench.throughput.0,
+                    l.bench.latency.p99,
+                    100.0 * l.efficiency.unwrap_or(0.0)
+                );
+            }
+        }
+        let _ = writeln!(
+            md,
+            "\n{} cores available; efficiency = throughput(T) ÷ (T × throughput(1)).",
+            first.cores
+        );
+    }
+    md
+}
+
 fn workload_name(w: &WorkloadComparison) -> String {
     if w.base_workload == w.workload {
         escape(&w.workload)
@@ -196,7 +288,7 @@ fn findings(md: &mut String, runs: &[LoadedRun]) {
     let all: Vec<_> = runs
         .iter()
         .flat_map(|r| r.findings.iter().map(move |f| (r, f)))
-        .filter(|(_, f)| f.severity != "info")
+        .filter(|(_, f)| f.severity != Severity::Info)
         .collect();
     md.push_str("### Findings\n\n");
     if all.is_empty() {
@@ -207,7 +299,7 @@ fn findings(md: &mut String, runs: &[LoadedRun]) {
         let _ = writeln!(
             md,
             "- **{}** {}: {} — {}",
-            escape(&f.severity),
+            escape(&f.severity.to_string()),
             escape(&r.workload),
             escape(&f.title),
             escape(&f.hint)
@@ -231,7 +323,12 @@ fn run_details(md: &mut String, r: &LoadedRun) {
     }
     md.push('\n');
     for f in &r.findings {
-        let _ = writeln!(md, "- **{}**: {}", escape(&f.severity), escape(&f.title));
+        let _ = writeln!(
+            md,
+            "- **{}**: {}",
+            escape(&f.severity.to_string()),
+            escape(&f.title)
+        );
         for e in &f.evidence {
             let _ = writeln!(md, "  - {}", escape(e));
         }
@@ -246,14 +343,12 @@ fn run_details(md: &mut String, r: &LoadedRun) {
                 "| {} | {:.2} | {} |",
                 escape(&s.shape),
                 s.per_op,
-                crate::units::Nanos(s.mean)
+                s.mean
             );
         }
     }
     if let Some(l) = &r.leaks {
-        if let Some(v) = l["verdict"].as_str() {
-            let _ = writeln!(md, "\nLeak check: {}", escape(v));
-        }
+        let _ = writeln!(md, "\nLeak check: {}", escape(&l.verdict));
     }
     md.push_str("\n</details>\n\n");
 }

@@ -1,17 +1,19 @@
-//! Writers of answers: tables for people, JSON, and (in later stages)
-//! flamegraphs, pprof, Markdown and HTML.
+//! Bytes out, nothing written: folded stacks, pprof, flamegraphs and
+//! differential flamegraphs, text tables, plots, and Markdown/HTML/JSON
+//! reports (one [`report::Exporter`] per format). Input readers (folded,
+//! pprof, dhat) sit together in [`input`]. Writing files is
+//! [`crate::store`]'s job; deciding what to write is [`crate::passes`]'.
 
 pub mod cpu_table;
 pub mod diffgraph;
 pub mod flamegraph;
 pub mod folded;
-pub mod heap_svg;
 pub mod html;
+pub mod input;
 pub mod json;
 pub mod markdown;
+pub mod plot;
 pub mod pprof;
 pub mod report;
-pub mod table;
-
-pub mod plot;
 pub mod scale;
+pub mod table;

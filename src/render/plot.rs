@@ -5,14 +5,11 @@
 //! geometrically, ideal scaling is a straight line, and latencies spread
 //! over decades.
 
-use std::path::PathBuf;
-
 use plotters::prelude::*;
 
 use crate::analyze::scaling::{cost_per_op, SweepKind, SweepResult};
 use crate::analyze::stress::StressResult;
 use crate::measure::BenchResult;
-use crate::rundir::{self, OutputError, RunDir};
 
 /// Errors drawing a plot.
 #[derive(Debug, thiserror::Error)]
@@ -25,9 +22,6 @@ pub enum PlotError {
         /// plotters' message.
         message: String,
     },
-    /// Writing failed.
-    #[error(transparent)]
-    Output(#[from] OutputError),
 }
 
 /// One line of a chart.
@@ -328,18 +322,6 @@ pub fn stress_chart(r: &StressResult) -> Chart {
         series: percentiles(&levels),
         limit: Some((format!("objective {}", r.slo), r.slo.limit.0 as f64 / 1e3)),
     }
-}
-
-/// Renders and writes charts into a run folder; returns the files written.
-pub fn write_charts(dir: &RunDir, charts: &[(String, Chart)]) -> Result<Vec<PathBuf>, PlotError> {
-    let mut written = Vec::new();
-    for (name, chart) in charts {
-        let svg = render(chart, name)?;
-        let path = dir.file(name);
-        rundir::write_atomic(&path, svg.as_bytes())?;
-        written.push(path);
-    }
-    Ok(written)
 }
 
 #[cfg(test)]

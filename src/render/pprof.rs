@@ -1,16 +1,15 @@
 //! pprof protobuf profiles (`cpu.pb.gz`) for `go tool pprof`, Pyroscope
 //! and speedscope: our own message types for `profile.proto`
 //! (github.com/google/pprof/blob/main/proto/profile.proto), an encoder from
-//! a [`CpuProfile`] and a decoder for reading `.pb`/`.pb.gz` files back.
+//! a [`CpuProfile`]. Reading `.pb`/`.pb.gz` files back is
+//! [`super::input`]'s job.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::{Read as _, Write as _};
-use std::path::Path;
+use std::collections::HashMap;
+use std::io::Write as _;
 
 use prost::Message as _;
 
 use crate::profile::cpu::{CpuProfile, Frame};
-use crate::render::flamegraph::InputError;
 
 /// `perftools.profiles.Profile`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -341,179 +340,13 @@ pub fn to_pprof_gz(profile: &CpuProfile) -> std::io::Result<Vec<u8>> {
     gz.finish()
 }
 
-/// Decodes a `.pb` or `.pb.gz` file's bytes (gzip is recognised by its
-/// magic number); errors name `path` and, for protobuf damage, the byte
-/// offset of the first bad top-level field.
-pub fn decode(bytes: &[u8], path: &Path) -> Result<Profile, InputError> {
-    let bad = |offset: Option<usize>, why: String| InputError::Pprof {
-        path: path.to_path_buf(),
-        offset,
-        why,
-    };
-    let raw;
-    let data = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .map_err(|e| bad(None, format!("broken gzip stream: {e}")))?;
-        raw = out;
-        &raw[..]
-    } else {
-        bytes
-    };
-    let profile = Profile::decode(data).map_err(|e| bad(first_bad_field(data), e.to_string()))?;
-    let n = profile.string_table.len() as i64;
-    let idx_ok = |i: i64| (0..n).contains(&i);
-    if profile.sample_type.is_empty()
-        || !profile
-            .sample_type
-            .iter()
-            .all(|t| idx_ok(t.r#type) && idx_ok(t.unit))
-    {
-        return Err(bad(
-            None,
-            "no valid sample types: not a pprof profile".into(),
-        ));
-    }
-    Ok(profile)
-}
-
-/// Offset of the first top-level field whose key or length runs past the
-/// end or has an invalid wire type.
-fn first_bad_field(data: &[u8]) -> Option<usize> {
-    fn varint(data: &[u8], pos: &mut usize) -> Option<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = *data.get(*pos)?;
-            *pos += 1;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-        None
-    }
-    let mut pos = 0;
-    while pos < data.len() {
-        let at = pos;
-        let Some(key) = varint(data, &mut pos) else {
-            return Some(at);
-        };
-        let ok = match key & 7 {
-            0 => varint(data, &mut pos).is_some(),
-            1 => {
-                pos += 8;
-                pos <= data.len()
-            }
-            2 => match varint(data, &mut pos) {
-                Some(len) => {
-                    pos = pos.saturating_add(len as usize);
-                    pos <= data.len()
-                }
-                None => false,
-            },
-            5 => {
-                pos += 4;
-                pos <= data.len()
-            }
-            _ => false,
-        };
-        if !ok || key >> 3 == 0 {
-            return Some(at);
-        }
-    }
-    None
-}
-
-/// Folded stacks of a decoded profile, root first, with the thread label
-/// (when present) as the root frame, weighted by the sample type `kind`
-/// (e.g. "samples"; the first sample type when absent).
-pub fn to_folded_counts(
-    profile: &Profile,
-    kind: Option<&str>,
-    path: &Path,
-) -> Result<BTreeMap<String, u64>, InputError> {
-    let bad = |why: String| InputError::Pprof {
-        path: path.to_path_buf(),
-        offset: None,
-        why,
-    };
-    let st = &profile.string_table;
-    let s = |i: i64| -> Result<&str, InputError> {
-        usize::try_from(i)
-            .ok()
-            .and_then(|i| st.get(i))
-            .map(String::as_str)
-            .ok_or_else(|| bad(format!("string index {i} is out of the table")))
-    };
-    let value_index = match kind {
-        Some(k) => profile
-            .sample_type
-            .iter()
-            .position(|t| s(t.r#type).ok() == Some(k))
-            .ok_or_else(|| bad(format!("no sample type '{k}'")))?,
-        None => 0,
-    };
-    let functions: HashMap<u64, &Function> = profile.function.iter().map(|f| (f.id, f)).collect();
-    let locations: HashMap<u64, &Location> = profile.location.iter().map(|l| (l.id, l)).collect();
-    let mut out = BTreeMap::new();
-    for sample in &profile.sample {
-        let Some(&v) = sample.value.get(value_index) else {
-            return Err(bad("a sample has fewer values than sample types".into()));
-        };
-        if v <= 0 {
-            continue;
-        }
-        let mut frames: Vec<String> = Vec::new();
-        for id in sample.location_id.iter().rev() {
-            let loc = locations
-                .get(id)
-                .ok_or_else(|| bad(format!("a sample names location {id}, which is missing")))?;
-            if loc.line.is_empty() {
-                frames.push(format!("{:#x}", loc.address));
-            }
-            for line in loc.line.iter().rev() {
-                let name = match functions.get(&line.function_id) {
-                    Some(f) => s(f.name)?,
-                    None => "[unknown]",
-                };
-                frames.push(crate::profile::cpu::clean_name(name));
-            }
-        }
-        let thread = sample
-            .label
-            .iter()
-            .find(|l| s(l.key).ok() == Some(THREAD_LABEL))
-            .map(|l| s(l.str))
-            .transpose()?;
-        let mut line = String::new();
-        if let Some(t) = thread {
-            line.push_str(&crate::profile::cpu::clean_name(t));
-        }
-        for f in frames {
-            if !line.is_empty() {
-                line.push(';');
-            }
-            line.push_str(&f);
-        }
-        if line.is_empty() {
-            line.push_str("[no frames]");
-        }
-        *out.entry(line).or_default() += v as u64;
-    }
-    if out.is_empty() {
-        return Err(InputError::Empty {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::profile::cpu::Stack;
+    use crate::render::input::{decode, to_folded_counts};
     use crate::units::Nanos;
+    use std::path::Path;
 
     fn f(name: &str, inlined: bool) -> Frame {
         Frame {

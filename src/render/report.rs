@@ -6,6 +6,35 @@ use crate::analyze::budget::{CheckReport, Metric};
 use crate::analyze::compare::{Comparison, MetricChange, Verdict};
 use crate::analyze::rundata::{LoadedRun, RunSet};
 
+/// A report format: one writer per file, each returning the whole report
+/// as text (hyperfine's exporters are the model).
+pub trait Exporter {
+    /// The report of `input`.
+    fn render(&self, input: &ReportInput<'_>) -> String;
+}
+
+/// The report formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Markdown, for a PR comment.
+    Markdown,
+    /// One self-contained HTML page.
+    Html,
+    /// JSON, for tools.
+    Json,
+}
+
+impl Format {
+    /// The writer of this format.
+    pub fn exporter(self) -> &'static dyn Exporter {
+        match self {
+            Format::Markdown => &super::markdown::Markdown,
+            Format::Html => &super::html::Html,
+            Format::Json => &super::json::Json,
+        }
+    }
+}
+
 /// The input of a report.
 #[derive(Clone, Copy, Debug)]
 pub enum ReportInput<'a> {

@@ -1,30 +1,18 @@
 //! Tables of load runs, sweeps and stress runs.
 
-use comfy_table::presets::UTF8_BORDERS_ONLY;
-use comfy_table::{Cell, CellAlignment, Table};
+use comfy_table::Cell;
+
+use super::table::{new_table as table, right};
 
 use crate::analyze::scaling::{cost_per_op, SweepKind, SweepResult};
 use crate::analyze::stress::StressResult;
 use crate::measure::open_loop::LoadResult;
-use crate::measure::{LatencySummary, Stop};
-
-fn table() -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_BORDERS_ONLY);
-    t
-}
-
-fn right<T: ToString>(v: T) -> Cell {
-    Cell::new(v.to_string()).set_alignment(CellAlignment::Right)
-}
+use crate::measure::LatencySummary;
 
 /// An open-loop run: the schedule (target and achieved rate, lag,
 /// backlog), then corrected and uncorrected percentiles side by side.
 pub fn load_table(r: &LoadResult) -> String {
-    let stop = match r.plan.stop {
-        Stop::Ops(n) => format!("{n} ops"),
-        Stop::Duration(d) => format!("{d}"),
-    };
+    let stop = r.plan.stop.to_string();
     let mut head = table();
     head.set_header(vec![
         Cell::new(format!("{} (open loop)", r.workload)),
@@ -73,8 +61,8 @@ pub fn load_table(r: &LoadResult) -> String {
     let mut t = table();
     t.set_header(vec![
         Cell::new("latency"),
-        Cell::new("corrected (from due time)").set_alignment(CellAlignment::Right),
-        Cell::new("uncorrected (from start)").set_alignment(CellAlignment::Right),
+        right("corrected (from due time)"),
+        right("uncorrected (from start)"),
     ]);
     type Pick = fn(&LatencySummary) -> String;
     let rows: [(&str, Pick); 6] = [

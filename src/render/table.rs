@@ -1,31 +1,36 @@
-//! Human-readable tables.
+//! Human-readable text: tables (one helper, [`new_table`]) and the short
+//! summaries commands print.
 
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, Table};
 
+use crate::analyze::alloc::{AllocSummary, SiteSummary};
 use crate::analyze::findings::Findings;
+use crate::analyze::leaks::LeakReport;
 use crate::analyze::sql::SqlReport;
-use crate::measure::{BenchResult, Stop};
+use crate::measure::BenchResult;
+use crate::units::Bytes;
 
-fn table() -> Table {
+/// A new table in profkit's style: the one table helper every text
+/// table of the crate is drawn with.
+pub fn new_table() -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY);
     t
 }
 
+/// A right-aligned cell, for numbers.
+pub fn right<T: ToString>(v: T) -> Cell {
+    Cell::new(v.to_string()).set_alignment(CellAlignment::Right)
+}
+
 /// One run as a two-column table: measure and value.
 pub fn bench_table(r: &BenchResult) -> String {
-    let mut t = table();
+    let mut t = new_table();
     t.set_header(vec![Cell::new(&r.workload), Cell::new("")]);
-    let stop = match r.plan.stop {
-        Stop::Ops(n) => format!("{n} ops"),
-        Stop::Duration(d) => format!("{d}"),
-    };
+    let stop = r.plan.stop.to_string();
     let mut row = |k: &str, v: String| {
-        t.add_row(vec![
-            Cell::new(k),
-            Cell::new(v).set_alignment(CellAlignment::Right),
-        ]);
+        t.add_row(vec![Cell::new(k), right(v)]);
     };
     row(
         "parameters",
@@ -98,7 +103,7 @@ pub fn bench_table(r: &BenchResult) -> String {
 
 /// Several runs, one row each.
 pub fn summary_table(results: &[BenchResult]) -> String {
-    let mut t = table();
+    let mut t = new_table();
     t.set_header(vec![
         "workload", "ops", "ops/s", "p50", "p95", "p99", "max", "errors", "sql/op", "peak rss",
     ]);
@@ -109,15 +114,15 @@ pub fn summary_table(results: &[BenchResult]) -> String {
             .unwrap_or_else(|| "-".into());
         t.add_row(vec![
             Cell::new(&r.workload),
-            Cell::new(r.ops).set_alignment(CellAlignment::Right),
-            Cell::new(format!("{:.0}", r.throughput.0)).set_alignment(CellAlignment::Right),
-            Cell::new(r.latency.p50).set_alignment(CellAlignment::Right),
-            Cell::new(r.latency.p95).set_alignment(CellAlignment::Right),
-            Cell::new(r.latency.p99).set_alignment(CellAlignment::Right),
-            Cell::new(r.latency.max).set_alignment(CellAlignment::Right),
-            Cell::new(r.errors).set_alignment(CellAlignment::Right),
-            Cell::new(sql).set_alignment(CellAlignment::Right),
-            Cell::new(r.memory.peak_rss).set_alignment(CellAlignment::Right),
+            right(r.ops),
+            right(format!("{:.0}", r.throughput.0)),
+            right(r.latency.p50),
+            right(r.latency.p95),
+            right(r.latency.p99),
+            right(r.latency.max),
+            right(r.errors),
+            right(sql),
+            right(r.memory.peak_rss),
         ]);
     }
     t.to_string()
@@ -125,7 +130,7 @@ pub fn summary_table(results: &[BenchResult]) -> String {
 
 /// The statements of a SQL report, most time first.
 pub fn sql_table(report: &SqlReport, top: usize) -> String {
-    let mut t = table();
+    let mut t = new_table();
     t.set_header(vec![
         "operation",
         "statement",
@@ -150,10 +155,10 @@ pub fn sql_table(report: &SqlReport, top: usize) -> String {
         t.add_row(vec![
             Cell::new(&op.operation),
             Cell::new(crate::analyze::findings::short_sql(&s.shape)),
-            Cell::new(format!("{:.1}", s.per_op)).set_alignment(CellAlignment::Right),
-            Cell::new(s.mean).set_alignment(CellAlignment::Right),
-            Cell::new(s.p95).set_alignment(CellAlignment::Right),
-            Cell::new(format!("{:.1}", s.rows_per_exec)).set_alignment(CellAlignment::Right),
+            right(format!("{:.1}", s.per_op)),
+            right(s.mean),
+            right(s.p95),
+            right(format!("{:.1}", s.rows_per_exec)),
             Cell::new(format!("{:.0}", 100.0 * s.share_of_latency))
                 .set_alignment(CellAlignment::Right),
             Cell::new(plan),
@@ -180,6 +185,106 @@ pub fn findings_text(findings: &Findings) -> String {
             out.push_str(&format!("      {e}\n"));
         }
         out.push_str(&format!("      fix: {}\n", f.hint));
+    }
+    out
+}
+/// A human summary of an [`AllocSummary`] (a few lines per list).
+pub fn alloc_text(s: &AllocSummary, top: usize) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let secs = |us: u64| us as f64 / 1e6;
+    let _ = writeln!(
+        out,
+        "allocated  {} in {} blocks over {:.2} s ({} by SQLite)",
+        s.total_bytes,
+        s.total_blocks,
+        secs(s.duration_us),
+        s.sqlite_bytes
+    );
+    let _ = writeln!(
+        out,
+        "peak live  {} in {} blocks (t-gmax){}",
+        s.peak_bytes,
+        s.peak_blocks,
+        s.peak_at_us
+            .map(|t| format!(" at {:.2} s", secs(t)))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "live @end  {} in {} blocks (t-end)",
+        s.end_bytes, s.end_blocks
+    );
+    let mut list = |title: &str, sites: &[SiteSummary], figure: &dyn Fn(&SiteSummary) -> String| {
+        if sites.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "{title}:");
+        for site in sites.iter().take(top) {
+            let _ = writeln!(out, "  {:>12}  {}", figure(site), site.stack.join(" ← "));
+        }
+    };
+    list("top sites by bytes allocated", &s.top_by_bytes, &|x| {
+        x.total_bytes.to_string()
+    });
+    list("top sites by bytes at peak", &s.top_by_peak, &|x| {
+        x.peak_bytes.to_string()
+    });
+    list("top sites by blocks", &s.top_by_blocks, &|x| {
+        format!("{} blk", x.total_blocks)
+    });
+    list(
+        "short-lived hot spots (many blocks freed quickly: reuse candidates)",
+        &s.short_lived,
+        &|x| {
+            format!(
+                "{} × {:.0} B, {:.1} µs",
+                x.total_blocks, x.avg_block, x.avg_lifetime_us
+            )
+        },
+    );
+    out
+}
+
+/// A human rendering of a leak report.
+pub fn leak_text(r: &LeakReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if !r.ops.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}: live bytes at the end after {} ops (+{} warm-up): {} → total slope {:.1} B/op (R² {:.2})",
+            r.workload,
+            r.ops.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(" / "),
+            r.warmup_ops,
+            r.total_live_end.iter().map(|b| Bytes(*b).to_string()).collect::<Vec<_>>().join(" / "),
+            r.total_slope_bytes_per_op,
+            r.total_r2
+        );
+        for s in &r.leaks {
+            let _ = writeln!(
+                out,
+                "  growing {:>8.1} B/op  R² {:.2}  +{}  {}",
+                s.slope_bytes_per_op,
+                s.r2,
+                s.growth,
+                s.stack.join(" ← ")
+            );
+        }
+        for s in &r.bounded {
+            let _ = writeln!(
+                out,
+                "  bounded {:>8.1} B/op  +{}  {}: {}",
+                s.slope_bytes_per_op,
+                s.growth,
+                s.bounded_by.as_deref().unwrap_or("bounded"),
+                s.stack.join(" ← ")
+            );
+        }
+        let _ = writeln!(out, "{}", r.verdict);
+    }
+    if let Some(s) = &r.soak {
+        let _ = writeln!(out, "soak: {}", s.verdict);
     }
     out
 }

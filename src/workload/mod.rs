@@ -12,6 +12,7 @@ mod tenant;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use rand::SeedableRng;
@@ -174,38 +175,20 @@ pub trait Workload: Send + Sync {
     }
 }
 
-/// A constructor of a built-in workload.
-pub type Factory = fn() -> Box<dyn Workload>;
+/// How the built-in lists name their constructors.
+pub(crate) type Factory = fn() -> Box<dyn Workload>;
 
-/// The built-in workloads, by name, in the order `profkit list` shows them.
-pub fn builtins() -> Vec<(&'static str, Factory)> {
-    let mut all: Vec<(&'static str, Factory)> = db_ops::builtins();
-    all.push(("leaky-cache", || Box::new(cache::CacheWorkload::leaky())));
-    all.push((
-        "bounded-cache",
-        || Box::new(cache::CacheWorkload::bounded()),
-    ));
-    all.push(("tenant-isolation", || {
-        Box::new(tenant::TenantIsolation::default())
-    }));
-    all.extend(synthetic::builtins());
-    all
-}
+/// Makes a fresh instance of a workload: what every pass that runs a
+/// workload more than once (sweeps, stress, leak checks) takes.
+pub type Make<'a> = &'a dyn Fn() -> Box<dyn Workload>;
 
-/// Names of the built-ins that `profkit profile` runs (synthetic
-/// test workloads are left out).
-pub fn profiled_names() -> Vec<&'static str> {
-    builtins()
-        .into_iter()
-        .map(|(n, _)| n)
-        .filter(|n| !synthetic::NAMES.contains(n))
-        .collect()
-}
+/// A registered constructor.
+pub type Ctor = Arc<dyn Fn() -> Box<dyn Workload> + Send + Sync>;
 
-/// Errors of finding a workload.
+/// Errors of finding or registering a workload.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
-    /// No built-in has this name.
+    /// No workload has this name.
     #[error("unknown workload '{name}'; valid names: {valid}")]
     Unknown {
         /// The name asked for.
@@ -213,18 +196,140 @@ pub enum WorkloadError {
         /// The valid names, comma separated.
         valid: String,
     },
+    /// Two workloads registered under one name.
+    #[error("two workloads are registered as '{0}': give each a name of its own")]
+    Duplicate(String),
+    /// A workload whose `name()` differs from the name it is registered under.
+    #[error("workload registered as '{registered}' calls itself '{named}': register it under its own name")]
+    Misnamed {
+        /// The registered name.
+        registered: String,
+        /// What `Workload::name` returns.
+        named: String,
+    },
+}
+
+/// One registered workload.
+#[derive(Clone)]
+pub struct Entry {
+    /// Its name.
+    pub name: String,
+    /// Makes an instance.
+    pub ctor: Ctor,
+    /// Whether the main job (`profkit profile` with no names) runs it.
+    pub profiled: bool,
+}
+
+/// The workloads a binary knows, by name, in the order `list` shows them.
+#[derive(Clone, Default)]
+pub struct Registry {
+    entries: Vec<Entry>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.entries.iter().map(|e| &e.name))
+            .finish()
+    }
+}
+
+impl Registry {
+    /// No workloads.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// profkit's built-in workloads; the synthetic test workloads are not
+    /// part of the main job.
+    pub fn builtins() -> Registry {
+        let mut all: Vec<(&'static str, Factory)> = db_ops::builtins();
+        all.push(("leaky-cache", || Box::new(cache::CacheWorkload::leaky())));
+        all.push((
+            "bounded-cache",
+            || Box::new(cache::CacheWorkload::bounded()),
+        ));
+        all.push(("tenant-isolation", || {
+            Box::new(tenant::TenantIsolation::default())
+        }));
+        let mut r = Registry::new();
+        for (name, make) in all {
+            r.push(name, Arc::new(make), true);
+        }
+        for (name, make) in synthetic::builtins() {
+            r.push(name, Arc::new(make), false);
+        }
+        r
+    }
+
+    fn push(&mut self, name: &str, ctor: Ctor, profiled: bool) {
+        self.entries.push(Entry {
+            name: name.to_string(),
+            ctor,
+            profiled,
+        });
+    }
+
+    /// Registers a workload under `name` (which its `name()` must return);
+    /// the main job runs it.
+    pub fn register(
+        &mut self,
+        name: &str,
+        ctor: impl Fn() -> Box<dyn Workload> + Send + Sync + 'static,
+    ) -> Result<&mut Registry, WorkloadError> {
+        if self.entries.iter().any(|e| e.name == name) {
+            return Err(WorkloadError::Duplicate(name.to_string()));
+        }
+        self.push(name, Arc::new(ctor), true);
+        Ok(self)
+    }
+
+    /// Every entry, in order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The names the main job runs.
+    pub fn profiled_names(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| e.profiled)
+            .map(|e| e.name.clone())
+            .collect()
+    }
+
+    /// The constructor of `name`; an unknown name lists the registered ones.
+    pub fn ctor(&self, name: &str) -> Result<Ctor, WorkloadError> {
+        match self.entries.iter().find(|e| e.name == name) {
+            Some(e) => Ok(e.ctor.clone()),
+            None => Err(WorkloadError::Unknown {
+                name: name.to_string(),
+                valid: self
+                    .entries
+                    .iter()
+                    .map(|e| e.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// A fresh instance of `name`, checked to call itself by that name.
+    pub fn get(&self, name: &str) -> Result<Box<dyn Workload>, WorkloadError> {
+        let w = (self.ctor(name)?)();
+        if w.name() != name {
+            return Err(WorkloadError::Misnamed {
+                registered: name.to_string(),
+                named: w.name().to_string(),
+            });
+        }
+        Ok(w)
+    }
 }
 
 /// The built-in workload called `name`.
 pub fn by_name(name: &str) -> Result<Box<dyn Workload>, WorkloadError> {
-    let all = builtins();
-    match all.iter().find(|(n, _)| *n == name) {
-        Some((_, make)) => Ok(make()),
-        None => Err(WorkloadError::Unknown {
-            name: name.to_string(),
-            valid: all.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
-        }),
-    }
+    Registry::builtins().get(name)
 }
 
 #[cfg(test)]
@@ -233,12 +338,11 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_match() {
-        let all = builtins();
+        let all = Registry::builtins();
         let mut seen = std::collections::HashSet::new();
-        for (name, make) in &all {
-            assert!(seen.insert(*name), "duplicate {name}");
-            let w = make();
-            assert_eq!(w.name(), *name);
+        for e in all.entries() {
+            assert!(seen.insert(e.name.clone()), "duplicate {}", e.name);
+            let w = all.get(&e.name).unwrap();
             assert!(!w.description().is_empty());
         }
         for required in [
@@ -260,6 +364,18 @@ mod tests {
         ] {
             assert!(seen.contains(required), "missing {required}");
         }
+        assert!(!all.profiled_names().contains(&"noop".to_string()));
+    }
+
+    #[test]
+    fn a_name_registered_twice_is_refused() {
+        let mut r = Registry::new();
+        r.register("noop", || by_name("noop").unwrap()).unwrap();
+        let e = r.register("noop", || by_name("noop").unwrap()).unwrap_err();
+        assert!(e.to_string().contains("'noop'"), "{e}");
+        r.register("other", || by_name("noop").unwrap()).unwrap();
+        let e = r.get("other").err().unwrap().to_string();
+        assert!(e.contains("calls itself 'noop'"), "{e}");
     }
 
     #[test]

@@ -11,16 +11,6 @@ use std::time::{Duration, Instant};
 
 use super::{Factory, SetupEnv, WorkerCtx, Workload, WorkloadDefaults};
 
-/// Names of the synthetic workloads (left out of `profkit profile`).
-pub const NAMES: &[&str] = &[
-    "noop",
-    "hot-loop",
-    "alloc-churn",
-    "stall",
-    "capacity",
-    "linear-scan",
-];
-
 /// Every this many operations (over all threads), `stall` sleeps.
 pub const STALL_EVERY: u64 = 200;
 /// How long `stall` sleeps.

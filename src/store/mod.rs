@@ -1,5 +1,12 @@
 //! Run folders on disk: `profiles/<run-id>/` with `manifest.json` and the
-//! files each stage adds, and atomic writes so no reader ever sees half a file.
+//! files each pass adds, read back into the typed run model
+//! ([`crate::analyze::rundata`]); baselines; atomic writes, so no reader
+//! ever sees half a file.
+//!
+//! Every file name of a run folder is a constant in [`files`].
+
+pub mod baseline;
+pub mod runs;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -7,11 +14,71 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::analyze::budget::{Budget, BudgetError};
+use crate::analyze::rundata::{Host, Manifest, Pass, ToolVersions, MANIFEST_VERSION};
 use crate::measure::{sys, RunPlan};
-use crate::units::Bytes;
 
-/// Version of `manifest.json`.
-pub const MANIFEST_VERSION: u32 = 1;
+pub use runs::{load_run, load_set, newest_session, resolve, RunError};
+
+/// Where run folders and flamegraphs go unless told otherwise.
+pub mod defaults {
+    /// Root of run folders (`--out`).
+    pub const OUT_DIR: &str = "profiles";
+    /// Where flamegraphs go.
+    pub const FLAMEGRAPH_DIR: &str = "flamegraphs";
+    /// The budget file `check` and `report` read.
+    pub const BUDGET_FILE: &str = "profkit.toml";
+}
+
+/// The names of the files in a run folder, defined once.
+pub mod files {
+    /// What ran.
+    pub const MANIFEST: &str = "manifest.json";
+    /// Closed-loop measurement.
+    pub const BENCH: &str = "bench.json";
+    /// Open-loop measurement.
+    pub const LOAD: &str = "load.json";
+    /// Ranked findings.
+    pub const FINDINGS: &str = "findings.json";
+    /// CPU profile, pprof protobuf, gzipped.
+    pub const CPU_PPROF: &str = "cpu.pb.gz";
+    /// CPU profile, folded stacks.
+    pub const CPU_FOLDED: &str = "cpu.folded";
+    /// CPU analysis.
+    pub const CPU_JSON: &str = "cpu.json";
+    /// SQL report.
+    pub const SQL_JSON: &str = "sql.json";
+    /// Database time by statement, folded.
+    pub const SQL_FOLDED: &str = "sql.folded";
+    /// dhat's heap profile.
+    pub const HEAP_JSON: &str = "heap.json";
+    /// Bytes allocated per stack.
+    pub const HEAP_FOLDED: &str = "heap.folded";
+    /// Blocks allocated per stack.
+    pub const HEAP_BLOCKS_FOLDED: &str = "heap-blocks.folded";
+    /// Bytes live at the end per stack.
+    pub const HEAP_LIVE_FOLDED: &str = "heap-live.folded";
+    /// Allocation summary.
+    pub const ALLOC: &str = "alloc.json";
+    /// Leak check.
+    pub const LEAKS: &str = "leaks.json";
+    /// Sweep result.
+    pub const SWEEP: &str = "sweep.json";
+    /// Stress result.
+    pub const STRESS: &str = "stress.json";
+    /// A session's or baseline's list of runs.
+    pub const INDEX_JSON: &str = "index.json";
+    /// A session's human index.
+    pub const INDEX_MD: &str = "index.md";
+    /// A comparison.
+    pub const COMPARE: &str = "compare.json";
+    /// A baseline's description.
+    pub const BASELINE: &str = "baseline.json";
+    /// Markdown report.
+    pub const REPORT_MD: &str = "report.md";
+    /// HTML report.
+    pub const REPORT_HTML: &str = "report.html";
+}
 
 /// Errors writing or reading run folders.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +98,16 @@ pub enum OutputError {
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
+    },
+    /// A text file did not parse as what it should hold.
+    #[error("'{}' is not a valid {what}: {reason}", path.display())]
+    Invalid {
+        /// The path.
+        path: PathBuf,
+        /// What it should be.
+        what: &'static str,
+        /// What is wrong.
+        reason: String,
     },
     /// A JSON file did not parse as what it should hold.
     #[error("'{}' is not a valid {what}: {source}", path.display())]
@@ -107,55 +184,27 @@ pub fn compact_timestamp(t: SystemTime) -> String {
     rfc3339(t).replace(['-', ':'], "")
 }
 
-/// The machine a run happened on.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Host {
-    /// Host name.
-    pub hostname: String,
-    /// Operating system and architecture.
-    pub os: String,
-    /// Kernel release.
-    pub kernel: String,
-    /// Logical cores available.
-    pub cores: usize,
-    /// Physical memory.
-    pub memory: Bytes,
-}
-
-impl Host {
-    /// This machine.
-    pub fn current() -> Host {
-        let read = |p: &str| {
-            std::fs::read_to_string(p)
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default()
-        };
-        Host {
-            hostname: read("/proc/sys/kernel/hostname"),
-            os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
-            kernel: read("/proc/sys/kernel/osrelease"),
-            cores: sys::cores(),
-            memory: sys::total_memory(),
-        }
+/// This machine.
+pub fn host() -> Host {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    Host {
+        hostname: read("/proc/sys/kernel/hostname"),
+        os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+        kernel: read("/proc/sys/kernel/osrelease"),
+        cores: sys::cores(),
+        memory: sys::total_memory(),
     }
 }
 
-/// Versions of the tools that made a run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ToolVersions {
-    /// profkit.
-    pub profkit: String,
-    /// The bundled SQLite library.
-    pub sqlite: String,
-}
-
-impl ToolVersions {
-    /// The versions linked into this binary.
-    pub fn current() -> ToolVersions {
-        ToolVersions {
-            profkit: env!("CARGO_PKG_VERSION").to_string(),
-            sqlite: rusqlite::version().to_string(),
-        }
+/// The versions linked into this binary.
+pub fn tool_versions() -> ToolVersions {
+    ToolVersions {
+        profkit: env!("CARGO_PKG_VERSION").to_string(),
+        sqlite: rusqlite::version().to_string(),
     }
 }
 
@@ -177,31 +226,78 @@ pub fn git_revision() -> Option<String> {
     Some(if dirty { format!("{rev}-dirty") } else { rev })
 }
 
-/// What ran: `manifest.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
-    /// [`MANIFEST_VERSION`].
-    pub schema_version: u32,
-    /// The run folder's name.
-    pub run_id: String,
-    /// Workload name.
-    pub workload: String,
-    /// Its description.
-    pub description: String,
-    /// Parameters (rows, threads, ops or duration, warm-up, seed).
-    pub plan: RunPlan,
-    /// What the run included (`bench`, `cpu`, `heap`, …).
-    pub passes: Vec<String>,
-    /// Git revision of the working directory, when there is one.
-    pub git_revision: Option<String>,
-    /// The machine.
-    pub host: Host,
-    /// Tool versions.
-    pub tools: ToolVersions,
-    /// Start, UTC.
-    pub started_at: String,
-    /// End, UTC.
-    pub finished_at: String,
+/// The manifest of a run of `workload` with `plan` that started at
+/// `started` and ends now.
+pub fn manifest(
+    dir: &RunDir,
+    workload: &str,
+    description: &str,
+    plan: RunPlan,
+    passes: &[Pass],
+    started: SystemTime,
+) -> Manifest {
+    Manifest {
+        schema_version: MANIFEST_VERSION,
+        run_id: dir.id.clone(),
+        workload: workload.to_string(),
+        description: description.to_string(),
+        plan,
+        passes: passes.to_vec(),
+        git_revision: git_revision(),
+        host: host(),
+        tools: tool_versions(),
+        started_at: rfc3339(started),
+        finished_at: rfc3339(SystemTime::now()),
+    }
+}
+
+/// Reads a run folder's manifest.
+pub fn read_manifest(dir: &Path) -> Result<Manifest, OutputError> {
+    read_json(&dir.join(files::MANIFEST), "run manifest")
+}
+
+/// Adds passes to a run folder's `manifest.json` (after a pass that ran
+/// later, or in a child process).
+pub fn add_passes(dir: &Path, passes: &[Pass]) -> Result<(), OutputError> {
+    let mut manifest = read_manifest(dir)?;
+    manifest.add_passes(passes);
+    write_json(&dir.join(files::MANIFEST), &manifest)
+}
+
+/// Reads and validates a budget file (`profkit.toml`).
+pub fn read_budget(path: &Path) -> Result<Budget, BudgetError> {
+    let text = std::fs::read_to_string(path).map_err(|source| BudgetError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Budget::parse(&text).map_err(|message| BudgetError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
+/// Reads an optional JSON file: `None` when it is not there.
+pub fn read_opt_json<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    what: &'static str,
+) -> Result<Option<T>, OutputError> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    read_json(path, what).map(Some)
+}
+
+/// Reads an optional text file: `None` when it is not there.
+pub fn read_opt_text(path: &Path) -> Result<Option<String>, OutputError> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    std::fs::read_to_string(path)
+        .map(Some)
+        .map_err(|source| OutputError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// A run folder, `<root>/<run-id>/`.
@@ -244,6 +340,15 @@ impl RunDir {
     /// A file in the folder.
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
+    }
+
+    /// An existing folder as a run folder (its name is the run id).
+    pub fn open(path: &Path) -> Option<RunDir> {
+        let id = path.file_name()?.to_string_lossy().into_owned();
+        Some(RunDir {
+            id,
+            path: path.to_path_buf(),
+        })
     }
 }
 

@@ -1,21 +1,24 @@
-//! Runs workloads end to end: set up, measure, write the run folder. The
-//! CLI and users' own code call this; the profilers plug in here as passes.
+//! A session: a series of runs sharing a temporary folder (and so the
+//! populated database templates), with where their outputs go. Every pass
+//! prepares, measures and discards its workloads through it; the bench
+//! pass is [`Session::run`].
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::Context as _;
 
+use crate::analyze::rundata::Pass;
 use crate::measure::{self, BenchResult, Progress, RunOptions, RunPlan};
-use crate::rundir::{self, Host, Manifest, RunDir, ToolVersions};
+use crate::store::{self, defaults, files, RunDir};
 use crate::workload::{SetupEnv, Workload};
 
 /// Where a session puts things.
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
-    /// Root of run folders (default `profiles`).
+    /// Root of run folders (default [`defaults::OUT_DIR`]).
     pub out_dir: PathBuf,
-    /// Where flamegraphs go (default `flamegraphs`).
+    /// Where flamegraphs go (default [`defaults::FLAMEGRAPH_DIR`]).
     pub flamegraph_dir: PathBuf,
     /// The database file to use; `None` uses a fresh file per run in a
     /// temporary folder, copied from a populated template.
@@ -30,8 +33,8 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            out_dir: PathBuf::from("profiles"),
-            flamegraph_dir: PathBuf::from("flamegraphs"),
+            out_dir: PathBuf::from(defaults::OUT_DIR),
+            flamegraph_dir: PathBuf::from(defaults::FLAMEGRAPH_DIR),
             db_path: None,
             progress: false,
             sql_trace: true,
@@ -176,24 +179,26 @@ impl Session {
         &self,
         dir: &RunDir,
         prepared: &Prepared,
-        passes: &[&str],
+        passes: &[Pass],
         started: SystemTime,
     ) -> anyhow::Result<()> {
-        let manifest = Manifest {
-            schema_version: rundir::MANIFEST_VERSION,
-            run_id: dir.id.clone(),
-            workload: prepared.workload.name().to_string(),
-            description: prepared.workload.description().to_string(),
-            plan: prepared.plan,
-            passes: passes.iter().map(|s| s.to_string()).collect(),
-            git_revision: rundir::git_revision(),
-            host: Host::current(),
-            tools: ToolVersions::current(),
-            started_at: rundir::rfc3339(started),
-            finished_at: rundir::rfc3339(SystemTime::now()),
-        };
-        rundir::write_json(&dir.file("manifest.json"), &manifest)?;
+        let manifest = store::manifest(
+            dir,
+            prepared.workload.name(),
+            prepared.workload.description(),
+            prepared.plan,
+            passes,
+            started,
+        );
+        store::write_json(&dir.file(files::MANIFEST), &manifest)?;
         Ok(())
+    }
+
+    /// A flamegraph's path: `<flamegraph dir>/<run id>-<kind>.svg`.
+    pub fn flamegraph_path(&self, run_id: &str, kind: &str) -> PathBuf {
+        self.config
+            .flamegraph_dir
+            .join(format!("{run_id}-{kind}.svg"))
     }
 
     /// Sets up, measures and records one workload: `bench.json` and
@@ -207,51 +212,9 @@ impl Session {
         let prepared = self.prepare(workload, options, self.config.sql_trace)?;
         let bench = self.measure(&prepared)?;
         let dir = self.run_dir(prepared.workload.name(), started)?;
-        rundir::write_json(&dir.file("bench.json"), &bench)?;
-        self.write_manifest(&dir, &prepared, &["bench"], started)?;
+        store::write_json(&dir.file(files::BENCH), &bench)?;
+        self.write_manifest(&dir, &prepared, &[Pass::Bench], started)?;
         self.discard(prepared);
         Ok(RunOutcome { dir, bench })
     }
-}
-
-/// The `main` of the examples: runs the built-in workload `name` with the
-/// `profkit run` flags given on the command line (`--rows`, `--ops`, …
-/// parsed the simple way: `--flag value` pairs), prints the table and
-/// exits non-zero on error.
-pub fn example_main(name: &str) {
-    if let Err(e) = example_run(name, std::env::args().skip(1).collect()) {
-        eprintln!("Error: {e:#}");
-        std::process::exit(1);
-    }
-}
-
-fn example_run(name: &str, args: Vec<String>) -> anyhow::Result<()> {
-    use crate::units::{parse_count, parse_duration};
-    let mut options = RunOptions::default();
-    let mut pairs = args.chunks(2);
-    for pair in &mut pairs {
-        let [flag, value] = pair else {
-            anyhow::bail!("expected --flag value pairs, got {pair:?}");
-        };
-        let count = || parse_count(value).map_err(anyhow::Error::msg);
-        match flag.as_str() {
-            "--rows" => options.rows = Some(count()?),
-            "--ops" => options.stop = Some(measure::Stop::Ops(count()?)),
-            "--threads" => options.threads = Some(count()? as usize),
-            "--seed" => options.seed = Some(count()?),
-            "--duration" => {
-                let d = parse_duration(value).map_err(anyhow::Error::msg)?;
-                options.stop = Some(measure::Stop::Duration(d.into()));
-            }
-            other => anyhow::bail!(
-                "unknown flag '{other}' (known: --rows --ops --threads --seed --duration)"
-            ),
-        }
-    }
-    let workload = crate::workload::by_name(name)?;
-    let mut session = Session::new(SessionConfig::default())?;
-    let outcome = session.run(workload, &options)?;
-    println!("{}", crate::render::table::bench_table(&outcome.bench));
-    println!("wrote {}", outcome.dir.path.display());
-    Ok(())
 }

@@ -1,0 +1,131 @@
+//! The one least-squares line fit, shared by leak detection (live bytes
+//! against operations), soak runs (RSS against operations) and growth fits
+//! (cost against data volume).
+
+/// A straight line `y = intercept + slope × x`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Line {
+    /// Value at x = 0.
+    pub intercept: f64,
+    /// Change of y per unit of x.
+    pub slope: f64,
+}
+
+/// How well a line fits points.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Goodness {
+    /// Coefficient of determination, 1 − SS_res ÷ SS_tot, at least 0.
+    /// Points with no variance at all have nothing to explain: their R² is
+    /// 0, so a flat series never passes for a well-fitted trend.
+    pub r_squared: f64,
+    /// Root-mean-square residual.
+    pub rms: f64,
+}
+
+fn means(xs: &[f64], ys: &[f64]) -> Option<(f64, f64)> {
+    let n = xs.len().min(ys.len());
+    if n == 0 {
+        return None;
+    }
+    let n_f = n as f64;
+    Some((
+        xs[..n].iter().sum::<f64>() / n_f,
+        ys[..n].iter().sum::<f64>() / n_f,
+    ))
+}
+
+impl Line {
+    /// The least-squares line through the points. With fewer than two
+    /// distinct x values the slope is 0 (the mean of y).
+    pub fn fit(xs: &[f64], ys: &[f64]) -> Line {
+        let Some((mx, my)) = means(xs, ys) else {
+            return Line {
+                intercept: 0.0,
+                slope: 0.0,
+            };
+        };
+        let sxy: f64 = xs.iter().zip(ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+        let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+        let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        Line::through_means(xs, ys, slope)
+    }
+
+    /// The line of the given slope through the points' means (the best
+    /// intercept for that slope).
+    pub fn through_means(xs: &[f64], ys: &[f64], slope: f64) -> Line {
+        let (mx, my) = means(xs, ys).unwrap_or((0.0, 0.0));
+        Line {
+            intercept: my - slope * mx,
+            slope,
+        }
+    }
+
+    /// y at `x`.
+    pub fn predict(&self, x: f64) -> f64 {
+        self.intercept + self.slope * x
+    }
+
+    /// How well this line fits the points.
+    pub fn goodness(&self, xs: &[f64], ys: &[f64]) -> Goodness {
+        let n = xs.len().min(ys.len());
+        let Some((_, my)) = means(xs, ys) else {
+            return Goodness {
+                r_squared: 0.0,
+                rms: 0.0,
+            };
+        };
+        let ss_res: f64 = xs
+            .iter()
+            .zip(ys)
+            .map(|(x, y)| (y - self.predict(*x)).powi(2))
+            .sum();
+        let ss_tot: f64 = ys[..n].iter().map(|y| (y - my).powi(2)).sum();
+        Goodness {
+            r_squared: if ss_tot > 0.0 {
+                (1.0 - ss_res / ss_tot).max(0.0)
+            } else {
+                0.0
+            },
+            rms: (ss_res / n as f64).sqrt(),
+        }
+    }
+}
+
+/// Least-squares slope and R² of the points: the usual pair.
+pub fn slope_and_r2(xs: &[f64], ys: &[f64]) -> (f64, f64) {
+    let line = Line::fit(xs, ys);
+    (line.slope, line.goodness(xs, ys).r_squared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_lines_are_recovered() {
+        let xs = [1000.0, 2000.0, 4000.0];
+        let ys: Vec<f64> = xs.iter().map(|x| 5000.0 + 96.0 * x).collect();
+        let line = Line::fit(&xs, &ys);
+        assert!((line.slope - 96.0).abs() < 1e-9);
+        assert!((line.intercept - 5000.0).abs() < 1e-6);
+        let g = line.goodness(&xs, &ys);
+        assert!(g.r_squared > 0.999_999 && g.rms < 1e-6, "{g:?}");
+    }
+
+    #[test]
+    fn flat_data_has_no_trend_and_no_r2() {
+        let xs = [1.0, 2.0, 3.0];
+        let (slope, r2) = slope_and_r2(&xs, &[7.0, 7.0, 7.0]);
+        assert_eq!((slope, r2), (0.0, 0.0));
+        // One distinct x: no slope to fit.
+        assert_eq!(Line::fit(&[2.0, 2.0], &[1.0, 3.0]).slope, 0.0);
+        assert_eq!(Line::fit(&[], &[]).slope, 0.0);
+    }
+
+    #[test]
+    fn noise_lowers_r2() {
+        let xs = [1.0, 2.0, 3.0, 4.0];
+        let (_, r2) = slope_and_r2(&xs, &[1.0, 3.0, 2.0, 4.0]);
+        assert!(r2 > 0.5 && r2 < 0.9, "{r2}");
+    }
+}

@@ -1,0 +1,527 @@
+//! The command line: clap definitions, and their conversion into the
+//! library's option structs. Nothing here does work of its own; every
+//! default is the library's constant.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::analyze::{
+    self, compare,
+    stress::{self, Slo},
+};
+use crate::measure::open_loop::parse_rate;
+use crate::measure::{RunOptions, Stop, Warmup};
+use crate::passes::cpu::CpuPassOptions;
+use crate::passes::SessionConfig;
+use crate::profile::cpu::{self, CpuOptions};
+use crate::store;
+use crate::units::{parse_count, parse_duration, Nanos, OpsPerSec};
+
+/// profkit: profile database-backed Rust code — CPU, heap and SQL profiles,
+/// load runs, flamegraphs and regression reports.
+#[derive(Debug, Parser)]
+#[command(name = "profkit", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the built-in workloads.
+    List,
+    /// Run one workload and measure it (latency histogram, throughput, CPU, memory).
+    Run(RunArgs),
+    /// The main job: run every built-in workload and write run folders and an index.
+    Profile(ProfileArgs),
+    /// Profile one workload's CPU use: pprof, folded stacks, flamegraph, hot-frame report.
+    Cpu(CpuArgs),
+    /// Render a folded-stacks or pprof (.pb/.pb.gz) file into an SVG flamegraph.
+    Flamegraph(FlamegraphArgs),
+    /// Profile a workload's SQL: per-statement times, query plans, N+1 and full scans, findings.
+    Sql(SqlArgs),
+    /// Heap-profile one workload with dhat: heap.json, allocation flamegraphs, alloc.json.
+    Heap(HeapArgs),
+    /// Look for memory leaks: live heap growth over N, 2N, 4N operations, or an RSS soak run.
+    Leaks(LeaksArgs),
+    /// Heap and leak passes of `profkit profile`, run in a child process.
+    #[command(hide = true)]
+    HeapPass(HeapPassArgs),
+    /// Measure a workload at several thread counts or data volumes (sweep.json, plots).
+    Sweep(SweepArgs),
+    /// Step concurrency up until an objective breaks, then check recovery (stress.json).
+    Stress(StressArgs),
+    /// Check runs against the budgets in profkit.toml (exit 1 when a critical threshold breaks).
+    Check(CheckArgs),
+    /// Save or list baselines (named copies of runs or profile sessions).
+    Baseline(BaselineArgs),
+    /// Compare a current run or session against a base: changes with confidence intervals, differential flamegraphs.
+    Compare(CompareArgs),
+    /// Write a report of a run or session (RUN) or of a comparison (BASE..CURRENT) as Markdown, HTML or JSON.
+    Report(ReportArgs),
+}
+
+/// `profkit check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Run folders or profile sessions (default: the newest profile session under --out).
+    pub runs: Vec<String>,
+    /// The budget file.
+    #[arg(long, default_value = store::defaults::BUDGET_FILE)]
+    pub budget: PathBuf,
+    /// Exit 1 when a target is missed, too.
+    #[arg(long)]
+    pub strict: bool,
+    /// Where run folders (and baselines) are.
+    #[arg(long, default_value = store::defaults::OUT_DIR)]
+    pub out: PathBuf,
+    /// Run the main job first (`profkit profile`) and check the session it writes.
+    #[arg(long, conflicts_with = "runs")]
+    pub profile: bool,
+    /// With --profile: only these workloads (comma separated).
+    #[arg(long, value_delimiter = ',', requires = "profile")]
+    pub workloads: Vec<String>,
+    /// With --profile: scale every workload's default operation count.
+    #[arg(long, default_value_t = 1.0, requires = "profile")]
+    pub scale: f64,
+}
+
+/// `profkit baseline`.
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: BaselineCommand,
+    /// Where run folders and baselines (`<out>/baselines/`) are.
+    #[arg(long, default_value = store::defaults::OUT_DIR, global = true)]
+    pub out: PathBuf,
+}
+
+/// `profkit baseline save|list`.
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Copy a run folder or profile session (default: the newest session) to <out>/baselines/NAME.
+    Save {
+        /// Baseline name (letters, digits, '.', '_', '-').
+        name: String,
+        /// Run folder or profile session.
+        run: Option<String>,
+    },
+    /// List the saved baselines.
+    List,
+}
+
+/// Noise threshold: `5%` or `0.05`.
+fn parse_noise(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|x| x / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("'{s}' is not a noise threshold (examples: 5%, 0.05)"))?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "noise threshold '{s}' must be between 0 % and 100 %"
+        ))
+    }
+}
+
+/// `profkit compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Base: run folder, profile session or baseline name.
+    pub base: String,
+    /// Current: run folder, profile session or baseline name.
+    pub current: String,
+    /// Changes below this are no change (5%, 0.05).
+    #[arg(long, default_value_t = compare::defaults::NOISE, value_parser = parse_noise)]
+    pub noise: f64,
+    /// Where differential flamegraphs go.
+    #[arg(long, default_value = store::defaults::FLAMEGRAPH_DIR)]
+    pub flamegraphs: PathBuf,
+    /// Where baselines are (`<out>/baselines/`).
+    #[arg(long, default_value = store::defaults::OUT_DIR)]
+    pub out: PathBuf,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Markdown for a pull-request comment.
+    Md,
+    /// One self-contained HTML file.
+    Html,
+    /// JSON.
+    Json,
+}
+
+/// `profkit report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// RUN (run folder, profile session, baseline) or BASE..CURRENT.
+    pub target: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: ReportFormat,
+    /// Write to this file instead of stdout.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// Budget file for a run report (default: profkit.toml when it exists).
+    #[arg(long)]
+    pub budget: Option<PathBuf>,
+    /// Noise threshold of a comparison (5%, 0.05).
+    #[arg(long, default_value_t = compare::defaults::NOISE, value_parser = parse_noise)]
+    pub noise: f64,
+    /// Where baselines are (`<out>/baselines/`).
+    #[arg(long, default_value = store::defaults::OUT_DIR)]
+    pub out: PathBuf,
+}
+
+/// `profkit sql`.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// Workload name (see `profkit list`).
+    pub workload: String,
+    /// Run options.
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// Statements to show in the table.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+}
+
+/// How much warm-up: an operation count (`500`) or a duration (`1s`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WarmupArg(pub Warmup);
+
+fn parse_warmup(s: &str) -> Result<WarmupArg, String> {
+    let t = s.trim();
+    if t.chars().all(|c| c.is_ascii_digit() || c == '_') {
+        return parse_count(t).map(|n| WarmupArg(Warmup::Ops(n)));
+    }
+    parse_duration(t)
+        .map(|d| WarmupArg(Warmup::Duration(d.into())))
+        .map_err(|_| {
+            format!("'{s}' is neither an operation count (500) nor a duration (1s, 200ms)")
+        })
+}
+
+fn parse_count_arg(s: &str) -> Result<u64, String> {
+    parse_count(s)
+}
+
+fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+fn parse_rate_arg(s: &str) -> Result<OpsPerSec, String> {
+    parse_rate(s).map_err(|e| e.to_string())
+}
+
+fn parse_error_limit_arg(s: &str) -> Result<f64, String> {
+    stress::parse_error_limit(s).map_err(|e| e.to_string())
+}
+
+/// Options shared by every command that runs a workload.
+#[derive(Debug, Clone, Args)]
+pub struct RunFlags {
+    /// Data volume: emails in the store (default: the workload's, usually 100k).
+    #[arg(long, value_parser = parse_count_arg, allow_negative_numbers = true)]
+    pub rows: Option<u64>,
+    /// Worker threads (default: the workload's, usually 1).
+    #[arg(long, short = 't', allow_negative_numbers = true)]
+    pub threads: Option<usize>,
+    /// Measured operations over all threads (e.g. 5000, 100k).
+    #[arg(long, value_parser = parse_count_arg, conflicts_with = "duration", allow_negative_numbers = true)]
+    pub ops: Option<u64>,
+    /// Measure for this long instead of a number of operations (e.g. 10s).
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub duration: Option<Duration>,
+    /// Warm-up before measuring: operations (500) or a duration (1s); default a tenth of the run.
+    #[arg(long, value_parser = parse_warmup)]
+    pub warmup: Option<WarmupArg>,
+    /// Seed of the data generator and the workers' random streams.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Use this SQLite file instead of a fresh temporary one (created if missing).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Where run folders go.
+    #[arg(long, default_value = store::defaults::OUT_DIR)]
+    pub out: PathBuf,
+}
+
+/// `--ops N` or `--duration D` as a [`Stop`] (clap keeps them exclusive).
+fn stop_of(ops: Option<u64>, duration: Option<Duration>) -> Option<Stop> {
+    ops.map(Stop::Ops)
+        .or(duration.map(|d| Stop::Duration(Nanos::from(d))))
+}
+
+/// A session writing under `out`, with a progress bar when stderr is a terminal.
+fn session_config(out: &std::path::Path, db: Option<PathBuf>) -> SessionConfig {
+    use std::io::IsTerminal;
+    SessionConfig {
+        out_dir: out.to_path_buf(),
+        db_path: db,
+        progress: std::io::stderr().is_terminal(),
+        ..SessionConfig::default()
+    }
+}
+
+impl From<&RunFlags> for RunOptions {
+    fn from(f: &RunFlags) -> RunOptions {
+        RunOptions {
+            rows: f.rows,
+            threads: f.threads,
+            stop: stop_of(f.ops, f.duration),
+            warmup: f.warmup.map(|w| w.0),
+            seed: f.seed,
+        }
+    }
+}
+
+impl From<&RunFlags> for SessionConfig {
+    fn from(f: &RunFlags) -> SessionConfig {
+        session_config(&f.out, f.db.clone())
+    }
+}
+
+/// `profkit run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Workload name (see `profkit list`).
+    pub workload: String,
+    /// Run options.
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// Print the result as JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Open loop: issue operations at this fixed rate (5000/s, 5k/s, 300/min)
+    /// and report latency corrected for coordinated omission (default duration 5s).
+    #[arg(long, value_parser = parse_rate_arg)]
+    pub rate: Option<OpsPerSec>,
+}
+
+/// `profkit sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Workload name (see `profkit list`).
+    pub workload: String,
+    /// Thread levels, comma separated (default 1,2,4,8; one value with --rows).
+    #[arg(long, short = 't', value_delimiter = ',')]
+    pub threads: Vec<usize>,
+    /// Data volumes, comma separated (e.g. 1k,10k,100k): sweep rows instead of threads.
+    #[arg(long, value_delimiter = ',', value_parser = parse_count_arg)]
+    pub rows: Vec<u64>,
+    /// Measured operations per level (default: 1s per level).
+    #[arg(long, value_parser = parse_count_arg, conflicts_with = "duration")]
+    pub ops: Option<u64>,
+    /// Measured time per level (default 1s).
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub duration: Option<Duration>,
+    /// Warm-up before each level: operations (500) or a duration (1s).
+    #[arg(long, value_parser = parse_warmup)]
+    pub warmup: Option<WarmupArg>,
+    /// Seed of the data generator and the workers' random streams.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where run folders go.
+    #[arg(long, default_value = store::defaults::OUT_DIR)]
+    pub out: PathBuf,
+    /// Print the result as JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl SweepArgs {
+    /// The options shared by every level (threads and rows are set per level).
+    pub fn base_options(&self) -> RunOptions {
+        RunOptions {
+            rows: None,
+            threads: None,
+            stop: stop_of(self.ops, self.duration),
+            warmup: self.warmup.map(|w| w.0),
+            seed: self.seed,
+        }
+    }
+
+    /// Where the sweep's session puts things.
+    pub fn session_config(&self) -> SessionConfig {
+        session_config(&self.out, None)
+    }
+}
+
+/// `profkit stress`.
+#[derive(Debug, Args)]
+pub struct StressArgs {
+    /// Workload name (see `profkit list`).
+    pub workload: String,
+    /// The objective every level must meet: p50/p90/p95/p99/p999/mean/max < duration.
+    #[arg(long, default_value = stress::defaults::SLO)]
+    pub slo: Slo,
+    /// Share of failed operations a level may have (1%, 0.5%, 0.01).
+    #[arg(long, default_value_t = stress::defaults::MAX_ERROR_RATE, value_parser = parse_error_limit_arg)]
+    pub max_errors: f64,
+    /// Most threads a level may use (levels double from --threads, default 1).
+    #[arg(long, default_value_t = stress::defaults::MAX_THREADS)]
+    pub max_threads: usize,
+    /// Most levels before the recovery check.
+    #[arg(long, default_value_t = stress::defaults::MAX_LEVELS)]
+    pub max_levels: usize,
+    /// Run options: --threads is the first level, --ops/--duration are per level (default 1s).
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// Print the result as JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl From<&StressArgs> for stress::StressOptions {
+    fn from(a: &StressArgs) -> stress::StressOptions {
+        stress::StressOptions {
+            base: RunOptions::from(&a.run),
+            slo: a.slo,
+            max_error_rate: a.max_errors,
+            max_threads: a.max_threads,
+            max_levels: a.max_levels,
+        }
+    }
+}
+
+/// `profkit profile`.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Only these workloads (comma separated; default: every built-in).
+    #[arg(long, value_delimiter = ',')]
+    pub workloads: Vec<String>,
+    /// Scale every workload's default operation count by this factor.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Skip the heap profile and leak check (they run in a child process).
+    #[arg(long)]
+    pub no_heap: bool,
+    /// Compare the session against this baseline at the end and write reports.
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Run options (override every workload's defaults).
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+/// `profkit heap`.
+#[derive(Debug, Args)]
+pub struct HeapArgs {
+    /// Workload name (see `profkit list`).
+    pub workload: String,
+    /// Run options.
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// Profile the setup (database population) too.
+    #[arg(long)]
+    pub include_setup: bool,
+    /// Sites shown per list in the printed summary.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+}
+
+/// `profkit leaks`.
+#[derive(Debug, Args)]
+pub struct LeaksArgs {
+    /// Workload name (see `profkit list`).
+    pub workload: String,
+    /// Run options; `--ops` is N of the N, 2N, 4N points (default: the
+    /// workload's operations ÷ 10), `--warmup` an operation count (default 4N).
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// Soak mode instead: run this long (e.g. 60s) sampling RSS, no heap profiler.
+    #[arg(long, value_parser = parse_duration_arg)]
+    pub soak: Option<Duration>,
+}
+
+/// The hidden child-process pass of `profkit profile`.
+#[derive(Debug, Args)]
+pub struct HeapPassArgs {
+    /// Workload name.
+    pub workload: String,
+    /// The existing run folder to write into.
+    #[arg(long)]
+    pub into: PathBuf,
+    /// The parent's folder of populated database templates.
+    #[arg(long)]
+    pub templates: Option<PathBuf>,
+    /// Measured operations of the heap profile.
+    #[arg(long)]
+    pub heap_ops: u64,
+    /// N of the leak check.
+    #[arg(long)]
+    pub leak_ops: u64,
+    /// Run options (rows, threads, seed).
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+/// `profkit cpu`.
+#[derive(Debug, Args)]
+pub struct CpuArgs {
+    /// Workload name (see `profkit list`).
+    pub workload: String,
+    /// Run options.
+    #[command(flatten)]
+    pub run: RunFlags,
+    /// Samples per CPU-second (this kernel delivers at most ~250).
+    #[arg(long, default_value_t = cpu::defaults::FREQUENCY,
+          value_parser = clap::value_parser!(u32).range(1..=cpu::defaults::MAX_FREQUENCY as i64))]
+    pub frequency: u32,
+    /// Also draw an icicle graph (root at the top).
+    #[arg(long)]
+    pub inverted: bool,
+    /// Also draw one flamegraph per thread name.
+    #[arg(long)]
+    pub per_thread: bool,
+    /// Frames listed in the top-N tables.
+    #[arg(long, default_value_t = analyze::cpu::defaults::TOP)]
+    pub top: usize,
+}
+
+impl From<&CpuArgs> for CpuPassOptions {
+    fn from(a: &CpuArgs) -> CpuPassOptions {
+        CpuPassOptions {
+            cpu: CpuOptions {
+                frequency: a.frequency,
+            },
+            inverted: a.inverted,
+            per_thread: a.per_thread,
+            top: a.top,
+        }
+    }
+}
+
+/// `profkit flamegraph`.
+#[derive(Debug, Args)]
+pub struct FlamegraphArgs {
+    /// A folded-stacks file, or a pprof profile (.pb or .pb.gz).
+    pub file: PathBuf,
+    /// Where the SVG goes (default: the input's name with .svg).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Title (default: the file name).
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Icicle graph: root at the top.
+    #[arg(long)]
+    pub inverted: bool,
+}
+
+#[cfg(test)]
+#[path = "args_tests.rs"]
+mod tests;

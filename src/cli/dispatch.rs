@@ -1,0 +1,294 @@
+//! One function per subcommand: options → pass → print. Nothing here runs
+//! a workload itself; the passes do.
+
+use anyhow::Context as _;
+
+use super::args::*;
+use super::reports;
+use crate::analyze::leaks::{self as leak_analysis, LeakOptions};
+use crate::analyze::scaling::{self, SweepError};
+use crate::analyze::stress::StressOptions;
+use crate::measure::{RunOptions, Warmup};
+use crate::passes::{self, heap::HeapRunOptions, leaks::LeakCheck, Session, SessionConfig};
+use crate::render::{cpu_table, flamegraph, input, report, scale, table};
+use crate::store::{self, RunDir};
+use crate::workload::Registry;
+
+/// Runs the parsed command over the workloads of `registry`.
+pub fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<()> {
+    match cli.command {
+        Command::List => list(registry),
+        Command::Run(a) => run(a, registry),
+        Command::Profile(a) => profile(a, registry),
+        Command::Sweep(a) => sweep(a, registry),
+        Command::Stress(a) => stress(a, registry),
+        Command::Cpu(a) => cpu(a, registry),
+        Command::Flamegraph(a) => flamegraph_cmd(a),
+        Command::Sql(a) => sql(a, registry),
+        Command::Check(a) => reports::check(a, registry),
+        Command::Baseline(a) => reports::baseline_cmd(a),
+        Command::Compare(a) => reports::compare_cmd(a),
+        Command::Report(a) => reports::report_cmd(a),
+        Command::Heap(a) => heap(a, registry),
+        Command::Leaks(a) => leaks(a, registry),
+        Command::HeapPass(a) => heap_pass(a, registry),
+    }
+}
+
+fn list(registry: &Registry) -> anyhow::Result<()> {
+    let width = registry.entries().iter().map(|e| e.name.len()).max();
+    for e in registry.entries() {
+        let w = (e.ctor)();
+        let d = w.defaults();
+        let s = if d.threads == 1 { "" } else { "s" };
+        let name = &e.name;
+        let width = width.unwrap_or(0);
+        println!(
+            "{name:width$}  {} [{} rows, {} ops, {} thread{s}]",
+            w.description(),
+            d.rows,
+            d.ops,
+            d.threads
+        );
+    }
+    Ok(())
+}
+
+fn print_json_or(json: bool, value: &impl serde::Serialize, text: String) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+fn run(a: RunArgs, registry: &Registry) -> anyhow::Result<()> {
+    let workload = registry.get(&a.workload)?;
+    let mut session = Session::new(SessionConfig::from(&a.run))?;
+    let options = RunOptions::from(&a.run);
+    let (dir, text, value) = match a.rate {
+        Some(rate) => {
+            let (dir, r) = passes::load::run(&mut session, workload, &options, rate)?;
+            (dir, scale::load_table(&r), serde_json::to_value(&r)?)
+        }
+        None => {
+            let out = session.run(workload, &options)?;
+            (
+                out.dir,
+                table::bench_table(&out.bench),
+                serde_json::to_value(&out.bench)?,
+            )
+        }
+    };
+    print_json_or(
+        a.json,
+        &value,
+        format!("{text}\nwrote {}", dir.path.display()),
+    )
+}
+
+fn profile(a: ProfileArgs, registry: &Registry) -> anyhow::Result<()> {
+    let baseline = match &a.baseline {
+        Some(name) => Some(store::resolve(name, &a.run.out)?),
+        None => None,
+    };
+    let options = passes::profile::ProfileOptions {
+        workloads: a.workloads.clone(),
+        scale: a.scale,
+        heap: !a.no_heap,
+        run: RunOptions::from(&a.run),
+        baseline,
+    };
+    let out = passes::profile::run(registry, SessionConfig::from(&a.run), &options)?;
+    let benches: Vec<_> = out.workloads.iter().map(|w| w.bench.clone()).collect();
+    println!("{}", table::summary_table(&benches));
+    println!("top finding per workload:");
+    for w in &out.workloads {
+        println!("  {:<20} {}", w.bench.workload, w.top_finding);
+    }
+    println!(
+        "index: {}",
+        out.index.file(store::files::INDEX_MD).display()
+    );
+    if let Some(b) = &out.baseline {
+        print!("\n{}", report::comparison_text(&b.comparison));
+        println!("comparison: {}", b.json.display());
+        let reports: Vec<_> = b.reports.iter().map(|p| p.display().to_string()).collect();
+        println!("reports: {}", reports.join(", "));
+    }
+    Ok(())
+}
+
+fn sweep(a: SweepArgs, registry: &Registry) -> anyhow::Result<()> {
+    let ctor = registry.ctor(&a.workload)?;
+    let mut base = a.base_options();
+    let mut session = Session::new(a.session_config())?;
+    let started = std::time::SystemTime::now();
+    let result = if a.rows.len() > 1 {
+        if a.threads.len() > 1 {
+            return Err(SweepError::TwoDimensions.into());
+        }
+        base.threads = a.threads.first().copied();
+        if let Some(t) = passes::sweep::estimate(a.rows.len(), &base) {
+            eprintln!(
+                "profkit: sweeping rows {:?} (about {t:.0?} of measuring plus setup)",
+                a.rows
+            );
+        }
+        passes::sweep::rows(&mut session, &|| ctor(), &base, &a.rows)?
+    } else {
+        base.rows = a.rows.first().copied();
+        let threads = match a.threads.is_empty() {
+            true => scaling::defaults::THREADS.to_vec(),
+            false => a.threads.clone(),
+        };
+        passes::sweep::threads(&mut session, &|| ctor(), &base, &threads)?
+    };
+    let dir = passes::sweep::save(&session, &result, started)?;
+    let text = format!(
+        "{}\nwrote {}",
+        scale::sweep_table(&result),
+        dir.path.display()
+    );
+    print_json_or(a.json, &result, text)
+}
+
+fn stress(a: StressArgs, registry: &Registry) -> anyhow::Result<()> {
+    let ctor = registry.ctor(&a.workload)?;
+    let mut session = Session::new(SessionConfig::from(&a.run))?;
+    let started = std::time::SystemTime::now();
+    let result = passes::stress::run(&mut session, &|| ctor(), &StressOptions::from(&a))?;
+    let dir = passes::stress::save(&session, &result, started)?;
+    let text = format!(
+        "{}\nwrote {}",
+        scale::stress_table(&result),
+        dir.path.display()
+    );
+    print_json_or(a.json, &result, text)
+}
+
+fn cpu(a: CpuArgs, registry: &Registry) -> anyhow::Result<()> {
+    let workload = registry.get(&a.workload)?;
+    let mut session = Session::new(SessionConfig::from(&a.run))?;
+    let pass = passes::cpu::CpuPassOptions::from(&a);
+    let out = passes::cpu::run(&mut session, workload, &RunOptions::from(&a.run), &pass)?;
+    println!("{}", table::bench_table(&out.bench));
+    print!("{}", cpu_table::cpu_report_text(&out.report));
+    let ranked = passes::rank_findings(&out.dir.path, &a.workload)?;
+    print!("{}", table::findings_text(&ranked));
+    println!("wrote {}", out.dir.path.display());
+    for svg in &out.flamegraphs {
+        println!("wrote {}", svg.display());
+    }
+    if out.no_flamegraph.is_some() {
+        out.profile.check_enough()?;
+    }
+    Ok(())
+}
+
+fn sql(a: SqlArgs, registry: &Registry) -> anyhow::Result<()> {
+    let workload = registry.get(&a.workload)?;
+    let mut session = Session::new(SessionConfig::from(&a.run))?;
+    let (dir, run) = passes::sql::run(&mut session, workload, &RunOptions::from(&a.run), None)?;
+    println!("{}\n", table::sql_table(&run.report, a.top));
+    print!("{}", table::findings_text(&run.findings));
+    println!("wrote {}", dir.path.display());
+    Ok(())
+}
+
+fn heap(a: HeapArgs, registry: &Registry) -> anyhow::Result<()> {
+    let workload = registry.get(&a.workload)?;
+    let mut session = Session::new(SessionConfig::from(&a.run))?;
+    let heap_options = HeapRunOptions {
+        include_setup: a.include_setup,
+        into: None,
+    };
+    let options = RunOptions::from(&a.run);
+    let (dir, out) = passes::heap::run(&mut session, workload, &options, &heap_options)?;
+    print!("{}", table::alloc_text(&out.summary, a.top));
+    println!("wrote {}", dir.path.display());
+    println!(
+        "flamegraphs: {}, {}",
+        out.svg.display(),
+        out.live_svg.display()
+    );
+    Ok(())
+}
+
+fn leaks(a: LeaksArgs, registry: &Registry) -> anyhow::Result<()> {
+    let ctor = registry.ctor(&a.workload)?;
+    let check = match a.soak {
+        Some(d) => LeakCheck::Soak(d),
+        None => {
+            anyhow::ensure!(
+                a.run.duration.is_none(),
+                "--duration does not apply to `profkit leaks`; use --ops N, or --soak DURATION"
+            );
+            let ops = a
+                .run
+                .ops
+                .unwrap_or(ctor().defaults().ops / leak_analysis::defaults::OPS_DIVISOR);
+            let mut leak = LeakOptions::for_ops(ops);
+            match a.run.warmup.map(|w| w.0) {
+                None => {}
+                Some(Warmup::Ops(n)) => leak.warmup = n,
+                Some(_) => anyhow::bail!("--warmup of `profkit leaks` must be an operation count (e.g. 2000), not a duration"),
+            }
+            LeakCheck::Growth(leak)
+        }
+    };
+    let mut session = Session::new(SessionConfig::from(&a.run))?;
+    let options = RunOptions::from(&a.run);
+    let (dir, report) = passes::leaks::run(&mut session, &|| ctor(), &options, check)?;
+    print!("{}", table::leak_text(&report));
+    println!("wrote {}", dir.file(store::files::LEAKS).display());
+    Ok(())
+}
+
+fn heap_pass(a: HeapPassArgs, registry: &Registry) -> anyhow::Result<()> {
+    let ctor = registry.ctor(&a.workload)?;
+    let mut session = Session::new(SessionConfig {
+        progress: false,
+        ..SessionConfig::from(&a.run)
+    })?;
+    if let Some(t) = &a.templates {
+        session.share_templates(t.clone());
+    }
+    let into = RunDir::open(&a.into).context("--into must name a run folder")?;
+    let options = RunOptions::from(&a.run);
+    let (heap, leaks) = passes::heap::child(
+        &mut session,
+        &|| ctor(),
+        &options,
+        &into,
+        a.heap_ops,
+        a.leak_ops,
+    )?;
+    let s = &heap.summary;
+    println!(
+        "heap: {} allocated, peak {}; leaks: {}",
+        s.total_bytes, s.peak_bytes, leaks.verdict
+    );
+    Ok(())
+}
+
+fn flamegraph_cmd(a: FlamegraphArgs) -> anyhow::Result<()> {
+    let output = a.output.clone().unwrap_or_else(|| {
+        let mut name = a.file.clone().into_os_string();
+        name.push(".svg");
+        name.into()
+    });
+    let stacks = input::read_stacks(&a.file)?;
+    let options = flamegraph::SvgOptions {
+        title: a.title.clone().unwrap_or_default(),
+        subtitle: None,
+        inverted: a.inverted,
+        count_name: stacks.unit().to_string(),
+        memory: stacks.format == input::Format::Dhat,
+    };
+    let svg = flamegraph::render_stacks(&stacks.stacks, &a.file, &options)?;
+    store::write_atomic(&output, &svg)?;
+    println!("wrote {}", output.display());
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! The subcommands that read runs back: `check`, `baseline`, `compare`,
+//! `report`.
+
+use std::path::{Path, PathBuf};
+
+use super::args::*;
+use crate::analyze::budget::Status;
+use crate::analyze::compare::{self, CompareOptions};
+use crate::analyze::rundata::RunSet;
+use crate::passes;
+use crate::render::report::{self, Format, ReportInput};
+use crate::store::{self, baseline};
+use crate::workload::Registry;
+
+/// A budget check that failed: exit 1.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "budget check failed: {critical} critical threshold(s) broken, {warnings} target(s) missed"
+)]
+pub struct CheckFailed {
+    critical: usize,
+    warnings: usize,
+}
+
+/// A `report` target that is neither a run nor BASE..CURRENT.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "'{0}' is neither a run folder, a profile session, a baseline name, nor BASE..CURRENT of those"
+)]
+pub struct BadTarget(String);
+
+fn resolve_runs(runs: &[String], out: &Path) -> anyhow::Result<Vec<RunSet>> {
+    if runs.is_empty() {
+        return Ok(vec![store::load_set(&store::newest_session(out)?)?]);
+    }
+    Ok(runs
+        .iter()
+        .map(|r| store::resolve(r, out))
+        .collect::<Result<_, _>>()?)
+}
+
+pub(super) fn check(a: CheckArgs, registry: &Registry) -> anyhow::Result<()> {
+    let budget = store::read_budget(&a.budget)?;
+    if a.profile {
+        // The budget is valid: run the workloads, then check what they wrote.
+        let options = passes::profile::ProfileOptions {
+            workloads: a.workloads.clone(),
+            scale: a.scale,
+            heap: true,
+            run: Default::default(),
+            baseline: None,
+        };
+        let config = passes::SessionConfig {
+            out_dir: a.out.clone(),
+            ..Default::default()
+        };
+        passes::profile::run(registry, config, &options)?;
+    }
+    let sets = resolve_runs(&a.runs, &a.out)?;
+    let report = budget.check(sets.iter().flat_map(|s| s.runs.iter()));
+    for line in &report.lines {
+        println!("{line}");
+    }
+    let (critical, warnings) = (report.count(Status::Fail), report.count(Status::Warn));
+    println!(
+        "{} line(s): {} ok, {warnings} target(s) missed, {critical} critical, {} not measured",
+        report.lines.len(),
+        report.count(Status::Ok),
+        report.count(Status::NotMeasured)
+    );
+    if critical > 0 || (a.strict && warnings > 0) {
+        return Err(CheckFailed { critical, warnings }.into());
+    }
+    Ok(())
+}
+
+pub(super) fn baseline_cmd(a: BaselineArgs) -> anyhow::Result<()> {
+    match a.command {
+        BaselineCommand::Save { name, run } => {
+            let set = match run {
+                Some(r) => store::resolve(&r, &a.out)?,
+                None => store::load_set(&store::newest_session(&a.out)?)?,
+            };
+            let dest = baseline::save(&a.out, &name, &set)?;
+            let names: Vec<&str> = set.runs.iter().map(|r| r.workload.as_str()).collect();
+            println!(
+                "saved baseline '{name}' ({} run(s): {}) to {}",
+                set.runs.len(),
+                names.join(", "),
+                dest.display()
+            );
+        }
+        BaselineCommand::List => {
+            let all = baseline::list(&a.out);
+            if all.is_empty() {
+                let dir = store::runs::baselines_dir(&a.out);
+                println!("no baselines under {}", dir.display());
+            }
+            for b in all {
+                println!(
+                    "{:<20} {}  git {}  {} workload(s)  from {}",
+                    b.name,
+                    b.saved_at,
+                    b.git_revision.as_deref().unwrap_or("unknown"),
+                    b.workloads.len(),
+                    b.source
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn compare_cmd(a: CompareArgs) -> anyhow::Result<()> {
+    let base = store::resolve(&a.base, &a.out)?;
+    let current = store::resolve(&a.current, &a.out)?;
+    let options = CompareOptions {
+        noise: a.noise,
+        ..CompareOptions::default()
+    };
+    let comparison = passes::compare::compare_and_draw(&base, &current, &options, &a.flamegraphs);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&comparison)?);
+    } else {
+        print!("{}", report::comparison_text(&comparison));
+    }
+    Ok(())
+}
+
+/// Splits `BASE..CURRENT` where both sides resolve.
+fn split_range(target: &str, out: &Path) -> Option<(RunSet, RunSet)> {
+    target.match_indices("..").find_map(|(i, _)| {
+        let (l, r) = (&target[..i], &target[i + 2..]);
+        if l.is_empty() || r.is_empty() {
+            return None;
+        }
+        Some((store::resolve(l, out).ok()?, store::resolve(r, out).ok()?))
+    })
+}
+
+pub(super) fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
+    let format = match a.format {
+        ReportFormat::Md => Format::Markdown,
+        ReportFormat::Html => Format::Html,
+        ReportFormat::Json => Format::Json,
+    };
+    let text = match store::resolve(&a.target, &a.out) {
+        Ok(set) => {
+            let budget_path = a.budget.clone().or_else(|| {
+                let p = PathBuf::from(store::defaults::BUDGET_FILE);
+                p.is_file().then_some(p)
+            });
+            let check = match budget_path {
+                Some(p) => Some(store::read_budget(&p)?.check(&set.runs)),
+                None => None,
+            };
+            let input = ReportInput::Runs {
+                set: &set,
+                check: check.as_ref(),
+            };
+            format.exporter().render(&input)
+        }
+        Err(e) => {
+            let Some((base, current)) = split_range(&a.target, &a.out) else {
+                if a.target.contains("..") {
+                    return Err(BadTarget(a.target.clone()).into());
+                }
+                return Err(e.into());
+            };
+            let options = CompareOptions {
+                noise: a.noise,
+                ..CompareOptions::default()
+            };
+            let comparison = compare::compare(&base, &current, &options);
+            let input = ReportInput::Compare {
+                base: &base,
+                current: &current,
+                comparison: &comparison,
+            };
+            format.exporter().render(&input)
+        }
+    };
+    match &a.output {
+        Some(p) => {
+            store::write_atomic(p, text.as_bytes())?;
+            eprintln!("wrote {}", p.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! Comparisons with their differential flamegraphs, and the comparison
+//! that ends `profkit profile --baseline`.
+
+use std::path::{Path, PathBuf};
+
+use crate::analyze::compare::{self, CompareOptions, Comparison};
+use crate::analyze::rundata::RunSet;
+use crate::render::diffgraph;
+use crate::render::report::{Format, ReportInput};
+use crate::store::{self, files, RunDir};
+
+/// Compares two run sets and writes the differential flamegraphs of every
+/// workload with CPU profiles on both sides into `flamegraphs`.
+pub fn compare_and_draw(
+    base: &RunSet,
+    current: &RunSet,
+    options: &CompareOptions,
+    flamegraphs: &Path,
+) -> Comparison {
+    let mut comparison = compare::compare(base, current, options);
+    for (w, (b, c)) in comparison
+        .workloads
+        .iter_mut()
+        .zip(compare::pair(base, current))
+    {
+        let (Some(bf), Some(cf)) = (&b.cpu_folded, &c.cpu_folded) else {
+            continue;
+        };
+        let title = format!("{}: {} → {}", c.workload, b.id, c.id);
+        let written = diffgraph::differential_pair(bf, cf, &title)
+            .map_err(anyhow::Error::from)
+            .and_then(|pair| {
+                pair.into_iter()
+                    .map(|(suffix, svg)| {
+                        let path = flamegraphs.join(format!("{}-{suffix}.svg", c.id));
+                        store::write_atomic(&path, svg.as_bytes())?;
+                        Ok(path)
+                    })
+                    .collect::<anyhow::Result<Vec<PathBuf>>>()
+            });
+        match written {
+            Ok(paths) => w.flamegraphs = paths,
+            Err(e) => eprintln!(
+                "profkit: no differential flamegraph for '{}': {e}",
+                c.workload
+            ),
+        }
+    }
+    comparison
+}
+
+/// Where the end of `profkit profile --baseline` wrote its files.
+#[derive(Clone, Debug)]
+pub struct BaselineOutcome {
+    /// The comparison.
+    pub comparison: Comparison,
+    /// `compare.json`.
+    pub json: PathBuf,
+    /// `report.md` and `report.html`.
+    pub reports: Vec<PathBuf>,
+}
+
+/// Compares a finished profile session against `base` and writes
+/// `compare.json`, `report.md` and `report.html` into the session folder.
+pub fn against_baseline(
+    base: &RunSet,
+    index_dir: &RunDir,
+    flamegraphs: &Path,
+) -> anyhow::Result<BaselineOutcome> {
+    let current = store::load_set(&index_dir.path)?;
+    let comparison = compare_and_draw(base, &current, &CompareOptions::default(), flamegraphs);
+    let json = index_dir.file(files::COMPARE);
+    store::write_json(&json, &comparison)?;
+    let input = ReportInput::Compare {
+        base,
+        current: &current,
+        comparison: &comparison,
+    };
+    let mut reports = Vec::new();
+    for (name, format) in [
+        (files::REPORT_MD, Format::Markdown),
+        (files::REPORT_HTML, Format::Html),
+    ] {
+        let path = index_dir.file(name);
+        store::write_atomic(&path, format.exporter().render(&input).as_bytes())?;
+        reports.push(path);
+    }
+    Ok(BaselineOutcome {
+        comparison,
+        json,
+        reports,
+    })
+}

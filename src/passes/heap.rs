@@ -1,0 +1,290 @@
+//! The heap pass: a run under the dhat heap profiler, written as
+//! `heap.json`, folded allocation stacks, allocation flamegraphs and
+//! `alloc.json`. `profkit heap` runs it in this process ([`run`]);
+//! `profkit profile` runs it, with a leak check, in a child process
+//! ([`spawn_child`] → [`child`]), because heap tracking would distort the
+//! timing and CPU passes of the parent.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+
+use super::leaks;
+use super::session::Session;
+use crate::analyze::alloc::{heap_stacks, summarize, AllocSummary, Weight};
+use crate::analyze::leaks::{LeakOptions, LeakReport};
+use crate::analyze::rundata::Pass;
+use crate::analyze::stacks::Folded;
+use crate::measure::{RunOptions, Stop, Warmup};
+use crate::profile::dhat::DhatFile;
+use crate::profile::heap::HeapProfiler;
+use crate::render::{flamegraph, folded};
+use crate::store::{self, files, RunDir};
+use crate::units::Nanos;
+use crate::workload::{Make, Workload};
+
+/// Sizes of the heap and leak passes of `profkit profile`, defined once.
+pub mod defaults {
+    /// Seconds of dhat-tracked work in the heap pass.
+    pub const HEAP_PASS_SECS: f64 = 0.3;
+    /// Allocations tracked by the leak check (about 0.75 s under dhat).
+    pub const LEAK_BLOCKS: f64 = 150_000.0;
+    /// The heap pass's operations: this share of the bench pass's.
+    pub const HEAP_SHARE: f64 = 1.0 / 20.0;
+    /// N of the leak check: this share of the bench pass's operations
+    /// (≈ 19N operations with its warm-up).
+    pub const LEAK_SHARE: f64 = 1.0 / 50.0;
+    /// Operations of the whole leak check, in units of N: warm-up 4N
+    /// before each of N, 2N and 4N.
+    pub const LEAK_OPS_PER_N: u64 = 19;
+    /// Fewest tracked allocations per N that make a leak check.
+    pub const MIN_LEAK_BUDGET: u64 = 7;
+}
+
+/// The files a heap pass leaves in a run folder.
+#[derive(Clone, Debug)]
+pub struct HeapOutputs {
+    /// `heap.json` (dhat's file).
+    pub heap_json: PathBuf,
+    /// `heap.folded` (bytes allocated per stack).
+    pub folded: PathBuf,
+    /// `flamegraphs/<run-id>-heap.svg`.
+    pub svg: PathBuf,
+    /// `flamegraphs/<run-id>-heap-live.svg`.
+    pub live_svg: PathBuf,
+    /// `alloc.json`.
+    pub alloc_json: PathBuf,
+    /// What `alloc.json` holds.
+    pub summary: AllocSummary,
+    /// Operations profiled, warm-up included (0 when unknown).
+    pub ops: u64,
+}
+
+/// Turns the `heap.json` of a run folder into `heap.folded`,
+/// `heap-blocks.folded`, `heap-live.folded`, the two flamegraphs and
+/// `alloc.json`.
+pub fn write_outputs(dir: &RunDir, session: &Session) -> anyhow::Result<HeapOutputs> {
+    let heap_json = dir.file(files::HEAP_JSON);
+    let file = DhatFile::read(&heap_json)?;
+    let write_folded = |name: &str, stacks: &Folded| -> anyhow::Result<PathBuf> {
+        let path = dir.file(name);
+        store::write_atomic(&path, folded::to_text(stacks).as_bytes())?;
+        Ok(path)
+    };
+    let bytes = heap_stacks(&file, Weight::Bytes);
+    let live = heap_stacks(&file, Weight::LiveBytes);
+    let folded = write_folded(files::HEAP_FOLDED, &bytes)?;
+    write_folded(
+        files::HEAP_BLOCKS_FOLDED,
+        &heap_stacks(&file, Weight::Blocks),
+    )?;
+    write_folded(files::HEAP_LIVE_FOLDED, &live)?;
+    let svg = session.flamegraph_path(&dir.id, "heap");
+    let title = format!("{}: bytes allocated", dir.id);
+    store::write_atomic(&svg, &flamegraph::heap_svg(&title, &bytes))?;
+    let live_svg = session.flamegraph_path(&dir.id, "heap-live");
+    let title = format!("{}: bytes live at the end", dir.id);
+    store::write_atomic(&live_svg, &flamegraph::heap_svg(&title, &live))?;
+    let summary = summarize(&file);
+    let alloc_json = dir.file(files::ALLOC);
+    store::write_json(&alloc_json, &summary)?;
+    Ok(HeapOutputs {
+        heap_json,
+        folded,
+        svg,
+        live_svg,
+        alloc_json,
+        summary,
+        ops: 0,
+    })
+}
+
+/// Where a heap pass puts its files.
+#[derive(Clone, Debug, Default)]
+pub struct HeapRunOptions {
+    /// Profile the workload's setup (database population) too, not just
+    /// its warm-up and measured operations.
+    pub include_setup: bool,
+    /// Write into this existing run folder (no manifest) instead of a new one.
+    pub into: Option<RunDir>,
+}
+
+/// Runs one workload under the heap profiler (warm-up and measured
+/// operations; setup too with [`HeapRunOptions::include_setup`]) and writes
+/// `heap.json`, the folded stacks, flamegraphs and `alloc.json`. Returns the
+/// run folder and the outputs. The profiler stops on every path, so
+/// `heap.json` is written even when the run fails.
+pub fn run(
+    session: &mut Session,
+    workload: Box<dyn Workload>,
+    options: &RunOptions,
+    heap: &HeapRunOptions,
+) -> anyhow::Result<(RunDir, HeapOutputs)> {
+    let started = SystemTime::now();
+    let name = workload.name().to_string();
+    let dir = match &heap.into {
+        Some(d) => d.clone(),
+        None => session.run_dir(&name, started)?,
+    };
+    let path = dir.file(files::HEAP_JSON);
+    let (prepared, profiler) = if heap.include_setup {
+        let profiler = HeapProfiler::start(&path)?;
+        (session.prepare(workload, options, false)?, profiler)
+    } else {
+        let prepared = session.prepare(workload, options, false)?;
+        (prepared, HeapProfiler::start(&path)?)
+    };
+    // The result goes before the profiler stops, so that what is live at
+    // the end is the workload's own memory.
+    let measured = session.measure(&prepared).map(|b| {
+        b.ops
+            + match b.plan.warmup {
+                Warmup::Ops(n) => n,
+                _ => 0,
+            }
+    });
+    let finished = profiler.finish();
+    if heap.into.is_none() {
+        session.write_manifest(&dir, &prepared, &[Pass::Heap], started)?;
+    }
+    session.discard(prepared);
+    let ops = measured?;
+    finished?;
+    let mut outputs = write_outputs(&dir, session)?;
+    outputs.ops = ops;
+    if ops > 0 {
+        outputs.summary.ops = Some(ops);
+        outputs.summary.bytes_per_op = Some(outputs.summary.total_bytes.0 as f64 / ops as f64);
+        store::write_json(&outputs.alloc_json, &outputs.summary)?;
+    }
+    Ok((dir, outputs))
+}
+
+/// What the parent asks of the heap child: the hidden `heap-pass`
+/// subcommand's arguments.
+#[derive(Clone, Debug)]
+pub struct ChildArgs {
+    /// The workload.
+    pub workload: String,
+    /// The run folder to add to.
+    pub into: PathBuf,
+    /// The parent session's templates (populated databases).
+    pub templates: PathBuf,
+    /// Most operations of the heap pass.
+    pub heap_ops: u64,
+    /// N of the leak check.
+    pub leak_ops: u64,
+    /// Root of run folders.
+    pub out: PathBuf,
+    /// Run flags passed on.
+    pub rows: Option<u64>,
+    /// Run flags passed on.
+    pub threads: Option<usize>,
+    /// Run flags passed on.
+    pub seed: Option<u64>,
+}
+
+impl ChildArgs {
+    /// Sizes the passes from the bench pass's planned operations.
+    pub fn sized(workload: &str, bench_ops: f64, session: &Session, into: &Path) -> ChildArgs {
+        ChildArgs {
+            workload: workload.to_string(),
+            into: into.to_path_buf(),
+            templates: session.temp_dir().to_path_buf(),
+            heap_ops: ((bench_ops * defaults::HEAP_SHARE).round() as u64).max(1),
+            leak_ops: ((bench_ops * defaults::LEAK_SHARE).round() as u64).max(1),
+            out: session.config().out_dir.clone(),
+            rows: None,
+            threads: None,
+            seed: None,
+        }
+    }
+}
+
+/// Runs the heap and leak passes in a child process: the current binary
+/// (profkit's or a user's harness) with the hidden `heap-pass` subcommand.
+/// Returns the child's one-line summary.
+pub fn spawn_child(args: &ChildArgs) -> anyhow::Result<String> {
+    let exe = std::env::current_exe().context("finding the current executable")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("heap-pass")
+        .arg(&args.workload)
+        .arg("--into")
+        .arg(&args.into)
+        .arg("--templates")
+        .arg(&args.templates)
+        .arg("--heap-ops")
+        .arg(args.heap_ops.to_string())
+        .arg("--leak-ops")
+        .arg(args.leak_ops.to_string())
+        .arg("--out")
+        .arg(&args.out)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(r) = args.rows {
+        cmd.arg("--rows").arg(r.to_string());
+    }
+    if let Some(t) = args.threads {
+        cmd.arg("--threads").arg(t.to_string());
+    }
+    if let Some(s) = args.seed {
+        cmd.arg("--seed").arg(s.to_string());
+    }
+    let out = cmd.output().context("starting the heap pass")?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err
+            .lines()
+            .rfind(|l| l.starts_with("Error:"))
+            .unwrap_or("no error message");
+        anyhow::bail!("heap pass failed ({}): {line}", out.status);
+    }
+    store::add_passes(&args.into, &[Pass::Heap, Pass::Leaks])?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The child's side: the heap pass (at most `heap_ops` operations and
+/// [`defaults::HEAP_PASS_SECS`]), then a leak check sized by allocations per
+/// operation to stay within [`defaults::LEAK_BLOCKS`], both into `into`.
+pub fn child(
+    session: &mut Session,
+    make: Make<'_>,
+    options: &RunOptions,
+    into: &RunDir,
+    heap_ops: u64,
+    leak_ops: u64,
+) -> anyhow::Result<(HeapOutputs, LeakReport)> {
+    let name = make().name().to_string();
+    let mut options = options.clone();
+    options.stop = Some(Stop::Duration(Nanos::from(Duration::from_secs_f64(
+        defaults::HEAP_PASS_SECS,
+    ))));
+    options.warmup = Some(Warmup::Ops((heap_ops / 10).clamp(1, 100)));
+    let heap_options = HeapRunOptions {
+        include_setup: false,
+        into: Some(into.clone()),
+    };
+    let (_, out) = run(session, make(), &options, &heap_options)?;
+    let ops_done = out.ops.max(1);
+    let per_op = out.summary.total_blocks as f64 / ops_done as f64;
+    let budget = (defaults::LEAK_BLOCKS / per_op.max(1e-9)).floor() as u64;
+    let report = if budget < defaults::MIN_LEAK_BUDGET {
+        let mut r = LeakReport::skipped(&name);
+        r.verdict = format!(
+            "skipped: one operation allocates {per_op:.0} blocks, too many for the profile's time budget; run `profkit leaks {name}`"
+        );
+        r
+    } else {
+        let n = leak_ops.min(budget / defaults::LEAK_OPS_PER_N).max(1);
+        let mut leak = LeakOptions::for_ops(n);
+        leak.warmup = leak.warmup.min(budget.saturating_sub(7 * n) / 3);
+        options.stop = None;
+        options.warmup = None;
+        let scratch = session.temp_dir().join("leaks");
+        leaks::growth(session, make, &options, leak, &scratch)?
+    };
+    store::write_json(&into.file(files::LEAKS), &report)?;
+    Ok((out, report))
+}

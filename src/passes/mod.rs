@@ -1,0 +1,43 @@
+//! The one place that runs things. Each pass sets a workload up through a
+//! [`Session`], runs it (under a profiler when it is a profiling pass),
+//! hands the data to [`crate::analyze`], renders it with [`crate::render`]
+//! and keeps it with [`crate::store`]:
+//!
+//! - [`session`]: sessions, preparing and measuring; the bench pass
+//!   ([`Session::run`]);
+//! - [`load`]: open loop at a fixed rate;
+//! - [`cpu`], [`heap`] (in a child process for `profile`), [`sql`],
+//!   [`leaks`]: the profiling passes;
+//! - [`sweep`], [`stress`]: many runs of one workload;
+//! - [`compare`]: comparisons and their differential flamegraphs;
+//! - [`profile`]: the main job, every pass over every workload, and its index.
+
+pub mod compare;
+pub mod cpu;
+pub mod heap;
+pub mod leaks;
+pub mod load;
+pub mod profile;
+pub mod session;
+pub mod sql;
+pub mod stress;
+pub mod sweep;
+
+use std::path::Path;
+
+pub use session::{Prepared, RunOutcome, Session, SessionConfig};
+
+use crate::analyze::findings::{self, Findings};
+use crate::store::{self, files};
+
+/// Ranked findings from every analysis a run folder holds (`sql.json`,
+/// `cpu.json`, `leaks.json`, whichever are there), written to
+/// `findings.json`.
+pub fn rank_findings(dir: &Path, workload: &str) -> anyhow::Result<Findings> {
+    let sql = store::read_opt_json(&dir.join(files::SQL_JSON), "SQL report")?;
+    let cpu = store::read_opt_json(&dir.join(files::CPU_JSON), "CPU report")?;
+    let leaks = store::read_opt_json(&dir.join(files::LEAKS), "leak report")?;
+    let ranked = findings::rank(workload, sql.as_ref(), cpu.as_ref(), leaks.as_ref());
+    store::write_json(&dir.join(files::FINDINGS), &ranked)?;
+    Ok(ranked)
+}
