@@ -5,7 +5,7 @@
 //! profiler is running (two threads of allocation-heavy code ran 3.2× slower
 //! with it idle). [`ProfkitAlloc`] instead reads one atomic flag per call and
 //! goes straight to [`std::alloc::System`] while the flag is off, so a binary
-//! can keep it installed for good. See `BENCHMARKS-heap.md` for the measured
+//! can keep it installed for good. See BENCHMARKS.md, "Heap profiling", for the measured
 //! cost (none measurable).
 //!
 //! Install it in your binary, example or test crate:
