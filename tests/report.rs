@@ -4,12 +4,22 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use common::profkit;
 use serde_json::Value;
 
 const EVIL: &str = "<script>alert(1)</script>";
 const EVIL2: &str = "\"><img src=x onerror=alert(1)>";
+
+/// The tests of this file run one at a time: the same-code comparison
+/// measures two runs and must not see one of them slowed down by another
+/// test's workload on the two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// A run folder from `profkit sql` (bench, sql.json, sql.folded, findings).
 fn sql_run(dir: &Path, workload: &str, ops: &str) -> PathBuf {
@@ -52,6 +62,7 @@ fn verdict<'a>(w: &'a Value, metric: &str) -> (&'a str, f64) {
 
 #[test]
 fn the_same_code_twice_is_no_change() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     // Long enough runs (about 0.2 s each) and a 10 % noise threshold: the
     // test machines are shared, and a short run's tail moves with them.
@@ -82,6 +93,7 @@ fn the_same_code_twice_is_no_change() {
 
 #[test]
 fn the_slow_twin_is_a_regression_with_the_right_sign() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let fast = sql_run(dir.path(), "n-plus-one-batched", "200");
     let slow = sql_run(dir.path(), "n-plus-one", "200");
@@ -193,6 +205,7 @@ fn check(dir: &Path, run: &Path, budget: &str, extra: &[&str]) -> (i32, String) 
 
 #[test]
 fn budget_exit_codes() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let run = sql_run(d, "point-read", "500");
@@ -234,6 +247,7 @@ fn budget_exit_codes() {
 
 #[test]
 fn baselines_and_profile_against_a_baseline() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let profile = |extra: &[&str]| {
@@ -313,6 +327,7 @@ fn baselines_and_profile_against_a_baseline() {
 
 #[test]
 fn check_can_run_the_workloads_first() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let budget = Path::new(env!("CARGO_MANIFEST_DIR")).join("profkit.toml");
     let out = profkit(dir.path())

