@@ -211,6 +211,26 @@ pub struct Recovery {
     pub bench: BenchResult,
 }
 
+impl Recovery {
+    /// The recovery check of `bench`, measured at `threads` after the
+    /// stress, against the p99 measured at that level before it: recovered
+    /// when p99 is within [`defaults::RECOVERY_FACTOR`] of it and nothing
+    /// failed.
+    pub fn after(threads: usize, p99_before: Nanos, bench: BenchResult) -> Recovery {
+        let p99_after = bench.latency.p99;
+        let ratio = p99_after.0 as f64 / p99_before.0.max(1) as f64;
+        Recovery {
+            threads,
+            p99_before,
+            p99_after,
+            ratio,
+            errors: bench.errors,
+            recovered: ratio <= defaults::RECOVERY_FACTOR && bench.errors == 0,
+            bench,
+        }
+    }
+}
+
 /// The result of a stress run: what `stress.json` holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StressResult {
@@ -254,6 +274,31 @@ pub fn verdict(bench: &BenchResult, slo: &Slo, max_error_rate: f64) -> Option<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bench(p99_us: u64, errors: u64) -> BenchResult {
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "workload": "w",
+            "plan": {"rows": 1, "threads": 1, "stop": {"ops": 100}, "warmup": "auto", "seed": 1},
+            "ops": 100, "errors": errors, "error_rate": errors as f64 / 100.0, "first_error": null,
+            "elapsed": 1, "throughput": 1.0,
+            "latency": {"mean": 1, "stdev": 0, "min": 1, "p50": 1, "p90": 1, "p95": 1,
+                        "p99": p99_us * 1000, "p999": 1, "max": 1, "histogram": []},
+            "cpu": {"user": 0, "system": 0, "cores_busy": 0.0, "percent_of_machine": 0.0},
+            "memory": {"peak_rss": 0, "rss_end": 0, "rss_growth": 0},
+            "pool": null, "sql": null, "metrics": {}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn recovery_allows_one_and_a_half_times_the_p99_and_no_errors() {
+        let before = Nanos(1_000_000);
+        let r = Recovery::after(1, before, bench(1500, 0));
+        assert!(r.recovered && (r.ratio - 1.5).abs() < 1e-9, "{r:?}");
+        assert!(!Recovery::after(1, before, bench(1501, 0)).recovered);
+        assert!(!Recovery::after(1, before, bench(900, 1)).recovered);
+        assert!(Recovery::after(1, Nanos(0), bench(0, 0)).recovered);
+    }
 
     #[test]
     fn objectives_parse() {

@@ -72,18 +72,7 @@ pub fn run(
     let bench = session.measure(&prepared)?;
     let workload = prepared.workload.name().to_string();
     session.discard(prepared);
-    let p99_before = levels[0].bench.latency.p99;
-    let p99_after = bench.latency.p99;
-    let ratio = p99_after.0 as f64 / p99_before.0.max(1) as f64;
-    let recovery = Recovery {
-        threads: start,
-        p99_before,
-        p99_after,
-        ratio,
-        errors: bench.errors,
-        recovered: ratio <= defaults::RECOVERY_FACTOR && bench.errors == 0,
-        bench,
-    };
+    let recovery = Recovery::after(start, levels[0].bench.latency.p99, bench);
     Ok(StressResult {
         schema_version: STRESS_SCHEMA_VERSION,
         workload,
