@@ -36,11 +36,28 @@ pub mod defaults {
     /// N of the leak check: this share of the bench pass's operations
     /// (≈ 19N operations with its warm-up).
     pub const LEAK_SHARE: f64 = 1.0 / 50.0;
-    /// Operations of the whole leak check, in units of N: warm-up 4N
-    /// before each of N, 2N and 4N.
-    pub const LEAK_OPS_PER_N: u64 = 19;
-    /// Fewest tracked allocations per N that make a leak check.
-    pub const MIN_LEAK_BUDGET: u64 = 7;
+    /// Measured operations of the whole leak check, in units of N
+    /// (N + 2N + 4N).
+    pub const LEAK_MEASURED_PER_N: u64 = {
+        let p = crate::analyze::leaks::defaults::POINTS;
+        let mut sum = 0;
+        let mut i = 0;
+        while i < p.len() {
+            sum += p[i];
+            i += 1;
+        }
+        sum
+    };
+    /// Warm-ups of the leak check: one before each point.
+    pub const LEAK_WARMUPS: u64 = crate::analyze::leaks::defaults::POINTS.len() as u64;
+    /// Operations of the whole leak check, in units of N: the measured
+    /// ones and a warm-up of [`WARMUP_FACTOR`](crate::analyze::leaks::defaults::WARMUP_FACTOR) × N
+    /// before each point (19 N).
+    pub const LEAK_OPS_PER_N: u64 =
+        LEAK_MEASURED_PER_N + LEAK_WARMUPS * crate::analyze::leaks::defaults::WARMUP_FACTOR;
+    /// Fewest operations' worth of tracked allocations that make a leak
+    /// check (N = 1, no warm-up).
+    pub const MIN_LEAK_BUDGET: u64 = LEAK_MEASURED_PER_N;
 }
 
 /// The files a heap pass leaves in a run folder.
@@ -279,7 +296,10 @@ pub fn child(
     } else {
         let n = leak_ops.min(budget / defaults::LEAK_OPS_PER_N).max(1);
         let mut leak = LeakOptions::for_ops(n);
-        leak.warmup = leak.warmup.min(budget.saturating_sub(7 * n) / 3);
+        let measured = defaults::LEAK_MEASURED_PER_N * n;
+        leak.warmup = leak
+            .warmup
+            .min(budget.saturating_sub(measured) / defaults::LEAK_WARMUPS);
         options.stop = None;
         options.warmup = None;
         let scratch = session.temp_dir().join("leaks");
@@ -287,4 +307,13 @@ pub fn child(
     };
     store::write_json(&into.file(files::LEAKS), &report)?;
     Ok((out, report))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_leak_check_is_19_n_operations() {
+        assert_eq!(super::defaults::LEAK_MEASURED_PER_N, 7);
+        assert_eq!(super::defaults::LEAK_OPS_PER_N, 19);
+    }
 }
