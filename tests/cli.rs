@@ -171,6 +171,36 @@ fn profile_writes_run_folders_and_an_index() {
     let md =
         std::fs::read_to_string(dir.path().join("profiles").join(index).join("index.md")).unwrap();
     assert!(md.contains("n-plus-one"));
+    // Every pass ran into the workload's folder, the heap child included.
+    let run = entries.iter().find(|e| e.ends_with("-n-plus-one")).unwrap();
+    let run = dir.path().join("profiles").join(run);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap();
+    let passes: Vec<&str> = manifest["passes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    for pass in ["bench", "cpu", "sql", "heap", "leaks"] {
+        assert!(passes.contains(&pass), "{pass} missing from {passes:?}");
+    }
+    for file in [
+        "bench.json",
+        "cpu.folded",
+        "sql.json",
+        "heap.json",
+        "alloc.json",
+        "leaks.json",
+    ] {
+        assert!(run.join(file).is_file(), "{file} missing");
+    }
+    let findings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("findings.json")).unwrap()).unwrap();
+    assert_eq!(
+        findings["findings"][0]["kind"], "n-plus-one",
+        "{findings:#}"
+    );
 }
 
 #[test]
