@@ -48,6 +48,11 @@ pub mod defaults {
     pub const MIN_R2: f64 = 0.8;
     /// Operation count multiples.
     pub const POINTS: [u64; 3] = [1, 2, 4];
+    /// Measured operations of a whole check, in units of N (N + 2N + 4N).
+    pub const MEASURED_PER_N: u64 = POINTS[0] + POINTS[1] + POINTS[2];
+    /// Operations of a whole check with its warm-ups, in units of N: a
+    /// warm-up of [`WARMUP_FACTOR`] × N before each point (19 N).
+    pub const OPS_PER_N: u64 = MEASURED_PER_N + POINTS.len() as u64 * WARMUP_FACTOR;
     /// RSS samples in a soak run.
     pub const SOAK_SAMPLES: u32 = 20;
     /// Soak budget: growth above this (MB) fails the soak verdict.
@@ -371,6 +376,12 @@ pub struct SoakReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_check_is_7_n_measured_and_19_n_in_all() {
+        assert_eq!(defaults::MEASURED_PER_N, 7);
+        assert_eq!(defaults::OPS_PER_N, 19);
+    }
 
     #[test]
     fn linear_growth_is_a_leak_and_saturation_is_not() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::analyze::leaks::{self, LeakOptions};
 use crate::analyze::{
     self, compare,
     stress::{self, Slo},
@@ -14,6 +15,7 @@ use crate::analyze::{
 use crate::measure::open_loop::parse_rate;
 use crate::measure::{RunOptions, Stop, Warmup};
 use crate::passes::cpu::CpuPassOptions;
+use crate::passes::leaks::LeakCheck;
 use crate::passes::SessionConfig;
 use crate::profile::cpu::{self, CpuOptions};
 use crate::store;
@@ -446,6 +448,34 @@ pub struct LeaksArgs {
     /// Soak mode instead: run this long (e.g. 60s) sampling RSS, no heap profiler.
     #[arg(long, value_parser = parse_duration_arg)]
     pub soak: Option<Duration>,
+}
+
+impl LeaksArgs {
+    /// The check asked for: a soak run, or growth over N, 2N, 4N with N
+    /// from `--ops` (default: the workload's `default_ops` ÷
+    /// [`leaks::defaults::OPS_DIVISOR`]) and an operation-count warm-up.
+    pub fn check(&self, default_ops: u64) -> anyhow::Result<LeakCheck> {
+        if let Some(d) = self.soak {
+            return Ok(LeakCheck::Soak(d));
+        }
+        anyhow::ensure!(
+            self.run.duration.is_none(),
+            "--duration does not apply to `profkit leaks`; use --ops N, or --soak DURATION"
+        );
+        let ops = self
+            .run
+            .ops
+            .unwrap_or(default_ops / leaks::defaults::OPS_DIVISOR);
+        let mut leak = LeakOptions::for_ops(ops);
+        match self.run.warmup.map(|w| w.0) {
+            None => {}
+            Some(Warmup::Ops(n)) => leak.warmup = n,
+            Some(_) => anyhow::bail!(
+                "--warmup of `profkit leaks` must be an operation count (e.g. 2000), not a duration"
+            ),
+        }
+        Ok(LeakCheck::Growth(leak))
+    }
 }
 
 /// The hidden child-process pass of `profkit profile`.

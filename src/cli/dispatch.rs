@@ -5,12 +5,11 @@ use anyhow::Context as _;
 
 use super::args::*;
 use super::reports;
-use crate::analyze::leaks::{self as leak_analysis, LeakOptions};
 use crate::analyze::scaling::{self, SweepError};
 use crate::analyze::stress::StressOptions;
-use crate::measure::{RunOptions, Warmup};
-use crate::passes::{self, heap::HeapRunOptions, leaks::LeakCheck, Session, SessionConfig};
-use crate::render::{cpu_table, flamegraph, input, report, scale, table};
+use crate::measure::RunOptions;
+use crate::passes::{self, heap::HeapRunOptions, Session, SessionConfig};
+use crate::render::{cpu_table, report, scale, table};
 use crate::store::{self, RunDir};
 use crate::workload::Registry;
 
@@ -23,7 +22,7 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<()> {
         Command::Sweep(a) => sweep(a, registry),
         Command::Stress(a) => stress(a, registry),
         Command::Cpu(a) => cpu(a, registry),
-        Command::Flamegraph(a) => flamegraph_cmd(a),
+        Command::Flamegraph(a) => reports::flamegraph_cmd(a),
         Command::Sql(a) => sql(a, registry),
         Command::Check(a) => reports::check(a, registry),
         Command::Baseline(a) => reports::baseline_cmd(a),
@@ -37,12 +36,12 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<()> {
 
 fn list(registry: &Registry) -> anyhow::Result<()> {
     let width = registry.entries().iter().map(|e| e.name.len()).max();
+    let width = width.unwrap_or(0);
     for e in registry.entries() {
         let w = (e.ctor)();
         let d = w.defaults();
         let s = if d.threads == 1 { "" } else { "s" };
         let name = &e.name;
-        let width = width.unwrap_or(0);
         println!(
             "{name:width$}  {} [{} rows, {} ops, {} thread{s}]",
             w.description(),
@@ -54,11 +53,18 @@ fn list(registry: &Registry) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_json_or(json: bool, value: &impl serde::Serialize, text: String) -> anyhow::Result<()> {
+/// Prints a pass's result: `value` as JSON with `--json`, else the text
+/// `table` makes and the run folder written.
+fn print_result(
+    json: bool,
+    value: &impl serde::Serialize,
+    table: impl FnOnce() -> String,
+    dir: &RunDir,
+) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(value)?);
     } else {
-        println!("{text}");
+        println!("{}\nwrote {}", table(), dir.path.display());
     }
     Ok(())
 }
@@ -67,25 +73,21 @@ fn run(a: RunArgs, registry: &Registry) -> anyhow::Result<()> {
     let workload = registry.get(&a.workload)?;
     let mut session = Session::new(SessionConfig::from(&a.run))?;
     let options = RunOptions::from(&a.run);
-    let (dir, text, value) = match a.rate {
+    match a.rate {
         Some(rate) => {
             let (dir, r) = passes::load::run(&mut session, workload, &options, rate)?;
-            (dir, scale::load_table(&r), serde_json::to_value(&r)?)
+            print_result(a.json, &r, || scale::load_table(&r), &dir)
         }
         None => {
             let out = session.run(workload, &options)?;
-            (
-                out.dir,
-                table::bench_table(&out.bench),
-                serde_json::to_value(&out.bench)?,
+            print_result(
+                a.json,
+                &out.bench,
+                || table::bench_table(&out.bench),
+                &out.dir,
             )
         }
-    };
-    print_json_or(
-        a.json,
-        &value,
-        format!("{text}\nwrote {}", dir.path.display()),
-    )
+    }
 }
 
 pub(super) fn profile(a: ProfileArgs, registry: &Registry) -> anyhow::Result<()> {
@@ -146,12 +148,7 @@ fn sweep(a: SweepArgs, registry: &Registry) -> anyhow::Result<()> {
         passes::sweep::threads(&mut session, &|| ctor(), &base, &threads)?
     };
     let dir = passes::sweep::save(&session, &result, started)?;
-    let text = format!(
-        "{}\nwrote {}",
-        scale::sweep_table(&result),
-        dir.path.display()
-    );
-    print_json_or(a.json, &result, text)
+    print_result(a.json, &result, || scale::sweep_table(&result), &dir)
 }
 
 fn stress(a: StressArgs, registry: &Registry) -> anyhow::Result<()> {
@@ -160,12 +157,7 @@ fn stress(a: StressArgs, registry: &Registry) -> anyhow::Result<()> {
     let started = std::time::SystemTime::now();
     let result = passes::stress::run(&mut session, &|| ctor(), &StressOptions::from(&a))?;
     let dir = passes::stress::save(&session, &result, started)?;
-    let text = format!(
-        "{}\nwrote {}",
-        scale::stress_table(&result),
-        dir.path.display()
-    );
-    print_json_or(a.json, &result, text)
+    print_result(a.json, &result, || scale::stress_table(&result), &dir)
 }
 
 fn cpu(a: CpuArgs, registry: &Registry) -> anyhow::Result<()> {
@@ -218,26 +210,7 @@ fn heap(a: HeapArgs, registry: &Registry) -> anyhow::Result<()> {
 
 fn leaks(a: LeaksArgs, registry: &Registry) -> anyhow::Result<()> {
     let ctor = registry.ctor(&a.workload)?;
-    let check = match a.soak {
-        Some(d) => LeakCheck::Soak(d),
-        None => {
-            anyhow::ensure!(
-                a.run.duration.is_none(),
-                "--duration does not apply to `profkit leaks`; use --ops N, or --soak DURATION"
-            );
-            let ops = a
-                .run
-                .ops
-                .unwrap_or(ctor().defaults().ops / leak_analysis::defaults::OPS_DIVISOR);
-            let mut leak = LeakOptions::for_ops(ops);
-            match a.run.warmup.map(|w| w.0) {
-                None => {}
-                Some(Warmup::Ops(n)) => leak.warmup = n,
-                Some(_) => anyhow::bail!("--warmup of `profkit leaks` must be an operation count (e.g. 2000), not a duration"),
-            }
-            LeakCheck::Growth(leak)
-        }
-    };
+    let check = a.check(ctor().defaults().ops)?;
     let mut session = Session::new(SessionConfig::from(&a.run))?;
     let options = RunOptions::from(&a.run);
     let (dir, report) = passes::leaks::run(&mut session, &|| ctor(), &options, check)?;
@@ -270,25 +243,5 @@ fn heap_pass(a: HeapPassArgs, registry: &Registry) -> anyhow::Result<()> {
         "heap: {} allocated, peak {}; leaks: {}",
         s.total_bytes, s.peak_bytes, leaks.verdict
     );
-    Ok(())
-}
-
-fn flamegraph_cmd(a: FlamegraphArgs) -> anyhow::Result<()> {
-    let output = a.output.clone().unwrap_or_else(|| {
-        let mut name = a.file.clone().into_os_string();
-        name.push(".svg");
-        name.into()
-    });
-    let stacks = input::read_stacks(&a.file)?;
-    let options = flamegraph::SvgOptions {
-        title: a.title.clone().unwrap_or_default(),
-        subtitle: None,
-        inverted: a.inverted,
-        count_name: stacks.unit().to_string(),
-        memory: stacks.format == input::Format::Dhat,
-    };
-    let svg = flamegraph::render_stacks(&stacks.stacks, &a.file, &options)?;
-    store::write_atomic(&output, &svg)?;
-    println!("wrote {}", output.display());
     Ok(())
 }

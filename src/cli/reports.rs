@@ -1,5 +1,5 @@
-//! The subcommands that read runs back: `check`, `baseline`, `compare`,
-//! `report`.
+//! The subcommands that read files back: `check`, `baseline`, `compare`,
+//! `report`, `flamegraph`.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +9,7 @@ use crate::analyze::compare::{self, CompareOptions};
 use crate::analyze::rundata::RunSet;
 use crate::passes;
 use crate::render::report::{self, Format, ReportInput};
+use crate::render::{flamegraph, input};
 use crate::store::{self, baseline};
 use crate::workload::Registry;
 
@@ -193,5 +194,26 @@ pub(super) fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
         }
         None => print!("{text}"),
     }
+    Ok(())
+}
+
+/// `profkit flamegraph FILE`: a folded, pprof or dhat file as an SVG.
+pub(super) fn flamegraph_cmd(a: FlamegraphArgs) -> anyhow::Result<()> {
+    let output = a.output.clone().unwrap_or_else(|| {
+        let mut name = a.file.clone().into_os_string();
+        name.push(".svg");
+        name.into()
+    });
+    let stacks = input::read_stacks(&a.file)?;
+    let options = flamegraph::SvgOptions {
+        title: a.title.clone().unwrap_or_default(),
+        subtitle: None,
+        inverted: a.inverted,
+        count_name: stacks.unit().to_string(),
+        memory: stacks.format == input::Format::Dhat,
+    };
+    let svg = flamegraph::render_stacks(&stacks.stacks, &a.file, &options)?;
+    store::write_atomic(&output, &svg)?;
+    println!("wrote {}", output.display());
     Ok(())
 }

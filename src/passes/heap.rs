@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use super::leaks;
 use super::session::Session;
 use crate::analyze::alloc::{heap_stacks, summarize, AllocSummary, Weight};
-use crate::analyze::leaks::{LeakOptions, LeakReport};
+use crate::analyze::leaks::{defaults as leak_defaults, LeakOptions, LeakReport};
 use crate::analyze::rundata::Pass;
 use crate::analyze::stacks::Folded;
 use crate::measure::{RunOptions, Stop, Warmup};
@@ -36,28 +36,9 @@ pub mod defaults {
     /// N of the leak check: this share of the bench pass's operations
     /// (≈ 19N operations with its warm-up).
     pub const LEAK_SHARE: f64 = 1.0 / 50.0;
-    /// Measured operations of the whole leak check, in units of N
-    /// (N + 2N + 4N).
-    pub const LEAK_MEASURED_PER_N: u64 = {
-        let p = crate::analyze::leaks::defaults::POINTS;
-        let mut sum = 0;
-        let mut i = 0;
-        while i < p.len() {
-            sum += p[i];
-            i += 1;
-        }
-        sum
-    };
-    /// Warm-ups of the leak check: one before each point.
-    pub const LEAK_WARMUPS: u64 = crate::analyze::leaks::defaults::POINTS.len() as u64;
-    /// Operations of the whole leak check, in units of N: the measured
-    /// ones and a warm-up of [`WARMUP_FACTOR`](crate::analyze::leaks::defaults::WARMUP_FACTOR) × N
-    /// before each point (19 N).
-    pub const LEAK_OPS_PER_N: u64 =
-        LEAK_MEASURED_PER_N + LEAK_WARMUPS * crate::analyze::leaks::defaults::WARMUP_FACTOR;
     /// Fewest operations' worth of tracked allocations that make a leak
     /// check (N = 1, no warm-up).
-    pub const MIN_LEAK_BUDGET: u64 = LEAK_MEASURED_PER_N;
+    pub const MIN_LEAK_BUDGET: u64 = crate::analyze::leaks::defaults::MEASURED_PER_N;
 }
 
 /// The files a heap pass leaves in a run folder.
@@ -294,12 +275,11 @@ pub fn child(
         );
         r
     } else {
-        let n = leak_ops.min(budget / defaults::LEAK_OPS_PER_N).max(1);
+        let n = leak_ops.min(budget / leak_defaults::OPS_PER_N).max(1);
         let mut leak = LeakOptions::for_ops(n);
-        let measured = defaults::LEAK_MEASURED_PER_N * n;
-        leak.warmup = leak
-            .warmup
-            .min(budget.saturating_sub(measured) / defaults::LEAK_WARMUPS);
+        let measured = leak_defaults::MEASURED_PER_N * n;
+        let warmups = leak_defaults::POINTS.len() as u64;
+        leak.warmup = leak.warmup.min(budget.saturating_sub(measured) / warmups);
         options.stop = None;
         options.warmup = None;
         let scratch = session.temp_dir().join("leaks");
@@ -307,13 +287,4 @@ pub fn child(
     };
     store::write_json(&into.file(files::LEAKS), &report)?;
     Ok((out, report))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_leak_check_is_19_n_operations() {
-        assert_eq!(super::defaults::LEAK_MEASURED_PER_N, 7);
-        assert_eq!(super::defaults::LEAK_OPS_PER_N, 19);
-    }
 }
