@@ -1,7 +1,9 @@
-//! Runs the built-in `tenant-isolation` workload and prints its measurements:
-//! `cargo run --release --example tenant-isolation [-- profkit run flags]`.
-//! See `custom_workload.rs` for measuring your own code the same way.
+//! The built-in `tenant-isolation` workload under profkit's full harness.
+//!
+//! `cargo run --release --example tenant-isolation` profiles it: a measured run, CPU
+//! profile, SQL trace, heap profile and leak check, then its findings;
+//! results land in `profiles/` and `flamegraphs/`. Any profkit command
+//! may follow `--` (`-- cpu --frequency 499`, `-- run --rows 10k`), with
+//! this workload when it names none. See `own_code.rs` for your own code.
 
-fn main() {
-    profkit::cli::example_main("tenant-isolation");
-}
+profkit::main!(profkit::Harness::builtins().default_workload("tenant-isolation"));

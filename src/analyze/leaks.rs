@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::alloc::{self, short_stack};
 use super::fit::slope_and_r2;
-use crate::profile::dhat::{frame_location, frame_without_address, DhatFile};
+use crate::profile::dhat::{frame_location, DhatFile};
 use crate::units::{Bytes, Nanos};
 
 /// Version of `leaks.json`.
@@ -202,13 +202,6 @@ fn bound_of(file: &DhatFile, fs: &[usize]) -> Option<&'static str> {
     bound
 }
 
-fn site_key(file: &DhatFile, fs: &[usize]) -> String {
-    fs.iter()
-        .map(|&f| frame_without_address(&file.ftbl[f]))
-        .collect::<Vec<_>>()
-        .join(";")
-}
-
 /// The leak report of a growth check: every site's live bytes at the end,
 /// fitted against the operation counts of the points.
 pub fn growth(name: &str, warmup: u64, points: &[GrowthPoint]) -> LeakReport {
@@ -217,15 +210,15 @@ pub fn growth(name: &str, warmup: u64, points: &[GrowthPoint]) -> LeakReport {
     let mut sites: BTreeMap<String, SiteSeries> = BTreeMap::new();
     for (i, p) in points.iter().enumerate() {
         for pp in &p.file.pps {
-            let key = site_key(&p.file, &pp.fs);
-            let entry = sites.entry(key).or_insert_with(|| {
-                let pcache = bound_of(&p.file, &pp.fs);
-                (
-                    short_stack(&p.file, pp, alloc::defaults::SHORT_STACK),
-                    vec![0; points.len()],
-                    pcache,
-                )
-            });
+            // One site per stack as shown (a `format!` and the `Vec::push`
+            // that keeps its result are one line of the user's code), kept
+            // apart by what bounds it.
+            let stack = short_stack(&p.file, pp, alloc::defaults::SHORT_STACK);
+            let bound = bound_of(&p.file, &pp.fs);
+            let key = format!("{}|{}", stack.join(";"), bound.unwrap_or(""));
+            let entry = sites
+                .entry(key)
+                .or_insert_with(|| (stack, vec![0; points.len()], bound));
             entry.1[i] += pp.eb.unwrap_or(0);
         }
     }

@@ -34,11 +34,11 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List the built-in workloads.
+    /// List the registered workloads.
     List,
     /// Run one workload and measure it (latency histogram, throughput, CPU, memory).
     Run(RunArgs),
-    /// The main job: run every built-in workload and write run folders and an index.
+    /// The main job: profile every registered workload (bench, CPU, SQL, heap, leaks) and write run folders and an index.
     Profile(ProfileArgs),
     /// Profile one workload's CPU use: pprof, folded stacks, flamegraph, hot-frame report.
     Cpu(CpuArgs),
@@ -403,7 +403,7 @@ impl From<&StressArgs> for stress::StressOptions {
 /// `profkit profile`.
 #[derive(Debug, Args)]
 pub struct ProfileArgs {
-    /// Only these workloads (comma separated; default: every built-in).
+    /// Only these workloads (comma separated; default: every registered one).
     #[arg(long, value_delimiter = ',')]
     pub workloads: Vec<String>,
     /// Scale every workload's default operation count by this factor.

@@ -1,15 +1,16 @@
 //! The command line, in the library: clap definitions ([`args`]), a
 //! dispatch that calls the passes and prints, and [`main_with`], the whole
-//! `main` of any binary that gives its workloads the profkit CLI — the
-//! `profkit` binary is `main_with(Registry::builtins())`.
+//! `main` of any binary that gives its workloads the profkit CLI, and
+//! [`Harness`], which names those workloads — the `profkit` binary is
+//! `Harness::builtins().run()`.
 
 pub mod args;
 mod dispatch;
+mod harness;
 mod reports;
 
-use clap::Parser as _;
-
 pub use args::Cli;
+pub use harness::{Harness, HarnessError};
 pub use reports::{BadTarget, CheckFailed};
 
 use crate::analyze::budget::BudgetError;
@@ -23,13 +24,17 @@ use crate::profile::dhat::DhatError;
 use crate::render::input::InputError;
 use crate::store::baseline::BaselineError;
 use crate::store::{OutputError, RunError};
-use crate::workload::{Registry, WorkloadError};
+#[cfg(doc)]
+use crate::workload::Registry;
+use crate::workload::WorkloadError;
 
-/// Parses the command line and runs it over `registry`'s workloads, then
-/// exits: 0 on success, 2 for bad input, 1 for any other failure, 130
-/// after Ctrl-C. The binary must have [`crate::alloc::ProfkitAlloc`] as its
-/// global allocator for the heap passes.
-pub fn main_with(registry: Registry) -> ! {
+/// Parses the command line and runs it over the harness's workloads (a
+/// [`Registry`] converts into a harness), then exits: 0 on success, 2 for
+/// bad input, 1 for any other failure, 130 after Ctrl-C. The binary must
+/// have [`crate::alloc::ProfkitAlloc`] as its global allocator for the heap
+/// passes ([`crate::main!`] installs it).
+pub fn main_with(harness: impl Into<Harness>) -> ! {
+    let harness = harness.into();
     // Like other command-line tools, end quietly when the reader of our
     // output goes away (`profkit list | head`) instead of panicking on a
     // failed write to stdout.
@@ -39,7 +44,14 @@ pub fn main_with(registry: Registry) -> ! {
     }
     // Before SQLite initialises: its memory goes through the allocator too.
     crate::db::sqlite_alloc::install();
-    let cli = Cli::parse();
+    let cli = match harness.parse(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(HarnessError::Clap(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("Error: {e}");
+            std::process::exit(2);
+        }
+    };
     if wants_heap_profiling(&cli) {
         // Before any other thread starts.
         if let Err(e) = crate::alloc::enable_heap_profiling() {
@@ -57,7 +69,7 @@ pub fn main_with(registry: Registry) -> ! {
         eprintln!("profkit: interrupted: finishing the current run and writing its files (Ctrl-C again to quit now)");
         crate::measure::interrupt();
     });
-    if let Err(e) = dispatch::dispatch(cli, &registry) {
+    if let Err(e) = dispatch::dispatch(cli, harness.registry()) {
         eprintln!("Error: {}", one_line(&e));
         std::process::exit(exit_code(&e));
     }
@@ -133,22 +145,4 @@ pub fn one_line(e: &anyhow::Error) -> String {
         }
     }
     msg.replace('\n', " ")
-}
-
-/// The `main` of the examples: runs the built-in workload `name` with the
-/// `profkit run` flags given on the command line (`--rows`, `--ops`,
-/// `--threads`, `--seed`, `--duration`), prints the table and exits
-/// non-zero on error.
-pub fn example_main(name: &str) {
-    if let Err(e) = example_run(name, std::env::args().skip(1).collect()) {
-        eprintln!("Error: {e:#}");
-        std::process::exit(1);
-    }
-}
-
-fn example_run(name: &str, args: Vec<String>) -> anyhow::Result<()> {
-    let mut argv = vec!["profkit".to_string(), "run".to_string(), name.to_string()];
-    argv.extend(args);
-    let cli = Cli::try_parse_from(argv).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim()))?;
-    dispatch::dispatch(cli, &Registry::builtins())
 }

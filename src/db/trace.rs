@@ -239,8 +239,30 @@ unsafe fn handle(event: c_uint, p: *mut c_void, x: *mut c_void) {
     }
 }
 
-/// Installs the hook on `conn`.
+/// Database files of the connections the hook was installed on, for the
+/// query planner (a workload may trace a connection of its own, to a file
+/// profkit did not choose).
+static TRACED_FILES: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// The database files of every connection traced so far in this process
+/// (in-memory and temporary databases have none).
+pub fn traced_files() -> Vec<std::path::PathBuf> {
+    TRACED_FILES.lock().map(|v| v.clone()).unwrap_or_default()
+}
+
+/// Installs the hook on `conn`: any rusqlite connection, profkit's or your
+/// own. Its statements are then counted, timed and planned by `profkit
+/// sql` and the SQL pass of `profkit profile`, attributed to the operation
+/// of the worker thread that ran them.
 pub fn install(conn: &Connection) {
+    if let Some(path) = conn.path().filter(|p| !p.is_empty()) {
+        if let Ok(mut files) = TRACED_FILES.lock() {
+            let path = std::path::PathBuf::from(path);
+            if !files.contains(&path) {
+                files.push(path);
+            }
+        }
+    }
     let mask =
         (ffi::SQLITE_TRACE_STMT | ffi::SQLITE_TRACE_PROFILE | ffi::SQLITE_TRACE_ROW) as c_uint;
     // SAFETY: the handle is valid for the connection's life; the callback

@@ -38,7 +38,11 @@ fn measure_traced(prepared: &Prepared, session: &Session) -> anyhow::Result<SqlR
     let progress = session.progress(prepared.workload.name());
     let (bench, tallies) =
         measure::measure_detailed(prepared.workload.as_ref(), &prepared.plan, &progress)?;
-    let planner = Planner::open(&prepared.env.db_path);
+    // The run's database first, then any file a workload traced itself.
+    let traced = crate::db::trace::traced_files();
+    let planner = Planner::open_all(
+        std::iter::once(prepared.env.db_path.as_path()).chain(traced.iter().map(|p| p.as_path())),
+    );
     let report = sql::analyze(&bench, &tallies, &|s: &str| planner.plan(s));
     let findings = Findings::new(&bench.workload, findings::from_sql(&report));
     Ok(SqlRun {

@@ -40,28 +40,41 @@ pub fn explain(conn: &Connection, sql: &str) -> Vec<PlanStep> {
     }
 }
 
-/// Explains statements against one database file.
+/// Explains statements against the database files a run used.
 pub struct Planner {
-    conn: Option<Connection>,
+    conns: Vec<Connection>,
 }
 
 impl Planner {
     /// A read-only connection to `db_path`; a database that cannot be
     /// opened gives empty plans.
     pub fn open(db_path: &Path) -> Planner {
-        let conn = Connection::open_with_flags(
-            db_path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .ok();
-        Planner { conn }
+        Planner::open_all([db_path])
+    }
+
+    /// Read-only connections to each of `paths` that opens (the run's
+    /// database, then the files of connections a workload traced itself);
+    /// a statement is planned by the first one that knows its tables.
+    pub fn open_all<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Planner {
+        let conns = paths
+            .into_iter()
+            .filter_map(|p| {
+                Connection::open_with_flags(
+                    p,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .ok()
+            })
+            .collect();
+        Planner { conns }
     }
 
     /// The plan of `sql` (empty when there is none or no database).
     pub fn plan(&self, sql: &str) -> Vec<PlanStep> {
-        self.conn
-            .as_ref()
+        self.conns
+            .iter()
             .map(|c| explain(c, sql))
+            .find(|steps| !steps.is_empty())
             .unwrap_or_default()
     }
 }

@@ -7,6 +7,7 @@
 
 mod cache;
 mod db_ops;
+mod from_fn;
 mod synthetic;
 mod tenant;
 
@@ -21,6 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::db::{DatabaseManager, DbConfig};
 
 pub use self::db_ops::DbWorkload;
+pub use self::from_fn::{from_fn, FnWorkload};
 
 /// Figures a workload reports about itself after a run (rows written, cache
 /// size, …), by name.
@@ -72,6 +74,31 @@ impl SetupEnv {
         config.pool_size = (self.threads as u32 + 2).max(crate::db::defaults::POOL_SIZE);
         config.sql_trace = self.sql_trace;
         config
+    }
+
+    /// Attaches profkit's statement tracing to a connection your workload
+    /// opened, when this run traces SQL (`profkit sql`, the SQL pass of
+    /// `profkit profile`); otherwise leaves it untouched, so measured runs
+    /// stay uninstrumented. Call it right after opening the connection.
+    pub fn trace_sql(&self, conn: &rusqlite::Connection) {
+        if self.sql_trace {
+            crate::db::trace::install(conn);
+        }
+    }
+
+    /// [`SetupEnv::trace_sql`] for a pool's connections, as the pool's
+    /// connection initialiser: `SqliteConnectionManager::file(path)
+    /// .with_init(env.connection_init())` with r2d2_sqlite.
+    pub fn connection_init(
+        &self,
+    ) -> impl Fn(&mut rusqlite::Connection) -> rusqlite::Result<()> + Send + Sync + 'static {
+        let trace = self.sql_trace;
+        move |conn| {
+            if trace {
+                crate::db::trace::install(conn);
+            }
+            Ok(())
+        }
     }
 
     /// Opens the database and makes sure it holds the dataset of
