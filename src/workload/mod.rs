@@ -406,6 +406,41 @@ mod tests {
     }
 
     #[test]
+    fn your_own_connections_and_pools_are_traced_only_when_the_run_traces_sql() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = SetupEnv {
+            rows: 0,
+            seed: 1,
+            threads: 1,
+            db_path: dir.path().join("own.db"),
+            template_dir: None,
+            sql_trace: false,
+        };
+        let statements = |env: &SetupEnv| {
+            let before = crate::db::trace::thread_counts().statements;
+            let conn = rusqlite::Connection::open(&env.db_path).unwrap();
+            env.trace_sql(&conn);
+            conn.execute_batch("CREATE TABLE IF NOT EXISTS t (x); INSERT INTO t VALUES (1)")
+                .unwrap();
+            let manager = r2d2_sqlite::SqliteConnectionManager::file(&env.db_path)
+                .with_init(env.connection_init());
+            let pool = r2d2::Pool::builder().max_size(1).build(manager).unwrap();
+            let n: i64 = pool
+                .get()
+                .unwrap()
+                .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                .unwrap();
+            assert!(n >= 1);
+            crate::db::trace::thread_counts().statements - before
+        };
+        assert_eq!(statements(&env), 0, "traced without sql_trace");
+        env.sql_trace = true;
+        // Two statements of the batch and the pool's query.
+        assert_eq!(statements(&env), 3);
+        assert!(crate::db::trace::traced_files().contains(&env.db_path));
+    }
+
+    #[test]
     fn unknown_names_list_the_valid_ones() {
         let err = by_name("nope").err().unwrap().to_string();
         assert!(err.contains("unknown workload 'nope'"));
