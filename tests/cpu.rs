@@ -13,7 +13,8 @@ use profkit::analyze::stacks;
 use profkit::measure::{RunOptions, Stop, Warmup};
 use profkit::passes::cpu::{CpuOutcome, CpuPassOptions};
 use profkit::passes::{Session, SessionConfig};
-use profkit::profile::cpu::{self, CpuOptions};
+use profkit::profile::cpu::{self, CpuOptions, SamplerChoice};
+use profkit::profile::perf::Sampler;
 use profkit::render::input;
 use profkit::workload;
 
@@ -152,6 +153,49 @@ fn hot_function_is_the_top_self_frame() {
 }
 
 #[test]
+fn the_perf_sampler_is_not_capped_by_the_kernel_tick() {
+    let _one = serial();
+    let spin = || {
+        let until = Instant::now() + Duration::from_millis(500);
+        let mut x = 1u64;
+        while Instant::now() < until {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    };
+    let with = |sampler| {
+        let options = CpuOptions {
+            sampler,
+            ..CpuOptions::default()
+        };
+        cpu::profile(&options, spin).unwrap().1
+    };
+    let perf = with(SamplerChoice::Perf);
+    let itimer = with(SamplerChoice::Itimer);
+    assert!(
+        matches!(perf.sampler, Sampler::Perf | Sampler::PerfUser),
+        "{:?}",
+        perf.sampler
+    );
+    assert_eq!((perf.frequency, itimer.frequency), (997, 199));
+    assert_eq!(itimer.sampler, Sampler::Itimer);
+    // Samples per CPU-second: the tick caps the process timer at 250 Hz.
+    let (p, i) = (perf.effective_rate(), itimer.effective_rate());
+    assert!(itimer.effective_rate() <= 260.0, "itimer {i:.0} Hz");
+    assert!(
+        p >= 2.0 * i && p > 500.0,
+        "perf {p:.0} Hz, itimer {i:.0} Hz"
+    );
+    // The default is the perf sampler where the kernel allows it.
+    assert_eq!(
+        cpu::profile(&CpuOptions::default(), spin)
+            .unwrap()
+            .1
+            .sampler,
+        perf.sampler
+    );
+}
+
+#[test]
 fn many_cycles_and_busy_threads_neither_hang_nor_crash() {
     let _one = serial();
     let start = Instant::now();
@@ -195,7 +239,14 @@ fn many_cycles_and_busy_threads_neither_hang_nor_crash() {
     );
     assert!(start.elapsed() < Duration::from_secs(60));
     // A second profiler cannot sneak in: sections are serialised.
-    assert!(cpu::profile(&CpuOptions { frequency: 0 }, || ()).is_err());
+    assert!(cpu::profile(
+        &CpuOptions {
+            frequency: Some(0),
+            ..CpuOptions::default()
+        },
+        || ()
+    )
+    .is_err());
 }
 
 fn profkit(dir: &Path) -> Command {

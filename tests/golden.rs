@@ -72,6 +72,8 @@ fn frame(name: &str, inlined: bool) -> Frame {
 fn cpu_profile() -> CpuProfile {
     CpuProfile {
         frequency: 997,
+        sampler: Default::default(),
+        sampler_note: None,
         samples: 60,
         cpu_time: Nanos(60_000_000),
         wall_time: Nanos(65_000_000),

@@ -187,6 +187,9 @@ pub struct CpuReport {
     pub workload: String,
     /// Frequency asked of the timer (Hz).
     pub frequency: u32,
+    /// The clock that drove the samples.
+    #[serde(default)]
+    pub sampler: crate::profile::perf::Sampler,
     /// Samples taken.
     pub samples: u64,
     /// Samples per CPU-second actually taken.
@@ -254,11 +257,20 @@ pub fn analyze(profile: &CpuProfile, workload: &str, top: usize) -> CpuReport {
     if let Err(e) = profile.check_enough() {
         warnings.push(e.to_string());
     }
+    if profile.samples < super::findings::CPU_FINDING_MIN_SAMPLES {
+        warnings.push(format!(
+            "{} samples: below {} no CPU finding is drawn (a share's 95 % interval would be wider than ±10 points)",
+            profile.samples,
+            super::findings::CPU_FINDING_MIN_SAMPLES
+        ));
+    }
+    warnings.extend(profile.sampler_note.clone());
     warnings.extend(profile.rate_warning());
     CpuReport {
         schema_version: SCHEMA_VERSION,
         workload: workload.to_string(),
         frequency: profile.frequency,
+        sampler: profile.sampler,
         samples: profile.samples,
         effective_rate: profile.effective_rate(),
         capture: profile.capture(),
@@ -346,6 +358,8 @@ mod tests {
         let c = frame("sqlite3_step", None, None);
         let p = CpuProfile {
             frequency: 100,
+            sampler: Default::default(),
+            sampler_note: None,
             samples: 10,
             cpu_time: Nanos(100_000_000),
             wall_time: Nanos(100_000_000),

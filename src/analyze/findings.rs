@@ -308,6 +308,36 @@ pub fn from_leaks(report: &LeakReport) -> Vec<Finding> {
 /// A frame or layer that holds at least this share of CPU samples is a hotspot.
 pub const CPU_HOTSPOT_SHARE: f64 = 0.3;
 
+/// Below this many samples a CPU profile gives no finding: a share from
+/// 100 samples is uncertain by up to ±10 points (95 %), from 5 by ±44.
+pub const CPU_FINDING_MIN_SAMPLES: u64 = 100;
+
+/// The 95 % Wilson score interval of a share `k / n` of samples, as
+/// fractions: the uncertainty a flamegraph share carries.
+pub fn share_interval(k: u64, n: u64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let z = 1.96_f64;
+    let (k, n) = (k as f64, n as f64);
+    let p = k / n;
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// "35 % (95 % interval 27–44 %) of 120 samples".
+fn share_with_interval(k: u64, n: u64) -> String {
+    let (lo, hi) = share_interval(k, n);
+    format!(
+        "{:.0} % (95 % interval {:.0}–{:.0} %) of {n} samples",
+        100.0 * k as f64 / n.max(1) as f64,
+        100.0 * lo,
+        100.0 * hi
+    )
+}
+
 /// Findings from a CPU profile, tied to the SQL report when there is one:
 /// SQLite's C code dominating the profile is charged to the statement that
 /// dominates database time ("62 % of CPU in sqlite3VdbeExec ← `SELECT …`").
@@ -319,7 +349,9 @@ pub fn from_cpu(
     existing: &mut [Finding],
 ) -> Vec<Finding> {
     let mut out = Vec::new();
-    if cpu.samples == 0 {
+    // Too few samples to tell a hotspot from chance: no verdict (cpu.json
+    // says why).
+    if cpu.samples < CPU_FINDING_MIN_SAMPLES {
         return out;
     }
     let share = |layer: Layer| {
@@ -364,8 +396,9 @@ pub fn from_cpu(
                     None => line.clone(),
                 },
                 evidence: vec![format!(
-                    "{} samples at {:.0} Hz",
-                    cpu.samples, cpu.effective_rate
+                    "SQLite's share: {} at {:.0} Hz",
+                    share_with_interval((sqlite * cpu.samples as f64).round() as u64, cpu.samples),
+                    cpu.effective_rate
                 )],
                 hint:
                     "time goes to the database: see the SQL report for the statement and its plan"
@@ -390,8 +423,10 @@ pub fn from_cpu(
                 f.function, f.percent
             ),
             evidence: vec![format!(
-                "{} samples, {} of CPU; {} samples in the profile at {:.0} Hz",
-                f.samples, f.cpu_time, cpu.samples, cpu.effective_rate
+                "{} of CPU: {} at {:.0} Hz",
+                f.cpu_time,
+                share_with_interval(f.samples, cpu.samples),
+                cpu.effective_rate
             )],
             hint: hotspot_hint(&f.function),
         });
@@ -443,6 +478,73 @@ pub fn rank(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_shares_carry_their_interval_and_few_samples_give_no_finding() {
+        // Wilson 95 % intervals (R's prop.test without continuity correction).
+        let (lo, hi) = share_interval(60, 100);
+        assert!(
+            (lo - 0.502).abs() < 0.001 && (hi - 0.691).abs() < 0.001,
+            "{lo} {hi}"
+        );
+        let (lo, hi) = share_interval(3, 5);
+        assert!(
+            (lo - 0.231).abs() < 0.001 && (hi - 0.882).abs() < 0.001,
+            "{lo} {hi}"
+        );
+        assert_eq!(share_interval(0, 0), (0.0, 1.0));
+
+        use crate::analyze::cpu::analyze;
+        use crate::profile::cpu::{CpuProfile, Frame, Stack};
+        use crate::units::Nanos;
+        let frame = |f: &str| Frame {
+            function: f.into(),
+            file: None,
+            line: None,
+            module: None,
+            inlined: false,
+        };
+        let profile = |n: u64| CpuProfile {
+            frequency: 997,
+            sampler: Default::default(),
+            sampler_note: None,
+            samples: n,
+            cpu_time: Nanos(n * 1_000_000),
+            wall_time: Nanos(n * 1_000_000),
+            started_unix_nanos: 0,
+            stacks: vec![
+                Stack {
+                    thread: "w".into(),
+                    frames: vec![frame("main"), frame("hot")],
+                    samples: n * 3 / 5,
+                },
+                Stack {
+                    thread: "w".into(),
+                    frames: vec![frame("main"), frame("cold")],
+                    samples: n - n * 3 / 5,
+                },
+            ],
+        };
+        assert!(from_cpu(&analyze(&profile(5), "w", 5), None, &mut []).is_empty());
+        let few = analyze(&profile(5), "w", 5);
+        assert!(
+            few.warnings.iter().any(|w| w.contains("no CPU finding")),
+            "{:?}",
+            few.warnings
+        );
+        let found = from_cpu(&analyze(&profile(1000), "w", 5), None, &mut []);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].title.starts_with("hot holds 60 %"),
+            "{}",
+            found[0].title
+        );
+        assert!(
+            found[0].evidence[0].contains("60 % (95 % interval 57–63 %) of 1000 samples"),
+            "{:?}",
+            found[0].evidence
+        );
+    }
 
     #[test]
     fn ranking_puts_severity_first_then_score() {

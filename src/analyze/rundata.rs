@@ -90,6 +90,25 @@ pub struct Manifest {
     pub started_at: String,
     /// End, UTC.
     pub finished_at: String,
+    /// How the CPU pass sampled, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_sampling: Option<CpuSampling>,
+}
+
+/// The sampler of a run's CPU pass and what it delivered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CpuSampling {
+    /// The clock that drove the samples.
+    pub sampler: crate::profile::perf::Sampler,
+    /// Frequency asked (Hz).
+    pub frequency: u32,
+    /// Samples per CPU-second taken.
+    pub effective_rate: f64,
+    /// Samples taken.
+    pub samples: u64,
+    /// Why the sampler is not the one asked for, if it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Manifest {

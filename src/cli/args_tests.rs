@@ -53,7 +53,7 @@ fn cpu_flags_become_options() {
         panic!("not cpu")
     };
     let o = CpuPassOptions::from(&args);
-    assert_eq!(o.cpu.frequency, 99);
+    assert_eq!(o.cpu.frequency, Some(99));
     assert!(o.inverted && !o.per_thread);
     assert!(Cli::try_parse_from(["profkit", "cpu", "x", "--frequency", "0"]).is_err());
     assert!(Cli::try_parse_from(["profkit", "cpu", "x", "--frequency", "100000"]).is_err());

@@ -27,6 +27,7 @@ use std::time::{Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::perf::{PerfTimer, Sampler};
 use crate::measure::sys;
 use crate::units::Nanos;
 
@@ -37,6 +38,9 @@ pub mod defaults {
     /// round prime below that which was delivered in full (see README,
     /// "CPU profiling"). A prime keeps sampling out of step with periodic work.
     pub const FREQUENCY: u32 = 199;
+    /// Sampling frequency of the per-thread `cpu-clock` sampler (what
+    /// `perf record` uses by default, and a prime): not capped by the tick.
+    pub const PERF_FREQUENCY: u32 = 997;
     /// Highest frequency accepted.
     pub const MAX_FREQUENCY: u32 = 4000;
     /// Fewer samples than this make no useful flamegraph.
@@ -68,20 +72,27 @@ pub enum CpuError {
     },
 }
 
-/// How to sample.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CpuOptions {
-    /// Samples per CPU-second asked of the timer (default
-    /// [`defaults::FREQUENCY`]).
-    pub frequency: u32,
+/// Which clock drives the samples.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SamplerChoice {
+    /// The per-thread `cpu-clock` where the kernel allows it, else the
+    /// process timer (with a note saying why).
+    #[default]
+    Auto,
+    /// The per-thread `cpu-clock` or an error.
+    Perf,
+    /// pprof-rs's process timer.
+    Itimer,
 }
 
-impl Default for CpuOptions {
-    fn default() -> Self {
-        CpuOptions {
-            frequency: defaults::FREQUENCY,
-        }
-    }
+/// How to sample.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuOptions {
+    /// Samples per CPU-second asked (default: the sampler's,
+    /// [`defaults::PERF_FREQUENCY`] or [`defaults::FREQUENCY`]).
+    pub frequency: Option<u32>,
+    /// Which sampler.
+    pub sampler: SamplerChoice,
 }
 
 /// One frame of a stack. Inlined functions are frames of their own,
@@ -116,6 +127,12 @@ pub struct Stack {
 pub struct CpuProfile {
     /// Frequency asked of the timer.
     pub frequency: u32,
+    /// The clock that drove the samples.
+    #[serde(default)]
+    pub sampler: Sampler,
+    /// Why the sampler is not the one asked for (a fallback), if it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler_note: Option<String>,
     /// Samples taken (sum over `stacks`).
     pub samples: u64,
     /// Process CPU time (user + system) during the profiled section.
@@ -240,19 +257,54 @@ pub fn profile<T>(
     options: &CpuOptions,
     f: impl FnOnce() -> T,
 ) -> Result<(T, CpuProfile), CpuError> {
-    if options.frequency == 0 || options.frequency > defaults::MAX_FREQUENCY {
-        return Err(CpuError::BadFrequency(options.frequency));
+    let perf_wanted = options.sampler != SamplerChoice::Itimer;
+    let default_frequency = if perf_wanted {
+        defaults::PERF_FREQUENCY
+    } else {
+        defaults::FREQUENCY
+    };
+    let mut frequency = options.frequency.unwrap_or(default_frequency);
+    if frequency == 0 || frequency > defaults::MAX_FREQUENCY {
+        return Err(CpuError::BadFrequency(frequency));
     }
     let _one_at_a_time = PROFILER.lock().unwrap_or_else(|p| p.into_inner());
     prime_unwinder()?;
     let started = SystemTime::now();
     let guard = pprof::ProfilerGuardBuilder::default()
-        .frequency(options.frequency as i32)
+        .frequency(frequency as i32)
         .build()
         .map_err(|e| CpuError::Start(e.to_string()))?;
+    let mut sampler = Sampler::Itimer;
+    let mut sampler_note = None;
+    let mut timer = None;
+    if perf_wanted {
+        // pprof-rs's handler stays; its process timer gives way to the
+        // per-thread clock.
+        set_process_timer(0);
+        match PerfTimer::start(frequency) {
+            Ok(t) => {
+                sampler = t.sampler();
+                timer = Some(t);
+            }
+            Err(e) if options.sampler == SamplerChoice::Perf => {
+                return Err(CpuError::Start(format!("--sampler perf: {e}")));
+            }
+            Err(e) => {
+                frequency = options.frequency.unwrap_or(defaults::FREQUENCY);
+                set_process_timer(frequency);
+                sampler_note = Some(format!(
+                    "{e}: sampling with the process timer at {frequency} Hz instead \
+                     (at most one sample per kernel tick, about 250 per CPU-second here)"
+                ));
+            }
+        }
+    }
     let cpu_before = sys::cpu_times();
     let clock = Instant::now();
     let value = f();
+    if let Some(t) = timer {
+        t.stop();
+    }
     let wall_time = Nanos::from(clock.elapsed());
     let cpu_time = Nanos(
         sys::cpu_times()
@@ -275,7 +327,9 @@ pub fn profile<T>(
     Ok((
         value,
         CpuProfile {
-            frequency: options.frequency,
+            frequency,
+            sampler,
+            sampler_note,
             samples,
             cpu_time,
             wall_time,
@@ -283,6 +337,26 @@ pub fn profile<T>(
             stacks,
         },
     ))
+}
+
+/// Sets the process CPU timer (`ITIMER_PROF`) that drives pprof-rs to
+/// `frequency` Hz, or stops it (0).
+fn set_process_timer(frequency: u32) {
+    let usec = if frequency == 0 {
+        0
+    } else {
+        1_000_000 / i64::from(frequency)
+    };
+    let interval = libc::timeval {
+        tv_sec: 0,
+        tv_usec: usec as libc::suseconds_t,
+    };
+    let value = libc::itimerval {
+        it_interval: interval,
+        it_value: interval,
+    };
+    // SAFETY: a valid itimerval; the old value is not asked for.
+    unsafe { libc::setitimer(libc::ITIMER_PROF, &value, std::ptr::null_mut()) };
 }
 
 /// Frames of the profiler and of the signal delivery: everything from the
@@ -434,6 +508,8 @@ mod tests {
     fn rates_come_from_measured_cpu_time() {
         let p = CpuProfile {
             frequency: 997,
+            sampler: Default::default(),
+            sampler_note: None,
             samples: 250,
             cpu_time: Nanos(1_000_000_000),
             wall_time: Nanos(1_000_000_000),

@@ -41,12 +41,13 @@ fn frames_table(title: &str, frames: &[FrameShare]) -> String {
 /// The whole report as text.
 pub fn cpu_report_text(r: &CpuReport) -> String {
     let mut out = format!(
-        "CPU profile of {}: {} samples, {:.0} Hz effective ({} Hz asked, {:.0} % captured), \
-         {} CPU in {} wall, 1 sample = {}\n",
+        "CPU profile of {}: {} samples, {:.0} Hz effective ({} Hz asked of the {} sampler, \
+         {:.0} % captured), {} CPU in {} wall, 1 sample = {}\n",
         r.workload,
         r.samples,
         r.effective_rate,
         r.frequency,
+        r.sampler,
         100.0 * r.capture,
         r.cpu_time,
         r.wall_time,

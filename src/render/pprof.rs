@@ -362,6 +362,8 @@ mod tests {
     fn round_trips_through_gzip_with_inlined_frames() {
         let p = CpuProfile {
             frequency: 199,
+            sampler: Default::default(),
+            sampler_note: None,
             samples: 12,
             cpu_time: Nanos(120_000_000),
             wall_time: Nanos(130_000_000),

@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::analyze::budget::{Budget, BudgetError};
-use crate::analyze::rundata::{Host, Manifest, Pass, ToolVersions, MANIFEST_VERSION};
+use crate::analyze::rundata::{CpuSampling, Host, Manifest, Pass, ToolVersions, MANIFEST_VERSION};
 use crate::measure::{sys, RunPlan};
 
 pub use runs::{load_run, load_set, newest_session, resolve, RunError};
@@ -248,12 +248,20 @@ pub fn manifest(
         tools: tool_versions(),
         started_at: rfc3339(started),
         finished_at: rfc3339(SystemTime::now()),
+        cpu_sampling: None,
     }
 }
 
 /// Reads a run folder's manifest.
 pub fn read_manifest(dir: &Path) -> Result<Manifest, OutputError> {
     read_json(&dir.join(files::MANIFEST), "run manifest")
+}
+
+/// Records how a run's CPU pass sampled in its `manifest.json`.
+pub fn set_cpu_sampling(dir: &Path, sampling: CpuSampling) -> Result<(), OutputError> {
+    let mut manifest = read_manifest(dir)?;
+    manifest.cpu_sampling = Some(sampling);
+    write_json(&dir.join(files::MANIFEST), &manifest)
 }
 
 /// Adds passes to a run folder's `manifest.json` (after a pass that ran
