@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# CPU profiling benchmarks: sample capture per frequency and thread count,
-# wall-time overhead at the default frequency, SVG render time.
+# CPU profiling benchmarks: sample capture per sampler, frequency and thread
+# count, wall-time overhead of each sampler at its default frequency, SVG
+# render time.
 # Usage: scripts/bench-cpu.sh [runs]   (runs: alternating pairs, default 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,38 +16,43 @@ json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)"
 last_run() { ls -d profiles/*-"$1" | sort | tail -1; }
 
 echo "## Sample capture: samples / (frequency x process CPU seconds), hot-loop, 2 s"
-printf "%-6s %-8s %-10s %-12s %-8s\n" threads freq_hz samples eff_hz capture
-for threads in 1 2; do
-  for f in 99 199 249 499 997; do
-    "$BIN" cpu hot-loop --duration 2s --warmup 0 --threads "$threads" --frequency "$f" >/dev/null 2>&1
+printf "%-8s %-6s %-8s %-10s %-12s %-8s\n" sampler threads freq_hz samples eff_hz capture
+for sampler in itimer perf; do
+ for threads in 1 2; do
+  for f in 199 499 997 1999; do
+    "$BIN" cpu hot-loop --duration 2s --warmup 0 --threads "$threads" --frequency "$f" --sampler "$sampler" >/dev/null 2>&1
     d=$(last_run hot-loop)
-    printf "%-6s %-8s %-10s %-12s %-8s\n" "$threads" "$f" \
+    printf "%-8s %-6s %-8s %-10s %-12s %-8s\n" "$sampler" "$threads" "$f" \
       "$(json "$d/cpu.json" 'd["samples"]')" \
       "$(json "$d/cpu.json" 'round(d["effective_rate"],1)')" \
       "$(json "$d/cpu.json" 'round(100*d["capture"],1)')%"
   done
+ done
 done
 
 echo
-echo "## Wall-time overhead at the default frequency ($RUNS alternating pairs; ratio = profiled / plain elapsed)"
+echo "## Wall-time overhead at each sampler's default frequency (itimer 199 Hz, perf 997 Hz)"
+echo "## ($RUNS alternating pairs; ratio = profiled / plain elapsed)"
 overhead() {
-  local w=$1; shift
+  local sampler=$1 w=$2; shift 2
   local ratios=()
   for i in $(seq "$RUNS"); do
     "$BIN" run "$w" "$@" >/dev/null 2>&1
     local plain; plain=$(json "$(last_run "$w")/bench.json" 'd["elapsed"]')
-    "$BIN" cpu "$w" "$@" >/dev/null 2>&1
+    "$BIN" cpu "$w" --sampler "$sampler" "$@" >/dev/null 2>&1
     local prof; prof=$(json "$(last_run "$w")/bench.json" 'd["elapsed"]')
     ratios+=("$(python3 -c "print($prof/$plain)")")
   done
-  python3 - "$w" "${ratios[@]}" <<'PY'
+  python3 - "$sampler $w" "${ratios[@]}" <<'PY'
 import statistics, sys
 w, r = sys.argv[1], sorted(float(x) for x in sys.argv[2:])
-print(f"{w:14} median {statistics.median(r):.3f}x  min {r[0]:.3f}x  max {r[-1]:.3f}x  runs {' '.join(f'{x:.3f}' for x in r)}")
+print(f"{w:22} median {statistics.median(r):.3f}x  min {r[0]:.3f}x  max {r[-1]:.3f}x  runs {' '.join(f'{x:.3f}' for x in r)}")
 PY
 }
-overhead search-like --rows 20000 --ops 400
-overhead alloc-churn --ops 200000
+for sampler in itimer perf; do
+  overhead "$sampler" search-like --rows 20000 --ops 400
+  overhead "$sampler" alloc-churn --ops 200000
+done
 
 echo
 echo "## SVG render time of the largest profile here"

@@ -37,17 +37,18 @@ pub mod defaults {
 }
 
 /// Operations that give the CPU pass about [`defaults::PROFILE_PASS_SAMPLES`]
-/// samples at `frequency`, from the bench pass's CPU time per operation,
-/// within the pass's time bounds.
-pub fn pass_ops(bench: &BenchResult, frequency: u32) -> u64 {
+/// × `scale` samples at `frequency`, from the bench pass's CPU time per
+/// operation, within the pass's time bounds (× `scale` too: the main job's
+/// `--scale`).
+pub fn pass_ops(bench: &BenchResult, frequency: u32, scale: f64) -> u64 {
     let ops = bench.ops.max(1) as f64;
     let throughput = bench.throughput.0.max(1e-9);
     let cpu_per_op = ((bench.cpu.user.0 + bench.cpu.system.0) as f64 / 1e9 / ops).max(1e-9);
-    let cpu_needed =
-        defaults::PROFILE_PASS_SAMPLES / (f64::from(frequency) * defaults::EXPECTED_CAPTURE);
+    let cpu_needed = scale * defaults::PROFILE_PASS_SAMPLES
+        / (f64::from(frequency) * defaults::EXPECTED_CAPTURE);
     let for_samples = cpu_needed / cpu_per_op;
-    let lo = throughput * defaults::PROFILE_PASS_MIN_SECONDS;
-    let hi = throughput * defaults::PROFILE_PASS_MAX_SECONDS;
+    let lo = scale * throughput * defaults::PROFILE_PASS_MIN_SECONDS;
+    let hi = scale * throughput * defaults::PROFILE_PASS_MAX_SECONDS;
     for_samples.clamp(lo, hi.max(lo)).round().max(1.0) as u64
 }
 
@@ -132,13 +133,14 @@ pub fn after_bench(
     options: &RunOptions,
     bench: &RunOutcome,
     pass: &CpuPassOptions,
+    scale: f64,
 ) -> anyhow::Result<CpuOutcome> {
     let mut options = options.clone();
     let frequency = pass.cpu.frequency.unwrap_or(match pass.cpu.sampler {
         SamplerChoice::Itimer => cpu_defaults::FREQUENCY,
         _ => cpu_defaults::PERF_FREQUENCY,
     });
-    let ops = pass_ops(&bench.bench, frequency);
+    let ops = pass_ops(&bench.bench, frequency, scale);
     options.stop = Some(match bench.bench.plan.stop {
         Stop::Duration(_) => Stop::Duration(Nanos(
             (ops as f64 / bench.bench.throughput.0.max(1e-9) * 1e9) as u64,
@@ -281,10 +283,12 @@ mod tests {
     #[test]
     fn the_profile_pass_is_sized_for_its_samples_within_bounds() {
         // 1 ms of CPU per op: 1,200 samples at 997 Hz × 0.85 need 1.416 s.
-        assert_eq!(pass_ops(&bench(1000, 1000, 1000.0), 997), 1416);
+        assert_eq!(pass_ops(&bench(1000, 1000, 1000.0), 997, 1.0), 1416);
+        // The main job's --scale scales it.
+        assert_eq!(pass_ops(&bench(1000, 1000, 1000.0), 997, 0.5), 708);
         // Cheap ops: capped at 3 s of throughput.
-        assert_eq!(pass_ops(&bench(1000, 1, 1000.0), 997), 3000);
+        assert_eq!(pass_ops(&bench(1000, 1, 1000.0), 997, 1.0), 3000);
         // Costly ops (100 ms of CPU each): never under 0.3 s of throughput.
-        assert_eq!(pass_ops(&bench(1000, 100_000, 1000.0), 997), 300);
+        assert_eq!(pass_ops(&bench(1000, 100_000, 1000.0), 997, 1.0), 300);
     }
 }

@@ -120,6 +120,7 @@ pub fn run(
             &run_options,
             &outcome,
             &cpu::CpuPassOptions::default(),
+            options.scale,
         )
         .with_context(|| format!("CPU profile of '{name}'"))?;
         eprintln!("  {}", crate::render::cpu_table::summary_line(&cpu.report));
