@@ -98,6 +98,41 @@ fn n_plus_one_issues_many_more_statements_than_its_batched_twin() {
 }
 
 #[test]
+fn a_duration_run_lasts_its_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_json(
+        dir.path(),
+        &[
+            "random-emails",
+            "--rows",
+            "2000",
+            "--duration",
+            "300ms",
+            "--warmup",
+            "50ms",
+        ],
+    );
+    let elapsed = u(&r, &["elapsed"]);
+    assert!(elapsed >= 300_000_000, "elapsed {elapsed} ns");
+    assert!(elapsed < 30_000_000_000, "it stopped: {elapsed} ns");
+    let ops = u(&r, &["ops"]);
+    assert!(ops > 0);
+    let hist_total: u64 = r["latency"]["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b[1].as_u64().unwrap())
+        .sum();
+    assert_eq!(hist_total, ops);
+    let throughput = f(&r, &["throughput"]);
+    let expected = ops as f64 / (elapsed as f64 / 1e9);
+    assert!(
+        (throughput - expected).abs() <= 1e-6 * expected,
+        "{throughput} vs {expected}"
+    );
+}
+
+#[test]
 fn duration_runs_and_human_output() {
     let dir = tempfile::tempdir().unwrap();
     profkit(dir.path())

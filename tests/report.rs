@@ -347,6 +347,18 @@ fn baselines_and_profile_against_a_baseline() {
         ])
         .assert()
         .code(2);
+    // The baseline is a copy: remove its source runs (everything in
+    // profiles/ but the baselines) and compare against it.
+    let profiles = d.join("profiles");
+    let mut removed = 0;
+    for e in std::fs::read_dir(&profiles).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().unwrap() != "baselines" {
+            std::fs::remove_dir_all(&p).unwrap();
+            removed += 1;
+        }
+    }
+    assert!(removed >= 3, "two runs and a session index: {removed}");
     let out = profile(&["--baseline", "main"]);
     assert!(out.contains("main → "), "{out}");
     assert!(out.contains("reports: "), "{out}");
@@ -358,10 +370,14 @@ fn baselines_and_profile_against_a_baseline() {
     for f in ["compare.json", "report.md", "report.html"] {
         assert!(session.join(f).is_file(), "{f} missing");
     }
-    // The baseline is a copy: it survives the removal of its source runs.
     let json: Value =
         serde_json::from_slice(&std::fs::read(session.join("compare.json")).unwrap()).unwrap();
-    assert_eq!(json["workloads"].as_array().unwrap().len(), 2);
+    let workloads = json["workloads"].as_array().unwrap();
+    assert_eq!(workloads.len(), 2, "{json:#}");
+    for w in workloads {
+        let (_, change) = verdict(w, "throughput");
+        assert!(change.is_finite(), "compared against the baseline: {w:#}");
+    }
     // Reports of a session and of a baseline by name.
     profkit(d)
         .arg("report")

@@ -80,10 +80,20 @@ fn thread_sweep_has_one_result_per_level_with_sane_efficiency() {
             assert_eq!(l["bench"]["plan"]["threads"], t);
             assert_eq!(l["bench"]["ops"], 20000);
             assert_eq!(l["bench"]["errors"], 0);
-            let e = f(&l["efficiency"]);
-            assert!(e > 0.0 && e <= 1.2, "efficiency {e}");
         }
+        // Efficiency is per-thread throughput relative to one thread's.
+        let x: Vec<f64> = levels
+            .iter()
+            .map(|l| f(&l["bench"]["throughput"]))
+            .collect();
+        assert!(x[0] > 0.0 && x[1] > 0.0, "{x:?}");
         assert_eq!(f(&levels[0]["efficiency"]), 1.0);
+        let e = f(&levels[1]["efficiency"]);
+        let expected = (x[1] / 2.0) / x[0];
+        assert!(
+            (e - expected).abs() <= 1e-9 * expected,
+            "efficiency {e} vs (x₂ ÷ 2) ÷ x₁ = {expected}"
+        );
         assert!(r["cores"].as_u64().unwrap() >= 1);
         let folder = run_folder(dir.path(), "sweep-point-read");
         for file in [

@@ -49,7 +49,7 @@ impl Planner {
     /// A read-only connection to `db_path`; a database that cannot be
     /// opened gives empty plans.
     pub fn open(db_path: &Path) -> Planner {
-        let conn = Connection::open_with_flags(
+        let conn = crate::db::sqlite_alloc::open_with_flags(
             db_path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
@@ -72,7 +72,7 @@ mod tests {
 
     #[test]
     fn plans_name_scans_and_index_searches() {
-        let conn = Connection::open_in_memory().unwrap();
+        let conn = crate::db::sqlite_alloc::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE emails (id INTEGER PRIMARY KEY, sender TEXT, subject TEXT); CREATE INDEX s ON emails(sender);")
             .unwrap();
         let scan = explain(&conn, "SELECT id FROM emails WHERE subject LIKE ?1");

@@ -108,7 +108,7 @@ fn build_template(path: &Path, rows: u64, seed: u64) -> anyhow::Result<()> {
     }
     // With the pool closed, fold the WAL into the main file so that a copy
     // of that one file is the whole database.
-    rusqlite::Connection::open(&partial)?.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+    crate::db::sqlite_alloc::open(&partial)?.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
     for suffix in ["-wal", "-shm"] {
         let mut p = partial.clone().into_os_string();
         p.push(suffix);
