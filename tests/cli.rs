@@ -307,11 +307,26 @@ fn bad_sizes_and_durations_are_clear_errors() {
             "not a duration",
         ),
         (&["run", "point-read", "--warmup", "lots"], "neither"),
+        (&["run", "noop", "--rate", "fast"], "'fast' is not a rate"),
+        (&["stress", "noop", "--slo", "p99>5ms"], "not an objective"),
+        (
+            &["cpu", "noop", "--frequency", "0"],
+            "'--frequency <FREQUENCY>'",
+        ),
+        (
+            &["run", "point-read", "--bogus"],
+            "unexpected argument '--bogus'",
+        ),
+        (&["flamegraph"], "not provided: <FILE>"),
+        (&["nosuch"], "unrecognized subcommand 'nosuch'"),
     ];
     for (args, message) in cases {
         let assert = profkit(dir.path()).args(*args).assert().code(2);
         let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
         assert!(stderr.contains(message), "{args:?}: {stderr}");
+        // One line in profkit's style, whether profkit or clap refused it.
+        assert!(stderr.starts_with("Error: "), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
