@@ -13,7 +13,7 @@ parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(db sql $(ls scripts/bench-*.sh 2>/dev/null | sed 's#scripts/bench-\(.*\)\.sh#\1#'))
 
 cargo build --release --quiet
-PK=./target/release/profkit
+PK="${CARGO_TARGET_DIR:-target}/release/profkit"
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 

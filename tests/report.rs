@@ -347,6 +347,24 @@ fn baselines_and_profile_against_a_baseline() {
         ])
         .assert()
         .code(2);
+    // Every JSON file carries a schema_version, but heap.json (DHAT's own
+    // format, which dh_view.html reads).
+    let mut unversioned = Vec::new();
+    let mut seen = 0;
+    let mut stack = vec![d.join("profiles")];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else if p.extension().is_some_and(|x| x == "json") && !p.ends_with("heap.json") {
+            seen += 1;
+            let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            if v.get("schema_version").and_then(Value::as_u64).is_none() {
+                unversioned.push(p);
+            }
+        }
+    }
+    assert!(seen >= 10, "{seen} JSON files");
+    assert!(unversioned.is_empty(), "no schema_version: {unversioned:?}");
     // The baseline is a copy: remove its source runs (everything in
     // profiles/ but the baselines) and compare against it.
     let profiles = d.join("profiles");
