@@ -24,6 +24,12 @@ db_part() {
     echo "## db: DatabaseManager vs a plain rusqlite loop (same process, alternating)"
     cargo bench --quiet --bench db_overhead 2>/dev/null
     echo
+    echo "## db: SQLite tuning side by side (50,000 point reads; 2 MB cache, no mmap, then profkit's settings)"
+    PROFKIT_BENCH_READS=50000 PROFKIT_BENCH_CACHE_KIB=2000 PROFKIT_BENCH_MMAP=0 \
+        cargo bench --quiet --bench db_overhead 2>/dev/null | grep -i '^point read' | sed 's/^/defaults: /'
+    PROFKIT_BENCH_READS=50000 \
+        cargo bench --quiet --bench db_overhead 2>/dev/null | grep -i '^point read' | sed 's/^/tuned:    /'
+    echo
     echo "## db: for the record (100k rows)"
     $PK run random-emails --out "$OUT" --json | field \
         "'random-emails(100): p50 %.3f ms  p95 %.3f ms  mean %.3f ms' % (r['latency']['p50']/1e6, r['latency']['p95']/1e6, r['latency']['mean']/1e6)"

@@ -7,6 +7,7 @@
 #
 #   scripts/readme.sh             every part (about 10 minutes on 2 cores)
 #   scripts/readme.sh profile     `profkit profile`: summary, wall time, CPU-pass samples
+#   scripts/readme.sh no-heap     wall time of `profkit profile --no-heap`
 #   scripts/readme.sh tour        `profkit list`, `profkit run random-emails`
 #   scripts/readme.sh cpu         `profkit cpu search-like --rows 20000 --ops 300`
 #   scripts/readme.sh sql         `profkit sql n-plus-one --ops 200`
@@ -17,10 +18,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(profile tour cpu sql heap scale reports)
+[ ${#parts[@]} -eq 0 ] && parts=(profile no-heap tour cpu sql heap scale reports)
 
 cargo build --release --quiet --bin profkit
 PK="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/profkit"
+REPO=$PWD
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
@@ -65,6 +67,10 @@ for w in index["runs"]:
 PY
 }
 
+no-heap_part() {
+    echo "## profile --no-heap: wall time $(seconds profile --no-heap) s"
+}
+
 tour_part() {
     echo "## tour"
     show list
@@ -102,7 +108,7 @@ scale_part() {
 reports_part() {
     echo "## reports: same code twice, then the twins"
     "$PK" profile --scale 0.2 >/dev/null 2>&1
-    show check | tail -3
+    show check --budget "$REPO/profkit.toml" | tail -3 || true
     "$PK" baseline save main >/dev/null
     show profile --scale 0.2 --baseline main | grep -A4 '^point-read'
     show compare "$(newest n-plus-one-batched)" "$(newest n-plus-one)" | head -8
@@ -116,7 +122,7 @@ reports_part() {
 
 for part in "${parts[@]}"; do
     case "$part" in
-        profile | tour | cpu | sql | heap | scale | reports) "${part}_part" ;;
+        profile | no-heap | tour | cpu | sql | heap | scale | reports) "${part}_part" ;;
         *)
             echo "no README part '$part'" >&2
             exit 2
