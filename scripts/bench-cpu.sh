@@ -2,12 +2,12 @@
 # CPU profiling benchmarks: sample capture per sampler, frequency and thread
 # count, wall-time overhead of each sampler at its default frequency, SVG
 # render time.
-# Usage: scripts/bench-cpu.sh [runs]   (runs: alternating pairs, default 5)
+# Usage: scripts/bench-cpu.sh [runs]   (runs: alternating pairs, default 7)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-7}
 cargo build --release --quiet
-BIN=$PWD/target/release/profkit
+BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/profkit"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"

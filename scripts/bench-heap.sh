@@ -12,8 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPEATS=${REPEATS:-7}
 cargo build --release --quiet --bin profkit --example heap_churn --example heap_churn_profkit
-P=target/release/profkit
-EX=target/release/examples
+P="${CARGO_TARGET_DIR:-target}/release/profkit"
+EX="${CARGO_TARGET_DIR:-target}/release/examples"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPEATS=${REPEATS:-5}
 cargo build --release --quiet --bin profkit
-BIN=$PWD/target/release/profkit
+BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/profkit"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"

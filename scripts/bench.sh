@@ -13,7 +13,7 @@ parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(db sql $(ls scripts/bench-*.sh 2>/dev/null | sed 's#scripts/bench-\(.*\)\.sh#\1#'))
 
 cargo build --release --quiet
-PK=./target/release/profkit
+PK="${CARGO_TARGET_DIR:-target}/release/profkit"
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
@@ -23,6 +23,12 @@ field() { python3 -c "import json,sys; r=json.load(sys.stdin); print($1)"; }
 db_part() {
     echo "## db: DatabaseManager vs a plain rusqlite loop (same process, alternating)"
     cargo bench --quiet --bench db_overhead 2>/dev/null
+    echo
+    echo "## db: SQLite tuning side by side (50,000 point reads; 2 MB cache, no mmap, then profkit's settings)"
+    PROFKIT_BENCH_READS=50000 PROFKIT_BENCH_CACHE_KIB=2000 PROFKIT_BENCH_MMAP=0 \
+        cargo bench --quiet --bench db_overhead 2>/dev/null | grep -i '^point read' | sed 's/^/defaults: /'
+    PROFKIT_BENCH_READS=50000 \
+        cargo bench --quiet --bench db_overhead 2>/dev/null | grep -i '^point read' | sed 's/^/tuned:    /'
     echo
     echo "## db: for the record (100k rows)"
     $PK run random-emails --out "$OUT" --json | field \

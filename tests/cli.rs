@@ -98,6 +98,41 @@ fn n_plus_one_issues_many_more_statements_than_its_batched_twin() {
 }
 
 #[test]
+fn a_duration_run_lasts_its_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_json(
+        dir.path(),
+        &[
+            "random-emails",
+            "--rows",
+            "2000",
+            "--duration",
+            "300ms",
+            "--warmup",
+            "50ms",
+        ],
+    );
+    let elapsed = u(&r, &["elapsed"]);
+    assert!(elapsed >= 300_000_000, "elapsed {elapsed} ns");
+    assert!(elapsed < 30_000_000_000, "it stopped: {elapsed} ns");
+    let ops = u(&r, &["ops"]);
+    assert!(ops > 0);
+    let hist_total: u64 = r["latency"]["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b[1].as_u64().unwrap())
+        .sum();
+    assert_eq!(hist_total, ops);
+    let throughput = f(&r, &["throughput"]);
+    let expected = ops as f64 / (elapsed as f64 / 1e9);
+    assert!(
+        (throughput - expected).abs() <= 1e-6 * expected,
+        "{throughput} vs {expected}"
+    );
+}
+
+#[test]
 fn duration_runs_and_human_output() {
     let dir = tempfile::tempdir().unwrap();
     profkit(dir.path())
@@ -143,7 +178,7 @@ fn profile_writes_run_folders_and_an_index() {
         .args([
             "profile",
             "--workloads",
-            "point-read,n-plus-one",
+            "point-read,n-plus-one,n-plus-one-batched",
             "--rows",
             "1000",
             "--scale",
@@ -201,6 +236,37 @@ fn profile_writes_run_folders_and_an_index() {
         findings["findings"][0]["kind"], "n-plus-one",
         "{findings:#}"
     );
+    // The CPU pass sampled; the SQL and heap passes drew their flamegraphs.
+    let cpu_samples: u64 = std::fs::read_to_string(run.join("cpu.folded"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+        .sum();
+    assert!(cpu_samples > 0);
+    let id = run.file_name().unwrap().to_string_lossy().into_owned();
+    for kind in ["sql", "heap", "heap-live"] {
+        let svg = dir
+            .path()
+            .join("flamegraphs")
+            .join(format!("{id}-{kind}.svg"));
+        assert!(svg.is_file(), "{} missing", svg.display());
+    }
+    // Its batched twin has no N+1 finding.
+    let twin = entries
+        .iter()
+        .find(|e| e.ends_with("-n-plus-one-batched"))
+        .unwrap();
+    let findings: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("profiles").join(twin).join("findings.json")).unwrap(),
+    )
+    .unwrap();
+    let kinds: Vec<&str> = findings["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert!(!kinds.contains(&"n-plus-one"), "{kinds:?}");
 }
 
 #[test]
@@ -241,11 +307,26 @@ fn bad_sizes_and_durations_are_clear_errors() {
             "not a duration",
         ),
         (&["run", "point-read", "--warmup", "lots"], "neither"),
+        (&["run", "noop", "--rate", "fast"], "'fast' is not a rate"),
+        (&["stress", "noop", "--slo", "p99>5ms"], "not an objective"),
+        (
+            &["cpu", "noop", "--frequency", "0"],
+            "'--frequency <FREQUENCY>'",
+        ),
+        (
+            &["run", "point-read", "--bogus"],
+            "unexpected argument '--bogus'",
+        ),
+        (&["flamegraph"], "not provided: <FILE>"),
+        (&["nosuch"], "unrecognized subcommand 'nosuch'"),
     ];
     for (args, message) in cases {
         let assert = profkit(dir.path()).args(*args).assert().code(2);
         let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
         assert!(stderr.contains(message), "{args:?}: {stderr}");
+        // One line in profkit's style, whether profkit or clap refused it.
+        assert!(stderr.starts_with("Error: "), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
@@ -338,6 +419,44 @@ fn a_foreign_sqlite_database_is_left_untouched() {
     assert_eq!(tables, 1);
 }
 
+/// Waits (up to a minute) until `ready` holds for the child `pid`.
+fn wait_until(pid: u32, what: &str, ready: impl Fn(u32) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready(pid) {
+        assert!(std::time::Instant::now() < deadline, "never {what}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Whether the process has a SIGINT handler (profkit's Ctrl-C handling).
+fn handles_sigint(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (libc::SIGINT - 1)) != 0)
+}
+
+/// Whether the process's measuring workers (`pk-worker-N`) are running.
+fn measuring(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks.flatten().any(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.starts_with("pk-worker"))
+            })
+        })
+        .unwrap_or(false)
+}
+
+fn sigint(pid: u32) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGINT);
+    }
+}
+
 #[test]
 fn ctrl_c_ends_the_run_early_and_still_writes_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -357,17 +476,10 @@ fn ctrl_c_ends_the_run_early_and_still_writes_it() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
-    }
-    let start = std::time::Instant::now();
+    // Interrupt while it measures (its workers run), not before.
+    wait_until(child.id(), "measuring", measuring);
+    sigint(child.id());
     let out = child.wait_with_output().unwrap();
-    assert!(
-        start.elapsed() < std::time::Duration::from_secs(30),
-        "did not stop"
-    );
     assert_eq!(out.status.code(), Some(130));
     assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
     let run = std::fs::read_dir(dir.path().join("profiles"))
@@ -379,4 +491,43 @@ fn ctrl_c_ends_the_run_early_and_still_writes_it() {
     let bench: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("bench.json")).unwrap()).unwrap();
     assert!(bench["elapsed"].as_u64().unwrap() < 60_000_000_000);
+    assert!(bench["ops"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_second_ctrl_c_quits_at_once() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    // Populating 300k emails takes a while; the first Ctrl-C lets the run
+    // go on to write its results, the second quits without them.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("profkit"))
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "point-read",
+            "--rows",
+            "300k",
+            "--ops",
+            "10",
+            "--warmup",
+            "0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(child.id(), "handling SIGINT", handles_sigint);
+    sigint(child.id());
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("Ctrl-C again to quit now"), "{line}");
+    sigint(child.id());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(out.stdout.is_empty(), "it quit before printing results");
+    assert!(
+        !dir.path().join("profiles").exists(),
+        "it quit before writing a run folder"
+    );
 }

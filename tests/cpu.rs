@@ -238,15 +238,84 @@ fn many_cycles_and_busy_threads_neither_hang_nor_crash() {
         "{threads:?}"
     );
     assert!(start.elapsed() < Duration::from_secs(60));
-    // A second profiler cannot sneak in: sections are serialised.
-    assert!(cpu::profile(
-        &CpuOptions {
-            frequency: Some(0),
-            ..CpuOptions::default()
-        },
-        || ()
-    )
-    .is_err());
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    // SAFETY: clock_gettime fills the timespec it is given.
+    let ts = unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+        ts
+    };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Burns `d` of this thread's CPU time (not wall time: the samples follow
+/// CPU time, whatever else the machine runs), or less when `stop` says so.
+fn burn(d: Duration, stop: impl Fn() -> bool) {
+    let until = thread_cpu() + d;
+    let mut x = 1u64;
+    while thread_cpu() < until && !stop() {
+        for _ in 0..10_000 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+}
+
+#[test]
+fn a_second_profile_waits_for_the_first_and_both_count_their_own_samples() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    let _one = serial();
+    let options = CpuOptions::default();
+    let first_done = AtomicBool::new(false);
+    let second_ran = AtomicBool::new(false);
+    let (asking, asked) = mpsc::channel();
+    let (first_done, second_ran, options) = (&first_done, &second_ran, &options);
+    let (first, second) = std::thread::scope(|s| {
+        let first = std::thread::Builder::new()
+            .name("first".into())
+            .spawn_scoped(s, move || {
+                cpu::profile(options, || {
+                    // Let the second thread ask for the profiler while this
+                    // section runs, then keep running: had it not waited, its
+                    // section would start now.
+                    asked.recv().unwrap();
+                    burn(Duration::from_millis(300), || {
+                        second_ran.load(Ordering::SeqCst)
+                    });
+                    first_done.store(true, Ordering::SeqCst);
+                })
+            })
+            .unwrap();
+        let second = std::thread::Builder::new()
+            .name("second".into())
+            .spawn_scoped(s, move || {
+                asking.send(()).unwrap();
+                cpu::profile(options, || {
+                    second_ran.store(true, Ordering::SeqCst);
+                    let waited = first_done.load(Ordering::SeqCst);
+                    burn(Duration::from_millis(300), || false);
+                    waited
+                })
+            })
+            .unwrap();
+        (first.join().unwrap(), second.join().unwrap())
+    });
+    let ((), first) = first.unwrap();
+    let (waited, second) = second.unwrap();
+    assert!(waited, "the second section started before the first ended");
+    for (name, p) in [("first", &first), ("second", &second)] {
+        assert_eq!(p.samples, p.stacks.iter().map(|s| s.samples).sum::<u64>());
+        let threads: BTreeMap<String, u64> = p.threads().into_iter().collect();
+        let own = threads.get(name).copied().unwrap_or(0);
+        assert!(own >= 5, "{name}: {threads:?}");
+        assert!(
+            own * 10 >= p.samples * 9,
+            "{name}'s profile is its own thread's work: {threads:?}"
+        );
+    }
 }
 
 fn profkit(dir: &Path) -> Command {

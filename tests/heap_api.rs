@@ -27,11 +27,11 @@ fn measure_heap_counts_allocations_and_leftovers() {
 
     // SQLite's memory counts too.
     let (_, stats) = measure_heap(|| {
-        profkit::db::sqlite_alloc::install();
-        let c = rusqlite::Connection::open_in_memory().unwrap();
+        let c = profkit::db::sqlite_alloc::open_in_memory().unwrap();
         c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (randomblob(100000));")
             .unwrap();
     })
     .unwrap();
+    assert!(profkit::db::sqlite_alloc::installed());
     assert!(stats.total_bytes > 100_000, "{stats:?}");
 }

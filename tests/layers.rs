@@ -212,6 +212,42 @@ fn top_level_modules_form_no_circle() {
     }
 }
 
+/// Where a file opens SQLite connections without going through
+/// `sqlite_alloc`, which sets the allocator hook before SQLite initialises.
+fn unhooked_opens(file: &str, src: &str) -> Vec<String> {
+    let code = strip_comments(src);
+    let mut v = Vec::new();
+    if file != "db/sqlite_alloc.rs" && code.contains("Connection::open") {
+        v.push(format!(
+            "{file}: opens a connection directly; use db::sqlite_alloc::open*"
+        ));
+    }
+    if code.contains("SqliteConnectionManager::") && !code.contains("sqlite_alloc::") {
+        v.push(format!(
+            "{file}: builds a connection pool without db::sqlite_alloc"
+        ));
+    }
+    v
+}
+
+#[test]
+fn every_connection_goes_through_the_allocator_hook() {
+    let all: Vec<String> = sources()
+        .iter()
+        .flat_map(|(_, file, src)| unhooked_opens(file, src))
+        .collect();
+    assert!(all.is_empty(), "{}", all.join("\n"));
+    // The check itself can fail.
+    assert_eq!(
+        unhooked_opens("db/x.rs", "let c = rusqlite::Connection::open(p)?;").len(),
+        1
+    );
+    assert_eq!(
+        unhooked_opens("db/x.rs", "let m = SqliteConnectionManager::file(p);").len(),
+        1
+    );
+}
+
 #[test]
 fn no_file_is_too_long() {
     for (_, file, src) in sources() {

@@ -82,8 +82,21 @@ const BOOT_METRICS: [Metric; 4] = [Metric::Mean, Metric::P50, Metric::P95, Metri
 
 impl LatencyBootstrap {
     pub(crate) fn new(base: &LoadedRun, current: &LoadedRun, opt: &CompareOptions) -> Option<Self> {
-        let sb = Sampler::new(&base.bench.latency.histogram)?;
-        let sc = Sampler::new(&current.bench.latency.histogram)?;
+        Self::from_histograms(
+            &base.bench.latency.histogram,
+            &current.bench.latency.histogram,
+            opt,
+        )
+    }
+
+    /// From two latency histograms of (value, count) buckets.
+    fn from_histograms(
+        base: &[(u64, u64)],
+        current: &[(u64, u64)],
+        opt: &CompareOptions,
+    ) -> Option<Self> {
+        let sb = Sampler::new(base)?;
+        let sc = Sampler::new(current)?;
         // Bound the work to ~4 million draws.
         let per = (sb.total + sc.total).max(1) as usize;
         let resamples = (4_000_000 / per).clamp(defaults::MIN_RESAMPLES, opt.resamples.max(1));
@@ -122,8 +135,28 @@ impl LatencyBootstrap {
 mod tests {
     use super::*;
 
+    /// A latency histogram: a spread of buckets around `centre` ns.
+    fn hist(centre: u64) -> Vec<(u64, u64)> {
+        (0..21u64)
+            .map(|i| {
+                let v = centre * (90 + i) / 100;
+                let n = 60 - 5 * i.abs_diff(10);
+                (v, n + 1)
+            })
+            .collect()
+    }
+
+    fn boot(base: &[(u64, u64)], current: &[(u64, u64)], seed: u64) -> LatencyBootstrap {
+        let opt = CompareOptions {
+            seed,
+            resamples: 400,
+            ..CompareOptions::default()
+        };
+        LatencyBootstrap::from_histograms(base, current, &opt).unwrap()
+    }
+
     #[test]
-    fn bootstrap_intervals_are_deterministic_and_cover_the_change() {
+    fn resampling_keeps_the_count_and_stats_read_the_buckets() {
         let s = Sampler::new(&[(100, 500), (200, 500)]).unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let mut counts = vec![0; 2];
@@ -133,5 +166,32 @@ mod tests {
         assert_eq!(st[0], 150.0);
         assert_eq!(st[1], 100.0);
         assert_eq!(st[2], 200.0);
+    }
+
+    #[test]
+    fn bootstrap_intervals_are_deterministic_and_cover_the_change() {
+        let base = hist(1_000_000);
+        let slower = hist(1_200_000);
+        // The same seed gives the same intervals.
+        let (a, b) = (boot(&base, &slower, 7), boot(&base, &slower, 7));
+        for m in BOOT_METRICS {
+            assert_eq!(a.interval(m), b.interval(m), "{m:?}");
+        }
+        // A 20 % slowdown: the interval excludes 0 and holds +20 %.
+        for m in [Metric::Mean, Metric::P50] {
+            let (lo, hi) = a.interval(m).unwrap();
+            assert!(lo > 0.0, "{m:?}: [{lo}, {hi}] should exclude 0");
+            assert!(
+                lo - 1e-9 <= 0.2 && 0.2 <= hi + 1e-9,
+                "{m:?}: [{lo}, {hi}] should hold 0.2"
+            );
+        }
+        // Identical inputs: the interval includes 0.
+        let same = boot(&base, &base, 7);
+        for m in [Metric::Mean, Metric::P50] {
+            let (lo, hi) = same.interval(m).unwrap();
+            assert!(lo <= 0.0 && 0.0 <= hi, "{m:?}: [{lo}, {hi}] should hold 0");
+            assert!(hi - lo < 0.2, "{m:?}: [{lo}, {hi}] is too wide");
+        }
     }
 }

@@ -216,9 +216,24 @@ pub struct IndexEntry {
     pub workload: String,
 }
 
+/// Version of the layout of `index.json` and `baseline.json`.
+pub const INDEX_SCHEMA_VERSION: u32 = 1;
+
 /// `index.json` of a profile session or a baseline: the runs it groups.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Index {
+    /// [`INDEX_SCHEMA_VERSION`] (0 in files written before it was added).
+    #[serde(default)]
+    pub schema_version: u32,
     /// The runs, in order.
     pub runs: Vec<IndexEntry>,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index {
+            schema_version: INDEX_SCHEMA_VERSION,
+            runs: Vec::new(),
+        }
+    }
 }

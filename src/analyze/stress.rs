@@ -301,6 +301,22 @@ mod tests {
     }
 
     #[test]
+    fn a_level_breaks_on_errors_above_the_limit_whatever_its_latency() {
+        let slo: Slo = "p99<5ms".parse().unwrap();
+        // 3 % errors, latency well within the objective.
+        let b = bench(1000, 3);
+        assert_eq!(
+            verdict(&b, &slo, 0.01).as_deref(),
+            Some("errors 3.00 % > 1.00 %")
+        );
+        assert_eq!(verdict(&b, &slo, 0.05), None);
+        assert_eq!(verdict(&b, &slo, 0.03), None, "the limit itself holds");
+        assert!(verdict(&bench(6000, 0), &slo, 0.01)
+            .unwrap()
+            .starts_with("p99 "));
+    }
+
+    #[test]
     fn objectives_parse() {
         let s: Slo = "p99<5ms".parse().unwrap();
         assert_eq!(s.metric, SloMetric::P99);

@@ -136,3 +136,27 @@ fn scale_flags_become_options() {
     assert_eq!(o.max_error_rate, 0.005);
     assert_eq!(o.base.threads, Some(2));
 }
+
+#[test]
+fn clap_errors_become_one_line() {
+    let line = |args: &[&str]| {
+        let e = Cli::try_parse_from(args.iter().copied()).err().unwrap();
+        super::super::clap_error_line(&e)
+    };
+    assert_eq!(
+        line(&["profkit", "run", "point-read", "--rows", "-5"]).unwrap(),
+        "invalid value '-5' for '--rows <ROWS>': '-5' is not a count (examples: 1000, 100k, 1m)"
+    );
+    assert_eq!(
+        line(&["profkit", "flamegraph"]).unwrap(),
+        "the following required arguments were not provided: <FILE>"
+    );
+    let bogus = line(&["profkit", "run", "point-read", "--bogus"]).unwrap();
+    assert!(
+        bogus.starts_with("unexpected argument '--bogus' found; tip: "),
+        "{bogus}"
+    );
+    assert!(!bogus.contains('\n'));
+    assert_eq!(line(&["profkit", "--help"]), None, "help is not an error");
+    assert_eq!(line(&["profkit", "--version"]), None);
+}

@@ -9,6 +9,8 @@ mod dispatch;
 mod harness;
 mod reports;
 
+use clap::error::ErrorKind;
+
 pub use args::Cli;
 pub use harness::{Harness, HarnessError};
 pub use reports::{BadTarget, CheckFailed};
@@ -44,14 +46,7 @@ pub fn main_with(harness: impl Into<Harness>) -> ! {
     }
     // Before SQLite initialises: its memory goes through the allocator too.
     crate::db::sqlite_alloc::install();
-    let cli = match harness.parse(std::env::args_os().collect()) {
-        Ok(cli) => cli,
-        Err(HarnessError::Clap(e)) => e.exit(),
-        Err(e) => {
-            eprintln!("Error: {e}");
-            std::process::exit(2);
-        }
-    };
+    let cli = parse_cli(&harness);
     if wants_heap_profiling(&cli) {
         // Before any other thread starts.
         if let Err(e) = crate::alloc::enable_heap_profiling() {
@@ -79,6 +74,53 @@ pub fn main_with(harness: impl Into<Harness>) -> ! {
     } else {
         0
     });
+}
+
+/// Parses the command line. clap's own errors (a value its parser refuses,
+/// an unknown or missing argument) print as one `Error: …` line and exit
+/// 2, like profkit's; help and version print as clap's.
+fn parse_cli(harness: &Harness) -> Cli {
+    match harness.parse(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(HarnessError::Clap(e)) => match clap_error_line(&e) {
+            Some(line) => {
+                eprintln!("Error: {line}");
+                std::process::exit(2);
+            }
+            None => e.exit(),
+        },
+        Err(e) => {
+            eprintln!("Error: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// A clap error as one line without the `error: ` prefix, or `None` for
+/// help and version output (not errors).
+pub fn clap_error_line(e: &clap::Error) -> Option<String> {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        return None;
+    }
+    let mut line = String::new();
+    for part in e.render().to_string().lines().map(str::trim) {
+        if part.starts_with("Usage:") || part.starts_with("For more information") {
+            break;
+        }
+        if part.is_empty() {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(if part.starts_with("tip:") { "; " } else { " " });
+        }
+        line.push_str(part.strip_prefix("error: ").unwrap_or(part));
+    }
+    Some(line)
 }
 
 /// Whether the command profiles the heap in this process (then heap

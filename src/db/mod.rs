@@ -333,7 +333,7 @@ impl DatabaseManager {
             }
         };
         {
-            let conn = Connection::open(&path).map_err(open_err)?;
+            let conn = sqlite_alloc::open(&path).map_err(open_err)?;
             conn.busy_timeout(defaults::OPEN_LOCK_WAIT)
                 .map_err(open_err)?;
             let tables: Vec<String> = conn
@@ -966,7 +966,7 @@ mod tests {
     fn refuses_foreign_databases() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.db");
-        Connection::open(&path)
+        sqlite_alloc::open(&path)
             .unwrap()
             .execute_batch("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
             .unwrap();

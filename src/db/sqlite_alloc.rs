@@ -9,14 +9,22 @@
 //! size (SQLite's `xSize` must answer it; Rust's deallocation needs it).
 //!
 //! `sqlite3_config` only works before SQLite initialises, which rusqlite
-//! does on the first `Connection::open`; [`crate::DatabaseManager::open`]
-//! calls [`install`] first, and so does the `profkit` binary at start.
+//! does on the first `Connection::open`, and it is not thread-safe against
+//! an initialisation on another thread. So every connection profkit opens
+//! goes through [`install`] first: directly through [`open`],
+//! [`open_in_memory`] and [`open_with_flags`], or through
+//! [`crate::DatabaseManager::open`], which calls it before its pool opens
+//! any. [`install`] is one [`OnceLock`]: the first caller configures SQLite
+//! while any other waits, so no connection opens before the hook is set,
+//! whatever the order of the callers. (tests/layers.rs checks that no other
+//! file opens a connection directly.)
 
 use std::alloc::Layout;
 use std::os::raw::{c_int, c_void};
+use std::path::Path;
 use std::sync::OnceLock;
 
-use rusqlite::ffi;
+use rusqlite::{ffi, Connection, OpenFlags};
 
 /// Bytes in front of each block: its requested size, keeping 16-byte alignment.
 const HEADER: usize = 16;
@@ -33,6 +41,8 @@ unsafe extern "C" fn x_malloc(n: c_int) -> *mut c_void {
     let Some(layout) = layout(size) else {
         return std::ptr::null_mut();
     };
+    #[cfg(test)]
+    tests::HOOKED_BYTES.fetch_add(size as u64, std::sync::atomic::Ordering::Relaxed);
     // SAFETY: the layout has a non-zero size (HEADER > 0).
     let base = unsafe { std::alloc::alloc(layout) };
     if base.is_null() {
@@ -170,9 +180,28 @@ pub fn installed() -> bool {
     INSTALLED.get().copied().unwrap_or(false)
 }
 
+/// [`Connection::open`] after [`install`].
+pub fn open(path: impl AsRef<Path>) -> rusqlite::Result<Connection> {
+    install();
+    Connection::open(path)
+}
+
+/// [`Connection::open_in_memory`] after [`install`].
+pub fn open_in_memory() -> rusqlite::Result<Connection> {
+    install();
+    Connection::open_in_memory()
+}
+
+/// [`Connection::open_with_flags`] after [`install`].
+pub fn open_with_flags(path: impl AsRef<Path>, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    install();
+    Connection::open_with_flags(path, flags)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     #[test]
     fn blocks_round_trip_through_the_hooks() {
@@ -192,13 +221,39 @@ mod tests {
         }
     }
 
+    /// Bytes asked of [`x_malloc`] in this test binary.
+    pub(super) static HOOKED_BYTES: AtomicU64 = AtomicU64::new(0);
+
     #[test]
-    fn sqlite_works_through_the_hook() {
-        install();
-        let c = rusqlite::Connection::open_in_memory().unwrap();
+    fn sqlite_memory_goes_through_the_hook_whichever_thread_opens_first() {
+        // Several threads open connections at once; whichever test or thread
+        // runs first, the hook is in place before SQLite initialises.
+        let installed: Vec<bool> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        let c = open_in_memory().unwrap();
+                        c.execute_batch("CREATE TABLE t(x)").unwrap();
+                        installed()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(installed, [true; 4]);
+        assert!(install(), "the hook is in place");
+        let before = HOOKED_BYTES.load(Ordering::Relaxed);
+        let c = open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE b(x); INSERT INTO b VALUES (randomblob(300000));")
+            .unwrap();
         let n: i64 = c
             .query_row("SELECT count(*) FROM (WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM r WHERE x < 5000) SELECT x FROM r)", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 5000);
+        let counted = HOOKED_BYTES.load(Ordering::Relaxed) - before;
+        assert!(
+            counted >= 300_000,
+            "SQLite's allocations went through the hook: {counted} bytes"
+        );
     }
 }

@@ -311,7 +311,7 @@ mod tests {
 
     #[test]
     fn counts_each_execution_with_its_rows_and_not_nested_statements() {
-        let conn = Connection::open_in_memory().unwrap();
+        let conn = crate::db::sqlite_alloc::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT);
              CREATE VIRTUAL TABLE f USING fts5(body, content='t', content_rowid='id');

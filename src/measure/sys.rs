@@ -102,16 +102,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn readings_are_plausible() {
+    fn cpu_time_grows_with_work() {
         let before = cpu_times();
+        let wall = std::time::Instant::now();
         let mut x = 0u64;
-        for i in 0..5_000_000u64 {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        // Work until the reading shows 20 ms more (a reader stuck at zero,
+        // or in the wrong unit, never gets there).
+        while cpu_times().total().0 < before.total().0 + 20_000_000 {
+            for i in 0..100_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            assert!(
+                wall.elapsed().as_secs() < 60,
+                "CPU time did not grow: {before:?} → {:?}",
+                cpu_times()
+            );
         }
-        assert!(cpu_times().total() >= before.total());
-        assert!(current_rss().0 > 1024 * 1024);
-        assert!(peak_rss() >= current_rss() || peak_rss().0 > 0);
+        assert!(cpu_times().user > before.user);
+    }
+
+    #[test]
+    fn resident_memory_follows_a_touched_block() {
+        const BLOCK: usize = 64 << 20;
+        let block = std::hint::black_box(vec![1u8; BLOCK]);
+        let current = current_rss();
+        let peak = peak_rss();
+        assert!(current.0 >= BLOCK as u64, "current {current:?}");
+        assert!(peak.0 >= BLOCK as u64, "peak {peak:?}");
+        assert!(current.0 < total_memory().0, "{current:?}");
+        drop(block);
         assert!(cores() >= 1);
-        assert!(total_memory().0 > 0);
     }
 }

@@ -257,6 +257,7 @@ fn write_index(
                 workload: w.bench.workload.clone(),
             })
             .collect(),
+        ..Index::default()
     };
     store::write_json(&index_dir.file(files::INDEX_JSON), &index)?;
     Ok(index_dir)

@@ -59,7 +59,7 @@ impl Planner {
         let conns = paths
             .into_iter()
             .filter_map(|p| {
-                Connection::open_with_flags(
+                crate::db::sqlite_alloc::open_with_flags(
                     p,
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )
@@ -85,7 +85,7 @@ mod tests {
 
     #[test]
     fn plans_name_scans_and_index_searches() {
-        let conn = Connection::open_in_memory().unwrap();
+        let conn = crate::db::sqlite_alloc::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE emails (id INTEGER PRIMARY KEY, sender TEXT, subject TEXT); CREATE INDEX s ON emails(sender);")
             .unwrap();
         let scan = explain(&conn, "SELECT id FROM emails WHERE subject LIKE ?1");

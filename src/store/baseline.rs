@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::runs::{baselines_dir, RunError};
 use super::{files, read_json, rfc3339, write_json, OutputError};
-use crate::analyze::rundata::{Index, IndexEntry, RunSet};
+use crate::analyze::rundata::{Index, IndexEntry, RunSet, INDEX_SCHEMA_VERSION};
 
 /// Errors of baselines.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,10 @@ pub enum BaselineError {
 /// What `baseline.json` holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BaselineInfo {
+    /// [`INDEX_SCHEMA_VERSION`] (0 in files
+    /// written before it was added).
+    #[serde(default)]
+    pub schema_version: u32,
     /// Name.
     pub name: String,
     /// The folder it was copied from.
@@ -96,6 +100,7 @@ pub fn save(out: &Path, name: &str, set: &RunSet) -> Result<PathBuf, BaselineErr
     }
     write_json(&tmp.path().join(files::INDEX_JSON), &index)?;
     let info = BaselineInfo {
+        schema_version: INDEX_SCHEMA_VERSION,
         name: name.to_string(),
         source: set.label.clone(),
         saved_at: rfc3339(std::time::SystemTime::now()),

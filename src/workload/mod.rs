@@ -135,7 +135,7 @@ fn build_template(path: &Path, rows: u64, seed: u64) -> anyhow::Result<()> {
     }
     // With the pool closed, fold the WAL into the main file so that a copy
     // of that one file is the whole database.
-    rusqlite::Connection::open(&partial)?.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+    crate::db::sqlite_alloc::open(&partial)?.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
     for suffix in ["-wal", "-shm"] {
         let mut p = partial.clone().into_os_string();
         p.push(suffix);
@@ -418,7 +418,7 @@ mod tests {
         };
         let statements = |env: &SetupEnv| {
             let before = crate::db::trace::thread_counts().statements;
-            let conn = rusqlite::Connection::open(&env.db_path).unwrap();
+            let conn = crate::db::sqlite_alloc::open(&env.db_path).unwrap();
             env.trace_sql(&conn);
             conn.execute_batch("CREATE TABLE IF NOT EXISTS t (x); INSERT INTO t VALUES (1)")
                 .unwrap();
