@@ -476,8 +476,11 @@ fn ctrl_c_ends_the_run_early_and_still_writes_it() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Interrupt while it measures (its workers run), not before.
+    // Interrupt while it measures (its workers run), not before; and not
+    // the instant they start, so that some operations are done (a 500-row
+    // point read takes microseconds; the margin is for a loaded machine).
     wait_until(child.id(), "measuring", measuring);
+    std::thread::sleep(std::time::Duration::from_millis(500));
     sigint(child.id());
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
