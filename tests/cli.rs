@@ -36,7 +36,10 @@ fn run_reports_exactly_the_operations_asked_for() {
     assert!(l("p95") <= l("p99") && l("p99") <= l("p999") && l("p999") <= l("max"));
     assert!(f(&r, &["throughput"]) > 0.0);
     assert!(u(&r, &["memory", "peak_rss"]) > 0);
-    assert_eq!(f(&r, &["sql", "per_op"]), 1.0);
+    // Measured without the SQL trace hook by default: no statement counts,
+    // not instrumented.
+    assert!(r["sql"].is_null(), "{}", r["sql"]);
+    assert_eq!(r["instrumented"], false);
 
     // The run folder holds bench.json and manifest.json.
     let runs: Vec<_> = std::fs::read_dir(dir.path().join("profiles"))
@@ -88,9 +91,22 @@ fn concurrent_writers_lose_no_rows() {
 #[test]
 fn n_plus_one_issues_many_more_statements_than_its_batched_twin() {
     let dir = tempfile::tempdir().unwrap();
-    let args = |w: &'static str| vec![w, "--rows", "3000", "--ops", "50", "--warmup", "5"];
+    let args = |w: &'static str| {
+        vec![
+            w,
+            "--rows",
+            "3000",
+            "--ops",
+            "50",
+            "--warmup",
+            "5",
+            "--trace-sql",
+        ]
+    };
     let slow = run_json(dir.path(), &args("n-plus-one"));
     let fast = run_json(dir.path(), &args("n-plus-one-batched"));
+    // --trace-sql counts statements and marks the run as instrumented.
+    assert_eq!(slow["instrumented"], true);
     let slow_per_op = f(&slow, &["sql", "per_op"]);
     let fast_per_op = f(&fast, &["sql", "per_op"]);
     assert_eq!(slow_per_op, 101.0);

@@ -301,3 +301,16 @@ fn cpu_command_writes_a_run_folder_and_refuses_tiny_profiles() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("raise --ops"), "{err}");
 }
+
+#[test]
+fn a_default_cpu_profile_holds_no_profkit_trace_frame() {
+    // The SQL trace hook is the profiler's own code: a default measurement
+    // pass runs without it, so a user reads their code, not profkit's.
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = cpu_run(dir.path(), "n-plus-one", 2000, 600, 1);
+    assert!(out.profile.samples >= 20, "{}", out.profile.samples);
+    let traced = inclusive_share(&out, |f| f.contains("profkit::db::trace"));
+    assert_eq!(traced, 0.0, "profkit's trace hook in the CPU profile");
+    assert!(!out.bench.instrumented && out.bench.sql.is_none());
+}

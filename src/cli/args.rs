@@ -260,6 +260,10 @@ pub struct RunFlags {
     /// Where run folders go.
     #[arg(long, default_value = store::defaults::OUT_DIR)]
     pub out: PathBuf,
+    /// Count SQL statements during measured runs with SQLite's trace hook
+    /// (off by default: it costs time; runs are then marked instrumented).
+    #[arg(long)]
+    pub trace_sql: bool,
 }
 
 /// `--ops N` or `--duration D` as a [`Stop`] (clap keeps them exclusive).
@@ -269,11 +273,12 @@ fn stop_of(ops: Option<u64>, duration: Option<Duration>) -> Option<Stop> {
 }
 
 /// A session writing under `out`, with a progress bar when stderr is a terminal.
-fn session_config(out: &std::path::Path, db: Option<PathBuf>) -> SessionConfig {
+fn session_config(out: &std::path::Path, db: Option<PathBuf>, sql_trace: bool) -> SessionConfig {
     use std::io::IsTerminal;
     SessionConfig {
         out_dir: out.to_path_buf(),
         db_path: db,
+        sql_trace,
         progress: std::io::stderr().is_terminal(),
         ..SessionConfig::default()
     }
@@ -293,7 +298,7 @@ impl From<&RunFlags> for RunOptions {
 
 impl From<&RunFlags> for SessionConfig {
     fn from(f: &RunFlags) -> SessionConfig {
-        session_config(&f.out, f.db.clone())
+        session_config(&f.out, f.db.clone(), f.trace_sql)
     }
 }
 
@@ -343,6 +348,9 @@ pub struct SweepArgs {
     /// Print the result as JSON on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Count SQL statements with SQLite's trace hook (costs time; marks the runs instrumented).
+    #[arg(long)]
+    pub trace_sql: bool,
 }
 
 impl SweepArgs {
@@ -359,7 +367,7 @@ impl SweepArgs {
 
     /// Where the sweep's session puts things.
     pub fn session_config(&self) -> SessionConfig {
-        session_config(&self.out, None)
+        session_config(&self.out, None, self.trace_sql)
     }
 }
 

@@ -53,6 +53,7 @@ pub(super) fn check(a: CheckArgs, registry: &Registry) -> anyhow::Result<()> {
             seed: None,
             db: None,
             out: a.out.clone(),
+            trace_sql: false,
         };
         let profile = ProfileArgs {
             workloads: a.workloads.clone(),

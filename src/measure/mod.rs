@@ -319,6 +319,10 @@ pub struct BenchResult {
     pub pool: Option<PoolStats>,
     /// SQL statement figures, when the trace hook was on.
     pub sql: Option<SqlSummary>,
+    /// Whether the run was measured with an instrument that costs time
+    /// (SQLite's trace hook): its latencies include that cost.
+    #[serde(default)]
+    pub instrumented: bool,
     /// The workload's own figures (rows written, cache size, …).
     pub metrics: Metrics,
 }
@@ -521,6 +525,7 @@ pub fn measure_detailed(
                 0.0
             },
         }),
+        instrumented: sql_on,
         metrics,
     };
     Ok((bench, statements))

@@ -87,6 +87,12 @@ pub fn bench_table(r: &BenchResult) -> String {
             ),
         );
     }
+    if r.instrumented {
+        row(
+            "instrumented",
+            "SQL trace hook on (--trace-sql): latencies include its cost".to_string(),
+        );
+    }
     for (k, v) in &r.metrics {
         let shown = if v.fract() == 0.0 && v.abs() < 1e15 {
             format!("{v:.0}")
