@@ -264,6 +264,10 @@ pub struct RunFlags {
     /// (off by default: it costs time; runs are then marked instrumented).
     #[arg(long)]
     pub trace_sql: bool,
+    /// Keep runtime plumbing frames (thread start, panic guards, closure
+    /// shims) in CPU and heap stacks; by default they are folded.
+    #[arg(long)]
+    pub keep_runtime_frames: bool,
 }
 
 /// `--ops N` or `--duration D` as a [`Stop`] (clap keeps them exclusive).
@@ -298,7 +302,10 @@ impl From<&RunFlags> for RunOptions {
 
 impl From<&RunFlags> for SessionConfig {
     fn from(f: &RunFlags) -> SessionConfig {
-        session_config(&f.out, f.db.clone(), f.trace_sql)
+        SessionConfig {
+            keep_runtime_frames: f.keep_runtime_frames,
+            ..session_config(&f.out, f.db.clone(), f.trace_sql)
+        }
     }
 }
 

@@ -54,6 +54,7 @@ pub(super) fn check(a: CheckArgs, registry: &Registry) -> anyhow::Result<()> {
             db: None,
             out: a.out.clone(),
             trace_sql: false,
+            keep_runtime_frames: false,
         };
         let profile = ProfileArgs {
             workloads: a.workloads.clone(),

@@ -31,6 +31,9 @@ pub struct SessionConfig {
     /// instead). A run measured with it on is marked `instrumented` in
     /// `bench.json`.
     pub sql_trace: bool,
+    /// Keep runtime plumbing frames (thread start, panic guards, closure
+    /// shims) in CPU and heap stacks; default off: they are folded.
+    pub keep_runtime_frames: bool,
 }
 
 impl Default for SessionConfig {
@@ -41,6 +44,7 @@ impl Default for SessionConfig {
             db_path: None,
             progress: false,
             sql_trace: false,
+            keep_runtime_frames: false,
         }
     }
 }

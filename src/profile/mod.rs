@@ -8,4 +8,5 @@
 pub mod cpu;
 pub mod dhat;
 pub mod heap;
+pub mod runtime;
 pub mod sql;
