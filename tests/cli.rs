@@ -396,3 +396,71 @@ fn ctrl_c_ends_the_run_early_and_still_writes_it() {
         serde_json::from_slice(&std::fs::read(run.join("bench.json")).unwrap()).unwrap();
     assert!(bench["elapsed"].as_u64().unwrap() < 60_000_000_000);
 }
+
+/// `profkit run` (human output) on small data.
+fn run_text(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = profkit(dir)
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(dir.join("profiles"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn waiting_for_the_write_lock_is_found_where_it_dominates() {
+    let dir = tempfile::tempdir().unwrap();
+    // Ten writers, one SQLite write lock: most of each insert is the queue.
+    let text = run_text(
+        dir.path(),
+        &[
+            "concurrent-write",
+            "--rows",
+            "1000",
+            "--ops",
+            "600",
+            "--warmup",
+            "50",
+        ],
+    );
+    assert!(text.contains("latency: write-lock wait"), "{text}");
+    assert!(
+        text.contains("% of latency waiting for the write lock: one SQLite writer serialises 10 threads; batch inserts per transaction or use one writer thread"),
+        "{text}"
+    );
+    // bench.json keeps the breakdown; its parts add up to the summed latency.
+    let r = run_json(
+        dir.path(),
+        &[
+            "concurrent-write",
+            "--rows",
+            "1000",
+            "--ops",
+            "600",
+            "--warmup",
+            "50",
+        ],
+    );
+    let b = &r["breakdown"];
+    let parts: u64 = ["pool_wait", "lock_wait", "in_sqlite", "run_queue", "rest"]
+        .iter()
+        .map(|k| u(b, &[k]))
+        .sum();
+    assert_eq!(parts, u(b, &["total"]), "{b}");
+    assert!(u(b, &["lock_wait"]) * 2 > u(b, &["total"]), "{b}");
+
+    // One reader: nothing to wait for.
+    let text = run_text(
+        dir.path(),
+        &["point-read", "--rows", "1000", "--ops", "3000"],
+    );
+    assert!(text.contains("latency: in sqlite"), "{text}");
+    assert!(!text.contains("of latency waiting"), "{text}");
+}

@@ -17,3 +17,4 @@ pub mod scaling;
 pub mod sql;
 pub mod stacks;
 pub mod stress;
+pub mod waits;

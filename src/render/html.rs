@@ -437,6 +437,9 @@ fn run_section(h: &mut String, r: &LoadedRun) {
         }
     }
     h.push_str("</table>\n");
+    if let Some(b) = r.bench.breakdown.as_ref().filter(|b| b.ops > 0) {
+        let _ = writeln!(h, "<p>Latency: {}.</p>", escape(&b.summary()));
+    }
     let mut items = Vec::new();
     for (folded, what, unit) in [
         (&r.cpu_folded, "CPU", "samples"),

@@ -321,6 +321,9 @@ fn run_details(md: &mut String, r: &LoadedRun) {
             let _ = writeln!(md, "| {m} | {} |", escape(&m.format(v)));
         }
     }
+    if let Some(b) = r.bench.breakdown.as_ref().filter(|b| b.ops > 0) {
+        let _ = writeln!(md, "\nLatency: {}.", escape(&b.summary()));
+    }
     md.push('\n');
     for f in &r.findings {
         let _ = writeln!(
