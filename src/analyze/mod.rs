@@ -7,6 +7,7 @@
 pub mod alloc;
 mod bootstrap;
 pub mod budget;
+pub mod calibrate;
 pub mod compare;
 pub mod cpu;
 pub mod findings;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use super::args_budget::{BudgetArgs, BudgetCommand};
 use crate::analyze::leaks::{self, LeakOptions};
 use crate::analyze::{
     self, compare,
@@ -59,6 +60,8 @@ pub enum Command {
     Stress(StressArgs),
     /// Check runs against the budgets in profkit.toml (exit 1 when a critical threshold breaks).
     Check(CheckArgs),
+    /// Write a budget file calibrated from a measured session (`budget init`).
+    Budget(BudgetArgs),
     /// Save or list baselines (named copies of runs or profile sessions).
     Baseline(BaselineArgs),
     /// Compare a current run or session against a base: changes with confidence intervals, differential flamegraphs.
@@ -186,6 +189,10 @@ pub struct ReportArgs {
     /// Where baselines are (`<out>/baselines/`).
     #[arg(long, default_value = store::defaults::OUT_DIR)]
     pub out: PathBuf,
+    /// HTML: embed every flamegraph of every run (CPU, heap, SQL); by
+    /// default one per workload (CPU, else SQL, else heap).
+    #[arg(long)]
+    pub all_flamegraphs: bool,
 }
 
 /// `profkit sql`.

@@ -26,6 +26,7 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<()> {
         Command::Flamegraph(a) => reports::flamegraph_cmd(a),
         Command::Sql(a) => sql(a, registry),
         Command::Check(a) => reports::check(a, registry),
+        Command::Budget(a) => reports::budget_cmd(a),
         Command::Baseline(a) => reports::baseline_cmd(a),
         Command::Compare(a) => reports::compare_cmd(a),
         Command::Report(a) => reports::report_cmd(a),

@@ -4,6 +4,7 @@
 //! `profkit` binary is `main_with(Registry::builtins())`.
 
 pub mod args;
+mod args_budget;
 mod dispatch;
 mod reports;
 
@@ -93,6 +94,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<BudgetError>()
             || c.is::<RunError>()
             || c.is::<BadTarget>()
+            || c.is::<reports::WouldOverwrite>()
             || matches!(
                 c.downcast_ref::<CpuError>(),
                 Some(CpuError::BadFrequency(_) | CpuError::TooFewSamples { .. })

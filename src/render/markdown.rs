@@ -52,7 +52,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "## {}\n", escape(&input.title()));
     match input {
-        ReportInput::Runs { set, check } => {
+        ReportInput::Runs { set, check, .. } => {
             md.push_str("| workload | ops/s | p50 | p95 | p99 | errors | budget |\n");
             md.push_str("|---|---:|---:|---:|---:|---:|---|\n");
             for r in &set.runs {
