@@ -6,10 +6,17 @@ use crate::analyze::budget::{Budget, Limit, Metric, Unit};
 
 /// A value in the file's units: `350us`, `64MiB`, `1.5k`, `1%`, `2.1`.
 pub fn toml_value(metric: Metric, v: f64) -> String {
+    // Three significant digits: a budget is a judgement, not a measurement.
     let num = |x: f64| {
-        let s = format!("{x:.3}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        s.to_string()
+        let s = match x.abs() {
+            a if a >= 100.0 => format!("{x:.0}"),
+            a if a >= 10.0 => format!("{x:.1}"),
+            _ => format!("{x:.2}"),
+        };
+        match s.contains('.') {
+            true => s.trim_end_matches('0').trim_end_matches('.').to_string(),
+            false => s,
+        }
     };
     match metric.unit() {
         Unit::Nanos => {
@@ -107,6 +114,11 @@ mod tests {
             ),
             (Metric::ErrorRate, 0.0, 0.01),
             (Metric::SqlPerOp, 2.1, 2.6),
+            (
+                Metric::PeakHeap,
+                1.5 * 1024.0 * 1024.0,
+                3.0 * 1024.0 * 1024.0,
+            ),
         ] {
             l.insert(
                 m,
