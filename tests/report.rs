@@ -484,7 +484,7 @@ fn failing(stdout: &str) -> std::collections::BTreeSet<(String, String)> {
 }
 
 #[test]
-fn the_committed_budget_fails_exactly_on_the_slow_twins() {
+fn the_committed_budget_fails_exactly_on_the_slow_twins_and_the_report_stays_small() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -510,11 +510,12 @@ fn the_committed_budget_fails_exactly_on_the_slow_twins() {
         "0.02",
     );
     profile("leaky-cache", "0.4");
-    let sessions: Vec<_> = std::fs::read_dir(d.join("profiles"))
+    let mut sessions: Vec<_> = std::fs::read_dir(d.join("profiles"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.to_string_lossy().ends_with("-profile"))
         .collect();
+    sessions.sort();
     assert_eq!(sessions.len(), 2, "{sessions:?}");
     let out = profkit(d)
         .arg("check")
@@ -535,4 +536,23 @@ fn the_committed_budget_fails_exactly_on_the_slow_twins() {
         .map(pair),
     );
     assert_eq!(failing(&stdout), want, "{stdout}");
+
+    // The shareable report of the 14-workload session: one flamegraph per
+    // workload, inferno's script once, at most 3 MB.
+    let html = d.join("report.html");
+    let out = profkit(d)
+        .args(["report", "--format", "html", "-o"])
+        .arg(&html)
+        .arg(&sessions[0])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(text.matches("<iframe class=\"flamegraph\"").count(), 14);
+    assert_eq!(text.matches("function zoom_parent").count(), 1);
+    assert!(text.len() <= 3 << 20, "{} bytes", text.len());
 }

@@ -296,14 +296,17 @@ fn run_section(h: &mut String, r: &LoadedRun, all_flamegraphs: bool) {
         (&r.sql_folded, "SQL (time per statement)", "ns"),
         (&r.heap_folded, "heap (bytes allocated)", "bytes"),
     ];
-    let present = kinds.iter().filter(|g| g.0.is_some());
-    for (folded, what, unit) in present.take(if all_flamegraphs { 3 } else { 1 }) {
-        if let Some(f) = folded {
-            let title = format!("{} {what}", r.workload);
-            let f = diffgraph::prune_narrow(f, diffgraph::EMBED_WIDTH);
-            if let Ok(svg) = diffgraph::plain(&f, &title, unit, Some(diffgraph::EMBED_WIDTH)) {
-                items.push(embed_svg(&svg, true, &title));
-            }
+    let wanted = if all_flamegraphs { kinds.len() } else { 1 };
+    let mut drawn = 0;
+    for (folded, what, unit) in kinds {
+        let Some(f) = folded.as_ref().filter(|_| drawn < wanted) else {
+            continue;
+        };
+        let title = format!("{} {what}", r.workload);
+        let f = diffgraph::prune_narrow(f, diffgraph::EMBED_WIDTH);
+        if let Ok(svg) = diffgraph::plain(&f, &title, unit, Some(diffgraph::EMBED_WIDTH)) {
+            items.push(embed_svg(&svg, true, &title));
+            drawn += 1;
         }
     }
     for (name, svg) in &r.plots {
