@@ -25,10 +25,21 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn cpu_run(dir: &Path, name: &str, rows: u64, ops: u64, threads: usize) -> CpuOutcome {
+    cpu_run_with(dir, name, rows, ops, threads, SessionConfig::default())
+}
+
+fn cpu_run_with(
+    dir: &Path,
+    name: &str,
+    rows: u64,
+    ops: u64,
+    threads: usize,
+    config: SessionConfig,
+) -> CpuOutcome {
     let mut session = Session::new(SessionConfig {
         out_dir: dir.join("profiles"),
         flamegraph_dir: dir.join("flamegraphs"),
-        ..SessionConfig::default()
+        ..config
     })
     .unwrap();
     let options = RunOptions {
@@ -420,4 +431,75 @@ fn cpu_command_writes_a_run_folder_and_refuses_tiny_profiles() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("raise --ops"), "{err}");
+}
+
+#[test]
+fn a_default_cpu_profile_holds_no_profkit_trace_frame() {
+    // The SQL trace hook is the profiler's own code: a default measurement
+    // pass runs without it, so a user reads their code, not profkit's.
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = cpu_run(dir.path(), "n-plus-one", 2000, 600, 1);
+    assert!(out.profile.samples >= 20, "{}", out.profile.samples);
+    let traced = inclusive_share(&out, |f| f.contains("profkit::db::trace"));
+    assert_eq!(traced, 0.0, "profkit's trace hook in the CPU profile");
+    assert!(!out.bench.instrumented && out.bench.sql.is_none());
+}
+
+/// Frames folded out of every default CPU and heap stack.
+const RUNTIME_FRAMES: [&str; 8] = [
+    "clone3",
+    "start_thread",
+    "thread_start",
+    "vtable.shim",
+    "catch_unwind",
+    "do_call",
+    "__rust_begin_short_backtrace",
+    "run_phase::{{closure}}",
+];
+
+#[test]
+fn default_flamegraphs_fold_runtime_frames_and_the_flag_keeps_them() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = cpu_run(dir.path(), "n-plus-one", 2000, 400, 1);
+    let folded = std::fs::read_to_string(out.dir.file("cpu.folded")).unwrap();
+    let svg = std::fs::read_to_string(&out.flamegraphs[0]).unwrap();
+    for frame in RUNTIME_FRAMES {
+        assert!(!folded.contains(frame), "{frame} in cpu.folded");
+        assert!(!svg.contains(frame), "{frame} in the flamegraph");
+    }
+    // The worker's stacks read thread name, then the workload's operation.
+    let worker: Vec<&str> = folded
+        .lines()
+        .filter(|l| l.starts_with("pk-worker-0;"))
+        .collect();
+    assert!(!worker.is_empty(), "{folded}");
+    let through_operation = worker
+        .iter()
+        .filter(|l| {
+            l.split(';')
+                .nth(1)
+                .is_some_and(|f| f.ends_with("::operation"))
+        })
+        .count();
+    assert!(
+        through_operation * 10 >= worker.len() * 9,
+        "{through_operation} of {} worker stacks start at operation:\n{folded}",
+        worker.len()
+    );
+
+    let kept = cpu_run_with(
+        dir.path(),
+        "n-plus-one",
+        2000,
+        400,
+        1,
+        SessionConfig {
+            keep_runtime_frames: true,
+            ..SessionConfig::default()
+        },
+    );
+    let folded = std::fs::read_to_string(kept.dir.file("cpu.folded")).unwrap();
+    assert!(folded.contains("__rust_begin_short_backtrace"), "{folded}");
 }

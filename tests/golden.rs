@@ -145,6 +145,7 @@ fn markdown_and_json_reports() {
     let input = ReportInput::Runs {
         set: &set,
         check: None,
+        all_flamegraphs: false,
     };
     check("report.md", &Format::Markdown.exporter().render(&input));
     check("report.json", &Format::Json.exporter().render(&input));

@@ -24,6 +24,18 @@ fn read(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
+/// Frames folded out of every default CPU and heap stack.
+const RUNTIME_FRAMES: [&str; 8] = [
+    "clone3",
+    "start_thread",
+    "thread_start",
+    "vtable.shim",
+    "catch_unwind",
+    "do_call",
+    "__rust_begin_short_backtrace",
+    "run_phase::{{closure}}",
+];
+
 fn leaks(workload: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
     profkit(dir.path())
@@ -100,6 +112,10 @@ fn heap_profile_writes_dhat_file_summary_and_flamegraphs() {
         .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
         .sum();
     assert_eq!(folded_total, sum("tb"));
+    // Runtime plumbing between the thread and the workload is folded.
+    for frame in RUNTIME_FRAMES {
+        assert!(!folded.contains(frame), "{frame} in heap.folded");
+    }
     assert!(run.join("heap-blocks.folded").exists());
     let id = run.file_name().unwrap().to_string_lossy().to_string();
     for suffix in ["heap", "heap-live"] {

@@ -436,15 +436,164 @@ fn check_can_run_the_workloads_first() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    // The slow twin misses its batched twin's statement target: a warning, exit 0.
-    assert!(
-        out.status.success(),
+    // The slow twin breaks its batched twin's statement budget: exit 1.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        stdout.contains("n-plus-one sql_per_op: 101.00") && stdout.contains("WARN"),
-        "{stdout}"
-    );
+    let want = std::collections::BTreeSet::from([("n-plus-one", "sql_per_op")].map(pair));
+    assert_eq!(failing(&stdout), want, "{stdout}");
     assert!(dir.path().join("profiles").read_dir().unwrap().count() >= 2);
+}
+
+#[test]
+fn budget_init_writes_a_budget_that_passes_its_own_session_and_keeps_user_files() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = sql_run(d, "point-read", "500");
+    let file = d.join("calibrated.toml");
+    let init = |extra: &[&str]| {
+        profkit(d)
+            .args(["budget", "init"])
+            .arg(&run)
+            .arg("-o")
+            .arg(&file)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = init(&["--headroom", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("[point-read]")
+            && text.contains("sql_per_op = { target = 1.05, critical = 1.55 }"),
+        "{text}"
+    );
+    // The run it was calibrated on meets every target.
+    let out = profkit(d)
+        .args(["check", "--strict", "--budget"])
+        .arg(&file)
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // An existing file is not overwritten without --force.
+    std::fs::write(&file, "# mine\n").unwrap();
+    let out = init(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("exists; pass --force"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "# mine\n");
+    assert!(init(&["--force"]).status.success());
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("[point-read]"));
+    assert_eq!(
+        init(&["--force", "--headroom", "0.5"]).status.code(),
+        Some(2)
+    );
+}
+
+fn pair((w, m): (&str, &str)) -> (String, String) {
+    (w.to_string(), m.to_string())
+}
+
+/// The (workload, metric) pairs `profkit check` printed as FAIL.
+fn failing(stdout: &str) -> std::collections::BTreeSet<(String, String)> {
+    stdout
+        .lines()
+        .filter(|l| l.ends_with("FAIL (critical)"))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let w = words.next()?;
+            let m = words.next()?.trim_end_matches(':');
+            Some(pair((w, m)))
+        })
+        .collect()
+}
+
+#[test]
+fn the_committed_budget_fails_exactly_on_the_slow_twins_and_the_report_stays_small() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let budget = Path::new(env!("CARGO_MANIFEST_DIR")).join("profkit.toml");
+    let profile = |workloads: &str, scale: &str| {
+        let out = profkit(d)
+            .args(["profile", "--rows", "20000", "--workloads", workloads])
+            .args(["--scale", scale])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // Every built-in at a small scale; leaky-cache longer, so that its leak
+    // check has operations enough to see 96 B per operation.
+    profile(
+        "populate,point-read,random-emails,random-emails-naive,search-indexed,search-like,\
+         fts-search,aggregate,concurrent-write,mixed,n-plus-one,n-plus-one-batched,\
+         bounded-cache,tenant-isolation",
+        "0.02",
+    );
+    profile("leaky-cache", "0.4");
+    let mut sessions: Vec<_> = std::fs::read_dir(d.join("profiles"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("-profile"))
+        .collect();
+    sessions.sort();
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    let out = profkit(d)
+        .arg("check")
+        .arg("--budget")
+        .arg(&budget)
+        .args(&sessions)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let want = std::collections::BTreeSet::from(
+        [
+            ("leaky-cache", "leak_slope"),
+            ("n-plus-one", "sql_per_op"),
+            ("random-emails-naive", "full_scans"),
+            ("search-like", "full_scans"),
+        ]
+        .map(pair),
+    );
+    assert_eq!(failing(&stdout), want, "{stdout}");
+
+    // The shareable report of the 14-workload session: one flamegraph per
+    // workload, inferno's script once, at most 3 MB.
+    let html = d.join("report.html");
+    let out = profkit(d)
+        .args(["report", "--format", "html", "-o"])
+        .arg(&html)
+        .arg(&sessions[0])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(text.matches("<iframe class=\"flamegraph\"").count(), 14);
+    assert_eq!(text.matches("function zoom_parent").count(), 1);
+    assert!(text.len() <= 3 << 20, "{} bytes", text.len());
 }

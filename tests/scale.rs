@@ -165,11 +165,9 @@ fn complexity_fit_flags_linear_growth_and_not_flat_data() {
             ],
         );
         // The data is flat: cost per operation moves less than 1.5× over 100×
-        // the rows. Which model the fit then names is not asserted here: real
-        // timings on a shared VM drift 10–20 % during a sweep, and today's fit
-        // (a straight line with an intercept) can read that drift as growth —
-        // the growth verdict is being replaced by a log–log slope with a size
-        // threshold (issue 13), which comes with its own tests on fixed data.
+        // the rows, and the growth verdict (log–log slope and size of the
+        // change) does not cry wolf, whichever model fits best.
+        assert_eq!(r["fit"]["flagged"], false, "{}", r["fit"]);
         let p50: Vec<f64> = r["levels"]
             .as_array()
             .unwrap()
@@ -207,12 +205,12 @@ fn search_like_grows_linearly_with_the_data() {
                 "2",
             ],
         );
-        let best = r["fit"]["best"].as_str().unwrap();
-        assert!(
-            ["linear", "linearithmic"].contains(&best),
-            "search-like fitted {best}: {}",
-            r["fit"]
-        );
+        // The verdict is the log–log slope: a scan's cost is proportional
+        // to the rows (k near 1). Which model of five fits three noisy
+        // points best is not asserted (measured it swings between log n
+        // and n² on a loaded VM).
+        let k = f(&r["fit"]["exponent"]);
+        assert!(k >= 0.7, "search-like grows as n^{k}: {}", r["fit"]);
         assert_eq!(r["fit"]["flagged"], true);
     });
 }

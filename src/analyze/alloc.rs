@@ -8,6 +8,7 @@ use super::stacks::Folded;
 use crate::profile::dhat::{
     frame_location, frame_without_address, is_internal_frame, DhatFile, DhatPp,
 };
+use crate::profile::runtime;
 use crate::units::Bytes;
 
 /// Version of `alloc.json`.
@@ -46,8 +47,9 @@ fn folded_frame(name: &str) -> String {
 
 /// Allocation stacks of a dhat file (root first, `[root]` left out),
 /// weighted as asked; sites of zero weight are left out, sites with the
-/// same function names are summed.
-pub fn heap_stacks(file: &DhatFile, weight: Weight) -> Folded {
+/// same function names are summed. Runtime plumbing frames are folded
+/// (see [`crate::profile::runtime`]) unless `keep_runtime`.
+pub fn heap_stacks(file: &DhatFile, weight: Weight, keep_runtime: bool) -> Folded {
     let mut out = Folded::new();
     for pp in &file.pps {
         let w = match weight {
@@ -68,8 +70,17 @@ pub fn heap_stacks(file: &DhatFile, weight: Weight) -> Folded {
             .collect();
         let stack = if frames.is_empty() {
             "[unknown]".to_string()
-        } else {
+        } else if keep_runtime {
             frames.join(";")
+        } else {
+            let kept = runtime::keep(&frames);
+            let folded: Vec<&str> = frames
+                .iter()
+                .zip(kept)
+                .filter(|(_, k)| *k)
+                .map(|(f, _)| f.as_str())
+                .collect();
+            folded.join(";")
         };
         let total = out.entry(stack).or_default();
         *total = total.saturating_add(w);
@@ -265,7 +276,7 @@ mod tests {
     #[test]
     fn folds_and_summarises() {
         let f = sample();
-        let stacks = heap_stacks(&f, Weight::Bytes);
+        let stacks = heap_stacks(&f, Weight::Bytes, true);
         let lines: Vec<(&str, u64)> = stacks.iter().map(|(s, n)| (s.as_str(), *n)).collect();
         assert_eq!(
             lines,
@@ -277,7 +288,7 @@ mod tests {
                 )
             ]
         );
-        assert_eq!(heap_stacks(&f, Weight::LiveBytes).len(), 1);
+        assert_eq!(heap_stacks(&f, Weight::LiveBytes, true).len(), 1);
         let s = summarize(&f);
         assert_eq!(s.total_bytes, Bytes(1060));
         assert_eq!(s.end_bytes, Bytes(960));

@@ -16,7 +16,9 @@
 //! `k`/`m` suffixes), `error_rate` (a fraction or a percentage),
 //! `peak_heap`, `alloc_per_op` (bytes: `B`, `KiB`, `MiB`, `GiB`, `KB`, `MB`,
 //! `GB`), `leak_slope` (bytes per operation), `sql_per_op` (statements per
-//! operation). A metric whose data a run lacks is reported as not measured.
+//! operation), `full_scans` (statements per operation that read a whole
+//! table, from the SQL pass's query plans). A metric whose data a run lacks
+//! is reported as not measured.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -73,6 +75,8 @@ pub enum Metric {
     LeakSlope,
     /// SQL statements per operation.
     SqlPerOp,
+    /// Statements per operation that read a whole table.
+    FullScans,
 }
 
 /// How a metric's values are written and shown.
@@ -94,7 +98,7 @@ pub enum Unit {
 
 impl Metric {
     /// Every metric, in report order.
-    pub const ALL: [Metric; 11] = [
+    pub const ALL: [Metric; 12] = [
         Metric::Mean,
         Metric::P50,
         Metric::P95,
@@ -106,6 +110,7 @@ impl Metric {
         Metric::AllocPerOp,
         Metric::LeakSlope,
         Metric::SqlPerOp,
+        Metric::FullScans,
     ];
 
     /// Its name in `profkit.toml` and in reports.
@@ -122,6 +127,7 @@ impl Metric {
             Metric::AllocPerOp => "alloc_per_op",
             Metric::LeakSlope => "leak_slope",
             Metric::SqlPerOp => "sql_per_op",
+            Metric::FullScans => "full_scans",
         }
     }
 
@@ -140,7 +146,7 @@ impl Metric {
             Metric::ErrorRate => Unit::Fraction,
             Metric::PeakHeap => Unit::Bytes,
             Metric::AllocPerOp | Metric::LeakSlope => Unit::BytesPerOp,
-            Metric::SqlPerOp => Unit::Count,
+            Metric::SqlPerOp | Metric::FullScans => Unit::Count,
         }
     }
 
@@ -185,6 +191,12 @@ impl Metric {
                 .map(|s| s.per_op)
                 .filter(|_| b.ops > 0)
                 .or_else(|| run.sql.as_ref().map(|s| s.statements_per_op)),
+            Metric::FullScans => run.sql.as_ref().map(|_| {
+                run.statements()
+                    .iter()
+                    .filter(|s| !s.full_scans.is_empty())
+                    .fold(0.0, |total, s| total + s.per_op)
+            }),
         }
     }
 

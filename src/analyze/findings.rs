@@ -50,6 +50,8 @@ pub enum FindingKind {
     CpuHotspot,
     /// Live heap grows with the operation count.
     Leak,
+    /// Most of the latency is waiting (write lock, pool, CPU).
+    Waiting,
 }
 
 /// One verdict.

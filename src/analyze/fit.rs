@@ -91,6 +91,69 @@ impl Line {
     }
 }
 
+/// A power law `y ∝ x^k` fitted on a log–log scale, with a 95 % interval
+/// on the exponent.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PowerLaw {
+    /// The exponent `k`: 0 is flat, 1 proportional, 2 quadratic.
+    pub k: f64,
+    /// Lower end of its 95 % interval (Student t over the residuals).
+    pub low: f64,
+    /// Upper end of its 95 % interval.
+    pub high: f64,
+    /// The fitted line in log–log space (ln y = intercept + k × ln x).
+    pub line: Line,
+}
+
+/// Two-sided 97.5 % quantile of Student's t with `df` degrees of freedom.
+fn t975(df: usize) -> f64 {
+    const TABLE: [f64; 10] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        1..=10 => TABLE[df - 1],
+        _ => 1.96 + 2.5 / df as f64,
+    }
+}
+
+impl PowerLaw {
+    /// Fits `y = c × x^k` by least squares on `(ln x, ln y)`; `None` unless
+    /// there are two distinct positive x and every y is positive.
+    pub fn fit(xs: &[f64], ys: &[f64]) -> Option<PowerLaw> {
+        if xs.iter().chain(ys).any(|v| !(v.is_finite() && *v > 0.0)) {
+            return None;
+        }
+        let lx: Vec<f64> = xs.iter().map(|x| x.ln()).collect();
+        let ly: Vec<f64> = ys.iter().map(|y| y.ln()).collect();
+        let (mx, _) = means(&lx, &ly)?;
+        let sxx: f64 = lx.iter().map(|x| (x - mx).powi(2)).sum();
+        if sxx <= 0.0 {
+            return None;
+        }
+        let line = Line::fit(&lx, &ly);
+        let n = lx.len().min(ly.len());
+        let df = n.saturating_sub(2);
+        let ss_res = line.goodness(&lx, &ly).rms.powi(2) * n as f64;
+        let half = if df == 0 {
+            0.0
+        } else {
+            t975(df) * (ss_res / df as f64 / sxx).sqrt()
+        };
+        Some(PowerLaw {
+            k: line.slope,
+            low: line.slope - half,
+            high: line.slope + half,
+            line,
+        })
+    }
+
+    /// The fitted ratio y(to) ÷ y(from).
+    pub fn ratio(&self, from: f64, to: f64) -> f64 {
+        (to / from).powf(self.k)
+    }
+}
+
 /// Least-squares slope and R² of the points: the usual pair.
 pub fn slope_and_r2(xs: &[f64], ys: &[f64]) -> (f64, f64) {
     let line = Line::fit(xs, ys);
@@ -120,6 +183,23 @@ mod tests {
         // One distinct x: no slope to fit.
         assert_eq!(Line::fit(&[2.0, 2.0], &[1.0, 3.0]).slope, 0.0);
         assert_eq!(Line::fit(&[], &[]).slope, 0.0);
+    }
+
+    #[test]
+    fn power_laws_are_recovered_with_an_interval() {
+        let xs = [1e3, 4e3, 16e3, 64e3];
+        let ys: Vec<f64> = xs.iter().map(|x: &f64| 3.0 * x.powf(0.5)).collect();
+        let p = PowerLaw::fit(&xs, &ys).unwrap();
+        assert!(
+            (p.k - 0.5).abs() < 1e-9 && (p.high - p.low).abs() < 1e-6,
+            "{p:?}"
+        );
+        assert!((p.ratio(1e3, 4e3) - 2.0).abs() < 1e-9);
+        let noisy = [ys[0] * 1.1, ys[1] * 0.9, ys[2] * 1.05, ys[3]];
+        let p = PowerLaw::fit(&xs, &noisy).unwrap();
+        assert!(p.low < 0.5 && 0.5 < p.high, "{p:?}");
+        assert!(PowerLaw::fit(&[1.0, 2.0], &[0.0, 1.0]).is_none());
+        assert!(PowerLaw::fit(&[2.0, 2.0], &[1.0, 3.0]).is_none());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod alloc;
 mod bootstrap;
 pub mod budget;
+pub mod calibrate;
 pub mod compare;
 pub mod cpu;
 pub mod findings;
@@ -17,3 +18,4 @@ pub mod scaling;
 pub mod sql;
 pub mod stacks;
 pub mod stress;
+pub mod waits;

@@ -7,14 +7,17 @@
 //!   the core count, efficiency measures oversubscription, not scaling.
 //! - A **rows sweep** sets the workload up at each data volume and fits the
 //!   median cost per operation to constant, log n, n, n log n and n² growth
-//!   (least squares with an intercept), names the best fit with its
-//!   goodness and flags growth that is linear or worse.
+//!   (least squares with an intercept) and names the best fit with its
+//!   goodness. The verdict comes from the log–log slope instead (cost ∝
+//!   n^k, with a 95 % interval): a straight line with a big intercept fits
+//!   any nearly flat series, so growth is flagged only when k is near 1 or
+//!   above *and* the cost grows materially over the range swept.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::fit::Line;
+use super::fit::{Line, PowerLaw};
 use crate::measure::BenchResult;
 use crate::units::Nanos;
 
@@ -37,6 +40,13 @@ pub mod defaults {
     pub const FIT_SLACK: f64 = 1.5;
     /// Fewest data volumes a growth fit needs.
     pub const MIN_FIT_POINTS: usize = 3;
+    /// Growth is flagged from this log–log slope up: linear growth on top
+    /// of a fixed cost bends the slope below 1 at small sizes, and k = 0.7
+    /// still means 1.6× the cost for 2× the data.
+    pub const FLAG_EXPONENT: f64 = 0.7;
+    /// … and only when the fitted cost grows at least this much over the
+    /// range swept (1.5: +50 %).
+    pub const MATERIAL_GROWTH: f64 = 1.5;
 }
 
 /// Errors in sweep options.
@@ -186,8 +196,22 @@ pub struct ComplexityFit {
     pub nrmse: f64,
     /// Goodness of the chosen model: R².
     pub r_squared: f64,
-    /// Whether the growth is linear or worse.
+    /// Whether the growth is linear or worse and material: exponent at
+    /// least [`defaults::FLAG_EXPONENT`] and growth at least
+    /// [`defaults::MATERIAL_GROWTH`].
     pub flagged: bool,
+    /// Log–log slope k of cost ∝ n^k.
+    #[serde(default)]
+    pub exponent: f64,
+    /// Lower end of k's 95 % interval.
+    #[serde(default)]
+    pub exponent_low: f64,
+    /// Upper end of k's 95 % interval.
+    #[serde(default)]
+    pub exponent_high: f64,
+    /// Fitted cost at the largest size ÷ at the smallest.
+    #[serde(default)]
+    pub growth: f64,
     /// Every model's fit, simplest first.
     pub models: Vec<ModelFit>,
 }
@@ -240,11 +264,22 @@ pub fn fit_complexity(points: &[(f64, f64)]) -> Option<ComplexityFit> {
         .iter()
         .find(|m| m.nrmse <= best_residual * defaults::FIT_SLACK + defaults::FIT_TOLERANCE)
         .unwrap_or(&models[0]);
+    let xs: Vec<f64> = points.iter().map(|p| p.0).collect();
+    let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
+    // Zero or negative costs have no logarithm: no growth to speak of.
+    let power = PowerLaw::fit(&xs, &ys);
+    let (lo, hi) = (sizes[0], sizes[sizes.len() - 1]);
+    let growth = power.map_or(1.0, |p| p.ratio(lo, hi));
+    let exponent = power.map_or(0.0, |p| p.k);
     Some(ComplexityFit {
         best: chosen.model,
         nrmse: chosen.nrmse,
         r_squared: chosen.r_squared,
-        flagged: chosen.model.is_linear_or_worse(),
+        flagged: exponent >= defaults::FLAG_EXPONENT && growth >= defaults::MATERIAL_GROWTH,
+        exponent,
+        exponent_low: power.map_or(0.0, |p| p.low),
+        exponent_high: power.map_or(0.0, |p| p.high),
+        growth,
         models,
     })
 }
@@ -296,7 +331,8 @@ mod tests {
         for (want, f) in cases {
             let fit = fit_complexity(&points(f)).unwrap();
             assert_eq!(fit.best, want, "{fit:?}");
-            assert_eq!(fit.flagged, want.is_linear_or_worse());
+            // O(n log n) over 100× the data is k > 1: flagged with O(n) and O(n²).
+            assert_eq!(fit.flagged, want.is_linear_or_worse(), "{fit:?}");
         }
     }
 
@@ -319,6 +355,73 @@ mod tests {
         let fit = fit_complexity(&pts).unwrap();
         assert_eq!(fit.best, Complexity::Linear, "{fit:?}");
         assert!(fit.r_squared > 0.99);
+    }
+
+    /// Row ranges a user might sweep: short and long, small and large data.
+    const RANGES: [&[f64]; 6] = [
+        &[1e3, 4e3, 16e3],
+        &[2e3, 8e3, 32e3],
+        &[1e4, 2e4, 4e4, 8e4],
+        &[1e3, 1e4, 1e5],
+        &[5e4, 1e5, 2e5],
+        &[1e3, 2e3, 4e3, 8e3, 16e3],
+    ];
+
+    /// Jitter patterns of a shared VM, the worst rising with the data.
+    const JITTERS: [&[f64]; 4] = [
+        &[1.0, 1.0, 1.0, 1.0, 1.0],
+        &[0.85, 1.0, 1.15, 1.15, 1.15],
+        &[1.1, 0.9, 1.12, 0.95, 1.15],
+        &[1.15, 1.0, 0.85, 1.0, 0.9],
+    ];
+
+    fn sampled(range: &[f64], jitter: &[f64], cost: impl Fn(f64) -> f64) -> Vec<(f64, f64)> {
+        range
+            .iter()
+            .zip(jitter)
+            .map(|(&n, j)| (n, cost(n) * j))
+            .collect()
+    }
+
+    #[test]
+    fn a_nearly_flat_indexed_cost_is_never_flagged() {
+        // The sweep: 21.9 → 22.1 → 25.3 µs over 16× the data.
+        let fit = fit_complexity(&[(1e3, 21_900.0), (4e3, 22_100.0), (16e3, 25_300.0)]).unwrap();
+        assert!(!fit.flagged, "{fit:?}");
+        assert!(fit.exponent < 0.1, "{fit:?}");
+        // An index lookup: a fixed cost plus a B-tree descent (log n).
+        for range in RANGES {
+            for jitter in JITTERS {
+                let pts = sampled(range, jitter, |n| 20_000.0 + 300.0 * n.ln());
+                let fit = fit_complexity(&pts).unwrap();
+                assert!(!fit.flagged, "indexed {pts:?} flagged: {fit:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_scan_is_always_flagged() {
+        // A full scan: 0.6 µs per row on top of a fixed 15 µs.
+        for range in RANGES {
+            for jitter in JITTERS {
+                let pts = sampled(range, jitter, |n| 15_000.0 + 600.0 * n);
+                let fit = fit_complexity(&pts).unwrap();
+                assert!(fit.flagged, "scan {pts:?} not flagged: {fit:?}");
+                assert!(fit.exponent >= defaults::FLAG_EXPONENT, "{fit:?}");
+                assert!(fit.exponent_high >= fit.exponent, "{fit:?}");
+                assert!(fit.exponent_low <= fit.exponent, "{fit:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn growth_must_be_material_to_flag() {
+        // Proportional to the data, but the range is narrow: +20 %.
+        let pts = [(1e4, 1000.0), (1.1e4, 1100.0), (1.2e4, 1200.0)];
+        let fit = fit_complexity(&pts).unwrap();
+        assert!((fit.exponent - 1.0).abs() < 1e-6, "{fit:?}");
+        assert!(!fit.flagged, "{fit:?}");
+        assert!(fit.growth < defaults::MATERIAL_GROWTH, "{fit:?}");
     }
 
     #[test]

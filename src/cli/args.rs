@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use super::args_budget::{BudgetArgs, BudgetCommand};
 use crate::analyze::leaks::{self, LeakOptions};
 use crate::analyze::{
     self, compare,
@@ -59,6 +60,8 @@ pub enum Command {
     Stress(StressArgs),
     /// Check runs against the budgets in profkit.toml (exit 1 when a critical threshold breaks).
     Check(CheckArgs),
+    /// Write a budget file calibrated from a measured session (`budget init`).
+    Budget(BudgetArgs),
     /// Save or list baselines (named copies of runs or profile sessions).
     Baseline(BaselineArgs),
     /// Compare a current run or session against a base: changes with confidence intervals, differential flamegraphs.
@@ -186,6 +189,10 @@ pub struct ReportArgs {
     /// Where baselines are (`<out>/baselines/`).
     #[arg(long, default_value = store::defaults::OUT_DIR)]
     pub out: PathBuf,
+    /// HTML: embed every flamegraph of every run (CPU, heap, SQL); by
+    /// default one per workload (CPU, else SQL, else heap).
+    #[arg(long)]
+    pub all_flamegraphs: bool,
 }
 
 /// `profkit sql`.
@@ -260,6 +267,14 @@ pub struct RunFlags {
     /// Where run folders go.
     #[arg(long, default_value = store::defaults::OUT_DIR)]
     pub out: PathBuf,
+    /// Count SQL statements during measured runs with SQLite's trace hook
+    /// (off by default: it costs time; runs are then marked instrumented).
+    #[arg(long)]
+    pub trace_sql: bool,
+    /// Keep runtime plumbing frames (thread start, panic guards, closure
+    /// shims) in CPU and heap stacks; by default they are folded.
+    #[arg(long)]
+    pub keep_runtime_frames: bool,
 }
 
 /// `--ops N` or `--duration D` as a [`Stop`] (clap keeps them exclusive).
@@ -269,11 +284,12 @@ fn stop_of(ops: Option<u64>, duration: Option<Duration>) -> Option<Stop> {
 }
 
 /// A session writing under `out`, with a progress bar when stderr is a terminal.
-fn session_config(out: &std::path::Path, db: Option<PathBuf>) -> SessionConfig {
+fn session_config(out: &std::path::Path, db: Option<PathBuf>, sql_trace: bool) -> SessionConfig {
     use std::io::IsTerminal;
     SessionConfig {
         out_dir: out.to_path_buf(),
         db_path: db,
+        sql_trace,
         progress: std::io::stderr().is_terminal(),
         ..SessionConfig::default()
     }
@@ -293,7 +309,10 @@ impl From<&RunFlags> for RunOptions {
 
 impl From<&RunFlags> for SessionConfig {
     fn from(f: &RunFlags) -> SessionConfig {
-        session_config(&f.out, f.db.clone())
+        SessionConfig {
+            keep_runtime_frames: f.keep_runtime_frames,
+            ..session_config(&f.out, f.db.clone(), f.trace_sql)
+        }
     }
 }
 
@@ -343,6 +362,9 @@ pub struct SweepArgs {
     /// Print the result as JSON on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Count SQL statements with SQLite's trace hook (costs time; marks the runs instrumented).
+    #[arg(long)]
+    pub trace_sql: bool,
 }
 
 impl SweepArgs {
@@ -359,7 +381,7 @@ impl SweepArgs {
 
     /// Where the sweep's session puts things.
     pub fn session_config(&self) -> SessionConfig {
-        session_config(&self.out, None)
+        session_config(&self.out, None, self.trace_sql)
     }
 }
 

@@ -5,6 +5,7 @@ use anyhow::Context as _;
 
 use super::args::*;
 use super::reports;
+use crate::analyze;
 use crate::analyze::scaling::{self, SweepError};
 use crate::analyze::stress::StressOptions;
 use crate::measure::RunOptions;
@@ -25,6 +26,7 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<()> {
         Command::Flamegraph(a) => reports::flamegraph_cmd(a),
         Command::Sql(a) => sql(a, registry),
         Command::Check(a) => reports::check(a, registry),
+        Command::Budget(a) => reports::budget_cmd(a),
         Command::Baseline(a) => reports::baseline_cmd(a),
         Command::Compare(a) => reports::compare_cmd(a),
         Command::Report(a) => reports::report_cmd(a),
@@ -80,10 +82,20 @@ fn run(a: RunArgs, registry: &Registry) -> anyhow::Result<()> {
         }
         None => {
             let out = session.run(workload, &options)?;
+            let cores = crate::measure::sys::cores();
+            let waiting = analyze::waits::finding(&out.bench, cores);
             print_result(
                 a.json,
                 &out.bench,
-                || table::bench_table(&out.bench),
+                || match waiting {
+                    Some(f) => format!(
+                        "{}\n[{:?}] {}",
+                        table::bench_table(&out.bench),
+                        f.severity,
+                        f.title
+                    ),
+                    None => table::bench_table(&out.bench),
+                },
                 &out.dir,
             )
         }

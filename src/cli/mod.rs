@@ -5,6 +5,7 @@
 //! `Harness::builtins().run()`.
 
 pub mod args;
+mod args_budget;
 mod dispatch;
 mod harness;
 mod reports;
@@ -147,6 +148,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<BudgetError>()
             || c.is::<RunError>()
             || c.is::<BadTarget>()
+            || c.is::<reports::WouldOverwrite>()
             || matches!(
                 c.downcast_ref::<CpuError>(),
                 Some(CpuError::BadFrequency(_) | CpuError::TooFewSamples { .. })

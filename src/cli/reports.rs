@@ -23,6 +23,11 @@ pub struct CheckFailed {
     warnings: usize,
 }
 
+/// A file the user has, which a command will not overwrite.
+#[derive(Debug, thiserror::Error)]
+#[error("'{}' exists; pass --force to overwrite it", .0.display())]
+pub struct WouldOverwrite(pub PathBuf);
+
 /// A `report` target that is neither a run nor BASE..CURRENT.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -53,6 +58,8 @@ pub(super) fn check(a: CheckArgs, registry: &Registry) -> anyhow::Result<()> {
             seed: None,
             db: None,
             out: a.out.clone(),
+            trace_sql: false,
+            keep_runtime_frames: false,
         };
         let profile = ProfileArgs {
             workloads: a.workloads.clone(),
@@ -78,6 +85,40 @@ pub(super) fn check(a: CheckArgs, registry: &Registry) -> anyhow::Result<()> {
     if critical > 0 || (a.strict && warnings > 0) {
         return Err(CheckFailed { critical, warnings }.into());
     }
+    Ok(())
+}
+
+pub(super) fn budget_cmd(a: BudgetArgs) -> anyhow::Result<()> {
+    let BudgetCommand::Init {
+        session,
+        headroom,
+        output,
+        force,
+    } = a.command;
+    if output.exists() && !force {
+        return Err(WouldOverwrite(output).into());
+    }
+    let set = resolve_runs(&session.into_iter().collect::<Vec<_>>(), &a.out)?.remove(0);
+    let budget = crate::analyze::calibrate::calibrate(&set.runs, headroom);
+    let machine = set
+        .runs
+        .first()
+        .and_then(|r| r.machine())
+        .unwrap_or_default();
+    let header = format!(
+        "profkit budget, calibrated by `profkit budget init --headroom {headroom}` from\n{} ({} workload(s)){}{}.\nTargets = measured × {headroom} (throughput ÷); critical thresholds are looser\n(timings 4× the target, sizes 2×, statements per operation +0.5).\nRecalibrate on your own machine; edit freely.",
+        set.label,
+        set.runs.len(),
+        if machine.is_empty() { "" } else { "\non " },
+        machine
+    );
+    let text = crate::render::budget::budget_toml(&budget, &header);
+    store::write_atomic(&output, text.as_bytes())?;
+    println!(
+        "wrote {} ({} workload(s), headroom {headroom})",
+        output.display(),
+        set.runs.len()
+    );
     Ok(())
 }
 
@@ -164,6 +205,7 @@ pub(super) fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
             let input = ReportInput::Runs {
                 set: &set,
                 check: check.as_ref(),
+                all_flamegraphs: a.all_flamegraphs,
             };
             format.exporter().render(&input)
         }

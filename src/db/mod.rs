@@ -9,6 +9,7 @@ pub mod pool;
 pub mod schema;
 pub mod sqlite_alloc;
 pub mod trace;
+pub mod waits;
 
 use std::fs::File;
 use std::io::Read;
@@ -423,7 +424,9 @@ impl DatabaseManager {
     /// concurrent writers lose nothing.
     pub fn write<T>(&self, mut f: impl FnMut(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let mut conn = self.conn()?;
+        let queued = Instant::now();
         let writer = self.write_lock.lock();
+        waits::add_lock_wait(queued.elapsed());
         let result = self.write_locked(&mut conn, &mut f);
         // Hand the lock to the longest waiter rather than back to a thread
         // that happens to be running: bounded waits, not a lottery.
@@ -438,17 +441,22 @@ impl DatabaseManager {
     ) -> Result<T> {
         let mut attempt = 1;
         loop {
-            let result = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .and_then(|tx| {
-                    let v = f(&tx)?;
-                    tx.commit()?;
-                    Ok(v)
-                });
+            // BEGIN IMMEDIATE takes SQLite's write lock (through its busy
+            // handler when another process holds it): lock wait too.
+            let begin = Instant::now();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate);
+            waits::add_lock_wait(begin.elapsed());
+            let result = tx.and_then(|tx| {
+                let v = f(&tx)?;
+                tx.commit()?;
+                Ok(v)
+            });
             match result {
                 Ok(v) => return Ok(v),
                 Err(e) if is_busy(&e) && attempt < defaults::WRITE_ATTEMPTS => {
+                    let backoff = Instant::now();
                     std::thread::sleep(Duration::from_millis(1 << attempt.min(6)));
+                    waits::add_lock_wait(backoff.elapsed());
                     attempt += 1;
                 }
                 Err(e) if is_busy(&e) => {

@@ -24,6 +24,11 @@ pub(crate) struct CounterHandler(pub(crate) std::sync::Arc<PoolCounters>);
 impl r2d2::HandleEvent for CounterHandler {
     fn handle_checkout(&self, event: r2d2::event::CheckoutEvent) {
         self.0.record(event.duration());
+        super::waits::add_pool_wait(event.duration());
+    }
+
+    fn handle_checkin(&self, event: r2d2::event::CheckinEvent) {
+        super::waits::add_held(event.duration());
     }
 
     fn handle_timeout(&self, _event: r2d2::event::TimeoutEvent) {

@@ -3,10 +3,13 @@
 //! operation's latency in an HDR histogram together with CPU time, memory,
 //! pool and SQL statistics.
 
+pub mod breakdown;
 pub mod open_loop;
+mod plan;
 mod progress;
 pub mod sys;
 
+pub use plan::{defaults, PlanError, RunOptions, RunPlan, Stop, Warmup};
 pub use progress::Progress;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,161 +20,14 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::db::pool::PoolStats;
-use crate::db::trace;
+use crate::db::{trace, waits};
 use crate::units::{Bytes, Nanos, OpsPerSec};
-use crate::workload::{Metrics, WorkerCtx, Workload, WorkloadDefaults};
+use crate::workload::{Metrics, WorkerCtx, Workload};
+use breakdown::LatencyBreakdown;
 
 /// Version of the JSON written for a [`BenchResult`]; bumped on any
 /// incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// When a measured phase ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stop {
-    /// After this many operations in total (over all threads).
-    Ops(u64),
-    /// After this long.
-    Duration(Nanos),
-}
-
-impl std::fmt::Display for Stop {
-    /// `2000 ops` or `1.5s`: how the run's length is written everywhere.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Stop::Ops(n) => write!(f, "{n} ops"),
-            Stop::Duration(d) => write!(f, "{d}"),
-        }
-    }
-}
-
-/// How much warm-up runs before measuring.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Warmup {
-    /// A tenth of the measured work, at most one second.
-    Auto,
-    /// This many operations.
-    Ops(u64),
-    /// This long.
-    Duration(Nanos),
-}
-
-/// What a user may set for a run; unset fields take the workload's defaults.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct RunOptions {
-    /// Data volume.
-    pub rows: Option<u64>,
-    /// Worker threads.
-    pub threads: Option<usize>,
-    /// Measured operations or duration.
-    pub stop: Option<Stop>,
-    /// Warm-up (default [`Warmup::Auto`]).
-    pub warmup: Option<Warmup>,
-    /// Seed (default [`defaults::SEED`]).
-    pub seed: Option<u64>,
-}
-
-/// Defaults of a run, defined once.
-pub mod defaults {
-    /// Seed of the data generator and the workers' random streams.
-    pub const SEED: u64 = 42;
-    /// Most threads a run may ask for.
-    pub const MAX_THREADS: usize = 1024;
-    /// Largest data volume a run may ask for.
-    pub const MAX_ROWS: u64 = 100_000_000;
-}
-
-/// Errors in run options.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum PlanError {
-    /// Zero threads.
-    #[error("--threads must be at least 1")]
-    ZeroThreads,
-    /// Absurd thread count.
-    #[error("--threads {0} is more than the limit of {max}", max = defaults::MAX_THREADS)]
-    TooManyThreads(usize),
-    /// Zero rows asked for.
-    #[error("--rows must be at least 1")]
-    ZeroRows,
-    /// Zero operations or duration.
-    #[error("--ops and --duration must be greater than zero")]
-    EmptyRun,
-    /// Absurd data volume.
-    #[error("--rows {0} is more than the limit of {max}", max = defaults::MAX_ROWS)]
-    TooManyRows(u64),
-}
-
-/// The concrete parameters of a run, after defaults.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunPlan {
-    /// Data volume.
-    pub rows: u64,
-    /// Worker threads.
-    pub threads: usize,
-    /// When the measured phase ends.
-    pub stop: Stop,
-    /// Warm-up before it.
-    pub warmup: Warmup,
-    /// Seed.
-    pub seed: u64,
-}
-
-impl RunPlan {
-    /// The plan for `options` over a workload's `defaults`; rejects
-    /// zero or absurd sizes.
-    pub fn resolve(options: &RunOptions, defaults: WorkloadDefaults) -> Result<RunPlan, PlanError> {
-        let plan = RunPlan {
-            rows: options.rows.unwrap_or(defaults.rows),
-            threads: options.threads.unwrap_or(defaults.threads),
-            stop: options.stop.unwrap_or(Stop::Ops(defaults.ops)),
-            warmup: options.warmup.unwrap_or(Warmup::Auto),
-            seed: options.seed.unwrap_or(defaults::SEED),
-        };
-        if options.rows == Some(0) {
-            return Err(PlanError::ZeroRows);
-        }
-        match plan {
-            RunPlan { threads: 0, .. } => Err(PlanError::ZeroThreads),
-            RunPlan { threads, .. } if threads > defaults::MAX_THREADS => {
-                Err(PlanError::TooManyThreads(threads))
-            }
-            RunPlan { rows, .. } if rows > defaults::MAX_ROWS => Err(PlanError::TooManyRows(rows)),
-            RunPlan {
-                stop: Stop::Ops(0) | Stop::Duration(Nanos(0)),
-                ..
-            } => Err(PlanError::EmptyRun),
-            plan => Ok(plan),
-        }
-    }
-
-    fn warmup_stop(&self) -> Option<Stop> {
-        match (self.warmup, self.stop) {
-            (Warmup::Ops(0) | Warmup::Duration(Nanos(0)), _) => None,
-            (Warmup::Ops(n), _) => Some(Stop::Ops(n)),
-            (Warmup::Duration(d), _) => Some(Stop::Duration(d)),
-            (Warmup::Auto, Stop::Ops(n)) => Some(Stop::Ops((n / 10).max(1))),
-            (Warmup::Auto, Stop::Duration(d)) => {
-                Some(Stop::Duration(Nanos((d.0 / 10).min(1_000_000_000))))
-            }
-        }
-    }
-}
-
-impl std::fmt::Display for RunPlan {
-    /// `20000 rows, 4 threads, 2000 ops, seed 42`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} rows, {} thread{}, {}, seed {}",
-            self.rows,
-            self.threads,
-            if self.threads == 1 { "" } else { "s" },
-            self.stop,
-            self.seed
-        )
-    }
-}
 
 /// Latency statistics of the measured operations.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -319,6 +175,14 @@ pub struct BenchResult {
     pub pool: Option<PoolStats>,
     /// SQL statement figures, when the trace hook was on.
     pub sql: Option<SqlSummary>,
+    /// Where the latency went: pool, write lock, SQLite, CPU wait, rest
+    /// (absent in files written before it was measured).
+    #[serde(default)]
+    pub breakdown: Option<LatencyBreakdown>,
+    /// Whether the run was measured with an instrument that costs time
+    /// (SQLite's trace hook): its latencies include that cost.
+    #[serde(default)]
+    pub instrumented: bool,
     /// The workload's own figures (rows written, cache size, …).
     pub metrics: Metrics,
 }
@@ -343,6 +207,12 @@ struct WorkerTally {
     first_error: Option<String>,
     sql: trace::ThreadSqlCounts,
     statements: trace::Tallies,
+    /// Summed latency of its operations.
+    latency_sum: u64,
+    /// The database's waits during the phase.
+    waits: waits::ThreadWaits,
+    /// Run-queue delay during the phase, when readable.
+    run_queue: Option<u64>,
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -381,10 +251,15 @@ fn run_phase(
                         first_error: None,
                         sql: trace::ThreadSqlCounts::default(),
                         statements: trace::Tallies::new(),
+                        latency_sum: 0,
+                        waits: waits::ThreadWaits::default(),
+                        run_queue: None,
                     };
                     trace::take_thread_tallies();
                     trace::set_operation("");
                     let sql_before = trace::thread_counts();
+                    let waits_before = waits::thread_waits();
+                    let runq_before = sys::thread_run_queue_delay();
                     let mut now = Instant::now();
                     loop {
                         if interrupted() {
@@ -408,6 +283,7 @@ fn run_phase(
                         now = Instant::now();
                         let nanos = now.duration_since(began).as_nanos() as u64;
                         tally.histogram.saturating_record(nanos.max(1));
+                        tally.latency_sum += nanos;
                         if let Err(e) = result {
                             tally.errors += 1;
                             if tally.first_error.is_none() {
@@ -417,6 +293,10 @@ fn run_phase(
                         ctx.op += 1;
                         done.fetch_add(1, Ordering::Relaxed);
                     }
+                    tally.waits = waits::thread_waits().since(&waits_before);
+                    tally.run_queue = runq_before
+                        .zip(sys::thread_run_queue_delay())
+                        .map(|(b, a)| a.0.saturating_sub(b.0));
                     let after = trace::thread_counts();
                     tally.sql = trace::ThreadSqlCounts {
                         statements: after.statements - sql_before.statements,
@@ -482,7 +362,14 @@ pub fn measure_detailed(
     let mut first_error = None;
     let mut sql = trace::ThreadSqlCounts::default();
     let mut statements = trace::Tallies::new();
+    let (mut latency_sum, mut waited) = (0u64, waits::ThreadWaits::default());
+    let mut run_queue = Some(0u64);
     for t in tallies {
+        latency_sum += t.latency_sum;
+        waited.pool_wait += t.waits.pool_wait;
+        waited.lock_wait += t.waits.lock_wait;
+        waited.held += t.waits.held;
+        run_queue = run_queue.zip(t.run_queue).map(|(a, b)| a + b);
         trace::merge_tallies(&mut statements, &t.statements);
         histogram
             .add(&t.histogram)
@@ -521,6 +408,8 @@ pub fn measure_detailed(
                 0.0
             },
         }),
+        breakdown: Some(LatencyBreakdown::new(ops, latency_sum, waited, run_queue)),
+        instrumented: sql_on,
         metrics,
     };
     Ok((bench, statements))
@@ -529,7 +418,7 @@ pub fn measure_detailed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::by_name;
+    use crate::workload::{by_name, WorkloadDefaults};
 
     fn plan(ops: u64, threads: usize) -> RunPlan {
         RunPlan::resolve(

@@ -30,6 +30,17 @@ fn timeval_nanos(tv: libc::timeval) -> Nanos {
     Nanos(tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1000)
 }
 
+/// Time the calling thread has spent runnable but waiting for a CPU (its
+/// run-queue delay), from `/proc/self/task/<tid>/schedstat`; `None` where
+/// the kernel does not keep schedstats.
+pub fn thread_run_queue_delay() -> Option<Nanos> {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    // "<time on CPU> <time waiting on a run queue> <timeslices>", in ns.
+    text.split_whitespace().nth(1)?.parse().ok().map(Nanos)
+}
+
 /// CPU time of the process so far (zero where it cannot be read).
 pub fn cpu_times() -> CpuTimes {
     rusage()

@@ -101,7 +101,10 @@ fn measure_profiled(
     prepared: &Prepared,
     options: &CpuOptions,
 ) -> anyhow::Result<(BenchResult, CpuProfile)> {
-    let (bench, profile) = profile(options, || session.measure(prepared))?;
+    let (bench, mut profile) = profile(options, || session.measure(prepared))?;
+    if !session.config().keep_runtime_frames {
+        profile.fold_runtime_frames();
+    }
     Ok((bench?, profile))
 }
 

@@ -71,12 +71,13 @@ pub fn write_outputs(dir: &RunDir, session: &Session) -> anyhow::Result<HeapOutp
         store::write_atomic(&path, folded::to_text(stacks).as_bytes())?;
         Ok(path)
     };
-    let bytes = heap_stacks(&file, Weight::Bytes);
-    let live = heap_stacks(&file, Weight::LiveBytes);
+    let keep = session.config().keep_runtime_frames;
+    let bytes = heap_stacks(&file, Weight::Bytes, keep);
+    let live = heap_stacks(&file, Weight::LiveBytes, keep);
     let folded = write_folded(files::HEAP_FOLDED, &bytes)?;
     write_folded(
         files::HEAP_BLOCKS_FOLDED,
-        &heap_stacks(&file, Weight::Blocks),
+        &heap_stacks(&file, Weight::Blocks, keep),
     )?;
     write_folded(files::HEAP_LIVE_FOLDED, &live)?;
     let svg = session.flamegraph_path(&dir.id, "heap");
@@ -182,6 +183,8 @@ pub struct ChildArgs {
     pub threads: Option<usize>,
     /// Run flags passed on.
     pub seed: Option<u64>,
+    /// Run flags passed on.
+    pub keep_runtime_frames: bool,
 }
 
 impl ChildArgs {
@@ -197,6 +200,7 @@ impl ChildArgs {
             rows: None,
             threads: None,
             seed: None,
+            keep_runtime_frames: session.config().keep_runtime_frames,
         }
     }
 }
@@ -229,6 +233,9 @@ pub fn spawn_child(args: &ChildArgs) -> anyhow::Result<String> {
     }
     if let Some(s) = args.seed {
         cmd.arg("--seed").arg(s.to_string());
+    }
+    if args.keep_runtime_frames {
+        cmd.arg("--keep-runtime-frames");
     }
     let out = cmd.output().context("starting the heap pass")?;
     if !out.status.success() {

@@ -28,16 +28,24 @@ use std::path::Path;
 pub use session::{Prepared, RunOutcome, Session, SessionConfig};
 
 use crate::analyze::findings::{self, Findings};
+use crate::analyze::waits;
+use crate::measure::BenchResult;
 use crate::store::{self, files};
 
 /// Ranked findings from every analysis a run folder holds (`sql.json`,
-/// `cpu.json`, `leaks.json`, whichever are there), written to
+/// `cpu.json`, `leaks.json`, the latency breakdown of `bench.json`,
+/// whichever are there), written to
 /// `findings.json`.
 pub fn rank_findings(dir: &Path, workload: &str) -> anyhow::Result<Findings> {
     let sql = store::read_opt_json(&dir.join(files::SQL_JSON), "SQL report")?;
     let cpu = store::read_opt_json(&dir.join(files::CPU_JSON), "CPU report")?;
     let leaks = store::read_opt_json(&dir.join(files::LEAKS), "leak report")?;
-    let ranked = findings::rank(workload, sql.as_ref(), cpu.as_ref(), leaks.as_ref());
+    let bench: Option<BenchResult> = store::read_opt_json(&dir.join(files::BENCH), "bench result")?;
+    let mut ranked = findings::rank(workload, sql.as_ref(), cpu.as_ref(), leaks.as_ref());
+    if let Some(waiting) = bench.and_then(|b| waits::finding(&b, crate::measure::sys::cores())) {
+        ranked.findings.push(waiting);
+        ranked = Findings::new(workload, ranked.findings);
+    }
     store::write_json(&dir.join(files::FINDINGS), &ranked)?;
     Ok(ranked)
 }

@@ -25,9 +25,15 @@ pub struct SessionConfig {
     pub db_path: Option<PathBuf>,
     /// Show progress bars on stderr.
     pub progress: bool,
-    /// Count SQL statements in measured runs (SQLite's trace hook; a few
-    /// percent of overhead on the cheapest operations).
+    /// Count SQL statements in measured runs with SQLite's trace hook
+    /// (default off: the hook costs 1.13–1.15× on the cheapest operations
+    /// and shows up in CPU profiles; the SQL pass counts statements
+    /// instead). A run measured with it on is marked `instrumented` in
+    /// `bench.json`.
     pub sql_trace: bool,
+    /// Keep runtime plumbing frames (thread start, panic guards, closure
+    /// shims) in CPU and heap stacks; default off: they are folded.
+    pub keep_runtime_frames: bool,
 }
 
 impl Default for SessionConfig {
@@ -37,7 +43,8 @@ impl Default for SessionConfig {
             flamegraph_dir: PathBuf::from(defaults::FLAMEGRAPH_DIR),
             db_path: None,
             progress: false,
-            sql_trace: true,
+            sql_trace: false,
+            keep_runtime_frames: false,
         }
     }
 }

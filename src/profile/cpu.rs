@@ -183,6 +183,32 @@ impl CpuProfile {
         ))
     }
 
+    /// Folds runtime plumbing frames out of every stack (see
+    /// [`super::runtime`]) and merges the stacks that become equal.
+    pub fn fold_runtime_frames(&mut self) {
+        let mut merged: BTreeMap<(String, Vec<Frame>), u64> = BTreeMap::new();
+        for s in std::mem::take(&mut self.stacks) {
+            let names: Vec<&str> = s.frames.iter().map(|f| f.function.as_str()).collect();
+            let kept = super::runtime::keep(&names);
+            let frames: Vec<Frame> = s
+                .frames
+                .into_iter()
+                .zip(kept)
+                .filter(|(_, k)| *k)
+                .map(|(f, _)| f)
+                .collect();
+            *merged.entry((s.thread, frames)).or_default() += s.samples;
+        }
+        self.stacks = merged
+            .into_iter()
+            .map(|((thread, frames), samples)| Stack {
+                thread,
+                frames,
+                samples,
+            })
+            .collect();
+    }
+
     /// An error when there are too few samples for a useful profile.
     pub fn check_enough(&self) -> Result<(), CpuError> {
         if self.samples < defaults::MIN_SAMPLES {

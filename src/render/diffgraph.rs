@@ -57,6 +57,40 @@ fn draw(o: &mut inferno::flamegraph::Options<'_>, text: &str) -> Result<String, 
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// inferno's minimum frame width, in pixels: narrower frames are not drawn.
+pub const MIN_WIDTH_PX: f64 = 0.1;
+
+/// `folded` without the frames too narrow to draw at `width` pixels
+/// (narrower than inferno's [`MIN_WIDTH_PX`]): each stack is cut after its
+/// last frame that is wide enough, and its weight stays with that frame.
+/// Every drawn frame keeps its width, so the picture is the same; the SVG
+/// is smaller and quicker to draw.
+pub fn prune_narrow(folded: &Folded, width: usize) -> Folded {
+    let total: u64 = folded.values().fold(0u64, |a, n| a.saturating_add(*n));
+    let min = total as f64 * MIN_WIDTH_PX / width.max(1) as f64;
+    // Weight of every prefix (a frame and its callers).
+    let mut prefixes: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for (stack, n) in folded {
+        for (i, _) in stack.match_indices(';').chain([(stack.len(), "")]) {
+            let w = prefixes.entry(&stack[..i]).or_default();
+            *w = w.saturating_add(*n);
+        }
+    }
+    let mut kept = Folded::new();
+    for (stack, n) in folded {
+        let mut cut = stack.find(';').unwrap_or(stack.len());
+        for (i, _) in stack.match_indices(';').skip(1).chain([(stack.len(), "")]) {
+            if (prefixes[&stack[..i]] as f64) < min {
+                break;
+            }
+            cut = i;
+        }
+        let w = kept.entry(stack[..cut].to_string()).or_default();
+        *w = w.saturating_add(*n);
+    }
+    kept
+}
+
 /// A plain flamegraph of a folded profile (fluid width when `width` is None).
 pub fn plain(
     folded: &Folded,
@@ -129,6 +163,17 @@ pub fn differential_pair(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn narrow_frames_are_cut_and_their_weight_stays_with_the_caller() {
+        let f = folded(&[("t;a;b", 5000), ("t;a;c", 1), ("t;a;c;d", 1), ("t;e", 3)]);
+        // At 1200 px a frame needs 0.1 / 1200 of 5005 samples: 0.42.
+        assert_eq!(prune_narrow(&f, 1200), f);
+        // At 10 px it needs 50: c, d and e go; their weight stays with a and t.
+        let p = prune_narrow(&f, 10);
+        assert_eq!(p, folded(&[("t;a;b", 5000), ("t;a", 2), ("t", 3)]));
+        assert_eq!(p.values().sum::<u64>(), f.values().sum::<u64>());
+    }
 
     fn folded(lines: &[(&str, u64)]) -> Folded {
         lines.iter().map(|(s, n)| (s.to_string(), *n)).collect()

@@ -28,6 +28,8 @@
 use std::fmt::Write as _;
 
 use super::diffgraph;
+pub use super::html_embed::{embed_svg, inline_svg};
+use super::html_embed::{page_script, STYLE};
 use super::report::{
     format_change, format_ci, format_opt, verdict_word, ReportInput, SUMMARY_METRICS,
 };
@@ -49,164 +51,6 @@ pub fn escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// An SVG document made fit to sit inside HTML: no XML prolog, DOCTYPE,
-/// comments or `xmlns` attributes (see the module docs).
-pub fn inline_svg(svg: &str) -> String {
-    let body = match svg.find("<svg") {
-        Some(i) => &svg[i..],
-        None => svg,
-    };
-    // Comments: inferno's credits (with links). Escaped names cannot form
-    // a comment opener, so this only removes real comments.
-    let mut s = String::with_capacity(body.len());
-    let mut rest = body;
-    while let Some(i) = rest.find("<!--") {
-        s.push_str(&rest[..i]);
-        match rest[i..].find("-->") {
-            Some(j) => rest = &rest[i + j + 3..],
-            None => {
-                rest = "";
-                break;
-            }
-        }
-    }
-    s.push_str(rest);
-    // xmlns and xmlns:prefix attributes of the root element.
-    if let Some(end) = s.find('>') {
-        let (head, tail) = s.split_at(end);
-        let mut h = String::with_capacity(head.len());
-        let mut r = head;
-        while let Some(i) = r.find(" xmlns") {
-            h.push_str(&r[..i]);
-            let after = &r[i..];
-            let q1 = after.find('"');
-            let q2 = q1.and_then(|q| after[q + 1..].find('"').map(|e| q + 1 + e));
-            match q2 {
-                Some(q2) => r = &after[q2 + 1..],
-                None => {
-                    h.push_str(after);
-                    r = "";
-                }
-            }
-        }
-        h.push_str(r);
-        s = h + tail;
-    }
-    // inferno's script mentions URLs in a comment and an assertion message:
-    // `:\/\/` means the same in JS strings and comments and is no URL.
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s.as_str();
-    while let Some(i) = rest.find("<script") {
-        let Some(j) = rest[i..].find("</script>").map(|j| i + j) else {
-            break;
-        };
-        out.push_str(&rest[..i]);
-        out.push_str(&rest[i..j].replace("://", ":\\/\\/"));
-        rest = &rest[j..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The script each flamegraph frame gets before inferno's: history calls
-/// are no-ops (an embedded graph has no URL of its own to keep state in),
-/// and the self-test listener.
-const FRAME_SHIM: &str = r##"<script>
-try { history.replaceState = function () {}; } catch (e) {}
-var profkitAlerts = 0;
-window.alert = function () { profkitAlerts++; };
-window.addEventListener("message", function (ev) {
-  if (!ev.data || ev.data.profkit !== "selftest") return;
-  var r = { id: ev.data.id, ok: false };
-  try {
-    var g = document.querySelector("#frames g");
-    var name = g.querySelector("title").textContent.replace(/ \([^()]*\)$/, "");
-    search(name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
-    r.term = name;
-    r.matched = document.getElementById("matched").textContent;
-    r.highlighted = document.querySelectorAll("#frames rect[fill='rgb(230,0,230)'], #frames rect[fill='#e600e6']").length;
-    zoom(g);
-    r.zoomed = !document.getElementById("unzoom").classList.contains("hide");
-    unzoom();
-    reset_search();
-    r.ok = r.zoomed && r.matched.length > 0;
-    r.alerts = profkitAlerts;
-    r.imgs = document.getElementsByTagName("img").length;
-    r.scripts = document.getElementsByTagName("script").length;
-  } catch (e) { r.error = String(e); }
-  ev.source.postMessage(r, "*");
-});
-</script>"##;
-
-/// The report page's own script: the self-test driver,
-/// `profkitSelftest()`, a promise of every flamegraph's answer.
-const PAGE_SCRIPT: &str = r##"<script>
-window.profkitSelftest = function () {
-  return new Promise(function (resolve) {
-    var frames = document.querySelectorAll("iframe.flamegraph");
-    var results = [];
-    var done = function () {
-      var out = { frames: frames.length, results: results };
-      var pre = document.createElement("pre");
-      pre.id = "profkit-selftest";
-      pre.textContent = JSON.stringify(out);
-      document.body.appendChild(pre);
-      resolve(out);
-    };
-    if (!frames.length) { done(); return; }
-    window.addEventListener("message", function (ev) {
-      if (!ev.data || ev.data.id === undefined) return;
-      results.push(ev.data);
-      if (results.length === frames.length) done();
-    });
-    frames.forEach(function (f, i) {
-      f.contentWindow.postMessage({ profkit: "selftest", id: i }, "*");
-    });
-  });
-};
-if (location.hash === "#profkit-selftest") {
-  window.addEventListener("load", function () { window.profkitSelftest(); });
-}
-</script>"##;
-
-const STYLE: &str = r#"<style>
-body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px; padding: 0 1em; color: #222; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; margin-top: 2em; } h3 { font-size: 1.05em; }
-table { border-collapse: collapse; margin: .5em 0 1em; } td, th { border: 1px solid #ddd; padding: .25em .6em; text-align: right; vertical-align: top; }
-td:first-child, th:first-child, td.text { text-align: left; } th { background: #f4f4f4; }
-.regressed, .fail { background: #fde2e2; } .improved, .ok { background: #e2f5e2; } .warn { background: #fff4d6; }
-.critical { color: #a00; font-weight: bold; } .warning { color: #a60; font-weight: bold; }
-.meta { color: #555; } code, .sql { font-family: ui-monospace, monospace; font-size: 12px; }
-.graphs { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 1em; }
-iframe { width: 100%; border: 1px solid #ddd; background: #fff; }
-</style>"#;
-
-/// Embeds an SVG in a sandboxed iframe; `interactive` lets its script run.
-pub fn embed_svg(svg: &str, interactive: bool, label: &str) -> String {
-    let height = svg
-        .find("<svg")
-        .and_then(|i| {
-            let tag = &svg[i..i + svg[i..].find('>')?];
-            let h = tag.find(" height=\"")? + " height=\"".len();
-            let e = tag[h..].find('"')? + h;
-            tag[h..e].trim_end_matches("px").parse::<f64>().ok()
-        })
-        .unwrap_or(400.0);
-    let doc = format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>body{{margin:0}}svg{{width:100%;height:auto}}</style>{}</head><body>{}</body></html>",
-        if interactive { FRAME_SHIM } else { "" },
-        inline_svg(svg)
-    );
-    format!(
-        "<iframe class=\"{}\" title=\"{}\" sandbox=\"{}\" style=\"height:{}px\" srcdoc=\"{}\"></iframe>",
-        if interactive { "flamegraph" } else { "plot" },
-        escape(label),
-        if interactive { "allow-scripts allow-modals" } else { "" },
-        height.ceil() as u64 + 8,
-        escape(&doc)
-    )
 }
 
 /// The Html report writer.
@@ -231,7 +75,11 @@ pub fn render(input: &ReportInput<'_>) -> String {
         env!("CARGO_PKG_VERSION")
     );
     match input {
-        ReportInput::Runs { set, check } => {
+        ReportInput::Runs {
+            set,
+            check,
+            all_flamegraphs,
+        } => {
             h.push_str("<table><tr><th>workload</th><th>ops/s</th><th>p50</th><th>p95</th><th>p99</th><th>errors</th><th>budget</th></tr>\n");
             for r in &set.runs {
                 let worst = check.map(|c| {
@@ -286,7 +134,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
                 h.push_str("</table>\n");
             }
             for r in &set.runs {
-                run_section(&mut h, r);
+                run_section(&mut h, r, *all_flamegraphs);
             }
         }
         ReportInput::Compare {
@@ -344,7 +192,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
             }
         }
     }
-    h.push_str(PAGE_SCRIPT);
+    h.push_str(&page_script());
     h.push_str("\n</body></html>\n");
     h
 }
@@ -422,7 +270,7 @@ fn graphs(h: &mut String, items: Vec<String>) {
     h.push_str("</div>\n");
 }
 
-fn run_section(h: &mut String, r: &LoadedRun) {
+fn run_section(h: &mut String, r: &LoadedRun, all_flamegraphs: bool) {
     let _ = writeln!(
         h,
         "<h2>{}</h2><p class=\"meta\">run {}; {}</p>",
@@ -437,17 +285,28 @@ fn run_section(h: &mut String, r: &LoadedRun) {
         }
     }
     h.push_str("</table>\n");
+    if let Some(b) = r.bench.breakdown.as_ref().filter(|b| b.ops > 0) {
+        let _ = writeln!(h, "<p>Latency: {}.</p>", escape(&b.summary()));
+    }
     let mut items = Vec::new();
-    for (folded, what, unit) in [
+    // One flamegraph per workload unless all are asked for: CPU, else SQL,
+    // else heap (the others stay in the run folder and flamegraphs/).
+    let kinds = [
         (&r.cpu_folded, "CPU", "samples"),
-        (&r.heap_folded, "heap (bytes allocated)", "bytes"),
         (&r.sql_folded, "SQL (time per statement)", "ns"),
-    ] {
-        if let Some(f) = folded {
-            let title = format!("{} {what}", r.workload);
-            if let Ok(svg) = diffgraph::plain(f, &title, unit, Some(diffgraph::EMBED_WIDTH)) {
-                items.push(embed_svg(&svg, true, &title));
-            }
+        (&r.heap_folded, "heap (bytes allocated)", "bytes"),
+    ];
+    let wanted = if all_flamegraphs { kinds.len() } else { 1 };
+    let mut drawn = 0;
+    for (folded, what, unit) in kinds {
+        let Some(f) = folded.as_ref().filter(|_| drawn < wanted) else {
+            continue;
+        };
+        let title = format!("{} {what}", r.workload);
+        let f = diffgraph::prune_narrow(f, diffgraph::EMBED_WIDTH);
+        if let Ok(svg) = diffgraph::plain(&f, &title, unit, Some(diffgraph::EMBED_WIDTH)) {
+            items.push(embed_svg(&svg, true, &title));
+            drawn += 1;
         }
     }
     for (name, svg) in &r.plots {

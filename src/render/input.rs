@@ -162,7 +162,7 @@ pub fn parse_stacks(path: &Path, bytes: &[u8]) -> Result<Stacks, InputError> {
                     Err(reason) => reason,
                 },
             })?;
-            heap_stacks(&file, Weight::Bytes)
+            heap_stacks(&file, Weight::Bytes, false)
         }
         Format::Pprof => {
             let profile = decode(bytes, path)?;

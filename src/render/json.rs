@@ -81,7 +81,7 @@ impl super::report::Exporter for Json {
 /// Renders a report as pretty JSON.
 pub fn render(input: &ReportInput<'_>) -> String {
     let report = match input {
-        ReportInput::Runs { set, check } => ReportJson {
+        ReportInput::Runs { set, check, .. } => ReportJson {
             schema_version: REPORT_SCHEMA_VERSION,
             kind: "run",
             title: input.title(),

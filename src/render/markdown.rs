@@ -52,7 +52,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "## {}\n", escape(&input.title()));
     match input {
-        ReportInput::Runs { set, check } => {
+        ReportInput::Runs { set, check, .. } => {
             md.push_str("| workload | ops/s | p50 | p95 | p99 | errors | budget |\n");
             md.push_str("|---|---:|---:|---:|---:|---:|---|\n");
             for r in &set.runs {
@@ -320,6 +320,9 @@ fn run_details(md: &mut String, r: &LoadedRun) {
         if let Some(v) = m.value(r) {
             let _ = writeln!(md, "| {m} | {} |", escape(&m.format(v)));
         }
+    }
+    if let Some(b) = r.bench.breakdown.as_ref().filter(|b| b.ops > 0) {
+        let _ = writeln!(md, "\nLatency: {}.", escape(&b.summary()));
     }
     md.push('\n');
     for f in &r.findings {

@@ -4,11 +4,13 @@
 //! pprof, dhat) sit together in [`input`]. Writing files is
 //! [`crate::store`]'s job; deciding what to write is [`crate::passes`]'.
 
+pub mod budget;
 pub mod cpu_table;
 pub mod diffgraph;
 pub mod flamegraph;
 pub mod folded;
 pub mod html;
+mod html_embed;
 pub mod input;
 pub mod json;
 pub mod markdown;

@@ -44,6 +44,9 @@ pub enum ReportInput<'a> {
         set: &'a RunSet,
         /// A budget check of them, when a budget was given.
         check: Option<&'a CheckReport>,
+        /// HTML: every flamegraph of every run (CPU, heap, SQL), not only
+        /// the first of them per workload.
+        all_flamegraphs: bool,
     },
     /// Base against current.
     Compare {

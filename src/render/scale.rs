@@ -131,7 +131,11 @@ pub fn sweep_table(r: &SweepResult) -> String {
         )),
         SweepKind::Rows => match &r.fit {
             Some(f) => out.push_str(&format!(
-                "\ngrowth: {} (R² {:.3}, normalised residual {:.1} %){}",
+                "\ngrowth: cost ∝ n^{:.2} (95 % interval {:.2} to {:.2}), {:.2}× over the range; closest model {} (R² {:.3}, normalised residual {:.1} %){}",
+                f.exponent,
+                f.exponent_low,
+                f.exponent_high,
+                f.growth,
                 f.best,
                 f.r_squared,
                 100.0 * f.nrmse,

@@ -8,6 +8,7 @@ use crate::analyze::alloc::{AllocSummary, SiteSummary};
 use crate::analyze::findings::Findings;
 use crate::analyze::leaks::LeakReport;
 use crate::analyze::sql::SqlReport;
+use crate::measure::breakdown::Part;
 use crate::measure::BenchResult;
 use crate::units::Bytes;
 
@@ -87,6 +88,23 @@ pub fn bench_table(r: &BenchResult) -> String {
             ),
         );
     }
+    if let Some(b) = r.breakdown.as_ref().filter(|b| b.ops > 0) {
+        for part in Part::ALL {
+            if part == Part::RunQueue && !b.run_queue_measured {
+                continue;
+            }
+            row(
+                &format!("latency: {}", part.label()),
+                format!("{} / op ({:.0} %)", b.per_op(part), 100.0 * b.share(part)),
+            );
+        }
+    }
+    if r.instrumented {
+        row(
+            "instrumented",
+            "SQL trace hook on (--trace-sql): latencies include its cost".to_string(),
+        );
+    }
     for (k, v) in &r.metrics {
         let shown = if v.fract() == 0.0 && v.abs() < 1e15 {
             format!("{v:.0}")
@@ -101,11 +119,28 @@ pub fn bench_table(r: &BenchResult) -> String {
     t.to_string()
 }
 
+/// The share of latency spent waiting and its largest part: `76 % lock`.
+fn waiting(r: &BenchResult) -> String {
+    match &r.breakdown {
+        Some(b) if b.ops > 0 => {
+            let (part, _) = b.main_wait();
+            let name = match part {
+                Part::PoolWait => "pool",
+                Part::LockWait => "lock",
+                _ => "cpu",
+            };
+            format!("{:.0} % {name}", 100.0 * b.waiting_share())
+        }
+        _ => "-".into(),
+    }
+}
+
 /// Several runs, one row each.
 pub fn summary_table(results: &[BenchResult]) -> String {
     let mut t = new_table();
     t.set_header(vec![
-        "workload", "ops", "ops/s", "p50", "p95", "p99", "max", "errors", "sql/op", "peak rss",
+        "workload", "ops", "ops/s", "p50", "p95", "p99", "max", "errors", "sql/op", "waiting",
+        "peak rss",
     ]);
     for r in results {
         let sql = r
@@ -122,6 +157,7 @@ pub fn summary_table(results: &[BenchResult]) -> String {
             right(r.latency.max),
             right(r.errors),
             right(sql),
+            right(waiting(r)),
             right(r.memory.peak_rss),
         ]);
     }

@@ -1,0 +1,108 @@
+//! `profkit budget init`: a budget calibrated from a measured session —
+//! the `bless` habit of snapshot testing. Targets are the measured value
+//! with headroom; critical thresholds are looser, and much looser for
+//! timings (a shared machine's run-to-run noise reaches ±30 % on p50),
+//! while counts (statements, full scans per operation) are deterministic
+//! and stay close to what was measured.
+
+use std::collections::BTreeMap;
+
+use super::budget::{Budget, Limit, Metric, Unit};
+use super::rundata::LoadedRun;
+
+/// Defaults of budget calibration, defined once.
+pub mod defaults {
+    /// Target = measured × headroom (÷ for throughput).
+    pub const HEADROOM: f64 = 1.5;
+    /// Critical = target × this for timings (latency, throughput, CPU).
+    pub const TIMING_SLACK: f64 = 4.0;
+    /// Critical = target × this for sizes and counts.
+    pub const SLACK: f64 = 2.0;
+    /// Smallest critical leak slope, bytes per operation: below it, slopes
+    /// are allocator noise.
+    pub const LEAK_FLOOR: f64 = 64.0;
+    /// Critical = target + this for statement counts per operation.
+    pub const COUNT_SLACK: f64 = 0.5;
+    /// Critical error rate when none were measured.
+    pub const ERROR_RATE: f64 = 0.01;
+}
+
+/// Metrics a calibrated budget sets.
+pub const CALIBRATED: [Metric; 9] = [
+    Metric::P95,
+    Metric::P99,
+    Metric::Throughput,
+    Metric::ErrorRate,
+    Metric::PeakHeap,
+    Metric::AllocPerOp,
+    Metric::LeakSlope,
+    Metric::SqlPerOp,
+    Metric::FullScans,
+];
+
+/// The limit for one measured value.
+pub fn limit(metric: Metric, measured: f64, headroom: f64) -> Limit {
+    let slack = match metric.unit() {
+        Unit::Nanos | Unit::PerSec => defaults::TIMING_SLACK,
+        _ => defaults::SLACK,
+    };
+    let (target, critical) = match metric {
+        Metric::Throughput => (measured / headroom, measured / headroom / slack),
+        Metric::ErrorRate => (
+            measured * headroom,
+            (measured * headroom * slack).max(defaults::ERROR_RATE),
+        ),
+        Metric::LeakSlope => {
+            let t = measured.max(0.0) * headroom;
+            (t.max(1.0), (t * slack).max(defaults::LEAK_FLOOR))
+        }
+        // Counts are deterministic: 5 % for a mix's jitter, and half a
+        // statement more per operation breaks the budget.
+        Metric::SqlPerOp | Metric::FullScans => {
+            let t = (measured * 1.05 * 100.0).ceil() / 100.0;
+            (t, t + defaults::COUNT_SLACK)
+        }
+        _ => (measured * headroom, measured * headroom * slack),
+    };
+    Limit {
+        target: Some(target),
+        critical: Some(critical),
+    }
+}
+
+/// A budget with one section per run's workload.
+pub fn calibrate<'a>(runs: impl IntoIterator<Item = &'a LoadedRun>, headroom: f64) -> Budget {
+    let mut budget = Budget::default();
+    for run in runs {
+        let limits: BTreeMap<Metric, Limit> = CALIBRATED
+            .iter()
+            .filter_map(|&m| {
+                let v = m.value(run).filter(|v| v.is_finite())?;
+                Some((m, limit(m, v, headroom)))
+            })
+            .collect();
+        budget.workloads.insert(run.workload.clone(), limits);
+    }
+    budget
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_leave_headroom_and_counts_stay_tight() {
+        let l = limit(Metric::P95, 100.0, 1.5);
+        assert_eq!((l.target, l.critical), (Some(150.0), Some(600.0)));
+        let l = limit(Metric::Throughput, 1200.0, 1.5);
+        assert_eq!((l.target, l.critical), (Some(800.0), Some(200.0)));
+        let l = limit(Metric::SqlPerOp, 2.0, 1.5);
+        assert_eq!((l.target, l.critical), (Some(2.1), Some(2.6)));
+        let l = limit(Metric::FullScans, 0.0, 1.5);
+        assert_eq!((l.target, l.critical), (Some(0.0), Some(0.5)));
+        let l = limit(Metric::LeakSlope, 0.3, 1.5);
+        assert_eq!(l.critical, Some(defaults::LEAK_FLOOR));
+        let l = limit(Metric::ErrorRate, 0.0, 1.5);
+        assert_eq!((l.target, l.critical), (Some(0.0), Some(0.01)));
+    }
+}
