@@ -99,7 +99,13 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             )
             || matches!(
                 c.downcast_ref::<DbError>(),
-                Some(DbError::NotSqlite { .. } | DbError::Foreign { .. } | DbError::Locked { .. })
+                Some(
+                    DbError::NotSqlite { .. }
+                        | DbError::Foreign { .. }
+                        | DbError::Locked { .. }
+                        | DbError::InUse { .. }
+                        | DbError::BadPath { .. }
+                )
             )
             || matches!(
                 c.downcast_ref::<OutputError>(),
@@ -107,6 +113,8 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
                     OutputError::Parse { .. }
                         | OutputError::Read { .. }
                         | OutputError::Invalid { .. }
+                        | OutputError::WouldOverwrite { .. }
+                        | OutputError::NotAFolder { .. }
                 )
             )
             || matches!(

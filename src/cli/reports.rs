@@ -151,7 +151,7 @@ pub(super) fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
         ReportFormat::Html => Format::Html,
         ReportFormat::Json => Format::Json,
     };
-    let text = match store::resolve(&a.target, &a.out) {
+    let (text, inputs) = match store::resolve(&a.target, &a.out) {
         Ok(set) => {
             let budget_path = a.budget.clone().or_else(|| {
                 let p = PathBuf::from(store::defaults::BUDGET_FILE);
@@ -165,7 +165,7 @@ pub(super) fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
                 set: &set,
                 check: check.as_ref(),
             };
-            format.exporter().render(&input)
+            (format.exporter().render(&input), input_files(&[&set]))
         }
         Err(e) => {
             let Some((base, current)) = split_range(&a.target, &a.out) else {
@@ -184,17 +184,33 @@ pub(super) fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
                 current: &current,
                 comparison: &comparison,
             };
-            format.exporter().render(&input)
+            let inputs = input_files(&[&base, &current]);
+            (format.exporter().render(&input), inputs)
         }
     };
     match &a.output {
         Some(p) => {
+            store::refuse_overwrite(p, inputs.iter().map(PathBuf::as_path))?;
             store::write_atomic(p, text.as_bytes())?;
             eprintln!("wrote {}", p.display());
         }
         None => print!("{text}"),
     }
     Ok(())
+}
+
+/// The files of the runs in `sets` that a report reads (all but earlier
+/// reports): an output path must not name one of them.
+fn input_files(sets: &[&RunSet]) -> Vec<PathBuf> {
+    let reports = [store::files::REPORT_MD, store::files::REPORT_HTML];
+    sets.iter()
+        .flat_map(|s| s.runs.iter())
+        .filter_map(|r| std::fs::read_dir(&r.dir).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| !reports.iter().any(|n| e.file_name() == *n))
+        .map(|e| e.path())
+        .collect()
 }
 
 /// `profkit flamegraph FILE`: a folded, pprof or dhat file as an SVG.
@@ -204,6 +220,7 @@ pub(super) fn flamegraph_cmd(a: FlamegraphArgs) -> anyhow::Result<()> {
         name.push(".svg");
         name.into()
     });
+    store::refuse_overwrite(&output, [a.file.as_path()])?;
     let stacks = input::read_stacks(&a.file)?;
     let options = flamegraph::SvgOptions {
         title: a.title.clone().unwrap_or_default(),

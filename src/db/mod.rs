@@ -5,6 +5,7 @@
 //! It knows nothing of profiling: profkit measures it from the outside.
 
 pub mod data;
+pub mod lock;
 pub mod pool;
 pub mod schema;
 pub mod sqlite_alloc;
@@ -60,6 +61,29 @@ pub enum DbError {
     /// Another process holds a lock on the database.
     #[error("'{}' is locked by another process; close that process or pass another --db", path.display())]
     Locked {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Another profkit process is using the database.
+    #[error("database '{}' is in use by profkit {}; wait for it to finish or pass another --db", path.display(), pid.map(|p| format!("pid {p}")).unwrap_or_else(|| "(pid unknown)".into()))]
+    InUse {
+        /// The file.
+        path: PathBuf,
+        /// The other process, when its lock file names it.
+        pid: Option<u32>,
+    },
+    /// A path that cannot be a database file.
+    #[error("--db '{}' {why}", path.display())]
+    BadPath {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// Populating was interrupted (Ctrl-C); the dataset is left incomplete
+    /// and is rebuilt next time.
+    #[error("populating '{}' was interrupted; it holds no complete dataset and will be repopulated next time", path.display())]
+    Interrupted {
         /// The file.
         path: PathBuf,
     },
@@ -259,6 +283,8 @@ pub struct DatabaseManager {
     /// between retries) keeps waits short and fair. Other processes are
     /// still handled by the busy timeout and the retries in [`write`](Self::write).
     write_lock: parking_lot::Mutex<()>,
+    /// This process's claim on the file against other profkit processes.
+    _lock: Arc<lock::DbLock>,
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
@@ -266,6 +292,27 @@ fn is_busy(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     )
+}
+
+/// Rejects a path that names a folder, or whose folder does not exist.
+fn check_path(path: &Path) -> Result<()> {
+    let bad = |why| {
+        Err(DbError::BadPath {
+            path: path.into(),
+            why,
+        })
+    };
+    if path.is_dir() {
+        return bad("is a folder; pass a file path (created if missing)");
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return bad("is in a folder that does not exist; create it first");
+    }
+    Ok(())
 }
 
 /// Rejects a file that exists, is not empty and is not a SQLite database,
@@ -319,6 +366,10 @@ impl DatabaseManager {
     pub fn open(config: DbConfig) -> Result<DatabaseManager> {
         sqlite_alloc::install();
         let path = config.path.clone();
+        check_path(&path)?;
+        // Before anything is read or changed: another profkit process may
+        // be populating or measuring this very file.
+        let lock = lock::acquire(&path)?;
         check_header(&path)?;
         let open_err = |e: rusqlite::Error| -> DbError {
             if is_busy(&e) {
@@ -372,6 +423,7 @@ impl DatabaseManager {
             max_id: AtomicI64::new(0),
             shape: std::sync::RwLock::new(Shape::for_rows(0)),
             write_lock: parking_lot::Mutex::new(()),
+            _lock: lock,
         };
         db.refresh_max_id()?;
         if let Some((rows, _)) = db.populated()? {

@@ -146,7 +146,7 @@ impl Session {
         let Prepared { workload, env, .. } = prepared;
         drop(workload);
         if env.template_dir.is_some() {
-            for suffix in ["", "-wal", "-shm"] {
+            for suffix in ["", "-wal", "-shm", ".lock"] {
                 let mut p = env.db_path.clone().into_os_string();
                 p.push(suffix);
                 let _ = std::fs::remove_file(PathBuf::from(p));
