@@ -10,7 +10,7 @@ mod reports;
 use clap::Parser as _;
 
 pub use args::Cli;
-pub use reports::{BadTarget, CheckFailed};
+pub use reports::{BadTarget, CheckFailed, NothingChecked};
 
 use crate::analyze::budget::BudgetError;
 use crate::analyze::scaling::SweepError;
@@ -59,7 +59,12 @@ pub fn main_with(registry: Registry) -> ! {
     });
     if let Err(e) = dispatch::dispatch(cli, &registry) {
         eprintln!("Error: {}", one_line(&e));
-        std::process::exit(exit_code(&e));
+        // Ctrl-C that cut the work short (a populate, say) is still 130.
+        std::process::exit(if crate::measure::interrupted() {
+            130
+        } else {
+            exit_code(&e)
+        });
     }
     // The files are written; the exit status still says it was cut short.
     std::process::exit(if crate::measure::interrupted() {
@@ -93,6 +98,8 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<BudgetError>()
             || c.is::<RunError>()
             || c.is::<BadTarget>()
+            || c.is::<NothingChecked>()
+            || c.is::<crate::analyze::compare::DifferentWorkloads>()
             || matches!(
                 c.downcast_ref::<CpuError>(),
                 Some(CpuError::BadFrequency(_) | CpuError::TooFewSamples { .. })

@@ -23,6 +23,14 @@ pub struct CheckFailed {
     warnings: usize,
 }
 
+/// A budget check in which no rule applied to any measured value: exit 2,
+/// never a silent pass.
+#[derive(Debug, thiserror::Error)]
+#[error("nothing was checked: no budget rule applies to a measured value of these runs (workloads: {workloads}); check the section names and that the runs measured operations")]
+pub struct NothingChecked {
+    workloads: String,
+}
+
 /// A `report` target that is neither a run nor BASE..CURRENT.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -64,7 +72,17 @@ pub(super) fn check(a: CheckArgs, registry: &Registry) -> anyhow::Result<()> {
         super::dispatch::profile(profile, registry)?;
     }
     let sets = resolve_runs(&a.runs, &a.out)?;
-    let report = budget.check(sets.iter().flat_map(|s| s.runs.iter()));
+    let runs: Vec<_> = sets.iter().flat_map(|s| s.runs.iter()).collect();
+    let mut workloads: Vec<&str> = runs.iter().map(|r| r.workload.as_str()).collect();
+    workloads.dedup();
+    let workloads = workloads.join(", ");
+    for section in budget.workloads.keys() {
+        if !runs.iter().any(|r| &r.workload == section) {
+            eprintln!("warning: budget section [{section}] names no workload of the runs checked ({workloads})");
+        }
+    }
+    warn_interrupted(&sets.iter().collect::<Vec<_>>());
+    let report = budget.check(runs.iter().copied());
     for line in &report.lines {
         println!("{line}");
     }
@@ -75,6 +93,9 @@ pub(super) fn check(a: CheckArgs, registry: &Registry) -> anyhow::Result<()> {
         report.count(Status::Ok),
         report.count(Status::NotMeasured)
     );
+    if report.lines.iter().all(|l| l.status == Status::NotMeasured) {
+        return Err(NothingChecked { workloads }.into());
+    }
     if critical > 0 || (a.strict && warnings > 0) {
         return Err(CheckFailed { critical, warnings }.into());
     }
@@ -121,6 +142,8 @@ pub(super) fn baseline_cmd(a: BaselineArgs) -> anyhow::Result<()> {
 pub(super) fn compare_cmd(a: CompareArgs) -> anyhow::Result<()> {
     let base = store::resolve(&a.base, &a.out)?;
     let current = store::resolve(&a.current, &a.out)?;
+    compare::check_workloads(&base, &current, a.force)?;
+    warn_interrupted(&[&base, &current]);
     let options = CompareOptions {
         noise: a.noise,
         ..CompareOptions::default()
@@ -174,6 +197,8 @@ pub(super) fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
                 }
                 return Err(e.into());
             };
+            compare::check_workloads(&base, &current, a.force)?;
+            warn_interrupted(&[&base, &current]);
             let options = CompareOptions {
                 noise: a.noise,
                 ..CompareOptions::default()
@@ -197,6 +222,19 @@ pub(super) fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
         None => print!("{text}"),
     }
     Ok(())
+}
+
+/// Warns, on stderr, of each run in `sets` that Ctrl-C cut short.
+fn warn_interrupted(sets: &[&RunSet]) {
+    for r in sets.iter().flat_map(|s| s.runs.iter()) {
+        if r.interrupted() {
+            let measured = r.bench.elapsed;
+            eprintln!(
+                "warning: run {} was interrupted (Ctrl-C) after {measured}: its figures cover only part of the planned run ({})",
+                r.id, r.bench.plan.stop
+            );
+        }
+    }
 }
 
 /// The files of the runs in `sets` that a report reads (all but earlier

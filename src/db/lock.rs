@@ -8,7 +8,6 @@
 //! (`kill -9` included), so a stale lock file is harmless. Within one
 //! process, managers of the same file share one lock.
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, Write as _};
 use std::os::unix::io::AsRawFd as _;
@@ -51,7 +50,11 @@ pub fn acquire(db: &Path) -> Result<Arc<DbLock>> {
     let key = path.canonicalize().map_err(open_err)?;
     let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
     held.retain(|(_, w)| w.strong_count() > 0);
-    if let Some(lock) = held.iter().find(|(k, _)| *k == key).and_then(|(_, w)| w.upgrade()) {
+    if let Some(lock) = held
+        .iter()
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, w)| w.upgrade())
+    {
         return Ok(lock);
     }
     // SAFETY: flock on a file descriptor we own.

@@ -119,6 +119,19 @@ pub enum DbError {
     Sql(#[from] rusqlite::Error),
 }
 
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks long database work ([`DatabaseManager::populate`]) to stop at its
+/// next batch (Ctrl-C), leaving no dataset recorded, as a `kill -9` would.
+pub fn request_stop() {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`request_stop`] was called.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
 /// Result of the database layer.
 pub type Result<T, E = DbError> = std::result::Result<T, E>;
 
@@ -575,9 +588,21 @@ impl DatabaseManager {
             Ok(())
         })?;
         let mut generator = Generator::new(shape, seed);
-        const BATCH: u64 = 10_000;
+        // Small enough that Ctrl-C stops populating within a fraction of a
+        // second; the dataset's meta rows are written last, so a stopped
+        // (or killed) populate is found incomplete and redone next time.
+        const BATCH: u64 = 2_000;
+        let stopped = || -> Result<()> {
+            match stop_requested() {
+                true => Err(DbError::Interrupted {
+                    path: self.config.path.clone(),
+                }),
+                false => Ok(()),
+            }
+        };
         let mut next = 1u64;
         while next <= rows {
+            stopped()?;
             let end = (next + BATCH).min(rows + 1);
             self.write(|tx| {
                 let mut stmt = tx.prepare_cached(INSERT_EMAIL)?;
@@ -589,6 +614,7 @@ impl DatabaseManager {
             })?;
             next = end;
         }
+        stopped()?;
         {
             let conn = self.conn()?;
             conn.execute_batch("INSERT INTO emails_fts(emails_fts) VALUES ('rebuild')")?;

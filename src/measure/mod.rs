@@ -80,6 +80,11 @@ pub mod defaults {
     pub const MAX_THREADS: usize = 1024;
     /// Largest data volume a run may ask for.
     pub const MAX_ROWS: u64 = 100_000_000;
+    /// Most operations a run (or its warm-up) may ask for: hours even for
+    /// the cheapest workload.
+    pub const MAX_OPS: u64 = 10_000_000_000;
+    /// Longest a run (or its warm-up) may ask to last: 24 hours.
+    pub const MAX_DURATION: crate::units::Nanos = crate::units::Nanos(24 * 3600 * 1_000_000_000);
 }
 
 /// Errors in run options.
@@ -100,6 +105,22 @@ pub enum PlanError {
     /// Absurd data volume.
     #[error("--rows {0} is more than the limit of {max}", max = defaults::MAX_ROWS)]
     TooManyRows(u64),
+    /// Absurd operation count (`--ops` or `--warmup`).
+    #[error("{flag} {ops} is more than the limit of {max} operations", max = defaults::MAX_OPS)]
+    TooManyOps {
+        /// The flag.
+        flag: &'static str,
+        /// What was asked.
+        ops: u64,
+    },
+    /// Absurd duration (`--duration` or `--warmup`).
+    #[error("{flag} {asked} is more than the limit of {max}", max = defaults::MAX_DURATION)]
+    TooLong {
+        /// The flag.
+        flag: &'static str,
+        /// What was asked.
+        asked: Nanos,
+    },
 }
 
 /// The concrete parameters of a run, after defaults.
@@ -141,7 +162,30 @@ impl RunPlan {
                 stop: Stop::Ops(0) | Stop::Duration(Nanos(0)),
                 ..
             } => Err(PlanError::EmptyRun),
-            plan => Ok(plan),
+            plan => plan.check_length().map(|()| plan),
+        }
+    }
+
+    /// Rejects a run or warm-up longer than [`defaults::MAX_OPS`] or
+    /// [`defaults::MAX_DURATION`].
+    fn check_length(&self) -> Result<(), PlanError> {
+        let check = |flag: &'static str, stop: Stop| match stop {
+            Stop::Ops(ops) if ops > defaults::MAX_OPS => Err(PlanError::TooManyOps { flag, ops }),
+            Stop::Duration(asked) if asked > defaults::MAX_DURATION => {
+                Err(PlanError::TooLong { flag, asked })
+            }
+            _ => Ok(()),
+        };
+        check(
+            match self.stop {
+                Stop::Ops(_) => "--ops",
+                Stop::Duration(_) => "--duration",
+            },
+            self.stop,
+        )?;
+        match self.warmup_stop() {
+            Some(w) => check("--warmup", w),
+            None => Ok(()),
         }
     }
 
@@ -321,6 +365,10 @@ pub struct BenchResult {
     pub sql: Option<SqlSummary>,
     /// The workload's own figures (rows written, cache size, …).
     pub metrics: Metrics,
+    /// Cut short by Ctrl-C: the figures cover only [`BenchResult::elapsed`]
+    /// of the plan. Absent (false) in complete runs and older files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -329,6 +377,8 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// runs then end normally, so their results and profiles are still written.
 pub fn interrupt() {
     INTERRUPTED.store(true, Ordering::Relaxed);
+    // A database being populated stops too.
+    crate::db::request_stop();
 }
 
 /// Whether [`interrupt`] was called.
@@ -522,6 +572,7 @@ pub fn measure_detailed(
             },
         }),
         metrics,
+        interrupted: interrupted(),
     };
     Ok((bench, statements))
 }

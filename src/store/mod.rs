@@ -297,6 +297,8 @@ pub fn manifest(
         tools: tool_versions(),
         started_at: rfc3339(started),
         finished_at: rfc3339(SystemTime::now()),
+        interrupted: crate::measure::interrupted(),
+        measured: None,
     }
 }
 

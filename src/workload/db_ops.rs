@@ -320,6 +320,9 @@ mod tests {
             ))
             .unwrap();
         let err = w.finish().unwrap_err().to_string();
-        assert!(err.contains("unexpected rows") && !err.contains("lost"), "{err}");
+        assert!(
+            err.contains("unexpected rows") && !err.contains("lost"),
+            "{err}"
+        );
     }
 }
