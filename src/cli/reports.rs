@@ -76,11 +76,7 @@ pub(super) fn check(a: CheckArgs, registry: &Registry) -> anyhow::Result<()> {
     let mut workloads: Vec<&str> = runs.iter().map(|r| r.workload.as_str()).collect();
     workloads.dedup();
     let workloads = workloads.join(", ");
-    for section in budget.workloads.keys() {
-        if !runs.iter().any(|r| &r.workload == section) {
-            eprintln!("warning: budget section [{section}] names no workload of the runs checked ({workloads})");
-        }
-    }
+    warn_unmatched_sections(&budget, &runs, registry, &workloads);
     warn_interrupted(&sets.iter().collect::<Vec<_>>());
     let report = budget.check(runs.iter().copied());
     for line in &report.lines {
@@ -222,6 +218,34 @@ pub(super) fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
         None => print!("{text}"),
     }
     Ok(())
+}
+
+/// Warns, on stderr, of budget sections that no run checked has: one line
+/// per section naming no known workload (a typo?), one line for the rest.
+fn warn_unmatched_sections(
+    budget: &crate::analyze::budget::Budget,
+    runs: &[&crate::analyze::rundata::LoadedRun],
+    registry: &Registry,
+    workloads: &str,
+) {
+    let unmatched = budget
+        .workloads
+        .keys()
+        .filter(|s| !runs.iter().any(|r| &&r.workload == s));
+    let (unknown, other): (Vec<&String>, Vec<&String>) =
+        unmatched.partition(|s| registry.entries().iter().all(|e| &&e.name != s));
+    for s in unknown {
+        eprintln!(
+            "warning: budget section [{s}] names no known workload and no run checked ({workloads}): a typo?"
+        );
+    }
+    if !other.is_empty() {
+        let names: Vec<String> = other.iter().map(|s| format!("[{s}]")).collect();
+        eprintln!(
+            "warning: budget section(s) {} match no run checked ({workloads})",
+            names.join(", ")
+        );
+    }
 }
 
 /// Warns, on stderr, of each run in `sets` that Ctrl-C cut short.

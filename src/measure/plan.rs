@@ -1,0 +1,138 @@
+//! The concrete plan of a run ([`RunPlan`]) from a user's options and a
+//! workload's defaults, with the sizes it refuses ([`PlanError`]).
+
+use serde::{Deserialize, Serialize};
+
+use super::{defaults, RunOptions, Stop, Warmup};
+use crate::units::Nanos;
+use crate::workload::WorkloadDefaults;
+
+/// Errors in run options.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PlanError {
+    /// Zero threads.
+    #[error("--threads must be at least 1")]
+    ZeroThreads,
+    /// Absurd thread count.
+    #[error("--threads {0} is more than the limit of {max}", max = defaults::MAX_THREADS)]
+    TooManyThreads(usize),
+    /// Zero rows asked for.
+    #[error("--rows must be at least 1")]
+    ZeroRows,
+    /// Zero operations or duration.
+    #[error("--ops and --duration must be greater than zero")]
+    EmptyRun,
+    /// Absurd data volume.
+    #[error("--rows {0} is more than the limit of {max}", max = defaults::MAX_ROWS)]
+    TooManyRows(u64),
+    /// Absurd operation count (`--ops` or `--warmup`).
+    #[error("{flag} {ops} is more than the limit of {max} operations", max = defaults::MAX_OPS)]
+    TooManyOps {
+        /// The flag.
+        flag: &'static str,
+        /// What was asked.
+        ops: u64,
+    },
+    /// Absurd duration (`--duration` or `--warmup`).
+    #[error("{flag} {asked} is more than the limit of {max}", max = defaults::MAX_DURATION)]
+    TooLong {
+        /// The flag.
+        flag: &'static str,
+        /// What was asked.
+        asked: Nanos,
+    },
+}
+
+/// The concrete parameters of a run, after defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunPlan {
+    /// Data volume.
+    pub rows: u64,
+    /// Worker threads.
+    pub threads: usize,
+    /// When the measured phase ends.
+    pub stop: Stop,
+    /// Warm-up before it.
+    pub warmup: Warmup,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl RunPlan {
+    /// The plan for `options` over a workload's `defaults`; rejects
+    /// zero or absurd sizes.
+    pub fn resolve(options: &RunOptions, defaults: WorkloadDefaults) -> Result<RunPlan, PlanError> {
+        let plan = RunPlan {
+            rows: options.rows.unwrap_or(defaults.rows),
+            threads: options.threads.unwrap_or(defaults.threads),
+            stop: options.stop.unwrap_or(Stop::Ops(defaults.ops)),
+            warmup: options.warmup.unwrap_or(Warmup::Auto),
+            seed: options.seed.unwrap_or(defaults::SEED),
+        };
+        if options.rows == Some(0) {
+            return Err(PlanError::ZeroRows);
+        }
+        match plan {
+            RunPlan { threads: 0, .. } => Err(PlanError::ZeroThreads),
+            RunPlan { threads, .. } if threads > defaults::MAX_THREADS => {
+                Err(PlanError::TooManyThreads(threads))
+            }
+            RunPlan { rows, .. } if rows > defaults::MAX_ROWS => Err(PlanError::TooManyRows(rows)),
+            RunPlan {
+                stop: Stop::Ops(0) | Stop::Duration(Nanos(0)),
+                ..
+            } => Err(PlanError::EmptyRun),
+            plan => plan.check_length().map(|()| plan),
+        }
+    }
+
+    /// Rejects a run or warm-up longer than [`defaults::MAX_OPS`] or
+    /// [`defaults::MAX_DURATION`].
+    fn check_length(&self) -> Result<(), PlanError> {
+        let check = |flag: &'static str, stop: Stop| match stop {
+            Stop::Ops(ops) if ops > defaults::MAX_OPS => Err(PlanError::TooManyOps { flag, ops }),
+            Stop::Duration(asked) if asked > defaults::MAX_DURATION => {
+                Err(PlanError::TooLong { flag, asked })
+            }
+            _ => Ok(()),
+        };
+        check(
+            match self.stop {
+                Stop::Ops(_) => "--ops",
+                Stop::Duration(_) => "--duration",
+            },
+            self.stop,
+        )?;
+        match self.warmup_stop() {
+            Some(w) => check("--warmup", w),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn warmup_stop(&self) -> Option<Stop> {
+        match (self.warmup, self.stop) {
+            (Warmup::Ops(0) | Warmup::Duration(Nanos(0)), _) => None,
+            (Warmup::Ops(n), _) => Some(Stop::Ops(n)),
+            (Warmup::Duration(d), _) => Some(Stop::Duration(d)),
+            (Warmup::Auto, Stop::Ops(n)) => Some(Stop::Ops((n / 10).max(1))),
+            (Warmup::Auto, Stop::Duration(d)) => {
+                Some(Stop::Duration(Nanos((d.0 / 10).min(1_000_000_000))))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for RunPlan {
+    /// `20000 rows, 4 threads, 2000 ops, seed 42`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} rows, {} thread{}, {}, seed {}",
+            self.rows,
+            self.threads,
+            if self.threads == 1 { "" } else { "s" },
+            self.stop,
+            self.seed
+        )
+    }
+}
