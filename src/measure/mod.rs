@@ -452,7 +452,7 @@ pub fn measure_detailed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::by_name;
+    use crate::workload::{by_name, WorkloadDefaults};
 
     fn plan(ops: u64, threads: usize) -> RunPlan {
         RunPlan::resolve(
