@@ -380,10 +380,11 @@ impl DatabaseManager {
         sqlite_alloc::install();
         let path = config.path.clone();
         check_path(&path)?;
-        // Before anything is read or changed: another profkit process may
-        // be populating or measuring this very file.
-        let lock = lock::acquire(&path)?;
         check_header(&path)?;
+        // Before anything else is read or changed: another profkit process
+        // may be populating or measuring this very file.
+        let lock_existed = lock::lock_path(&path).exists();
+        let lock = lock::acquire(&path)?;
         let open_err = |e: rusqlite::Error| -> DbError {
             if is_busy(&e) {
                 DbError::Locked { path: path.clone() }
@@ -405,6 +406,10 @@ impl DatabaseManager {
                 .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
                 .map_err(open_err)?;
             if !tables.is_empty() && !tables.iter().any(|t| t == "profkit_meta") {
+                // Leave nothing of ours beside a database we refuse.
+                if !lock_existed {
+                    let _ = std::fs::remove_file(lock::lock_path(&path));
+                }
                 return Err(DbError::Foreign {
                     path,
                     tables: tables.join(", "),

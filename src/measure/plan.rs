@@ -136,3 +136,39 @@ impl std::fmt::Display for RunPlan {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_lengths_are_refused_naming_the_flag() {
+        let plan = |stop, warmup| {
+            let options = RunOptions {
+                stop: Some(stop),
+                warmup: Some(warmup),
+                ..Default::default()
+            };
+            RunPlan::resolve(&options, WorkloadDefaults::default())
+        };
+        let ok = Warmup::Ops(0);
+        let e = plan(Stop::Ops(u64::MAX), ok).unwrap_err().to_string();
+        assert!(e.starts_with("--ops") && e.contains("limit"), "{e}");
+        let e = plan(Stop::Duration(Nanos(u64::MAX)), ok)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--duration"), "{e}");
+        let e = plan(Stop::Ops(10), Warmup::Ops(u64::MAX))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--warmup"), "{e}");
+        let e = plan(Stop::Ops(10), Warmup::Duration(Nanos(u64::MAX)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--warmup"), "{e}");
+        assert!(plan(Stop::Ops(defaults::MAX_OPS), Warmup::Auto).is_ok());
+        // Auto warm-up of the longest run stays within the limits.
+        let longest = Stop::Duration(defaults::MAX_DURATION);
+        assert!(plan(longest, Warmup::Auto).is_ok());
+    }
+}
