@@ -74,6 +74,7 @@ pub(super) fn check(a: CheckArgs, registry: &Registry) -> anyhow::Result<()> {
     let sets = resolve_runs(&a.runs, &a.out)?;
     let runs: Vec<_> = sets.iter().flat_map(|s| s.runs.iter()).collect();
     let mut workloads: Vec<&str> = runs.iter().map(|r| r.workload.as_str()).collect();
+    workloads.sort_unstable();
     workloads.dedup();
     let workloads = workloads.join(", ");
     warn_unmatched_sections(&budget, &runs, registry, &workloads);
