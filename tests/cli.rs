@@ -365,6 +365,10 @@ fn a_file_that_is_not_sqlite_is_refused_and_left_alone() {
         std::fs::read_to_string(&notes).unwrap(),
         "my precious notes\n"
     );
+    assert!(
+        !dir.path().join("notes.txt.lock").exists(),
+        "nothing left beside it"
+    );
 }
 
 #[test]
@@ -433,6 +437,10 @@ fn a_foreign_sqlite_database_is_left_untouched() {
         )
         .unwrap();
     assert_eq!(tables, 1);
+    assert!(
+        !dir.path().join("app.db.lock").exists(),
+        "nothing left beside it"
+    );
 }
 
 /// Waits (up to a minute) until `ready` holds for the child `pid`.

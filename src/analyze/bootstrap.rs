@@ -1,6 +1,13 @@
 //! Bootstrap confidence intervals of latency changes: each side's
 //! per-operation latencies are resampled with replacement from its HDR
 //! histogram with a seeded RNG, so the same inputs give the same interval.
+//!
+//! The cost does not grow with the operation count: a side of n operations
+//! is resampled with m = min(n, [`MAX_DRAWS`]) draws (inverse CDF over the
+//! buckets), and each resampled statistic's distance from the full
+//! sample's is scaled by √(m/n) — the m-out-of-n bootstrap, whose spread
+//! then matches an n-draw resample's for means and quantiles (both shrink
+//! as 1/√n).
 
 use std::collections::HashMap;
 
@@ -9,6 +16,9 @@ use rand::{Rng as _, SeedableRng as _};
 use super::budget::Metric;
 use super::compare::{defaults, CompareOptions};
 use super::rundata::LoadedRun;
+
+/// Most draws of one resample of one side.
+pub(crate) const MAX_DRAWS: u64 = 20_000;
 
 /// Resampled latency statistics of both sides.
 pub(crate) struct LatencyBootstrap {
@@ -22,52 +32,74 @@ struct Sampler {
     values: Vec<u64>,
     cumulative: Vec<u64>,
     total: u64,
+    /// Draws per resample: min(total, [`MAX_DRAWS`]).
+    draws: u64,
+    /// √(draws ÷ total): how much a resample's deviation is scaled.
+    scale: f64,
+    /// The statistics of the histogram itself.
+    full: [f64; 4],
 }
 
 impl Sampler {
+    /// `None` with fewer than 2 operations, or counts past 64 bits.
     fn new(hist: &[(u64, u64)]) -> Option<Sampler> {
         let mut values = Vec::with_capacity(hist.len());
         let mut cumulative = Vec::with_capacity(hist.len());
+        let mut counts = Vec::with_capacity(hist.len());
         let mut total = 0u64;
         for &(v, n) in hist {
             if n == 0 {
                 continue;
             }
-            total += n;
+            total = total.checked_add(n)?;
             values.push(v);
+            counts.push(n);
             cumulative.push(total);
         }
-        (total > 1).then_some(Sampler {
+        let draws = total.min(MAX_DRAWS);
+        let mut s = Sampler {
             values,
             cumulative,
             total,
-        })
+            draws,
+            scale: (draws as f64 / total.max(1) as f64).sqrt(),
+            full: [0.0; 4],
+        };
+        s.full = s.stats(&counts);
+        (total > 1).then_some(s)
     }
 
-    /// One resample of `total` operations: counts per bucket.
+    /// One resample of [`Sampler::draws`] operations: counts per bucket.
     fn resample(&self, rng: &mut rand_chacha::ChaCha8Rng, counts: &mut [u64]) {
         counts.iter_mut().for_each(|c| *c = 0);
-        for _ in 0..self.total {
+        for _ in 0..self.draws {
             let u = rng.random_range(0..self.total);
             let i = self.cumulative.partition_point(|&c| c <= u);
             counts[i] += 1;
         }
     }
 
+    /// The statistics of a resample, as if it had drawn all `total`
+    /// operations: its deviation from the full sample scaled by √(m/n).
+    fn resampled_stats(&self, counts: &[u64]) -> [f64; 4] {
+        let x = self.stats(counts);
+        std::array::from_fn(|i| self.full[i] + (x[i] - self.full[i]) * self.scale)
+    }
+
     /// Mean and quantiles of bucket counts.
     fn stats(&self, counts: &[u64]) -> [f64; 4] {
-        let n = counts.iter().sum::<u64>().max(1);
+        let n = counts.iter().map(|&c| c as f64).sum::<f64>().max(1.0);
         let mean = counts
             .iter()
             .zip(&self.values)
             .map(|(&c, &v)| c as f64 * v as f64)
             .sum::<f64>()
-            / n as f64;
+            / n;
         let q = |p: f64| {
-            let rank = ((p * n as f64).ceil() as u64).max(1);
-            let mut acc = 0;
+            let rank = (p * n).ceil().max(1.0);
+            let mut acc = 0.0;
             for (&c, &v) in counts.iter().zip(&self.values) {
-                acc += c;
+                acc += c as f64;
                 if acc >= rank {
                     return v as f64;
                 }
@@ -98,7 +130,7 @@ impl LatencyBootstrap {
         let sb = Sampler::new(base)?;
         let sc = Sampler::new(current)?;
         // Bound the work to ~4 million draws.
-        let per = (sb.total + sc.total).max(1) as usize;
+        let per = (sb.draws + sc.draws).max(1) as usize;
         let resamples = (4_000_000 / per).clamp(defaults::MIN_RESAMPLES, opt.resamples.max(1));
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opt.seed);
         let mut cb = vec![0u64; sb.values.len()];
@@ -107,7 +139,7 @@ impl LatencyBootstrap {
         for _ in 0..resamples {
             sb.resample(&mut rng, &mut cb);
             sc.resample(&mut rng, &mut cc);
-            let (xb, xc) = (sb.stats(&cb), sc.stats(&cc));
+            let (xb, xc) = (sb.resampled_stats(&cb), sc.resampled_stats(&cc));
             for (i, m) in BOOT_METRICS.into_iter().enumerate() {
                 if xb[i] > 0.0 {
                     ratios.entry(m).or_default().push(xc[i] / xb[i] - 1.0);
@@ -193,5 +225,39 @@ mod tests {
             assert!(lo <= 0.0 && 0.0 <= hi, "{m:?}: [{lo}, {hi}] should hold 0");
             assert!(hi - lo < 0.2, "{m:?}: [{lo}, {hi}] is too wide");
         }
+    }
+
+    #[test]
+    fn huge_histograms_cost_a_fixed_number_of_draws_with_the_same_spread() {
+        // 2^62 operations: resampled in MAX_DRAWS draws, not 2^62.
+        let huge = Sampler::new(&[(100, 1 << 61), (200, 1 << 61)]).unwrap();
+        assert_eq!(huge.draws, MAX_DRAWS);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut counts = vec![0; 2];
+        huge.resample(&mut rng, &mut counts);
+        assert_eq!(counts.iter().sum::<u64>(), MAX_DRAWS);
+        // With 2^62 operations the mean is known almost exactly.
+        let mean = huge.resampled_stats(&counts)[0];
+        assert!((mean - 150.0).abs() < 1e-3, "{mean}");
+        // The spread of a scaled m-out-of-n resample matches an n-draw one.
+        let n = 4 * MAX_DRAWS;
+        let sd = |s: &Sampler| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+            let mut c = vec![0; 2];
+            let means: Vec<f64> = (0..300)
+                .map(|_| {
+                    s.resample(&mut rng, &mut c);
+                    s.resampled_stats(&c)[0]
+                })
+                .collect();
+            let m = means.iter().sum::<f64>() / means.len() as f64;
+            (means.iter().map(|x| (x - m).powi(2)).sum::<f64>() / means.len() as f64).sqrt()
+        };
+        let scaled = Sampler::new(&[(100, n / 2), (200, n / 2)]).unwrap();
+        let mut exact = Sampler::new(&[(100, n / 2), (200, n / 2)]).unwrap();
+        exact.draws = n;
+        exact.scale = 1.0;
+        let (a, b) = (sd(&scaled), sd(&exact));
+        assert!((a / b - 1.0).abs() < 0.25, "scaled {a} vs exact {b}");
     }
 }

@@ -163,6 +163,12 @@ impl Metric {
     /// The measured value in a run, if the run has the data.
     pub fn value(self, run: &LoadedRun) -> Option<f64> {
         let b = &run.bench;
+        // A run of 0 measured operations measured nothing (a heap run's
+        // heap figures excepted: it has no bench.json at all).
+        let heap = matches!(self, Metric::PeakHeap | Metric::AllocPerOp);
+        if b.ops == 0 && !(run.heap_only && heap) {
+            return None;
+        }
         let lat = |n: crate::units::Nanos| (b.ops > 0).then_some(n.0 as f64);
         match self {
             Metric::Mean => lat(b.latency.mean),
@@ -207,6 +213,22 @@ impl Metric {
 
     /// Parses a budget value of this metric: a number or a string with a unit.
     pub fn parse(self, v: &toml::Value) -> Result<f64, String> {
+        let value = self.parse_unchecked(v)?;
+        if value < 0.0 {
+            return Err(format!(
+                "{value} is negative; a threshold must be 0 or more"
+            ));
+        }
+        if self.unit() == Unit::Fraction && value > 1.0 {
+            return Err(format!(
+                "{} is not a rate between 0 and 100 %",
+                self.format(value)
+            ));
+        }
+        Ok(value)
+    }
+
+    fn parse_unchecked(self, v: &toml::Value) -> Result<f64, String> {
         let text = match v {
             toml::Value::Integer(i) => return Ok(*i as f64),
             toml::Value::Float(f) if f.is_finite() => return Ok(*f),

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bootstrap::LatencyBootstrap;
 use super::budget::Metric;
+pub use super::pairing::{check_workloads, pair, DifferentWorkloads};
 use super::rundata::{LoadedRun, RunSet};
 use super::stacks::Folded;
 
@@ -243,19 +244,6 @@ impl Comparison {
             .iter()
             .any(|w| w.worst() == Verdict::Regressed)
     }
-}
-
-/// Pairs the runs of two sets: by workload; two single runs are paired
-/// whatever their workloads (e.g. a fast twin against its slow twin).
-pub fn pair<'a>(base: &'a RunSet, current: &'a RunSet) -> Vec<(&'a LoadedRun, &'a LoadedRun)> {
-    if base.runs.len() == 1 && current.runs.len() == 1 {
-        return vec![(&base.runs[0], &current.runs[0])];
-    }
-    current
-        .runs
-        .iter()
-        .filter_map(|c| base.by_workload(&c.workload).map(|b| (b, c)))
-        .collect()
 }
 
 /// Compares two run sets.

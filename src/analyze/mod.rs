@@ -13,6 +13,7 @@ pub mod cpu;
 pub mod findings;
 pub mod fit;
 pub mod leaks;
+pub mod pairing;
 pub mod rundata;
 pub mod scaling;
 pub mod sql;

@@ -16,7 +16,7 @@ use super::scaling::SweepResult;
 use super::sql::{SqlReport, StatementStats};
 use super::stacks::Folded;
 use crate::measure::{BenchResult, RunPlan};
-use crate::units::Bytes;
+use crate::units::{Bytes, Nanos};
 
 /// Version of `manifest.json`.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -93,6 +93,12 @@ pub struct Manifest {
     /// How the CPU pass sampled, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_sampling: Option<CpuSampling>,
+    /// Cut short by Ctrl-C. Absent (false) in complete runs and older files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+    /// How long the measured phase ran, when it was cut short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<Nanos>,
 }
 
 /// The sampler of a run's CPU pass and what it delivered.
@@ -133,6 +139,9 @@ pub struct LoadedRun {
     pub workload: String,
     /// `manifest.json`, when present.
     pub manifest: Option<Manifest>,
+    /// A `profkit heap` run: no `bench.json`, so [`LoadedRun::bench`] is
+    /// empty (0 operations) and only the heap figures are measured.
+    pub heap_only: bool,
     /// `bench.json`.
     pub bench: BenchResult,
     /// `findings.json`, most important first.
@@ -158,6 +167,12 @@ pub struct LoadedRun {
 }
 
 impl LoadedRun {
+    /// Whether the run was cut short by Ctrl-C (said by `bench.json` or
+    /// `manifest.json`).
+    pub fn interrupted(&self) -> bool {
+        self.bench.interrupted || self.manifest.as_ref().is_some_and(|m| m.interrupted)
+    }
+
     /// SQL statements of every operation, from `sql.json`.
     pub fn statements(&self) -> Vec<&StatementStats> {
         self.sql

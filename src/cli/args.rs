@@ -156,6 +156,9 @@ pub struct CompareArgs {
     /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Compare two runs of different workloads (declared twins need no --force).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Report formats.
@@ -186,6 +189,9 @@ pub struct ReportArgs {
     /// Noise threshold of a comparison (5%, 0.05).
     #[arg(long, default_value_t = compare::defaults::NOISE, value_parser = parse_noise)]
     pub noise: f64,
+    /// BASE..CURRENT of two different workloads (declared twins need no --force).
+    #[arg(long)]
+    pub force: bool,
     /// Where baselines are (`<out>/baselines/`).
     #[arg(long, default_value = store::defaults::OUT_DIR)]
     pub out: PathBuf,

@@ -14,7 +14,7 @@ use clap::error::ErrorKind;
 
 pub use args::Cli;
 pub use harness::{Harness, HarnessError};
-pub use reports::{BadTarget, CheckFailed};
+pub use reports::{BadTarget, CheckFailed, NothingChecked};
 
 use crate::analyze::budget::BudgetError;
 use crate::analyze::scaling::SweepError;
@@ -67,7 +67,12 @@ pub fn main_with(harness: impl Into<Harness>) -> ! {
     });
     if let Err(e) = dispatch::dispatch(cli, harness.registry()) {
         eprintln!("Error: {}", one_line(&e));
-        std::process::exit(exit_code(&e));
+        // Ctrl-C that cut the work short (a populate, say) is still 130.
+        std::process::exit(if crate::measure::interrupted() {
+            130
+        } else {
+            exit_code(&e)
+        });
     }
     // The files are written; the exit status still says it was cut short.
     std::process::exit(if crate::measure::interrupted() {
@@ -149,13 +154,21 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<RunError>()
             || c.is::<BadTarget>()
             || c.is::<reports::WouldOverwrite>()
+            || c.is::<NothingChecked>()
+            || c.is::<crate::analyze::compare::DifferentWorkloads>()
             || matches!(
                 c.downcast_ref::<CpuError>(),
                 Some(CpuError::BadFrequency(_) | CpuError::TooFewSamples { .. })
             )
             || matches!(
                 c.downcast_ref::<DbError>(),
-                Some(DbError::NotSqlite { .. } | DbError::Foreign { .. } | DbError::Locked { .. })
+                Some(
+                    DbError::NotSqlite { .. }
+                        | DbError::Foreign { .. }
+                        | DbError::Locked { .. }
+                        | DbError::InUse { .. }
+                        | DbError::BadPath { .. }
+                )
             )
             || matches!(
                 c.downcast_ref::<OutputError>(),
@@ -163,6 +176,8 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
                     OutputError::Parse { .. }
                         | OutputError::Read { .. }
                         | OutputError::Invalid { .. }
+                        | OutputError::WouldOverwrite { .. }
+                        | OutputError::NotAFolder { .. }
                 )
             )
             || matches!(

@@ -28,6 +28,14 @@ pub struct CheckFailed {
 #[error("'{}' exists; pass --force to overwrite it", .0.display())]
 pub struct WouldOverwrite(pub PathBuf);
 
+/// A budget check in which no rule applied to any measured value: exit 2,
+/// never a silent pass.
+#[derive(Debug, thiserror::Error)]
+#[error("nothing was checked: no budget rule applies to a measured value of these runs (workloads: {workloads}); check the section names and that the runs measured operations")]
+pub struct NothingChecked {
+    workloads: String,
+}
+
 /// A `report` target that is neither a run nor BASE..CURRENT.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -71,7 +79,14 @@ pub(super) fn check(a: CheckArgs, registry: &Registry) -> anyhow::Result<()> {
         super::dispatch::profile(profile, registry)?;
     }
     let sets = resolve_runs(&a.runs, &a.out)?;
-    let report = budget.check(sets.iter().flat_map(|s| s.runs.iter()));
+    let runs: Vec<_> = sets.iter().flat_map(|s| s.runs.iter()).collect();
+    let mut workloads: Vec<&str> = runs.iter().map(|r| r.workload.as_str()).collect();
+    workloads.sort_unstable();
+    workloads.dedup();
+    let workloads = workloads.join(", ");
+    warn_unmatched_sections(&budget, &runs, registry, &workloads);
+    warn_interrupted(&sets.iter().collect::<Vec<_>>());
+    let report = budget.check(runs.iter().copied());
     for line in &report.lines {
         println!("{line}");
     }
@@ -82,6 +97,9 @@ pub(super) fn check(a: CheckArgs, registry: &Registry) -> anyhow::Result<()> {
         report.count(Status::Ok),
         report.count(Status::NotMeasured)
     );
+    if report.lines.iter().all(|l| l.status == Status::NotMeasured) {
+        return Err(NothingChecked { workloads }.into());
+    }
     if critical > 0 || (a.strict && warnings > 0) {
         return Err(CheckFailed { critical, warnings }.into());
     }
@@ -162,6 +180,8 @@ pub(super) fn baseline_cmd(a: BaselineArgs) -> anyhow::Result<()> {
 pub(super) fn compare_cmd(a: CompareArgs) -> anyhow::Result<()> {
     let base = store::resolve(&a.base, &a.out)?;
     let current = store::resolve(&a.current, &a.out)?;
+    compare::check_workloads(&base, &current, a.force)?;
+    warn_interrupted(&[&base, &current]);
     let options = CompareOptions {
         noise: a.noise,
         ..CompareOptions::default()
@@ -192,7 +212,7 @@ pub(super) fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
         ReportFormat::Html => Format::Html,
         ReportFormat::Json => Format::Json,
     };
-    let text = match store::resolve(&a.target, &a.out) {
+    let (text, inputs) = match store::resolve(&a.target, &a.out) {
         Ok(set) => {
             let budget_path = a.budget.clone().or_else(|| {
                 let p = PathBuf::from(store::defaults::BUDGET_FILE);
@@ -207,7 +227,7 @@ pub(super) fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
                 check: check.as_ref(),
                 all_flamegraphs: a.all_flamegraphs,
             };
-            format.exporter().render(&input)
+            (format.exporter().render(&input), input_files(&[&set]))
         }
         Err(e) => {
             let Some((base, current)) = split_range(&a.target, &a.out) else {
@@ -216,6 +236,8 @@ pub(super) fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
                 }
                 return Err(e.into());
             };
+            compare::check_workloads(&base, &current, a.force)?;
+            warn_interrupted(&[&base, &current]);
             let options = CompareOptions {
                 noise: a.noise,
                 ..CompareOptions::default()
@@ -226,17 +248,74 @@ pub(super) fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
                 current: &current,
                 comparison: &comparison,
             };
-            format.exporter().render(&input)
+            let inputs = input_files(&[&base, &current]);
+            (format.exporter().render(&input), inputs)
         }
     };
     match &a.output {
         Some(p) => {
+            store::refuse_overwrite(p, inputs.iter().map(PathBuf::as_path))?;
             store::write_atomic(p, text.as_bytes())?;
             eprintln!("wrote {}", p.display());
         }
         None => print!("{text}"),
     }
     Ok(())
+}
+
+/// Warns, on stderr, of budget sections that no run checked has: one line
+/// per section naming no known workload (a typo?), one line for the rest.
+fn warn_unmatched_sections(
+    budget: &crate::analyze::budget::Budget,
+    runs: &[&crate::analyze::rundata::LoadedRun],
+    registry: &Registry,
+    workloads: &str,
+) {
+    let unmatched = budget
+        .workloads
+        .keys()
+        .filter(|s| !runs.iter().any(|r| &&r.workload == s));
+    let (unknown, other): (Vec<&String>, Vec<&String>) =
+        unmatched.partition(|s| registry.entries().iter().all(|e| &&e.name != s));
+    for s in unknown {
+        eprintln!(
+            "warning: budget section [{s}] names no known workload and no run checked ({workloads}): a typo?"
+        );
+    }
+    if !other.is_empty() {
+        let names: Vec<String> = other.iter().map(|s| format!("[{s}]")).collect();
+        eprintln!(
+            "warning: budget section(s) {} match no run checked ({workloads})",
+            names.join(", ")
+        );
+    }
+}
+
+/// Warns, on stderr, of each run in `sets` that Ctrl-C cut short.
+fn warn_interrupted(sets: &[&RunSet]) {
+    for r in sets.iter().flat_map(|s| s.runs.iter()) {
+        if r.interrupted() {
+            let measured = r.bench.elapsed;
+            eprintln!(
+                "warning: run {} was interrupted (Ctrl-C) after {measured}: its figures cover only part of the planned run ({})",
+                r.id, r.bench.plan.stop
+            );
+        }
+    }
+}
+
+/// The files of the runs in `sets` that a report reads (all but earlier
+/// reports): an output path must not name one of them.
+fn input_files(sets: &[&RunSet]) -> Vec<PathBuf> {
+    let reports = [store::files::REPORT_MD, store::files::REPORT_HTML];
+    sets.iter()
+        .flat_map(|s| s.runs.iter())
+        .filter_map(|r| std::fs::read_dir(&r.dir).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| !reports.iter().any(|n| e.file_name() == *n))
+        .map(|e| e.path())
+        .collect()
 }
 
 /// `profkit flamegraph FILE`: a folded, pprof or dhat file as an SVG.
@@ -246,6 +325,7 @@ pub(super) fn flamegraph_cmd(a: FlamegraphArgs) -> anyhow::Result<()> {
         name.push(".svg");
         name.into()
     });
+    store::refuse_overwrite(&output, [a.file.as_path()])?;
     let stacks = input::read_stacks(&a.file)?;
     let options = flamegraph::SvgOptions {
         title: a.title.clone().unwrap_or_default(),

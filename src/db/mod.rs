@@ -5,6 +5,7 @@
 //! It knows nothing of profiling: profkit measures it from the outside.
 
 pub mod data;
+pub mod lock;
 pub mod pool;
 pub mod schema;
 pub mod sqlite_alloc;
@@ -64,6 +65,29 @@ pub enum DbError {
         /// The file.
         path: PathBuf,
     },
+    /// Another profkit process is using the database.
+    #[error("database '{}' is in use by profkit {}; wait for it to finish or pass another --db", path.display(), pid.map(|p| format!("pid {p}")).unwrap_or_else(|| "(pid unknown)".into()))]
+    InUse {
+        /// The file.
+        path: PathBuf,
+        /// The other process, when its lock file names it.
+        pid: Option<u32>,
+    },
+    /// A path that cannot be a database file.
+    #[error("--db '{}' {why}", path.display())]
+    BadPath {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// Populating was interrupted (Ctrl-C); the dataset is left incomplete
+    /// and is rebuilt next time.
+    #[error("populating '{}' was interrupted; it holds no complete dataset and will be repopulated next time", path.display())]
+    Interrupted {
+        /// The file.
+        path: PathBuf,
+    },
     /// A SQLite database that profkit did not create.
     #[error("'{}' is a SQLite database but not a profkit one (tables: {tables}); profkit leaves it untouched: pass a new path to --db", path.display())]
     Foreign {
@@ -94,6 +118,19 @@ pub enum DbError {
     /// Any other SQLite error.
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
+}
+
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks long database work ([`DatabaseManager::populate`]) to stop at its
+/// next batch (Ctrl-C), leaving no dataset recorded, as a `kill -9` would.
+pub fn request_stop() {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`request_stop`] was called.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::Relaxed)
 }
 
 /// Result of the database layer.
@@ -260,6 +297,8 @@ pub struct DatabaseManager {
     /// between retries) keeps waits short and fair. Other processes are
     /// still handled by the busy timeout and the retries in [`write`](Self::write).
     write_lock: parking_lot::Mutex<()>,
+    /// This process's claim on the file against other profkit processes.
+    _lock: Arc<lock::DbLock>,
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
@@ -267,6 +306,27 @@ fn is_busy(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     )
+}
+
+/// Rejects a path that names a folder, or whose folder does not exist.
+fn check_path(path: &Path) -> Result<()> {
+    let bad = |why| {
+        Err(DbError::BadPath {
+            path: path.into(),
+            why,
+        })
+    };
+    if path.is_dir() {
+        return bad("is a folder; pass a file path (created if missing)");
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return bad("is in a folder that does not exist; create it first");
+    }
+    Ok(())
 }
 
 /// Rejects a file that exists, is not empty and is not a SQLite database,
@@ -320,7 +380,12 @@ impl DatabaseManager {
     pub fn open(config: DbConfig) -> Result<DatabaseManager> {
         sqlite_alloc::install();
         let path = config.path.clone();
+        check_path(&path)?;
         check_header(&path)?;
+        // Before anything else is read or changed: another profkit process
+        // may be populating or measuring this very file.
+        let lock_existed = lock::lock_path(&path).exists();
+        let lock = lock::acquire(&path)?;
         let open_err = |e: rusqlite::Error| -> DbError {
             if is_busy(&e) {
                 DbError::Locked { path: path.clone() }
@@ -342,6 +407,10 @@ impl DatabaseManager {
                 .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
                 .map_err(open_err)?;
             if !tables.is_empty() && !tables.iter().any(|t| t == "profkit_meta") {
+                // Leave nothing of ours beside a database we refuse.
+                if !lock_existed {
+                    let _ = std::fs::remove_file(lock::lock_path(&path));
+                }
                 return Err(DbError::Foreign {
                     path,
                     tables: tables.join(", "),
@@ -373,6 +442,7 @@ impl DatabaseManager {
             max_id: AtomicI64::new(0),
             shape: std::sync::RwLock::new(Shape::for_rows(0)),
             write_lock: parking_lot::Mutex::new(()),
+            _lock: lock,
         };
         db.refresh_max_id()?;
         if let Some((rows, _)) = db.populated()? {
@@ -531,9 +601,21 @@ impl DatabaseManager {
             Ok(())
         })?;
         let mut generator = Generator::new(shape, seed);
-        const BATCH: u64 = 10_000;
+        // Small enough that Ctrl-C stops populating within a fraction of a
+        // second; the dataset's meta rows are written last, so a stopped
+        // (or killed) populate is found incomplete and redone next time.
+        const BATCH: u64 = 2_000;
+        let stopped = || -> Result<()> {
+            match stop_requested() {
+                true => Err(DbError::Interrupted {
+                    path: self.config.path.clone(),
+                }),
+                false => Ok(()),
+            }
+        };
         let mut next = 1u64;
         while next <= rows {
+            stopped()?;
             let end = (next + BATCH).min(rows + 1);
             self.write(|tx| {
                 let mut stmt = tx.prepare_cached(INSERT_EMAIL)?;
@@ -545,6 +627,7 @@ impl DatabaseManager {
             })?;
             next = end;
         }
+        stopped()?;
         {
             let conn = self.conn()?;
             conn.execute_batch("INSERT INTO emails_fts(emails_fts) VALUES ('rebuild')")?;

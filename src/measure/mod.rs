@@ -185,6 +185,10 @@ pub struct BenchResult {
     pub instrumented: bool,
     /// The workload's own figures (rows written, cache size, …).
     pub metrics: Metrics,
+    /// Cut short by Ctrl-C: the figures cover only [`BenchResult::elapsed`]
+    /// of the plan. Absent (false) in complete runs and older files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -193,6 +197,8 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// runs then end normally, so their results and profiles are still written.
 pub fn interrupt() {
     INTERRUPTED.store(true, Ordering::Relaxed);
+    // A database being populated stops too.
+    crate::db::request_stop();
 }
 
 /// Whether [`interrupt`] was called.
@@ -411,6 +417,7 @@ pub fn measure_detailed(
         breakdown: Some(LatencyBreakdown::new(ops, latency_sum, waited, run_queue)),
         instrumented: sql_on,
         metrics,
+        interrupted: interrupted(),
     };
     Ok((bench, statements))
 }

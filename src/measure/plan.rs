@@ -61,6 +61,11 @@ pub mod defaults {
     pub const MAX_THREADS: usize = 1024;
     /// Largest data volume a run may ask for.
     pub const MAX_ROWS: u64 = 100_000_000;
+    /// Most operations a run (or its warm-up) may ask for: hours even for
+    /// the cheapest workload.
+    pub const MAX_OPS: u64 = 10_000_000_000;
+    /// Longest a run (or its warm-up) may ask to last: 24 hours.
+    pub const MAX_DURATION: crate::units::Nanos = crate::units::Nanos(24 * 3600 * 1_000_000_000);
 }
 
 /// Errors in run options.
@@ -81,6 +86,22 @@ pub enum PlanError {
     /// Absurd data volume.
     #[error("--rows {0} is more than the limit of {max}", max = defaults::MAX_ROWS)]
     TooManyRows(u64),
+    /// Absurd operation count (`--ops` or `--warmup`).
+    #[error("{flag} {ops} is more than the limit of {max} operations", max = defaults::MAX_OPS)]
+    TooManyOps {
+        /// The flag.
+        flag: &'static str,
+        /// What was asked.
+        ops: u64,
+    },
+    /// Absurd duration (`--duration` or `--warmup`).
+    #[error("{flag} {asked} is more than the limit of {max}", max = defaults::MAX_DURATION)]
+    TooLong {
+        /// The flag.
+        flag: &'static str,
+        /// What was asked.
+        asked: Nanos,
+    },
 }
 
 /// The concrete parameters of a run, after defaults.
@@ -122,7 +143,30 @@ impl RunPlan {
                 stop: Stop::Ops(0) | Stop::Duration(Nanos(0)),
                 ..
             } => Err(PlanError::EmptyRun),
-            plan => Ok(plan),
+            plan => plan.check_length().map(|()| plan),
+        }
+    }
+
+    /// Rejects a run or warm-up longer than [`defaults::MAX_OPS`] or
+    /// [`defaults::MAX_DURATION`].
+    fn check_length(&self) -> Result<(), PlanError> {
+        let check = |flag: &'static str, stop: Stop| match stop {
+            Stop::Ops(ops) if ops > defaults::MAX_OPS => Err(PlanError::TooManyOps { flag, ops }),
+            Stop::Duration(asked) if asked > defaults::MAX_DURATION => {
+                Err(PlanError::TooLong { flag, asked })
+            }
+            _ => Ok(()),
+        };
+        check(
+            match self.stop {
+                Stop::Ops(_) => "--ops",
+                Stop::Duration(_) => "--duration",
+            },
+            self.stop,
+        )?;
+        match self.warmup_stop() {
+            Some(w) => check("--warmup", w),
+            None => Ok(()),
         }
     }
 
@@ -151,5 +195,41 @@ impl std::fmt::Display for RunPlan {
             self.stop,
             self.seed
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_lengths_are_refused_naming_the_flag() {
+        let plan = |stop, warmup| {
+            let options = RunOptions {
+                stop: Some(stop),
+                warmup: Some(warmup),
+                ..Default::default()
+            };
+            RunPlan::resolve(&options, WorkloadDefaults::default())
+        };
+        let ok = Warmup::Ops(0);
+        let e = plan(Stop::Ops(u64::MAX), ok).unwrap_err().to_string();
+        assert!(e.starts_with("--ops") && e.contains("limit"), "{e}");
+        let e = plan(Stop::Duration(Nanos(u64::MAX)), ok)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--duration"), "{e}");
+        let e = plan(Stop::Ops(10), Warmup::Ops(u64::MAX))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--warmup"), "{e}");
+        let e = plan(Stop::Ops(10), Warmup::Duration(Nanos(u64::MAX)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--warmup"), "{e}");
+        assert!(plan(Stop::Ops(defaults::MAX_OPS), Warmup::Auto).is_ok());
+        // Auto warm-up of the longest run stays within the limits.
+        let longest = Stop::Duration(defaults::MAX_DURATION);
+        assert!(plan(longest, Warmup::Auto).is_ok());
     }
 }

@@ -122,7 +122,13 @@ pub fn run(
     let (bench, profile) = measure_profiled(session, &prepared, &pass.cpu)?;
     let dir = session.run_dir(prepared.workload.name(), started)?;
     store::write_json(&dir.file(files::BENCH), &bench)?;
-    session.write_manifest(&dir, &prepared, &[Pass::Bench, Pass::Cpu], started)?;
+    session.write_manifest_of(
+        &dir,
+        &prepared,
+        &[Pass::Bench, Pass::Cpu],
+        started,
+        Some(&bench),
+    )?;
     let title = title_of(&bench);
     session.discard(prepared);
     write_outputs(session, dir, bench, profile, &title, pass)

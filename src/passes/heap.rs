@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 
 use super::leaks;
-use super::session::Session;
+use super::session::{Prepared, Session};
 use crate::analyze::alloc::{heap_stacks, summarize, AllocSummary, Weight};
 use crate::analyze::leaks::{defaults as leak_defaults, LeakOptions, LeakReport};
 use crate::analyze::rundata::Pass;
@@ -128,11 +128,20 @@ pub fn run(
         None => session.run_dir(&name, started)?,
     };
     let path = dir.file(files::HEAP_JSON);
+    // The manifest first (outside the profile where it can be): a folder
+    // cut short by a second Ctrl-C still says what it is.
+    let manifest_first = |session: &Session, prepared: &Prepared| match heap.into {
+        None => session.write_manifest(&dir, prepared, &[Pass::Heap], started),
+        Some(_) => Ok(()),
+    };
     let (prepared, profiler) = if heap.include_setup {
         let profiler = HeapProfiler::start(&path)?;
-        (session.prepare(workload, options, false)?, profiler)
+        let prepared = session.prepare(workload, options, false)?;
+        manifest_first(session, &prepared)?;
+        (prepared, profiler)
     } else {
         let prepared = session.prepare(workload, options, false)?;
+        manifest_first(session, &prepared)?;
         (prepared, HeapProfiler::start(&path)?)
     };
     // The result goes before the profiler stops, so that what is live at

@@ -79,6 +79,8 @@ pub struct RunOutcome {
 impl Session {
     /// A new session.
     pub fn new(config: SessionConfig) -> anyhow::Result<Session> {
+        // An --out that is a file is refused now, not after the run.
+        store::check_out_dir(&config.out_dir)?;
         let temp = tempfile::Builder::new()
             .prefix("profkit-")
             .tempdir()
@@ -153,7 +155,7 @@ impl Session {
         let Prepared { workload, env, .. } = prepared;
         drop(workload);
         if env.template_dir.is_some() {
-            for suffix in ["", "-wal", "-shm"] {
+            for suffix in ["", "-wal", "-shm", ".lock"] {
                 let mut p = env.db_path.clone().into_os_string();
                 p.push(suffix);
                 let _ = std::fs::remove_file(PathBuf::from(p));
@@ -181,7 +183,8 @@ impl Session {
         Ok(RunDir::create(&self.config.out_dir, workload, started)?)
     }
 
-    /// Writes `manifest.json` for a run.
+    /// Writes `manifest.json` for a run (it says whether Ctrl-C cut the
+    /// run short).
     pub fn write_manifest(
         &self,
         dir: &RunDir,
@@ -189,7 +192,20 @@ impl Session {
         passes: &[Pass],
         started: SystemTime,
     ) -> anyhow::Result<()> {
-        let manifest = store::manifest(
+        self.write_manifest_of(dir, prepared, passes, started, None)
+    }
+
+    /// [`Session::write_manifest`] after a measurement: an interrupted
+    /// run's manifest also says how long it measured.
+    pub fn write_manifest_of(
+        &self,
+        dir: &RunDir,
+        prepared: &Prepared,
+        passes: &[Pass],
+        started: SystemTime,
+        bench: Option<&BenchResult>,
+    ) -> anyhow::Result<()> {
+        let mut manifest = store::manifest(
             dir,
             prepared.workload.name(),
             prepared.workload.description(),
@@ -197,6 +213,10 @@ impl Session {
             passes,
             started,
         );
+        if let Some(b) = bench.filter(|b| b.interrupted) {
+            manifest.interrupted = true;
+            manifest.measured = Some(b.elapsed);
+        }
         store::write_json(&dir.file(files::MANIFEST), &manifest)?;
         Ok(())
     }
@@ -217,10 +237,12 @@ impl Session {
     ) -> anyhow::Result<RunOutcome> {
         let started = SystemTime::now();
         let prepared = self.prepare(workload, options, self.config.sql_trace)?;
-        let bench = self.measure(&prepared)?;
+        // The manifest first: a folder cut short still says what it is.
         let dir = self.run_dir(prepared.workload.name(), started)?;
-        store::write_json(&dir.file(files::BENCH), &bench)?;
         self.write_manifest(&dir, &prepared, &[Pass::Bench], started)?;
+        let bench = self.measure(&prepared)?;
+        store::write_json(&dir.file(files::BENCH), &bench)?;
+        self.write_manifest_of(&dir, &prepared, &[Pass::Bench], started, Some(&bench))?;
         self.discard(prepared);
         Ok(RunOutcome { dir, bench })
     }

@@ -98,7 +98,8 @@ pub fn run(
         }
         None => {
             let d = session.run_dir(prepared.workload.name(), started)?;
-            session.write_manifest(&d, &prepared, &[Pass::Bench, Pass::Sql], started)?;
+            let passes = [Pass::Bench, Pass::Sql];
+            session.write_manifest_of(&d, &prepared, &passes, started, Some(&run.bench))?;
             store::write_json(&d.file(files::BENCH), &run.bench)?;
             d
         }

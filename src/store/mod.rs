@@ -109,6 +109,20 @@ pub enum OutputError {
         /// What is wrong.
         reason: String,
     },
+    /// An output path that names one of the command's input files.
+    #[error("refusing to write '{}': it is the input file '{}'; choose another output path", path.display(), input.display())]
+    WouldOverwrite {
+        /// The output path.
+        path: PathBuf,
+        /// The input it names.
+        input: PathBuf,
+    },
+    /// An output folder (`--out`) that is an existing file.
+    #[error("'{}' is a file, not a folder; pass a folder to --out", path.display())]
+    NotAFolder {
+        /// The path.
+        path: PathBuf,
+    },
     /// A JSON file did not parse as what it should hold.
     #[error("'{}' is not a valid {what}: {source}", path.display())]
     Parse {
@@ -148,6 +162,41 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
     }
     tmp.as_file().sync_data().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+/// Whether `a` and `b` are the same file (device and inode: a symlink or
+/// hard link to it counts); false when either does not exist.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// Refuses an `output` path that names one of `inputs`: profkit never
+/// writes over a file it reads.
+pub fn refuse_overwrite<'a>(
+    output: &Path,
+    inputs: impl IntoIterator<Item = &'a Path>,
+) -> Result<(), OutputError> {
+    match inputs.into_iter().find(|i| same_file(output, i)) {
+        Some(input) => Err(OutputError::WouldOverwrite {
+            path: output.to_path_buf(),
+            input: input.to_path_buf(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Refuses an output root (`--out`) that is an existing file.
+pub fn check_out_dir(root: &Path) -> Result<(), OutputError> {
+    if root.exists() && !root.is_dir() {
+        return Err(OutputError::NotAFolder {
+            path: root.to_path_buf(),
+        });
+    }
     Ok(())
 }
 
@@ -249,6 +298,8 @@ pub fn manifest(
         started_at: rfc3339(started),
         finished_at: rfc3339(SystemTime::now()),
         cpu_sampling: None,
+        interrupted: crate::measure::interrupted(),
+        measured: None,
     }
 }
 
@@ -321,6 +372,7 @@ impl RunDir {
     /// Creates a new run folder for `workload` under `root`; a numeric
     /// suffix keeps two runs in the same second apart.
     pub fn create(root: &Path, workload: &str, started: SystemTime) -> Result<RunDir, OutputError> {
+        check_out_dir(root)?;
         let base = format!("{}-{}", compact_timestamp(started), workload);
         for n in 0..1000 {
             let id = if n == 0 {

@@ -5,16 +5,17 @@ use std::path::{Path, PathBuf};
 
 use super::{files, read_json, read_opt_json, read_opt_text, OutputError};
 use crate::analyze::findings::Findings;
-use crate::analyze::rundata::{Index, LoadedRun, RunSet};
+use crate::analyze::rundata::{Index, LoadedRun, Manifest, RunSet, MANIFEST_VERSION};
 use crate::analyze::stacks::{self, Folded};
-use crate::measure::BenchResult;
+use crate::measure::{self, BenchResult};
 use crate::profile::dhat::DhatFile;
+use crate::units::{Nanos, OpsPerSec};
 
 /// Errors finding or reading runs.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The path is neither a run folder nor a profile session nor a baseline.
-    #[error("'{}' is not a run folder (no bench.json), a profile session (no index.json) or a baseline name", path.display())]
+    #[error("'{}' is not a run folder (no bench.json, nor manifest.json with a heap profile), a profile session (no index.json) or a baseline name", path.display())]
     NotARun {
         /// What was given.
         path: PathBuf,
@@ -57,15 +58,97 @@ fn folded(dir: &Path, name: &str) -> Result<Option<Folded>, OutputError> {
         })
 }
 
+/// Whether `dir` is a run folder: `bench.json`, or (a `profkit heap` run)
+/// `manifest.json` with a heap profile.
+pub fn is_run_folder(dir: &Path) -> bool {
+    dir.join(files::BENCH).is_file()
+        || (dir.join(files::MANIFEST).is_file()
+            && (dir.join(files::ALLOC).is_file() || dir.join(files::HEAP_JSON).is_file()))
+}
+
+/// Refuses a file of a schema version this profkit does not know.
+fn check_version(path: &Path, found: u32, known: u32) -> Result<(), OutputError> {
+    if found == known {
+        return Ok(());
+    }
+    Err(OutputError::Invalid {
+        path: path.to_path_buf(),
+        what: "profkit file",
+        reason: format!("schema_version {found} is not understood (this profkit reads {known}); use the profkit that wrote it"),
+    })
+}
+
+/// Refuses a bench result whose latency histogram does not count its
+/// operations (a damaged or edited file: comparisons resample it).
+fn check_histogram(path: &Path, bench: &BenchResult) -> Result<(), OutputError> {
+    let counted = bench
+        .latency
+        .histogram
+        .iter()
+        .try_fold(0u64, |acc, &(_, n)| acc.checked_add(n));
+    if counted == Some(bench.ops) {
+        return Ok(());
+    }
+    Err(OutputError::Invalid {
+        path: path.to_path_buf(),
+        what: "bench result",
+        reason: match counted {
+            Some(n) => format!(
+                "the latency histogram counts {n} operations but ops is {}",
+                bench.ops
+            ),
+            None => "the latency histogram's counts overflow 64 bits".into(),
+        },
+    })
+}
+
+/// The empty bench result of a `profkit heap` run (no `bench.json`).
+fn heap_only_bench(manifest: &Manifest) -> BenchResult {
+    BenchResult {
+        schema_version: measure::SCHEMA_VERSION,
+        workload: manifest.workload.clone(),
+        plan: manifest.plan,
+        ops: 0,
+        errors: 0,
+        error_rate: 0.0,
+        first_error: None,
+        elapsed: Nanos(0),
+        throughput: OpsPerSec(0.0),
+        latency: Default::default(),
+        cpu: Default::default(),
+        memory: Default::default(),
+        pool: None,
+        sql: None,
+        metrics: Default::default(),
+        interrupted: manifest.interrupted,
+        breakdown: None,
+        instrumented: false,
+    }
+}
+
 /// Reads a run folder.
 pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
-    if !dir.join(files::BENCH).is_file() {
+    if !is_run_folder(dir) {
         return Err(RunError::NotARun {
             path: dir.to_path_buf(),
         });
     }
-    let bench: BenchResult = read_json(&dir.join(files::BENCH), "bench result")?;
-    let manifest = read_opt_json(&dir.join(files::MANIFEST), "run manifest")?;
+    let manifest_path = dir.join(files::MANIFEST);
+    let manifest: Option<Manifest> = read_opt_json(&manifest_path, "run manifest")?;
+    if let Some(m) = &manifest {
+        check_version(&manifest_path, m.schema_version, MANIFEST_VERSION)?;
+    }
+    let bench_path = dir.join(files::BENCH);
+    let heap_only = !bench_path.is_file();
+    let bench: BenchResult = match &manifest {
+        Some(m) if heap_only => heap_only_bench(m),
+        _ => {
+            let b: BenchResult = read_json(&bench_path, "bench result")?;
+            check_version(&bench_path, b.schema_version, measure::SCHEMA_VERSION)?;
+            check_histogram(&bench_path, &b)?;
+            b
+        }
+    };
     let id = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -103,11 +186,9 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
     Ok(LoadedRun {
         dir: dir.to_path_buf(),
         workload: bench.workload.clone(),
-        id: manifest
-            .as_ref()
-            .map(|m: &crate::analyze::rundata::Manifest| m.run_id.clone())
-            .unwrap_or(id),
+        id: manifest.as_ref().map(|m| m.run_id.clone()).unwrap_or(id),
         manifest,
+        heap_only,
         findings,
         sql: read_opt_json(&dir.join(files::SQL_JSON), "SQL report")?,
         cpu_folded: folded(dir, files::CPU_FOLDED)?,
@@ -171,7 +252,7 @@ pub fn resolve(arg: &str, out: &Path) -> Result<RunSet, RunError> {
 /// Reads a run folder or a folder with `index.json`.
 pub fn load_set(dir: &Path) -> Result<RunSet, RunError> {
     let label = dir.display().to_string();
-    if dir.join(files::BENCH).is_file() {
+    if is_run_folder(dir) {
         return Ok(RunSet {
             label,
             runs: vec![load_run(dir)?],
@@ -192,7 +273,7 @@ pub fn load_set(dir: &Path) -> Result<RunSet, RunError> {
             dir.join(id),
             dir.parent().map(|p| p.join(id)).unwrap_or_default(),
         ];
-        let Some(run_dir) = candidates.iter().find(|c| c.join(files::BENCH).is_file()) else {
+        let Some(run_dir) = candidates.iter().find(|c| is_run_folder(c)) else {
             return Err(RunError::MissingRun {
                 index: index_path.clone(),
                 run: id.to_string(),

@@ -87,9 +87,16 @@ impl Workload for DbWorkload {
         let written = self.rows_written.load(Ordering::Relaxed);
         let expected = self.rows_before + written;
         let found = db.count_emails()?;
+        // Only this run's writes are counted; the database lock keeps other
+        // profkit processes out, so a difference is a bug or an outside writer.
         if found != expected {
+            let what = if found < expected {
+                "lost rows"
+            } else {
+                "unexpected rows (another writer?)"
+            };
             bail!(
-                "{}: lost rows: {} before + {} written = {} expected, {} found",
+                "{}: {what}: {} before + {} written = {} expected, {} found",
                 self.name,
                 self.rows_before,
                 written,
@@ -284,4 +291,38 @@ pub(super) fn builtins() -> Vec<(&'static str, Factory)> {
             ))
         }),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::workload::{Registry, SetupEnv};
+
+    #[test]
+    fn rows_from_another_writer_are_unexpected_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Registry::builtins().get("point-read").unwrap();
+        let env = SetupEnv {
+            rows: 50,
+            seed: 1,
+            threads: 1,
+            db_path: dir.path().join("t.db"),
+            template_dir: None,
+            sql_trace: false,
+        };
+        w.setup(&env).unwrap();
+        let db = w.database().unwrap();
+        db.conn()
+            .unwrap()
+            .execute_batch(&format!(
+                "INSERT INTO emails ({c}) SELECT id + 1000, {rest} FROM emails WHERE id = 1",
+                c = crate::db::schema::EMAIL_COLUMNS,
+                rest = crate::db::schema::EMAIL_COLUMNS.trim_start_matches("id, ")
+            ))
+            .unwrap();
+        let err = w.finish().unwrap_err().to_string();
+        assert!(
+            err.contains("unexpected rows") && !err.contains("lost"),
+            "{err}"
+        );
+    }
 }
