@@ -270,6 +270,8 @@ fn a_frequency_above_the_kernel_tick_warns_of_low_capture() {
             "3000",
             "--frequency",
             "4000",
+            "--sampler",
+            "itimer",
             "--out",
             "c",
         ],
@@ -347,8 +349,21 @@ fn the_same_seed_gives_the_same_data_and_the_same_operations() {
 fn the_remaining_workloads_run_and_report_their_figures() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // --trace-sql: statement counts (measured runs are uninstrumented by default).
     let run = |w: &str, ops: &str| {
-        let r = run_json(d, &[w, "--rows", "1000", "--ops", ops, "--warmup", "0"]);
+        let r = run_json(
+            d,
+            &[
+                w,
+                "--rows",
+                "1000",
+                "--ops",
+                ops,
+                "--warmup",
+                "0",
+                "--trace-sql",
+            ],
+        );
         assert_eq!(u(&r, &["ops"]), ops.parse::<u64>().unwrap(), "{w}");
         assert_eq!(u(&r, &["errors"]), 0, "{w}: {}", r["first_error"]);
         r

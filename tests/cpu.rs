@@ -465,9 +465,26 @@ fn default_flamegraphs_fold_runtime_frames_and_the_flag_keeps_them() {
     let out = cpu_run(dir.path(), "n-plus-one", 2000, 400, 1);
     let folded = std::fs::read_to_string(out.dir.file("cpu.folded")).unwrap();
     let svg = std::fs::read_to_string(&out.flamegraphs[0]).unwrap();
+    // A leaf is never folded (the time was spent there): with ~1,000
+    // samples a run_phase closure does show up as a leaf now and then.
+    let mut leaves = std::collections::BTreeSet::new();
+    for line in folded.lines() {
+        let (stack, _) = line.rsplit_once(' ').unwrap();
+        let frames: Vec<&str> = stack.split(';').collect();
+        leaves.insert(frames[frames.len() - 1]);
+        for frame in RUNTIME_FRAMES {
+            assert!(
+                frames[..frames.len() - 1]
+                    .iter()
+                    .all(|f| !f.contains(frame)),
+                "{frame} in cpu.folded: {line}"
+            );
+        }
+    }
     for frame in RUNTIME_FRAMES {
-        assert!(!folded.contains(frame), "{frame} in cpu.folded");
-        assert!(!svg.contains(frame), "{frame} in the flamegraph");
+        if leaves.iter().all(|l| !l.contains(frame)) {
+            assert!(!svg.contains(frame), "{frame} in the flamegraph");
+        }
     }
     // The worker's stacks read thread name, then the workload's operation.
     let worker: Vec<&str> = folded

@@ -419,7 +419,7 @@ fn check_can_run_the_workloads_first() {
     let budget = dir.path().join("budget.toml");
     std::fs::write(
         &budget,
-        "[n-plus-one]\nsql_per_op = { target = 2, critical = 110 }\nerror_rate = { critical = \"1%\" }\n",
+        "[n-plus-one]\nsql_per_op = { target = 2, critical = 2.5 }\nerror_rate = { critical = \"1%\" }\n",
     )
     .unwrap();
     let out = profkit(dir.path())

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::alloc::{self, short_stack};
 use super::fit::slope_and_r2;
-use crate::profile::dhat::{frame_location, DhatFile};
+use crate::profile::dhat::{frame_location, frame_without_address, DhatFile};
 use crate::units::{Bytes, Nanos};
 
 /// Version of `leaks.json`.
@@ -202,6 +202,32 @@ fn bound_of(file: &DhatFile, fs: &[usize]) -> Option<&'static str> {
     bound
 }
 
+fn site_key(file: &DhatFile, fs: &[usize]) -> String {
+    fs.iter()
+        .map(|&f| frame_without_address(&file.ftbl[f]))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// Merges growing sites whose short stacks are the same.
+fn merge_shown(sites: Vec<SiteGrowth>) -> Vec<SiteGrowth> {
+    let mut merged: Vec<SiteGrowth> = Vec::new();
+    for s in sites {
+        match merged.iter_mut().find(|m| m.stack == s.stack) {
+            Some(m) => {
+                m.slope_bytes_per_op += s.slope_bytes_per_op;
+                m.growth = Bytes(m.growth.0 + s.growth.0);
+                for (a, b) in m.live_end.iter_mut().zip(&s.live_end) {
+                    *a += b;
+                }
+                m.r2 = m.r2.min(s.r2);
+            }
+            None => merged.push(s),
+        }
+    }
+    merged
+}
+
 /// The leak report of a growth check: every site's live bytes at the end,
 /// fitted against the operation counts of the points.
 pub fn growth(name: &str, warmup: u64, points: &[GrowthPoint]) -> LeakReport {
@@ -210,15 +236,15 @@ pub fn growth(name: &str, warmup: u64, points: &[GrowthPoint]) -> LeakReport {
     let mut sites: BTreeMap<String, SiteSeries> = BTreeMap::new();
     for (i, p) in points.iter().enumerate() {
         for pp in &p.file.pps {
-            // One site per stack as shown (a `format!` and the `Vec::push`
-            // that keeps its result are one line of the user's code), kept
-            // apart by what bounds it.
-            let stack = short_stack(&p.file, pp, alloc::defaults::SHORT_STACK);
-            let bound = bound_of(&p.file, &pp.fs);
-            let key = format!("{}|{}", stack.join(";"), bound.unwrap_or(""));
-            let entry = sites
-                .entry(key)
-                .or_insert_with(|| (stack, vec![0; points.len()], bound));
+            let key = site_key(&p.file, &pp.fs);
+            let entry = sites.entry(key).or_insert_with(|| {
+                let pcache = bound_of(&p.file, &pp.fs);
+                (
+                    short_stack(&p.file, pp, alloc::defaults::SHORT_STACK),
+                    vec![0; points.len()],
+                    pcache,
+                )
+            });
             entry.1[i] += pp.eb.unwrap_or(0);
         }
     }
@@ -255,6 +281,10 @@ pub fn growth(name: &str, warmup: u64, points: &[GrowthPoint]) -> LeakReport {
     } else {
         leaks.extend(pcache);
     }
+    // Growing sites that read the same as shown are one finding (a
+    // `format!` and the `Vec::push` that keeps its result are one line of
+    // the user's code): only sites that grow each on their own are merged.
+    let mut leaks = merge_shown(leaks);
     // Steepest first, discounted by fit quality (a clean line beats a step).
     leaks.sort_by(|a, b| (b.slope_bytes_per_op * b.r2).total_cmp(&(a.slope_bytes_per_op * a.r2)));
     let totals: Vec<u64> = points

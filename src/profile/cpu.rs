@@ -171,15 +171,24 @@ impl CpuProfile {
         if self.samples < defaults::MIN_SAMPLES || self.capture() >= defaults::MIN_CAPTURE {
             return None;
         }
+        let (why, works) = match self.sampler {
+            Sampler::Itimer => (
+                "the kernel's timer tick limits the process timer",
+                defaults::FREQUENCY,
+            ),
+            Sampler::Perf | Sampler::PerfUser => (
+                "samples were lost (the signal handler or the machine could not keep up)",
+                defaults::PERF_FREQUENCY,
+            ),
+        };
         Some(format!(
-            "asked for {} Hz but got {:.0} samples per CPU-second ({:.0} %): the kernel's \
-             timer tick limits the rate; CPU time is taken from the process's measured CPU \
-             time ({:.2} s), not from samples × period. Use --frequency {} or less.",
+            "asked for {} Hz but got {:.0} samples per CPU-second ({:.0} %): {why}; CPU time \
+             is taken from the process's measured CPU time ({:.2} s), not from samples × \
+             period. Use --frequency {works} or less.",
             self.frequency,
             self.effective_rate(),
             100.0 * self.capture(),
             self.cpu_time.as_secs_f64(),
-            defaults::FREQUENCY
         ))
     }
 
