@@ -8,6 +8,7 @@ pub mod args;
 mod dispatch;
 mod harness;
 mod reports;
+pub mod serve;
 
 pub use args::Cli;
 pub use harness::{Harness, HarnessError};
@@ -22,6 +23,8 @@ use crate::measure::PlanError;
 use crate::profile::cpu::CpuError;
 use crate::profile::dhat::DhatError;
 use crate::render::input::InputError;
+use crate::serve::locust::LocustError;
+use crate::serve::ServeError;
 use crate::store::baseline::BaselineError;
 use crate::store::{OutputError, RunError};
 #[cfg(doc)]
@@ -105,6 +108,8 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<BudgetError>()
             || c.is::<RunError>()
             || c.is::<BadTarget>()
+            || c.is::<ServeError>()
+            || c.is::<LocustError>()
             || matches!(
                 c.downcast_ref::<CpuError>(),
                 Some(CpuError::BadFrequency(_) | CpuError::TooFewSamples { .. })

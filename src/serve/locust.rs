@@ -1,0 +1,578 @@
+//! `profkit load --locust`: `profkit serve` on a free loopback port, driven
+//! by Locust in distributed mode — one headless master and N worker
+//! processes — running the task mix of `scripts/locustfile.py`. Locust's
+//! CSV stats become `locust.json` (per endpoint) and a `bench.json` that
+//! `report`, `compare` and `check` read like any run's; the server's CPU
+//! profile over the steady part of the run goes beside them.
+//!
+//! profkit does not generate the load: Locust does, and a team scales it
+//! past one machine by starting more `locust --worker --master-host …`
+//! processes on other hosts against the same master.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::{ServeOptions, Server};
+use crate::analyze::rundata::Pass;
+use crate::measure::{BenchResult, CpuUsage, LatencySummary, MemoryUsage, RunPlan, Stop, Warmup};
+use crate::profile::cpu::{self, CpuOptions};
+use crate::render::pprof::to_pprof_gz;
+use crate::store::{self, files, RunDir};
+use crate::units::{Nanos, OpsPerSec};
+
+/// The task mix Locust runs (also in the repository as `scripts/locustfile.py`).
+pub const LOCUSTFILE: &str = include_str!("../../scripts/locustfile.py");
+
+/// Task names the locustfile knows, for checking a `--mix` file.
+pub const TASKS: &[&str] = &[
+    "read_email",
+    "insert",
+    "random_emails",
+    "search_sender",
+    "search_fts",
+    "search_like",
+    "aggregate",
+    "recent_batched",
+    "recent_n_plus_one",
+];
+
+/// Defaults of a Locust run, defined once.
+pub mod defaults {
+    /// Worker processes.
+    pub const WORKERS: usize = 2;
+    /// Simulated users.
+    pub const USERS: u64 = 10;
+    /// Users started per second.
+    pub const SPAWN_RATE: f64 = 5.0;
+    /// Length of the run.
+    pub const DURATION: &str = "10s";
+    /// The pinned Locust release `.ci/run` installs.
+    pub const LOCUST_VERSION: &str = "2.37.14";
+    /// Most workers a run may start on this host.
+    pub const MAX_WORKERS: usize = 64;
+    /// Longest run.
+    pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(3600);
+}
+
+/// Bad input to a Locust run: exit 2.
+#[derive(Debug, thiserror::Error)]
+pub enum LocustError {
+    /// No `locust` program.
+    #[error("locust is not installed (no '{program}' on PATH): install it with `pip install locust=={version}`", version = defaults::LOCUST_VERSION)]
+    Missing {
+        /// The program looked for.
+        program: String,
+    },
+    /// A bad `--mix` file.
+    #[error("--mix '{path}': {reason}")]
+    BadMix {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Out-of-range option.
+    #[error("{0}")]
+    BadOption(String),
+}
+
+/// How to run Locust.
+#[derive(Clone, Debug)]
+pub struct LocustOptions {
+    /// Worker processes (default [`defaults::WORKERS`]).
+    pub workers: usize,
+    /// Simulated users (default [`defaults::USERS`]).
+    pub users: u64,
+    /// Users started per second (default [`defaults::SPAWN_RATE`]).
+    pub spawn_rate: f64,
+    /// Length of the run (default [`defaults::DURATION`]).
+    pub duration: Duration,
+    /// Emails in the server's database (default [`super::defaults::ROWS`]).
+    pub rows: u64,
+    /// JSON file of task weights (default: the locustfile's).
+    pub mix: Option<PathBuf>,
+    /// Folder of run folders (default [`store::defaults::OUT_DIR`]).
+    pub out_dir: PathBuf,
+    /// The Locust program (default `locust`, or `$PROFKIT_LOCUST`).
+    pub program: String,
+}
+
+impl Default for LocustOptions {
+    fn default() -> Self {
+        LocustOptions {
+            workers: defaults::WORKERS,
+            users: defaults::USERS,
+            spawn_rate: defaults::SPAWN_RATE,
+            duration: Duration::from_secs(10),
+            rows: super::defaults::ROWS,
+            mix: None,
+            out_dir: PathBuf::from(store::defaults::OUT_DIR),
+            program: std::env::var("PROFKIT_LOCUST").unwrap_or_else(|_| "locust".to_string()),
+        }
+    }
+}
+
+/// One row of Locust's `_stats.csv`: an endpoint, or the aggregate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EndpointStats {
+    /// HTTP method (empty for the aggregate).
+    pub method: String,
+    /// The request name (the route, with placeholders).
+    pub name: String,
+    /// Requests made.
+    pub requests: u64,
+    /// Requests that failed (errors and non-2xx answers).
+    pub failures: u64,
+    /// Requests per second over the run.
+    pub rps: f64,
+    /// Mean latency in milliseconds.
+    pub mean_ms: f64,
+    /// Median latency in milliseconds (Locust rounds it).
+    pub p50_ms: f64,
+    /// 90th percentile in milliseconds.
+    pub p90_ms: f64,
+    /// 95th percentile in milliseconds.
+    pub p95_ms: f64,
+    /// 99th percentile in milliseconds.
+    pub p99_ms: f64,
+    /// Slowest, in milliseconds.
+    pub max_ms: f64,
+}
+
+/// What `locust.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LocustSummary {
+    /// Version of this layout.
+    pub schema_version: u32,
+    /// Locust version that ran.
+    pub locust_version: String,
+    /// Worker processes.
+    pub workers: usize,
+    /// Simulated users.
+    pub users: u64,
+    /// Users started per second.
+    pub spawn_rate: f64,
+    /// Asked length of the run.
+    pub duration: Nanos,
+    /// Per endpoint, busiest first.
+    pub endpoints: Vec<EndpointStats>,
+    /// All endpoints together.
+    pub aggregated: EndpointStats,
+    /// Requests the server counted (Locust's and any others).
+    pub server_requests: u64,
+    /// What went wrong or was left out (a worker that died, no CPU profile…).
+    pub notes: Vec<String>,
+}
+
+/// A finished Locust run.
+#[derive(Debug)]
+pub struct LocustRun {
+    /// Its run folder.
+    pub dir: PathBuf,
+    /// What it measured.
+    pub summary: LocustSummary,
+}
+
+fn check(options: &LocustOptions) -> anyhow::Result<Option<String>> {
+    if options.workers == 0 || options.workers > defaults::MAX_WORKERS {
+        return Err(LocustError::BadOption(format!(
+            "--workers {} is out of range: use 1 to {}",
+            options.workers,
+            defaults::MAX_WORKERS
+        ))
+        .into());
+    }
+    if options.users == 0 {
+        return Err(LocustError::BadOption("--users must be at least 1".into()).into());
+    }
+    if !(options.spawn_rate > 0.0 && options.spawn_rate.is_finite()) {
+        return Err(LocustError::BadOption("--spawn-rate must be above 0".into()).into());
+    }
+    if options.duration < Duration::from_secs(1) || options.duration > defaults::MAX_DURATION {
+        return Err(LocustError::BadOption("--duration must be 1s to 1h".into()).into());
+    }
+    let Some(path) = &options.mix else {
+        return Ok(None);
+    };
+    let bad = |reason: String| LocustError::BadMix {
+        path: path.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let mix: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not a JSON object of weights: {e}")))?;
+    for (task, weight) in &mix {
+        if !TASKS.contains(&task.as_str()) {
+            return Err(bad(format!("unknown task '{task}'; tasks are {}", TASKS.join(", "))).into());
+        }
+        if weight.as_u64().is_none_or(|w| w > 1000) {
+            return Err(bad(format!("the weight of '{task}' must be a whole number 0 to 1000")).into());
+        }
+    }
+    Ok(Some(serde_json::to_string(&mix)?))
+}
+
+fn locust_version(program: &str) -> anyhow::Result<String> {
+    let out = Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|_| LocustError::Missing {
+            program: program.to_string(),
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "locust 2.37.14 from /…/site-packages/locust (Python 3.11.7)"
+    Ok(text
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("unknown")
+        .to_string())
+}
+
+/// A free loopback port, for the master's worker channel.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Child processes that are stopped (SIGTERM, then SIGKILL) when dropped,
+/// so no Locust process outlives the run, whatever happens.
+struct Children(Vec<(String, Child)>);
+
+impl Children {
+    fn stop_all(&mut self) {
+        for (_, c) in &mut self.0 {
+            if matches!(c.try_wait(), Ok(None)) {
+                // SAFETY: kill(2) on a child's pid we have not reaped.
+                unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for (_, c) in &mut self.0 {
+            while matches!(c.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if matches!(c.try_wait(), Ok(None)) {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+fn spawn(program: &str, args: &[String], dir: &Path, log: &str, mix: Option<&str>) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(dir.join(log))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    if let Some(m) = mix {
+        cmd.env("PROFKIT_MIX", m);
+    }
+    // Its own process group: the terminal's Ctrl-C reaches profkit, which
+    // stops the children in order.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    Ok(cmd.spawn()?)
+}
+
+/// Runs the server, the master and the workers, and writes the run folder.
+pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
+    let mix = check(options)?;
+    let version = locust_version(&options.program)?;
+    let started = SystemTime::now();
+    let server = Server::bind(&ServeOptions {
+        addr: "127.0.0.1:0".parse()?,
+        rows: options.rows,
+        ..ServeOptions::default()
+    })?;
+    let addr = server.local_addr();
+    let stop = server.shutdown_handle();
+    let serving = std::thread::Builder::new()
+        .name("profkit-serve".into())
+        .spawn(move || server.run())?;
+    let dir = RunDir::create(&options.out_dir, "locust", started)?;
+    store::write_atomic(&dir.file("locustfile.py"), LOCUSTFILE.as_bytes())?;
+    let port = free_port()?;
+    let secs = options.duration.as_secs().max(1);
+    let master_args: Vec<String> = [
+        "-f", "locustfile.py", "--headless", "--master", "--master-bind-host", "127.0.0.1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        "--master-bind-port".into(),
+        port.to_string(),
+        "--expect-workers".into(),
+        options.workers.to_string(),
+        "--expect-workers-max-wait".into(),
+        "30".into(),
+        "-u".into(),
+        options.users.to_string(),
+        "-r".into(),
+        options.spawn_rate.to_string(),
+        "-t".into(),
+        format!("{secs}s"),
+        "--stop-timeout".into(),
+        "2".into(),
+        "--host".into(),
+        format!("http://{addr}"),
+        "--csv".into(),
+        "locust".into(),
+        "--csv-full-history".into(),
+        "--only-summary".into(),
+        "--exit-code-on-error".into(),
+        "0".into(),
+    ])
+    .collect();
+    let worker_args: Vec<String> = vec![
+        "-f".into(),
+        "locustfile.py".into(),
+        "--worker".into(),
+        "--master-host".into(),
+        "127.0.0.1".into(),
+        "--master-port".into(),
+        port.to_string(),
+    ];
+    let mut notes = Vec::new();
+    let mut children = Children(Vec::new());
+    children.0.push((
+        "master".into(),
+        spawn(&options.program, &master_args, &dir.path, "locust-master.log", mix.as_deref())?,
+    ));
+    for i in 0..options.workers {
+        let child = spawn(
+            &options.program,
+            &worker_args,
+            &dir.path,
+            &format!("locust-worker-{i}.log"),
+            mix.as_deref(),
+        )?;
+        children.0.push((format!("worker {i}"), child));
+    }
+    // The steady part: after the users are spawned, until a second before the end.
+    let ramp = Duration::from_secs_f64(options.users as f64 / options.spawn_rate) + Duration::from_secs(2);
+    let steady = options.duration.saturating_sub(ramp + Duration::from_secs(1));
+    let mut profiler = None;
+    let deadline = Instant::now() + options.duration + Duration::from_secs(60);
+    let clock = Instant::now();
+    let mut dead_workers = vec![false; options.workers];
+    let master_status = loop {
+        if crate::measure::interrupted() {
+            notes.push("interrupted: Locust was stopped early; its partial stats are kept".into());
+            children.stop_all();
+            break None;
+        }
+        if Instant::now() > deadline {
+            notes.push("Locust did not finish in time and was stopped".into());
+            children.stop_all();
+            break None;
+        }
+        if profiler.is_none() && clock.elapsed() >= ramp && steady >= Duration::from_secs(1) {
+            profiler = Some(std::thread::spawn(move || {
+                cpu::profile(&CpuOptions::default(), || std::thread::sleep(steady))
+            }));
+        }
+        let master_running = matches!(children.0[0].1.try_wait(), Ok(None));
+        for (i, dead) in dead_workers.iter_mut().enumerate() {
+            let (name, child) = &mut children.0[i + 1];
+            if !*dead {
+                if let Ok(Some(status)) = child.try_wait() {
+                    *dead = true;
+                    if master_running {
+                        notes.push(format!("{name} exited mid-run ({status}); the stats are partial"));
+                    }
+                }
+            }
+        }
+        if let Ok(Some(status)) = children.0[0].1.try_wait() {
+            break Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if let Some(s) = master_status.filter(|s| !s.success()) {
+        notes.push(format!("the Locust master exited with {s}; see locust-master.log"));
+    }
+    children.stop_all();
+    match profiler.map(|p| p.join()) {
+        Some(Ok(Ok(((), profile)))) => {
+            store::write_atomic(&dir.file(files::CPU_PPROF), &to_pprof_gz(&profile)?)?;
+        }
+        Some(Ok(Err(e))) => notes.push(format!("no CPU profile: {e}")),
+        Some(Err(_)) => notes.push("no CPU profile: the profiler thread panicked".into()),
+        None => notes.push("no CPU profile: the run was too short for a steady part".into()),
+    }
+    stop.shutdown();
+    let served = serving
+        .join()
+        .map_err(|_| anyhow::anyhow!("the server thread panicked"))??;
+    let (endpoints, aggregated) = read_stats(&dir.file("locust_stats.csv"))?;
+    let summary = LocustSummary {
+        schema_version: 1,
+        locust_version: version,
+        workers: options.workers,
+        users: options.users,
+        spawn_rate: options.spawn_rate,
+        duration: options.duration.into(),
+        endpoints,
+        aggregated,
+        server_requests: served.requests,
+        notes,
+    };
+    store::write_json(&dir.file("locust.json"), &summary)?;
+    let plan = RunPlan {
+        rows: options.rows,
+        threads: options.users as usize,
+        stop: Stop::Duration(options.duration.into()),
+        warmup: Warmup::Ops(0),
+        seed: super::defaults::SEED,
+    };
+    store::write_json(&dir.file(files::BENCH), &bench(&summary, plan))?;
+    let manifest = store::manifest(
+        &dir,
+        "locust",
+        "profkit serve driven by Locust in distributed mode (scripts/locustfile.py)",
+        plan,
+        // cpu.pb.gz is there for pprof tools; the Cpu pass's other files are not.
+        &[Pass::Bench],
+        started,
+    );
+    store::write_json(&dir.file(files::MANIFEST), &manifest)?;
+    Ok(LocustRun {
+        dir: dir.path.clone(),
+        summary,
+    })
+}
+
+/// Locust's aggregate as a `bench.json`, so `report`, `compare` and
+/// `check` read the run. Latencies are Locust's (milliseconds, from its
+/// own rounded histogram); there is no histogram to resample.
+fn bench(s: &LocustSummary, plan: RunPlan) -> BenchResult {
+    let a = &s.aggregated;
+    let ms = |v: f64| Nanos((v * 1e6).max(0.0) as u64);
+    let secs = if a.rps > 0.0 {
+        a.requests as f64 / a.rps
+    } else {
+        s.duration.as_secs_f64()
+    };
+    BenchResult {
+        schema_version: crate::measure::SCHEMA_VERSION,
+        workload: "locust".into(),
+        plan,
+        ops: a.requests,
+        errors: a.failures,
+        error_rate: a.failures as f64 / a.requests.max(1) as f64,
+        first_error: None,
+        elapsed: Nanos((secs * 1e9) as u64),
+        throughput: OpsPerSec(a.rps),
+        latency: LatencySummary {
+            mean: ms(a.mean_ms),
+            p50: ms(a.p50_ms),
+            p90: ms(a.p90_ms),
+            p95: ms(a.p95_ms),
+            p99: ms(a.p99_ms),
+            p999: ms(a.max_ms),
+            max: ms(a.max_ms),
+            ..LatencySummary::default()
+        },
+        cpu: CpuUsage::default(),
+        memory: MemoryUsage::default(),
+        pool: None,
+        sql: None,
+        metrics: Default::default(),
+    }
+}
+
+/// Reads Locust's `_stats.csv`: the endpoints and the aggregate row.
+pub fn read_stats(path: &Path) -> anyhow::Result<(Vec<EndpointStats>, EndpointStats)> {
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(|e| anyhow::anyhow!("Locust wrote no stats ('{}': {e})", path.display()))?
+        .read_to_string(&mut text)?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.trim_matches('"') == name)
+            .ok_or_else(|| anyhow::anyhow!("'{}' has no column '{name}'", path.display()))
+    };
+    let cols = [
+        col("Type")?,
+        col("Name")?,
+        col("Request Count")?,
+        col("Failure Count")?,
+        col("Requests/s")?,
+        col("Average Response Time")?,
+        col("50%")?,
+        col("90%")?,
+        col("95%")?,
+        col("99%")?,
+        col("Max Response Time")?,
+    ];
+    let mut endpoints = Vec::new();
+    let mut aggregated = None;
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        // Names are routes without commas; Locust quotes none of these fields.
+        let f: Vec<&str> = line.split(',').map(|s| s.trim_matches('"')).collect();
+        let num = |i: usize| f.get(cols[i]).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let row = EndpointStats {
+            method: f.get(cols[0]).unwrap_or(&"").to_string(),
+            name: f.get(cols[1]).unwrap_or(&"").to_string(),
+            requests: num(2) as u64,
+            failures: num(3) as u64,
+            rps: num(4),
+            mean_ms: num(5),
+            p50_ms: num(6),
+            p90_ms: num(7),
+            p95_ms: num(8),
+            p99_ms: num(9),
+            max_ms: num(10),
+        };
+        if row.name == "Aggregated" {
+            aggregated = Some(row);
+        } else {
+            endpoints.push(row);
+        }
+    }
+    endpoints.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.name.cmp(&b.name)));
+    let aggregated =
+        aggregated.ok_or_else(|| anyhow::anyhow!("'{}' has no Aggregated row", path.display()))?;
+    Ok((endpoints, aggregated))
+}
+
+/// The per-endpoint table printed after a run.
+pub fn table(s: &LocustSummary) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING);
+    t.set_header([
+        "endpoint", "requests", "failures", "req/s", "p50 ms", "p95 ms", "p99 ms",
+    ]);
+    for e in s.endpoints.iter().chain(std::iter::once(&s.aggregated)) {
+        t.add_row([
+            format!("{} {}", e.method, e.name).trim().to_string(),
+            e.requests.to_string(),
+            e.failures.to_string(),
+            format!("{:.1}", e.rps),
+            format!("{:.0}", e.p50_ms),
+            format!("{:.0}", e.p95_ms),
+            format!("{:.0}", e.p99_ms),
+        ]);
+    }
+    format!(
+        "Locust {} · {} workers · {} users · {}\n{t}\n",
+        s.locust_version, s.workers, s.users, s.duration
+    )
+}
