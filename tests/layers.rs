@@ -30,8 +30,8 @@ fn allowed(layer: &str) -> &'static [&'static str] {
             "units", "alloc",
         ],
         "cli" => &[
-            "serve", "passes", "store", "render", "analyze", "profile", "measure", "workload", "db",
-            "units", "alloc",
+            "serve", "passes", "store", "render", "analyze", "profile", "measure", "workload",
+            "db", "units", "alloc",
         ],
         _ => &[],
     }

@@ -112,10 +112,22 @@ fn every_api_route_answers_within_its_tenant() {
     assert_eq!(email["tenant_id"].as_i64(), Some(t));
     // The same id under another tenant is not found: the scope holds.
     let other = t % tenants + 1;
-    assert_eq!(get(&s.url(&format!("/api/tenants/{other}/emails/{id}"))).0, 404);
-    assert_eq!(get(&s.url(&format!("/api/tenants/{}/emails/1", tenants + 1))).0, 404);
+    assert_eq!(
+        get(&s.url(&format!("/api/tenants/{other}/emails/{id}"))).0,
+        404
+    );
+    assert_eq!(
+        get(&s.url(&format!("/api/tenants/{}/emails/1", tenants + 1))).0,
+        404
+    );
     assert_eq!(get(&s.url("/api/random-emails?k=5")).0, 200);
-    assert_eq!(get_json(&s.url("/api/random-emails?k=5")).as_array().unwrap().len(), 5);
+    assert_eq!(
+        get_json(&s.url("/api/random-emails?k=5"))
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
     assert_eq!(get(&s.url("/api/random-emails?k=0")).0, 400);
 
     let sender = email["sender"].as_str().unwrap();
@@ -135,8 +147,14 @@ fn every_api_route_answers_within_its_tenant() {
                 .is_empty()
         })
         .expect("some reference code is in tenant mail");
-    let mut fts: Vec<i64> = serde_json::from_value(get_json(&s.url(&format!("/api/tenants/{t}/search/fts?q={code}")))).unwrap();
-    let mut like: Vec<i64> = serde_json::from_value(get_json(&s.url(&format!("/api/tenants/{t}/search/like?q={code}")))).unwrap();
+    let mut fts: Vec<i64> = serde_json::from_value(get_json(
+        &s.url(&format!("/api/tenants/{t}/search/fts?q={code}")),
+    ))
+    .unwrap();
+    let mut like: Vec<i64> = serde_json::from_value(get_json(
+        &s.url(&format!("/api/tenants/{t}/search/like?q={code}")),
+    ))
+    .unwrap();
     fts.sort();
     like.sort();
     assert_eq!(fts, like);
@@ -146,7 +164,10 @@ fn every_api_route_answers_within_its_tenant() {
     assert!(!top.as_array().unwrap().is_empty() && top.as_array().unwrap().len() <= 3);
     let slow = get_json(&s.url(&format!("/api/tenants/{t}/recent/n-plus-one?limit=10")));
     let fast = get_json(&s.url(&format!("/api/tenants/{t}/recent/batched?limit=10")));
-    assert_eq!(slow, fast, "the N+1 and batched forms return the same emails");
+    assert_eq!(
+        slow, fast,
+        "the N+1 and batched forms return the same emails"
+    );
 
     let mut r = agent()
         .post(&s.url(&format!("/api/tenants/{t}/emails")))
@@ -174,9 +195,14 @@ fn metrics_count_routes_statements_and_pool() {
     let text = String::from_utf8(body).unwrap();
     // Every sample line is `name{labels} value` with a number for value.
     let mut samples = std::collections::HashMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (key, value) = line.rsplit_once(' ').expect("name and value");
-        let v: f64 = value.parse().unwrap_or_else(|_| panic!("not a number: {line}"));
+        let v: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number: {line}"));
         samples.insert(key.to_string(), v);
     }
     let count = |prefix: &str, needle: &str| -> f64 {
@@ -187,7 +213,10 @@ fn metrics_count_routes_statements_and_pool() {
             .sum()
     };
     let route = "route=\"/api/tenants/{tenant}/emails/{id}\"";
-    assert!(count("profkit_http_requests_total{", route) >= 6.0, "{text}");
+    assert!(
+        count("profkit_http_requests_total{", route) >= 6.0,
+        "{text}"
+    );
     assert!(count("profkit_http_requests_total{", "status=\"404\"") >= 1.0);
     assert!(count("profkit_http_request_duration_seconds_count{", route) >= 6.0);
     assert!(text.contains("profkit_http_request_duration_seconds_bucket{"));
@@ -223,8 +252,14 @@ fn pprof_profile_is_gzipped_protobuf_with_server_samples_and_one_at_a_time() {
         .iter()
         .map(|f| profile.string_table[f.name as usize].as_str())
         .collect();
-    assert!(names.iter().any(|n| n.contains("serve::")), "no handler frame in {names:?}");
-    assert!(names.iter().any(|n| n.starts_with("sqlite3")), "no SQLite frame");
+    assert!(
+        names.iter().any(|n| n.contains("serve::")),
+        "no handler frame in {names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("sqlite3")),
+        "no SQLite frame"
+    );
     // The profiler is free again.
     assert_eq!(get(&s.url("/debug/pprof/profile?seconds=0")).0, 400);
     s.stop();
@@ -236,7 +271,10 @@ fn heap_profile_says_why_not_and_sql_window_reports_statements() {
     let (status, body) = get(&s.url("/debug/pprof/heap"));
     assert_eq!(status, 501);
     let reason = String::from_utf8(body).unwrap();
-    assert!(reason.contains("heap") && !reason.contains('\n'), "{reason}");
+    assert!(
+        reason.contains("heap") && !reason.contains('\n'),
+        "{reason}"
+    );
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = traffic(&s, stop.clone());
@@ -250,7 +288,10 @@ fn heap_profile_says_why_not_and_sql_window_reports_statements() {
         .iter()
         .map(|o| o["operation"].as_str().unwrap_or_default())
         .collect();
-    assert!(ops.contains(&"read-email") && ops.contains(&"search-like"), "{ops:?}");
+    assert!(
+        ops.contains(&"read-email") && ops.contains(&"search-like"),
+        "{ops:?}"
+    );
     // Statements come with their query plans.
     let text = report.to_string();
     assert!(text.contains("USE TEMP B-TREE FOR ORDER BY"), "{text}");

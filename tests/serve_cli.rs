@@ -78,7 +78,10 @@ fn sigterm_stops_the_server_gracefully() {
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
     assert_eq!(status.code(), Some(0), "{rest}");
-    assert!(rest.contains("stopped after") && rest.contains("database closed"), "{rest}");
+    assert!(
+        rest.contains("stopped after") && rest.contains("database closed"),
+        "{rest}"
+    );
     // Checkpointed: no write-ahead log left with content.
     let wal = dir.path().join("mail.db-wal");
     assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
@@ -124,8 +127,20 @@ fn locust_master_and_two_workers_load_the_server_into_a_run_folder() {
     let dir = tempfile::tempdir().unwrap();
     let out = profkit(dir.path())
         .args([
-            "load", "--locust", "--workers", "2", "--users", "4", "--spawn-rate", "4",
-            "--duration", "6s", "--rows", "500", "--out", "runs",
+            "load",
+            "--locust",
+            "--workers",
+            "2",
+            "--users",
+            "4",
+            "--spawn-rate",
+            "4",
+            "--duration",
+            "6s",
+            "--rows",
+            "500",
+            "--out",
+            "runs",
         ])
         .timeout(Duration::from_secs(120))
         .output()
@@ -142,7 +157,11 @@ fn locust_master_and_two_workers_load_the_server_into_a_run_folder() {
         serde_json::from_slice(&std::fs::read(run.join("locust.json")).unwrap()).unwrap();
     let requests = summary["aggregated"]["requests"].as_u64().unwrap();
     assert!(requests > 0, "{summary}");
-    assert_eq!(summary["aggregated"]["failures"].as_u64(), Some(0), "{summary}");
+    assert_eq!(
+        summary["aggregated"]["failures"].as_u64(),
+        Some(0),
+        "{summary}"
+    );
     assert!(summary["server_requests"].as_u64().unwrap() >= requests);
     let names: Vec<&str> = summary["endpoints"]
         .as_array()
@@ -158,10 +177,29 @@ fn locust_master_and_two_workers_load_the_server_into_a_run_folder() {
         master_log.contains("2 workers connected") || master_log.contains("(2 total workers)"),
         "{master_log}"
     );
-    for f in ["bench.json", "manifest.json", "locust_stats.csv", "locust_stats_history.csv"] {
+    for f in [
+        "bench.json",
+        "manifest.json",
+        "locust_stats.csv",
+        "locust_stats_history.csv",
+    ] {
         assert!(run.join(f).exists(), "{f} missing");
     }
     assert!(stdout.contains("Aggregated"), "{stdout}");
+    assert!(!stderr.contains("mid-run"), "no worker died: {stderr}");
+    // The server's CPU profile over the steady part reaches the handlers
+    // and SQLite.
+    let gz = std::fs::read(run.join("cpu.pb.gz")).expect("cpu.pb.gz");
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut raw).unwrap();
+    let profile = <profkit::render::pprof::Profile as prost::Message>::decode(&raw[..]).unwrap();
+    let names: Vec<&str> = profile
+        .function
+        .iter()
+        .map(|f| profile.string_table[f.name as usize].as_str())
+        .collect();
+    assert!(names.iter().any(|n| n.contains("serve::api")), "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("sqlite3")), "{names:?}");
     // `profkit report` reads the run like any other.
     let report = profkit(dir.path())
         .args(["report"])

@@ -32,7 +32,10 @@ pub(super) fn router(state: Shared) -> Router {
         .route("/api/tenants/{tenant}/search/like", get(search_like))
         .route("/api/tenants/{tenant}/search/fts", get(search_fts))
         .route("/api/tenants/{tenant}/senders/top", get(top_senders))
-        .route("/api/tenants/{tenant}/recent/n-plus-one", get(recent_n_plus_one))
+        .route(
+            "/api/tenants/{tenant}/recent/n-plus-one",
+            get(recent_n_plus_one),
+        )
         .route("/api/tenants/{tenant}/recent/batched", get(recent_batched))
         .route("/metrics", get(debug::metrics))
         .route("/debug/pprof/profile", get(debug::pprof_profile))
@@ -109,7 +112,10 @@ fn tenant_scope(db: &DatabaseManager, tenant: i64) -> Result<Scope, ApiError> {
 
 fn limit(asked: Option<usize>, default: usize) -> Result<usize, ApiError> {
     match asked.unwrap_or(default) {
-        0 => Err(ApiError(StatusCode::BAD_REQUEST, "limit must be at least 1".into())),
+        0 => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "limit must be at least 1".into(),
+        )),
         n if n > MAX_LIMIT => Err(ApiError(
             StatusCode::BAD_REQUEST,
             format!("limit {n} is more than {MAX_LIMIT}"),
@@ -172,7 +178,10 @@ struct Params {
     limit: Option<usize>,
 }
 
-async fn random_emails(State(state): State<Shared>, Query(p): Query<Params>) -> ApiResult<Vec<Email>> {
+async fn random_emails(
+    State(state): State<Shared>,
+    Query(p): Query<Params>,
+) -> ApiResult<Vec<Email>> {
     let k = limit(p.k, 100)?;
     blocking(&state, "random-emails", move |db| {
         Ok(db.query_random_emails(&mut rand::rng(), k)?)
@@ -220,7 +229,10 @@ async fn search_like(
 ) -> ApiResult<Vec<i64>> {
     let scope = tenant_scope(&state.db, tenant)?;
     let (q, n) = (query(&p)?, limit(p.limit, 100)?);
-    blocking(&state, "search-like", move |db| Ok(db.search_like(scope, &q, n)?)).await
+    blocking(&state, "search-like", move |db| {
+        Ok(db.search_like(scope, &q, n)?)
+    })
+    .await
 }
 
 async fn search_fts(
@@ -230,7 +242,10 @@ async fn search_fts(
 ) -> ApiResult<Vec<i64>> {
     let scope = tenant_scope(&state.db, tenant)?;
     let (q, n) = (query(&p)?, limit(p.limit, 100)?);
-    blocking(&state, "fts-search", move |db| Ok(db.search_fts(scope, &q, n)?)).await
+    blocking(&state, "fts-search", move |db| {
+        Ok(db.search_fts(scope, &q, n)?)
+    })
+    .await
 }
 
 async fn top_senders(
@@ -240,7 +255,10 @@ async fn top_senders(
 ) -> ApiResult<Vec<SenderStats>> {
     let scope = tenant_scope(&state.db, tenant)?;
     let n = limit(p.limit, 10)?;
-    blocking(&state, "aggregate", move |db| Ok(db.sender_report(scope, n)?)).await
+    blocking(&state, "aggregate", move |db| {
+        Ok(db.sender_report(scope, n)?)
+    })
+    .await
 }
 
 async fn recent_n_plus_one(
@@ -276,7 +294,10 @@ struct Inserted {
 
 /// Inserts a generated email into the tenant's first user's inbox
 /// (the body of the request is not read: the data is the generator's).
-async fn insert(State(state): State<Shared>, Path(tenant): Path<i64>) -> Result<Response, ApiError> {
+async fn insert(
+    State(state): State<Shared>,
+    Path(tenant): Path<i64>,
+) -> Result<Response, ApiError> {
     tenant_scope(&state.db, tenant)?;
     let Json(id) = blocking(&state, "insert", move |db| {
         let shape = db.shape();

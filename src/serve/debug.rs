@@ -71,7 +71,10 @@ pub(super) async fn metrics(State(state): State<Shared>) -> Response {
     metrics::gauge!("profkit_pool_timeouts_total").set(pool.timeouts as f64);
     let text = HANDLE.get().map(|h| h.render()).unwrap_or_default();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
         .into_response()
@@ -85,7 +88,10 @@ pub(super) struct Window {
 impl Window {
     fn duration(&self) -> Result<Duration, ApiError> {
         match self.seconds.unwrap_or(defaults::WINDOW_SECONDS) {
-            0 => Err(ApiError(StatusCode::BAD_REQUEST, "seconds must be at least 1".into())),
+            0 => Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "seconds must be at least 1".into(),
+            )),
             n if n > defaults::MAX_WINDOW_SECONDS => Err(ApiError(
                 StatusCode::BAD_REQUEST,
                 format!("seconds={n} is more than {}", defaults::MAX_WINDOW_SECONDS),
@@ -153,9 +159,12 @@ pub(super) async fn sql_window(
     };
     state.open_window();
     tokio::time::sleep(length).await;
-    let window = state
-        .close_window()
-        .ok_or_else(|| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "the SQL window was lost".into()))?;
+    let window = state.close_window().ok_or_else(|| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the SQL window was lost".into(),
+        )
+    })?;
     let report = tokio::task::spawn_blocking(move || {
         let elapsed = window.started.elapsed();
         let ops = window.latency.len();

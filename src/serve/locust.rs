@@ -9,20 +9,18 @@
 //! past one machine by starting more `locust --worker --master-host …`
 //! processes on other hosts against the same master.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
+use super::locust_stats::bench;
+pub use super::locust_stats::{read_stats, table, EndpointStats, LocustSummary};
 use super::{ServeOptions, Server};
 use crate::analyze::rundata::Pass;
-use crate::measure::{BenchResult, CpuUsage, LatencySummary, MemoryUsage, RunPlan, Stop, Warmup};
+use crate::measure::{RunPlan, Stop, Warmup};
 use crate::profile::cpu::{self, CpuOptions};
 use crate::render::pprof::to_pprof_gz;
 use crate::store::{self, files, RunDir};
-use crate::units::{Nanos, OpsPerSec};
 
 /// The task mix Locust runs (also in the repository as `scripts/locustfile.py`).
 pub const LOCUSTFILE: &str = include_str!("../../scripts/locustfile.py");
@@ -116,58 +114,6 @@ impl Default for LocustOptions {
     }
 }
 
-/// One row of Locust's `_stats.csv`: an endpoint, or the aggregate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EndpointStats {
-    /// HTTP method (empty for the aggregate).
-    pub method: String,
-    /// The request name (the route, with placeholders).
-    pub name: String,
-    /// Requests made.
-    pub requests: u64,
-    /// Requests that failed (errors and non-2xx answers).
-    pub failures: u64,
-    /// Requests per second over the run.
-    pub rps: f64,
-    /// Mean latency in milliseconds.
-    pub mean_ms: f64,
-    /// Median latency in milliseconds (Locust rounds it).
-    pub p50_ms: f64,
-    /// 90th percentile in milliseconds.
-    pub p90_ms: f64,
-    /// 95th percentile in milliseconds.
-    pub p95_ms: f64,
-    /// 99th percentile in milliseconds.
-    pub p99_ms: f64,
-    /// Slowest, in milliseconds.
-    pub max_ms: f64,
-}
-
-/// What `locust.json` holds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LocustSummary {
-    /// Version of this layout.
-    pub schema_version: u32,
-    /// Locust version that ran.
-    pub locust_version: String,
-    /// Worker processes.
-    pub workers: usize,
-    /// Simulated users.
-    pub users: u64,
-    /// Users started per second.
-    pub spawn_rate: f64,
-    /// Asked length of the run.
-    pub duration: Nanos,
-    /// Per endpoint, busiest first.
-    pub endpoints: Vec<EndpointStats>,
-    /// All endpoints together.
-    pub aggregated: EndpointStats,
-    /// Requests the server counted (Locust's and any others).
-    pub server_requests: u64,
-    /// What went wrong or was left out (a worker that died, no CPU profile…).
-    pub notes: Vec<String>,
-}
-
 /// A finished Locust run.
 #[derive(Debug)]
 pub struct LocustRun {
@@ -203,14 +149,21 @@ fn check(options: &LocustOptions) -> anyhow::Result<Option<String>> {
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let mix: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&text).map_err(|e| bad(format!("not a JSON object of weights: {e}")))?;
+    let mix: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+        .map_err(|e| bad(format!("not a JSON object of weights: {e}")))?;
     for (task, weight) in &mix {
         if !TASKS.contains(&task.as_str()) {
-            return Err(bad(format!("unknown task '{task}'; tasks are {}", TASKS.join(", "))).into());
+            return Err(bad(format!(
+                "unknown task '{task}'; tasks are {}",
+                TASKS.join(", ")
+            ))
+            .into());
         }
         if weight.as_u64().is_none_or(|w| w > 1000) {
-            return Err(bad(format!("the weight of '{task}' must be a whole number 0 to 1000")).into());
+            return Err(bad(format!(
+                "the weight of '{task}' must be a whole number 0 to 1000"
+            ))
+            .into());
         }
     }
     Ok(Some(serde_json::to_string(&mix)?))
@@ -271,7 +224,13 @@ impl Drop for Children {
     }
 }
 
-fn spawn(program: &str, args: &[String], dir: &Path, log: &str, mix: Option<&str>) -> anyhow::Result<Child> {
+fn spawn(
+    program: &str,
+    args: &[String],
+    dir: &Path,
+    log: &str,
+    mix: Option<&str>,
+) -> anyhow::Result<Child> {
     let log = std::fs::File::create(dir.join(log))?;
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -308,7 +267,12 @@ pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
     let port = free_port()?;
     let secs = options.duration.as_secs().max(1);
     let master_args: Vec<String> = [
-        "-f", "locustfile.py", "--headless", "--master", "--master-bind-host", "127.0.0.1",
+        "-f",
+        "locustfile.py",
+        "--headless",
+        "--master",
+        "--master-bind-host",
+        "127.0.0.1",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -350,7 +314,13 @@ pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
     let mut children = Children(Vec::new());
     children.0.push((
         "master".into(),
-        spawn(&options.program, &master_args, &dir.path, "locust-master.log", mix.as_deref())?,
+        spawn(
+            &options.program,
+            &master_args,
+            &dir.path,
+            "locust-master.log",
+            mix.as_deref(),
+        )?,
     ));
     for i in 0..options.workers {
         let child = spawn(
@@ -363,8 +333,11 @@ pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
         children.0.push((format!("worker {i}"), child));
     }
     // The steady part: after the users are spawned, until a second before the end.
-    let ramp = Duration::from_secs_f64(options.users as f64 / options.spawn_rate) + Duration::from_secs(2);
-    let steady = options.duration.saturating_sub(ramp + Duration::from_secs(1));
+    let ramp =
+        Duration::from_secs_f64(options.users as f64 / options.spawn_rate) + Duration::from_secs(2);
+    let steady = options
+        .duration
+        .saturating_sub(ramp + Duration::from_secs(1));
     let mut profiler = None;
     let deadline = Instant::now() + options.duration + Duration::from_secs(60);
     let clock = Instant::now();
@@ -385,14 +358,19 @@ pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
                 cpu::profile(&CpuOptions::default(), || std::thread::sleep(steady))
             }));
         }
-        let master_running = matches!(children.0[0].1.try_wait(), Ok(None));
+        // Workers quit when the master ends the test; one that ends earlier
+        // (before the asked duration has passed since they were started),
+        // or with a failure, died mid-run.
+        let early = clock.elapsed() < options.duration;
         for (i, dead) in dead_workers.iter_mut().enumerate() {
             let (name, child) = &mut children.0[i + 1];
             if !*dead {
                 if let Ok(Some(status)) = child.try_wait() {
                     *dead = true;
-                    if master_running {
-                        notes.push(format!("{name} exited mid-run ({status}); the stats are partial"));
+                    if early || !status.success() {
+                        notes.push(format!(
+                            "{name} exited mid-run ({status}); the stats are partial"
+                        ));
                     }
                 }
             }
@@ -403,7 +381,9 @@ pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
         std::thread::sleep(Duration::from_millis(100));
     };
     if let Some(s) = master_status.filter(|s| !s.success()) {
-        notes.push(format!("the Locust master exited with {s}; see locust-master.log"));
+        notes.push(format!(
+            "the Locust master exited with {s}; see locust-master.log"
+        ));
     }
     children.stop_all();
     match profiler.map(|p| p.join()) {
@@ -454,125 +434,4 @@ pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
         dir: dir.path.clone(),
         summary,
     })
-}
-
-/// Locust's aggregate as a `bench.json`, so `report`, `compare` and
-/// `check` read the run. Latencies are Locust's (milliseconds, from its
-/// own rounded histogram); there is no histogram to resample.
-fn bench(s: &LocustSummary, plan: RunPlan) -> BenchResult {
-    let a = &s.aggregated;
-    let ms = |v: f64| Nanos((v * 1e6).max(0.0) as u64);
-    let secs = if a.rps > 0.0 {
-        a.requests as f64 / a.rps
-    } else {
-        s.duration.as_secs_f64()
-    };
-    BenchResult {
-        schema_version: crate::measure::SCHEMA_VERSION,
-        workload: "locust".into(),
-        plan,
-        ops: a.requests,
-        errors: a.failures,
-        error_rate: a.failures as f64 / a.requests.max(1) as f64,
-        first_error: None,
-        elapsed: Nanos((secs * 1e9) as u64),
-        throughput: OpsPerSec(a.rps),
-        latency: LatencySummary {
-            mean: ms(a.mean_ms),
-            p50: ms(a.p50_ms),
-            p90: ms(a.p90_ms),
-            p95: ms(a.p95_ms),
-            p99: ms(a.p99_ms),
-            p999: ms(a.max_ms),
-            max: ms(a.max_ms),
-            ..LatencySummary::default()
-        },
-        cpu: CpuUsage::default(),
-        memory: MemoryUsage::default(),
-        pool: None,
-        sql: None,
-        metrics: Default::default(),
-    }
-}
-
-/// Reads Locust's `_stats.csv`: the endpoints and the aggregate row.
-pub fn read_stats(path: &Path) -> anyhow::Result<(Vec<EndpointStats>, EndpointStats)> {
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .map_err(|e| anyhow::anyhow!("Locust wrote no stats ('{}': {e})", path.display()))?
-        .read_to_string(&mut text)?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| h.trim_matches('"') == name)
-            .ok_or_else(|| anyhow::anyhow!("'{}' has no column '{name}'", path.display()))
-    };
-    let cols = [
-        col("Type")?,
-        col("Name")?,
-        col("Request Count")?,
-        col("Failure Count")?,
-        col("Requests/s")?,
-        col("Average Response Time")?,
-        col("50%")?,
-        col("90%")?,
-        col("95%")?,
-        col("99%")?,
-        col("Max Response Time")?,
-    ];
-    let mut endpoints = Vec::new();
-    let mut aggregated = None;
-    for line in lines.filter(|l| !l.trim().is_empty()) {
-        // Names are routes without commas; Locust quotes none of these fields.
-        let f: Vec<&str> = line.split(',').map(|s| s.trim_matches('"')).collect();
-        let num = |i: usize| f.get(cols[i]).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        let row = EndpointStats {
-            method: f.get(cols[0]).unwrap_or(&"").to_string(),
-            name: f.get(cols[1]).unwrap_or(&"").to_string(),
-            requests: num(2) as u64,
-            failures: num(3) as u64,
-            rps: num(4),
-            mean_ms: num(5),
-            p50_ms: num(6),
-            p90_ms: num(7),
-            p95_ms: num(8),
-            p99_ms: num(9),
-            max_ms: num(10),
-        };
-        if row.name == "Aggregated" {
-            aggregated = Some(row);
-        } else {
-            endpoints.push(row);
-        }
-    }
-    endpoints.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.name.cmp(&b.name)));
-    let aggregated =
-        aggregated.ok_or_else(|| anyhow::anyhow!("'{}' has no Aggregated row", path.display()))?;
-    Ok((endpoints, aggregated))
-}
-
-/// The per-endpoint table printed after a run.
-pub fn table(s: &LocustSummary) -> String {
-    let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::NOTHING);
-    t.set_header([
-        "endpoint", "requests", "failures", "req/s", "p50 ms", "p95 ms", "p99 ms",
-    ]);
-    for e in s.endpoints.iter().chain(std::iter::once(&s.aggregated)) {
-        t.add_row([
-            format!("{} {}", e.method, e.name).trim().to_string(),
-            e.requests.to_string(),
-            e.failures.to_string(),
-            format!("{:.1}", e.rps),
-            format!("{:.0}", e.p50_ms),
-            format!("{:.0}", e.p95_ms),
-            format!("{:.0}", e.p99_ms),
-        ]);
-    }
-    format!(
-        "Locust {} · {} workers · {} users · {}\n{t}\n",
-        s.locust_version, s.workers, s.users, s.duration
-    )
 }

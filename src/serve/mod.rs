@@ -21,9 +21,9 @@
 mod api;
 mod debug;
 pub mod locust;
+mod locust_stats;
 mod state;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -205,30 +205,27 @@ impl Server {
 }
 
 /// Ctrl-C (through the CLI's handler, or tokio's), SIGTERM, or the handle.
-fn stop_signal(stop: Arc<tokio::sync::Notify>) -> impl Future<Output = ()> + Send {
-    async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let interrupted = async {
-            // The CLI's Ctrl-C handler sets this flag; poll it (bounded by
-            // the server's life, 10 times a second).
-            while !crate::measure::interrupted() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        };
-        let terminated = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = stop.notified() => {}
-            _ = interrupted => {}
-            _ = terminated => {}
-            _ = tokio::signal::ctrl_c() => {}
+async fn stop_signal(stop: Arc<tokio::sync::Notify>) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let interrupted = async {
+        // The CLI's Ctrl-C handler sets this flag; poll it (bounded by
+        // the server's life, 10 times a second).
+        while !crate::measure::interrupted() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    };
+    let terminated = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = stop.notified() => {}
+        _ = interrupted => {}
+        _ = terminated => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
 }

@@ -86,8 +86,9 @@ impl AppState {
         metrics::counter!("profkit_sql_statements_total", "operation" => label)
             .increment(after.statements.saturating_sub(before.statements));
         // Seconds are fractional: a gauge that only grows.
-        metrics::gauge!("profkit_sql_seconds_total", "operation" => label)
-            .increment(Duration::from_nanos(after.nanos.saturating_sub(before.nanos)).as_secs_f64());
+        metrics::gauge!("profkit_sql_seconds_total", "operation" => label).increment(
+            Duration::from_nanos(after.nanos.saturating_sub(before.nanos)).as_secs_f64(),
+        );
         if let Some(w) = self.window.lock().as_mut() {
             trace::merge_tallies(&mut w.tallies, &tallies);
             w.latency
