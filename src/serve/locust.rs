@@ -435,3 +435,85 @@ pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
         summary,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_mix(text: &str) -> (tempfile::TempDir, LocustOptions) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mix.json");
+        std::fs::write(&path, text).unwrap();
+        let options = LocustOptions {
+            mix: Some(path),
+            ..LocustOptions::default()
+        };
+        (dir, options)
+    }
+
+    #[test]
+    fn a_mix_names_known_tasks_with_whole_weights() {
+        let (_d, ok) = with_mix(r#"{"read_email": 10, "insert": 0}"#);
+        assert_eq!(
+            check(&ok).unwrap().as_deref(),
+            Some(r#"{"insert":0,"read_email":10}"#)
+        );
+        for (text, needle) in [
+            (r#"{"read_mail": 1}"#, "unknown task 'read_mail'"),
+            (r#"{"insert": -1}"#, "whole number"),
+            (r#"{"insert": 2.5}"#, "whole number"),
+            ("[1, 2]", "not a JSON object"),
+        ] {
+            let (_d, bad) = with_mix(text);
+            let e = check(&bad).unwrap_err();
+            assert!(e.is::<LocustError>(), "{e}");
+            assert!(e.to_string().contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_options_are_refused() {
+        for o in [
+            LocustOptions {
+                workers: 0,
+                ..LocustOptions::default()
+            },
+            LocustOptions {
+                users: 0,
+                ..LocustOptions::default()
+            },
+            LocustOptions {
+                spawn_rate: 0.0,
+                ..LocustOptions::default()
+            },
+            LocustOptions {
+                duration: Duration::from_millis(10),
+                ..LocustOptions::default()
+            },
+        ] {
+            assert!(check(&o).unwrap_err().is::<LocustError>());
+        }
+    }
+
+    #[test]
+    fn locust_stats_csv_becomes_endpoints_and_an_aggregate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locust_stats.csv");
+        std::fs::write(
+            &path,
+            "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%\n\
+             POST,/api/tenants/[t]/emails,10,1,7,8.5,1,30.2,20,2.0,0.2,7,8,9,10,12,20,25,30,30,30,30\n\
+             GET,/api/tenants/[t]/emails/[id],40,0,5,6.0,1,20.0,900,8.0,0.0,5,6,6,7,9,11,15,18,20,20,20\n\
+             ,Aggregated,50,1,5,6.5,1,30.2,700,10.0,0.2,5,6,7,8,10,12,20,25,30,30,30\n",
+        )
+        .unwrap();
+        let (endpoints, all) = read_stats(&path).unwrap();
+        assert_eq!(endpoints.len(), 2);
+        assert_eq!(endpoints[0].name, "/api/tenants/[t]/emails/[id]", "busiest first");
+        assert_eq!((endpoints[1].requests, endpoints[1].failures), (10, 1));
+        assert_eq!(endpoints[1].p99_ms, 30.0);
+        assert_eq!((all.requests, all.rps, all.p90_ms, all.p95_ms), (50, 10.0, 10.0, 12.0));
+        std::fs::write(&path, "Type,Name\n").unwrap();
+        assert!(read_stats(&path).is_err());
+    }
+}
