@@ -509,10 +509,16 @@ mod tests {
         .unwrap();
         let (endpoints, all) = read_stats(&path).unwrap();
         assert_eq!(endpoints.len(), 2);
-        assert_eq!(endpoints[0].name, "/api/tenants/[t]/emails/[id]", "busiest first");
+        assert_eq!(
+            endpoints[0].name, "/api/tenants/[t]/emails/[id]",
+            "busiest first"
+        );
         assert_eq!((endpoints[1].requests, endpoints[1].failures), (10, 1));
         assert_eq!(endpoints[1].p99_ms, 30.0);
-        assert_eq!((all.requests, all.rps, all.p90_ms, all.p95_ms), (50, 10.0, 10.0, 12.0));
+        assert_eq!(
+            (all.requests, all.rps, all.p90_ms, all.p95_ms),
+            (50, 10.0, 10.0, 12.0)
+        );
         std::fs::write(&path, "Type,Name\n").unwrap();
         assert!(read_stats(&path).is_err());
     }
