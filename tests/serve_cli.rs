@@ -200,6 +200,13 @@ fn locust_master_and_two_workers_load_the_server_into_a_run_folder() {
         .collect();
     assert!(names.iter().any(|n| n.contains("serve::api")), "{names:?}");
     assert!(names.iter().any(|n| n.starts_with("sqlite3")), "{names:?}");
+    let sql: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("sql.json")).expect("sql.json")).unwrap();
+    assert!(sql["ops"].as_u64().unwrap() > 0, "{sql}");
+    assert!(
+        sql.to_string().contains("\"operation\":\"read-email\""),
+        "{sql}"
+    );
     // `profkit report` reads the run like any other.
     let report = profkit(dir.path())
         .args(["report"])

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::api::ApiError;
 use super::defaults;
-use super::state::{Busy, Shared};
+use super::state::{AppState, Busy, Shared, SqlWindow};
 use crate::analyze::sql::{self, SqlReport};
 use crate::measure::{BenchResult, CpuUsage, LatencySummary, MemoryUsage, RunPlan, Stop, Warmup};
 use crate::profile::cpu::{self, CpuOptions};
@@ -165,36 +165,41 @@ pub(super) async fn sql_window(
             "the SQL window was lost".into(),
         )
     })?;
-    let report = tokio::task::spawn_blocking(move || {
-        let elapsed = window.started.elapsed();
-        let ops = window.latency.len();
-        let bench = BenchResult {
-            schema_version: crate::measure::SCHEMA_VERSION,
-            workload: "serve".to_string(),
-            plan: RunPlan {
-                rows: state.db.shape().rows,
-                threads: 1,
-                stop: Stop::Duration(elapsed.into()),
-                warmup: Warmup::Ops(0),
-                seed: defaults::SEED,
-            },
-            ops,
-            errors: 0,
-            error_rate: 0.0,
-            first_error: None,
-            elapsed: Nanos::from(elapsed),
-            throughput: OpsPerSec(ops as f64 / elapsed.as_secs_f64().max(1e-9)),
-            latency: LatencySummary::from_histogram(&window.latency),
-            cpu: CpuUsage::default(),
-            memory: MemoryUsage::default(),
-            pool: Some(state.db.pool_stats()),
-            sql: None,
-            metrics: Default::default(),
-        };
-        let planner = Planner::open(state.db.path());
-        sql::analyze(&bench, &window.tallies, &|s: &str| planner.plan(s))
-    })
-    .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let report = tokio::task::spawn_blocking(move || window_report(&state, window))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(report))
+}
+
+/// The SQL report of a closed window: its statements as if they were one
+/// run of a workload named `serve` (per-operation figures are per request
+/// of every kind, so N+1 counts are diluted by the other routes).
+pub(super) fn window_report(state: &AppState, window: SqlWindow) -> SqlReport {
+    let elapsed = window.started.elapsed();
+    let ops = window.latency.len();
+    let bench = BenchResult {
+        schema_version: crate::measure::SCHEMA_VERSION,
+        workload: "serve".to_string(),
+        plan: RunPlan {
+            rows: state.db.shape().rows,
+            threads: 1,
+            stop: Stop::Duration(elapsed.into()),
+            warmup: Warmup::Ops(0),
+            seed: defaults::SEED,
+        },
+        ops,
+        errors: 0,
+        error_rate: 0.0,
+        first_error: None,
+        elapsed: Nanos::from(elapsed),
+        throughput: OpsPerSec(ops as f64 / elapsed.as_secs_f64().max(1e-9)),
+        latency: LatencySummary::from_histogram(&window.latency),
+        cpu: CpuUsage::default(),
+        memory: MemoryUsage::default(),
+        pool: Some(state.db.pool_stats()),
+        sql: None,
+        metrics: Default::default(),
+    };
+    let planner = Planner::open(state.db.path());
+    sql::analyze(&bench, &window.tallies, &|s: &str| planner.plan(s))
 }

@@ -3,7 +3,8 @@
 //! processes — running the task mix of `scripts/locustfile.py`. Locust's
 //! CSV stats become `locust.json` (per endpoint) and a `bench.json` that
 //! `report`, `compare` and `check` read like any run's; the server's CPU
-//! profile over the steady part of the run goes beside them.
+//! profile (`cpu.pb.gz`) and SQL report (`sql.json`) over the steady part
+//! of the run go beside them.
 //!
 //! profkit does not generate the load: Locust does, and a team scales it
 //! past one machine by starting more `locust --worker --master-host …`
@@ -259,6 +260,7 @@ pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
     })?;
     let addr = server.local_addr();
     let stop = server.shutdown_handle();
+    let state = server.state.clone();
     let serving = std::thread::Builder::new()
         .name("profkit-serve".into())
         .spawn(move || server.run())?;
@@ -354,8 +356,15 @@ pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
             break None;
         }
         if profiler.is_none() && clock.elapsed() >= ramp && steady >= Duration::from_secs(1) {
+            let state = state.clone();
             profiler = Some(std::thread::spawn(move || {
-                cpu::profile(&CpuOptions::default(), || std::thread::sleep(steady))
+                // The SQL report over the same window as the CPU profile.
+                state.open_window();
+                let cpu = cpu::profile(&CpuOptions::default(), || std::thread::sleep(steady));
+                let sql = state
+                    .close_window()
+                    .map(|w| super::debug::window_report(&state, w));
+                (cpu, sql)
             }));
         }
         // Workers quit when the master ends the test; one that ends earlier
@@ -386,7 +395,11 @@ pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
         ));
     }
     children.stop_all();
-    match profiler.map(|p| p.join()) {
+    let profiled = profiler.map(|p| p.join());
+    if let Some(Ok((_, Some(report)))) = &profiled {
+        store::write_json(&dir.file(files::SQL_JSON), report)?;
+    }
+    match profiled.map(|r| r.map(|(cpu, _)| cpu)) {
         Some(Ok(Ok(((), profile)))) => {
             store::write_atomic(&dir.file(files::CPU_PPROF), &to_pprof_gz(&profile)?)?;
         }
@@ -394,6 +407,8 @@ pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
         Some(Err(_)) => notes.push("no CPU profile: the profiler thread panicked".into()),
         None => notes.push("no CPU profile: the run was too short for a steady part".into()),
     }
+    // The server's state goes with the server: it closes the database.
+    drop(state);
     stop.shutdown();
     let served = serving
         .join()
