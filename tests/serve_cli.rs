@@ -171,6 +171,8 @@ fn locust_master_and_two_workers_load_the_server_into_a_run_folder() {
         .collect();
     assert!(names.contains(&"/api/tenants/[t]/emails/[id]"), "{names:?}");
     assert_eq!(summary["workers"].as_u64(), Some(2));
+    assert_eq!(summary["pids"].as_array().unwrap().len(), 3);
+    assert_no_process_left(&summary);
     // Both workers connected and ran users.
     let master_log = std::fs::read_to_string(run.join("locust-master.log")).unwrap();
     assert!(
@@ -219,4 +221,94 @@ fn locust_master_and_two_workers_load_the_server_into_a_run_folder() {
         "{}",
         String::from_utf8_lossy(&report.stderr)
     );
+}
+
+/// Every Locust process of a run has ended (reaped, so no /proc entry).
+fn assert_no_process_left(summary: &serde_json::Value) {
+    for pid in summary["pids"].as_array().unwrap() {
+        let pid = pid.as_u64().unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            !status.contains("locust"),
+            "Locust process {pid} outlived the run: {status}"
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_stops_master_workers_and_server_and_keeps_the_partial_stats() {
+    if !locust_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args([
+            "load",
+            "--locust",
+            "--workers",
+            "2",
+            "--users",
+            "2",
+            "--spawn-rate",
+            "2",
+            "--duration",
+            "60s",
+            "--rows",
+            "300",
+            "--out",
+            "runs",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (at most 60 s) until the master has handed users to the workers.
+    let started = std::time::Instant::now();
+    let log = loop {
+        let log = std::fs::read_dir(dir.path().join("runs"))
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().path().join("locust-master.log"))
+            .find_map(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        if log.contains("Sending spawn jobs") {
+            break log;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "Locust did not start: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(log.contains("2 workers connected"), "{log}");
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "profkit did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    let run = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("locust.json").exists())
+        .unwrap_or_else(|| panic!("no locust.json after Ctrl-C: {err}"));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("locust.json")).unwrap()).unwrap();
+    assert!(
+        summary["notes"].to_string().contains("interrupted"),
+        "{summary}"
+    );
+    assert_no_process_left(&summary);
 }

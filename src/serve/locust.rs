@@ -334,12 +334,16 @@ pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
         )?;
         children.0.push((format!("worker {i}"), child));
     }
-    // The steady part: after the users are spawned, until a second before the end.
-    let ramp =
-        Duration::from_secs_f64(options.users as f64 / options.spawn_rate) + Duration::from_secs(2);
+    // The steady part: from when the users are all spawned (counted from
+    // the server's first request, as Locust takes seconds to start) plus a
+    // second, until a second before the end.
+    let ramp = Duration::try_from_secs_f64(options.users as f64 / options.spawn_rate)
+        .unwrap_or(defaults::MAX_DURATION)
+        + Duration::from_secs(1);
     let steady = options
         .duration
         .saturating_sub(ramp + Duration::from_secs(1));
+    let mut load_started: Option<Instant> = None;
     let mut profiler = None;
     let deadline = Instant::now() + options.duration + Duration::from_secs(60);
     let clock = Instant::now();
@@ -355,12 +359,22 @@ pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
             children.stop_all();
             break None;
         }
-        if profiler.is_none() && clock.elapsed() >= ramp && steady >= Duration::from_secs(1) {
+        if load_started.is_none() && state.requests() > 0 {
+            load_started = Some(Instant::now());
+        }
+        let ramped = load_started.is_some_and(|t| t.elapsed() >= ramp);
+        if profiler.is_none() && ramped && steady >= Duration::from_secs(1) {
             let state = state.clone();
             profiler = Some(std::thread::spawn(move || {
                 // The SQL report over the same window as the CPU profile.
                 state.open_window();
-                let cpu = cpu::profile(&CpuOptions::default(), || std::thread::sleep(steady));
+                let cpu = cpu::profile(&CpuOptions::default(), || {
+                    // Bounded by `steady`; Ctrl-C ends it early.
+                    let end = Instant::now() + steady;
+                    while Instant::now() < end && !crate::measure::interrupted() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                });
                 let sql = state
                     .close_window()
                     .map(|w| super::debug::window_report(&state, w));
@@ -395,6 +409,8 @@ pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
         ));
     }
     children.stop_all();
+    let pids: Vec<u32> = children.0.iter().map(|(_, c)| c.id()).collect();
+    drop(children);
     let profiled = profiler.map(|p| p.join());
     if let Some(Ok((_, Some(report)))) = &profiled {
         store::write_json(&dir.file(files::SQL_JSON), report)?;
@@ -413,7 +429,13 @@ pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
     let served = serving
         .join()
         .map_err(|_| anyhow::anyhow!("the server thread panicked"))??;
-    let (endpoints, aggregated) = read_stats(&dir.file("locust_stats.csv"))?;
+    let (endpoints, aggregated) = match read_stats(&dir.file("locust_stats.csv")) {
+        Ok(stats) => stats,
+        Err(e) => {
+            notes.push(format!("{e:#}"));
+            (Vec::new(), EndpointStats::default())
+        }
+    };
     let summary = LocustSummary {
         schema_version: 1,
         locust_version: version,
@@ -424,6 +446,7 @@ pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
         endpoints,
         aggregated,
         server_requests: served.requests,
+        pids,
         notes,
     };
     store::write_json(&dir.file("locust.json"), &summary)?;

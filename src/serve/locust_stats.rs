@@ -11,7 +11,7 @@ use crate::measure::{BenchResult, CpuUsage, LatencySummary, MemoryUsage, RunPlan
 use crate::units::{Nanos, OpsPerSec};
 
 /// One row of Locust's `_stats.csv`: an endpoint, or the aggregate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EndpointStats {
     /// HTTP method (empty for the aggregate).
     pub method: String,
@@ -60,6 +60,9 @@ pub struct LocustSummary {
     pub server_requests: u64,
     /// What went wrong or was left out (a worker that died, no CPU profile…).
     pub notes: Vec<String>,
+    /// Process ids of the Locust master and workers (all stopped when the
+    /// run returns).
+    pub pids: Vec<u32>,
 }
 
 /// Locust's aggregate as a `bench.json`, so `report`, `compare` and
