@@ -113,3 +113,51 @@ pub(super) fn load(a: LoadArgs) -> anyhow::Result<()> {
     println!("run folder: {}", run.dir.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::args::{Cli, Command};
+    use super::*;
+    use clap::Parser as _;
+
+    #[test]
+    fn serve_flags_become_options() {
+        let cli =
+            Cli::try_parse_from(["profkit", "serve", "--addr", "127.0.0.1:0", "--rows", "1k"])
+                .unwrap();
+        let Command::Serve(a) = cli.command else {
+            panic!("not serve")
+        };
+        let o = ServeOptions::from(&a);
+        assert_eq!((o.addr.port(), o.rows, o.allow_remote), (0, 1000, false));
+        let cli = Cli::try_parse_from(["profkit", "serve"]).unwrap();
+        let Command::Serve(a) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(a.addr.to_string(), server::defaults::ADDR);
+        assert!(Cli::try_parse_from(["profkit", "serve", "--addr", "localhost"]).is_err());
+    }
+
+    #[test]
+    fn load_needs_locust_and_parses_sizes() {
+        assert!(Cli::try_parse_from(["profkit", "load"]).is_err());
+        let cli = Cli::try_parse_from([
+            "profkit",
+            "load",
+            "--locust",
+            "--workers",
+            "3",
+            "--users",
+            "2k",
+            "--duration",
+            "2m",
+        ])
+        .unwrap();
+        let Command::Load(a) = cli.command else {
+            panic!("not load")
+        };
+        assert_eq!((a.workers, a.users), (3, 2000));
+        assert_eq!(a.duration, Duration::from_secs(120));
+        assert_eq!(a.spawn_rate, locust::defaults::SPAWN_RATE);
+    }
+}
