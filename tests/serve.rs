@@ -223,6 +223,8 @@ fn metrics_count_routes_statements_and_pool() {
     assert!(count("profkit_sql_statements_total{", "operation=\"read-email\"") >= 5.0);
     assert!(count("profkit_pool_acquires_total", "") >= 5.0);
     assert!(text.contains("# TYPE profkit_http_requests_total counter"));
+    assert!(text.contains("# TYPE profkit_pool_acquires_total counter"));
+    assert!(count("profkit_sql_seconds{", "operation=\"read-email\"") > 0.0);
     s.stop();
 }
 

@@ -65,10 +65,11 @@ pub(super) async fn upkeep() {
 pub(super) async fn metrics(State(state): State<Shared>) -> Response {
     let pool = state.db.pool_stats();
     metrics::gauge!("profkit_pool_size").set(f64::from(pool.size));
-    metrics::gauge!("profkit_pool_acquires_total").set(pool.acquires as f64);
-    metrics::gauge!("profkit_pool_wait_seconds_total").set(pool.total_wait.as_secs_f64());
+    metrics::counter!("profkit_pool_acquires_total").absolute(pool.acquires);
+    // Cumulative, fractional: a gauge that only grows.
+    metrics::gauge!("profkit_pool_wait_seconds").set(pool.total_wait.as_secs_f64());
     metrics::gauge!("profkit_pool_wait_max_seconds").set(pool.max_wait.as_secs_f64());
-    metrics::gauge!("profkit_pool_timeouts_total").set(pool.timeouts as f64);
+    metrics::counter!("profkit_pool_timeouts_total").absolute(pool.timeouts);
     let text = HANDLE.get().map(|h| h.render()).unwrap_or_default();
     (
         [(

@@ -86,7 +86,7 @@ impl AppState {
         metrics::counter!("profkit_sql_statements_total", "operation" => label)
             .increment(after.statements.saturating_sub(before.statements));
         // Seconds are fractional: a gauge that only grows.
-        metrics::gauge!("profkit_sql_seconds_total", "operation" => label).increment(
+        metrics::gauge!("profkit_sql_seconds", "operation" => label).increment(
             Duration::from_nanos(after.nanos.saturating_sub(before.nanos)).as_secs_f64(),
         );
         if let Some(w) = self.window.lock().as_mut() {
