@@ -9,6 +9,7 @@ pub mod measure;
 pub mod passes;
 pub mod profile;
 pub mod render;
+pub mod serve;
 pub mod store;
 pub mod units;
 pub mod workload;

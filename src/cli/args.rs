@@ -68,6 +68,10 @@ pub enum Command {
     Compare(CompareArgs),
     /// Write a report of a run or session (RUN) or of a comparison (BASE..CURRENT) as Markdown, HTML or JSON.
     Report(ReportArgs),
+    /// Serve the email store over HTTP/JSON with /metrics and /debug/pprof endpoints.
+    Serve(super::serve::ServeArgs),
+    /// Drive `profkit serve` with Locust in distributed mode (master + workers): load.json, locust CSVs.
+    Load(super::serve::LoadArgs),
 }
 
 /// `profkit check`.

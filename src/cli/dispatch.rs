@@ -33,6 +33,8 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<()> {
         Command::Heap(a) => heap(a, registry),
         Command::Leaks(a) => leaks(a, registry),
         Command::HeapPass(a) => heap_pass(a, registry),
+        Command::Serve(a) => super::serve::serve(a),
+        Command::Load(a) => super::serve::load(a),
     }
 }
 

@@ -9,6 +9,7 @@ mod args_budget;
 mod dispatch;
 mod harness;
 mod reports;
+pub mod serve;
 
 use clap::error::ErrorKind;
 
@@ -25,6 +26,8 @@ use crate::measure::PlanError;
 use crate::profile::cpu::CpuError;
 use crate::profile::dhat::DhatError;
 use crate::render::input::InputError;
+use crate::serve::locust::LocustError;
+use crate::serve::ServeError;
 use crate::store::baseline::BaselineError;
 use crate::store::{OutputError, RunError};
 #[cfg(doc)]
@@ -156,6 +159,8 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<reports::WouldOverwrite>()
             || c.is::<NothingChecked>()
             || c.is::<crate::analyze::compare::DifferentWorkloads>()
+            || c.is::<ServeError>()
+            || c.is::<LocustError>()
             || matches!(
                 c.downcast_ref::<CpuError>(),
                 Some(CpuError::BadFrequency(_) | CpuError::TooFewSamples { .. })

@@ -1,0 +1,314 @@
+//! `profkit serve` and `profkit load --locust` through the real binary:
+//! bad addresses, SIGTERM, and a bounded distributed Locust run.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::profkit;
+
+fn bin() -> Command {
+    Command::new(assert_cmd::cargo::cargo_bin("profkit"))
+}
+
+#[test]
+fn a_port_in_use_is_one_line_and_exit_2() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = profkit(dir.path())
+        .args(["serve", "--rows", "100", "--addr", &addr])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains(&addr) && err.contains("in use"), "{err}");
+}
+
+#[test]
+fn a_remote_address_needs_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = profkit(dir.path())
+        .args(["serve", "--addr", "0.0.0.0:0"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--allow-remote"), "{err}");
+}
+
+#[test]
+fn sigterm_stops_the_server_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args(["serve", "--rows", "200", "--addr", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("mail.db"))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let body = agent
+        .get(&format!("{url}/api/info"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(body.contains("\"rows\":200"), "{body}");
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(0), "{rest}");
+    assert!(
+        rest.contains("stopped after") && rest.contains("database closed"),
+        "{rest}"
+    );
+    // Checkpointed: no write-ahead log left with content.
+    let wal = dir.path().join("mail.db-wal");
+    assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
+}
+
+#[test]
+fn a_missing_locust_says_how_to_install_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = profkit(dir.path())
+        .args(["load", "--locust", "--duration", "2s"])
+        .env("PROFKIT_LOCUST", dir.path().join("no-such-locust"))
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("pip install locust=="), "{err}");
+}
+
+/// Locust present, or (in CI, where `.ci/run` sets PROFKIT_REQUIRE_LOCUST)
+/// a failure: the distributed run is never silently untested there.
+fn locust_available() -> bool {
+    let found = Command::new("locust")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("PROFKIT_REQUIRE_LOCUST").is_none(),
+            "locust is required here (PROFKIT_REQUIRE_LOCUST is set): pip install locust"
+        );
+        eprintln!("skipping: locust is not installed (pip install locust)");
+    }
+    found
+}
+
+#[test]
+fn locust_master_and_two_workers_load_the_server_into_a_run_folder() {
+    if !locust_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = profkit(dir.path())
+        .args([
+            "load",
+            "--locust",
+            "--workers",
+            "2",
+            "--users",
+            "4",
+            "--spawn-rate",
+            "4",
+            "--duration",
+            "6s",
+            "--rows",
+            "500",
+            "--out",
+            "runs",
+        ])
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let run = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("locust.json").exists())
+        .expect("a run folder with locust.json");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("locust.json")).unwrap()).unwrap();
+    let requests = summary["aggregated"]["requests"].as_u64().unwrap();
+    assert!(requests > 0, "{summary}");
+    assert_eq!(
+        summary["aggregated"]["failures"].as_u64(),
+        Some(0),
+        "{summary}"
+    );
+    assert!(summary["server_requests"].as_u64().unwrap() >= requests);
+    let names: Vec<&str> = summary["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"/api/tenants/[t]/emails/[id]"), "{names:?}");
+    assert_eq!(summary["workers"].as_u64(), Some(2));
+    assert_eq!(summary["pids"].as_array().unwrap().len(), 3);
+    assert_no_process_left(&summary);
+    // Both workers connected and ran users.
+    let master_log = std::fs::read_to_string(run.join("locust-master.log")).unwrap();
+    assert!(
+        master_log.contains("2 workers connected") || master_log.contains("(2 total workers)"),
+        "{master_log}"
+    );
+    for f in [
+        "bench.json",
+        "manifest.json",
+        "locust_stats.csv",
+        "locust_stats_history.csv",
+    ] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+    assert!(stdout.contains("Aggregated"), "{stdout}");
+    assert!(!stderr.contains("mid-run"), "no worker died: {stderr}");
+    // The server's CPU profile over the steady part reaches the handlers
+    // and SQLite.
+    let gz = std::fs::read(run.join("cpu.pb.gz")).expect("cpu.pb.gz");
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut raw).unwrap();
+    let profile = <profkit::render::pprof::Profile as prost::Message>::decode(&raw[..]).unwrap();
+    let names: Vec<&str> = profile
+        .function
+        .iter()
+        .map(|f| profile.string_table[f.name as usize].as_str())
+        .collect();
+    assert!(names.iter().any(|n| n.contains("serve::api")), "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("sqlite3")), "{names:?}");
+    let sql: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("sql.json")).expect("sql.json")).unwrap();
+    assert!(sql["ops"].as_u64().unwrap() > 0, "{sql}");
+    assert!(
+        sql.to_string().contains("\"operation\":\"read-email\""),
+        "{sql}"
+    );
+    // `profkit report` reads the run like any other.
+    let report = profkit(dir.path())
+        .args(["report"])
+        .arg(&run)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+}
+
+/// Every Locust process of a run has ended (reaped, so no /proc entry).
+fn assert_no_process_left(summary: &serde_json::Value) {
+    for pid in summary["pids"].as_array().unwrap() {
+        let pid = pid.as_u64().unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            !status.contains("locust"),
+            "Locust process {pid} outlived the run: {status}"
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_stops_master_workers_and_server_and_keeps_the_partial_stats() {
+    if !locust_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args([
+            "load",
+            "--locust",
+            "--workers",
+            "2",
+            "--users",
+            "2",
+            "--spawn-rate",
+            "2",
+            "--duration",
+            "60s",
+            "--rows",
+            "300",
+            "--out",
+            "runs",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (at most 60 s) until the master has handed users to the workers.
+    let started = std::time::Instant::now();
+    let log = loop {
+        let log = std::fs::read_dir(dir.path().join("runs"))
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().path().join("locust-master.log"))
+            .find_map(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        if log.contains("Sending spawn jobs") {
+            break log;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "Locust did not start: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(log.contains("2 workers connected"), "{log}");
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "profkit did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    let run = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("locust.json").exists())
+        .unwrap_or_else(|| panic!("no locust.json after Ctrl-C: {err}"));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("locust.json")).unwrap()).unwrap();
+    assert!(
+        summary["notes"].to_string().contains("interrupted"),
+        "{summary}"
+    );
+    assert_no_process_left(&summary);
+}
