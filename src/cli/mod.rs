@@ -54,7 +54,11 @@ pub fn main_with(harness: impl Into<Harness>) -> ! {
     };
     if wants_heap_profiling(&cli) {
         // Before any other thread starts.
-        if let Err(e) = crate::alloc::enable_heap_profiling() {
+        let on = match heap_sample_interval(&cli) {
+            Some(interval) => crate::alloc::enable_sampled_heap_profiling(interval),
+            None => crate::alloc::enable_heap_profiling(),
+        };
+        if let Err(e) = on {
             eprintln!("Error: {e}");
             std::process::exit(1);
         }
@@ -88,6 +92,15 @@ pub fn wants_heap_profiling(cli: &Cli) -> bool {
         args::Command::Heap(_) | args::Command::HeapPass(_) => true,
         args::Command::Leaks(a) => a.soak.is_none(),
         _ => false,
+    }
+}
+
+/// The mean sample interval when the command profiles the heap by
+/// sampling (`profkit heap --sampled`), `None` for exact profiling.
+pub fn heap_sample_interval(cli: &Cli) -> Option<u64> {
+    match &cli.command {
+        args::Command::Heap(a) if a.sampled => Some(a.sample_interval),
+        _ => None,
     }
 }
 

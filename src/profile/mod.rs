@@ -9,4 +9,5 @@ pub mod cpu;
 pub mod dhat;
 pub mod heap;
 pub mod perf;
+pub mod sampled;
 pub mod sql;
