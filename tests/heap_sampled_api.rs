@@ -48,7 +48,7 @@ fn cross_thread_frees_and_reallocs_balance() {
     // Live at the end: `grown`'s last buffer and little else; none of the
     // freed 1000-byte blocks.
     assert!(
-        inuse_bytes >= 131_072.0 && inuse_bytes < 131_072.0 + 20_000.0,
+        (131_072.0..131_072.0 + 20_000.0).contains(&inuse_bytes),
         "{inuse_bytes}"
     );
     let thousand: f64 = heap
