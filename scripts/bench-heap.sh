@@ -15,16 +15,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPEATS=${REPEATS:-7}
-cargo build --release --quiet --bin profkit --example heap_churn --example heap_churn_profkit
-P=target/release/profkit
-EX=target/release/examples
+SECTIONS=${SECTIONS:-1234}
+if [[ $SECTIONS == 4 ]]; then
+  cargo build --release --quiet --bin profkit
+else
+  cargo build --release --quiet --bin profkit --example heap_churn --example heap_churn_profkit
+fi
+T=${CARGO_TARGET_DIR:-target}
+P=$(realpath -m "$T/release/profkit")
+EX=$(realpath -m "$T/release/examples")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 spread() { sort -g | awk '{a[NR]=$1} END {printf "%.0f..%.0f", a[1], a[NR]}'; }
 
-SECTIONS=${SECTIONS:-1234}
 if [[ $SECTIONS == *1* ]]; then
 echo "## 1. Allocator overhead with heap profiling off (alloc-churn, ops/s, $REPEATS interleaved runs)"
 for t in 1 2; do
@@ -54,7 +59,7 @@ for spec in "point-read 20000" "random-emails 300" "n-plus-one 300" "concurrent-
     wall "$P" run "$w" "${flags[@]}" >> "$work/base"
     wall "$P" heap "$w" "${flags[@]}" >> "$work/dhat"
     if command -v heaptrack > /dev/null; then
-      (cd "$work" && wall heaptrack -o "$work/ht-$w" "$OLDPWD/$P" run "$w" "${flags[@]}") >> "$work/ht"
+      (cd "$work" && wall heaptrack -o "$work/ht-$w" "$P" run "$w" "${flags[@]}") >> "$work/ht"
       rm -f "$work"/ht-"$w"*
     fi
   done
@@ -96,7 +101,7 @@ for spec in "random-emails 100000 3000" "point-read 5000 20000" "alloc-churn 0 1
     wall "$P" heap "$w" --sampled "${flags[@]}" >> "$work/s"
     wall "$P" heap "$w" "${flags[@]}" >> "$work/x"
     if command -v heaptrack > /dev/null; then
-      (cd "$work" && wall heaptrack -o "$work/ht-$w" "$OLDPWD/$P" run "$w" "${flags[@]}") >> "$work/h"
+      (cd "$work" && wall heaptrack -o "$work/ht-$w" "$P" run "$w" "${flags[@]}") >> "$work/h"
       rm -f "$work"/ht-"$w"*
     fi
     rm -rf "$work/p4"

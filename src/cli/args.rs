@@ -444,37 +444,14 @@ pub struct HeapArgs {
     pub sample_interval: u64,
 }
 
-/// Parses a size: `512KiB`, `64k`, `1MiB`, `4096`, `2MB`.
-pub fn parse_size_arg(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size (e.g. 512KiB, 64k, 1MiB)"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kib" => 1024.0,
-        "m" | "mib" => 1024.0 * 1024.0,
-        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        _ => {
-            return Err(format!(
-                "'{s}': unknown unit (use B, KiB, MiB, GiB, KB, MB, GB)"
-            ))
-        }
-    };
-    let bytes = (n * mult).round();
-    if !(1.0..=(1u64 << 40) as f64).contains(&bytes) {
+fn parse_size_arg(s: &str) -> Result<u64, String> {
+    let b = crate::units::Bytes::parse(s)?;
+    if !(1..=1u64 << 40).contains(&b.0) {
         return Err(format!(
             "'{s}': a sample interval must be between 1 byte and 1 TiB"
         ));
     }
-    Ok(bytes as u64)
+    Ok(b.0)
 }
 
 /// `profkit leaks`.

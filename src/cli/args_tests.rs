@@ -136,3 +136,24 @@ fn scale_flags_become_options() {
     assert_eq!(o.max_error_rate, 0.005);
     assert_eq!(o.base.threads, Some(2));
 }
+
+#[test]
+fn sampled_heap_flags_parse() {
+    let parse = |extra: &[&str]| {
+        let mut v = vec!["profkit", "heap", "alloc-churn"];
+        v.extend_from_slice(extra);
+        Cli::try_parse_from(v)
+    };
+    let cli = parse(&["--sampled", "--sample-interval", "64KiB"]).unwrap();
+    assert_eq!(crate::cli::heap_sample_interval(&cli), Some(65536));
+    assert!(crate::cli::wants_heap_profiling(&cli));
+    let cli = parse(&["--sampled"]).unwrap();
+    assert_eq!(crate::cli::heap_sample_interval(&cli), Some(512 * 1024));
+    let cli = parse(&[]).unwrap();
+    assert_eq!(crate::cli::heap_sample_interval(&cli), None);
+    assert!(
+        parse(&["--sample-interval", "64KiB"]).is_err(),
+        "needs --sampled"
+    );
+    assert!(parse(&["--sampled", "--sample-interval", "0"]).is_err());
+}
