@@ -130,3 +130,59 @@ fn bad_sample_intervals_are_bad_input() {
             .code(2);
     }
 }
+
+fn soak(workload: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    Command::cargo_bin("profkit")
+        .unwrap()
+        .current_dir(dir.path())
+        .args([
+            "leaks",
+            workload,
+            "--soak",
+            "3s",
+            "--sample-interval",
+            "4KiB",
+        ])
+        .args(["--rows", "2000", "--seed", "7"])
+        .assert()
+        .success();
+    let runs: Vec<_> = std::fs::read_dir(dir.path().join("profiles"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    read(&runs[0].join("leaks.json"))["soak"].clone()
+}
+
+#[test]
+fn sampled_soak_names_the_leaking_site_and_its_slope() {
+    let s = soak("leaky-cache");
+    assert_eq!(s["sample_interval"], 4096);
+    let top = &s["growing_sites"][0];
+    assert!(
+        top["site"]
+            .as_str()
+            .unwrap()
+            .contains("workload::cache::preview"),
+        "{s:#}"
+    );
+    let slope = top["slope_bytes_per_op"].as_f64().unwrap();
+    assert!(
+        (slope / 96.0 - 1.0).abs() <= 0.20,
+        "slope {slope} B/op, not within 20 % of 96"
+    );
+    assert!(
+        s["verdict"].as_str().unwrap().starts_with("leak: "),
+        "{s:#}"
+    );
+}
+
+#[test]
+fn sampled_soak_finds_no_growing_site_in_a_bounded_cache() {
+    let s = soak("bounded-cache");
+    assert_eq!(s["growing_sites"].as_array().unwrap().len(), 0, "{s:#}");
+    assert!(s["verdict"]
+        .as_str()
+        .unwrap()
+        .starts_with("no growing site"));
+}

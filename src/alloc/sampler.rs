@@ -387,6 +387,17 @@ impl SampleTable {
         Some(Forgotten(b))
     }
 
+    /// Estimated bytes live now per site (indices of
+    /// [`SampledHeap::sites`]; new sites are appended), while recording.
+    pub fn inuse_by_site(&self) -> Vec<f64> {
+        guarded(|| {
+            let g = self.lock();
+            g.as_ref().map_or_else(Vec::new, |i| {
+                i.sites.iter().map(|s| s.inuse_bytes.max(0.0)).collect()
+            })
+        })
+    }
+
     /// Sampled blocks tracked now.
     pub fn live_blocks(&self) -> usize {
         self.lock().as_ref().map_or(0, |i| i.live.len())

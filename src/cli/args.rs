@@ -463,9 +463,13 @@ pub struct LeaksArgs {
     /// workload's operations ÷ 10), `--warmup` an operation count (default 4N).
     #[command(flatten)]
     pub run: RunFlags,
-    /// Soak mode instead: run this long (e.g. 60s) sampling RSS, no heap profiler.
+    /// Soak mode instead: run this long (e.g. 60s) sampling RSS and, by
+    /// sampled heap profiling, live bytes per allocation site.
     #[arg(long, value_parser = parse_duration_arg)]
     pub soak: Option<Duration>,
+    /// Mean bytes between heap samples in soak mode.
+    #[arg(long, value_parser = parse_size_arg, default_value = "512KiB", requires = "soak")]
+    pub sample_interval: u64,
 }
 
 impl LeaksArgs {

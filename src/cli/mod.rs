@@ -88,11 +88,11 @@ pub fn main_with(harness: impl Into<Harness>) -> ! {
 /// Whether the command profiles the heap in this process (then heap
 /// profiling must be switched on first thing in `main`).
 pub fn wants_heap_profiling(cli: &Cli) -> bool {
-    match &cli.command {
-        args::Command::Heap(_) | args::Command::HeapPass(_) => true,
-        args::Command::Leaks(a) => a.soak.is_none(),
-        _ => false,
-    }
+    // `leaks`: dhat for the growth check, sampling for a soak run.
+    matches!(
+        &cli.command,
+        args::Command::Heap(_) | args::Command::HeapPass(_) | args::Command::Leaks(_)
+    )
 }
 
 /// The mean sample interval when the command profiles the heap by
@@ -100,6 +100,8 @@ pub fn wants_heap_profiling(cli: &Cli) -> bool {
 pub fn heap_sample_interval(cli: &Cli) -> Option<u64> {
     match &cli.command {
         args::Command::Heap(a) if a.sampled => Some(a.sample_interval),
+        // A soak run is timed: sampling, never dhat.
+        args::Command::Leaks(a) if a.soak.is_some() => Some(a.sample_interval),
         _ => None,
     }
 }

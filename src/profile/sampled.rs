@@ -116,15 +116,26 @@ fn symbolize(ip: usize) -> Vec<String> {
 /// peak of the estimated total, `tl` estimated lifetimes (µs). Frames are
 /// symbolized here; the sampler's own frames are left out.
 pub fn to_dhat(heap: &SampledHeap) -> DhatFile {
+    to_dhat_with(heap, &symbolize).0
+}
+
+/// [`to_dhat`], with the index in `pps` of every site of `heap` (sites
+/// whose stacks differ only in the sampler's frames share one).
+pub fn to_dhat_mapped(heap: &SampledHeap) -> (DhatFile, Vec<usize>) {
     to_dhat_with(heap, &symbolize)
 }
 
-fn to_dhat_with(heap: &SampledHeap, symbolize: &dyn Fn(usize) -> Vec<String>) -> DhatFile {
+fn to_dhat_with(
+    heap: &SampledHeap,
+    symbolize: &dyn Fn(usize) -> Vec<String>,
+) -> (DhatFile, Vec<usize>) {
     let mut ftbl = vec!["[root]".to_string()];
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut by_ip: HashMap<usize, Vec<String>> = HashMap::new();
     let mut merged: HashMap<Vec<usize>, DhatPp> = HashMap::new();
     let mut order: Vec<Vec<usize>> = Vec::new();
+    let mut site_pp: Vec<usize> = Vec::with_capacity(heap.sites.len());
+    let mut pp_index: HashMap<Vec<usize>, usize> = HashMap::new();
     let round = |x: f64| x.max(0.0).round() as u64;
     for site in &heap.sites {
         let mut frames: Vec<String> = Vec::new();
@@ -146,6 +157,8 @@ fn to_dhat_with(heap: &SampledHeap, symbolize: &dyn Fn(usize) -> Vec<String>) ->
             fs.push(i);
         }
         // Stacks differing only in the sampler's frames are one site.
+        let next = pp_index.len();
+        site_pp.push(*pp_index.entry(fs.clone()).or_insert(next));
         let pp = merged.entry(fs.clone()).or_insert_with(|| {
             order.push(fs.clone());
             DhatPp {
@@ -176,7 +189,7 @@ fn to_dhat_with(heap: &SampledHeap, symbolize: &dyn Fn(usize) -> Vec<String>) ->
         .into_iter()
         .filter_map(|k| merged.remove(&k))
         .collect();
-    DhatFile {
+    let file = DhatFile {
         dhatFileVersion: 2,
         mode: "rust-heap".into(),
         verb: "Allocated".into(),
@@ -195,7 +208,8 @@ fn to_dhat_with(heap: &SampledHeap, symbolize: &dyn Fn(usize) -> Vec<String>) ->
         te: heap.duration_us,
         pps,
         ftbl,
-    }
+    };
+    (file, site_pp)
 }
 
 #[cfg(test)]
@@ -238,7 +252,8 @@ mod tests {
             duration_us: 9,
             peak_at_us: Some(4),
         };
-        let f = to_dhat_with(&heap, &names);
+        let (f, map) = to_dhat_with(&heap, &names);
+        assert_eq!(map, vec![0, 0, 1]);
         assert_eq!(f.pps.len(), 2);
         assert_eq!(f.pps[0].tb, 1500);
         assert_eq!(f.pps[0].eb, Some(100));
