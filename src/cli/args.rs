@@ -46,7 +46,7 @@ pub enum Command {
     Flamegraph(FlamegraphArgs),
     /// Profile a workload's SQL: per-statement times, query plans, N+1 and full scans, findings.
     Sql(SqlArgs),
-    /// Heap-profile one workload with dhat: heap.json, allocation flamegraphs, alloc.json.
+    /// Heap-profile one workload (dhat, or --sampled): heap.json, heap.pb.gz, allocation flamegraphs, alloc.json.
     Heap(HeapArgs),
     /// Look for memory leaks: live heap growth over N, 2N, 4N operations, or an RSS soak run.
     Leaks(LeaksArgs),
