@@ -7,19 +7,30 @@
 #     (target ≤ 3× and below heaptrack's).
 #  3. SQLite memory visibility: dhat-rs totals vs valgrind --tool=dhat on the
 #     same workload (target within 10 %).
+#  4. Sampled heap profiling (issue 15): profkit run vs profkit heap --sampled
+#     vs profkit heap (exact) vs heaptrack profkit run, whole command, median
+#     of alternating runs (target: sampled ≤ 1.10× on random-emails and
+#     point-read). SECTIONS=4 runs this section only.
 # Needs: cargo, valgrind, heaptrack (apt-get install -y heaptrack).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPEATS=${REPEATS:-7}
-cargo build --release --quiet --bin profkit --example heap_churn --example heap_churn_profkit
-P="${CARGO_TARGET_DIR:-target}/release/profkit"
-EX="${CARGO_TARGET_DIR:-target}/release/examples"
+SECTIONS=${SECTIONS:-1234}
+if [[ $SECTIONS == 4 ]]; then
+  cargo build --release --quiet --bin profkit
+else
+  cargo build --release --quiet --bin profkit --example heap_churn --example heap_churn_profkit
+fi
+T=${CARGO_TARGET_DIR:-target}
+P=$(realpath -m "$T/release/profkit")
+EX=$(realpath -m "$T/release/examples")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 spread() { sort -g | awk '{a[NR]=$1} END {printf "%.0f..%.0f", a[1], a[NR]}'; }
 
+if [[ $SECTIONS == *1* ]]; then
 echo "## 1. Allocator overhead with heap profiling off (alloc-churn, ops/s, $REPEATS interleaved runs)"
 for t in 1 2; do
   : > "$work/sys"; : > "$work/pk"
@@ -32,6 +43,9 @@ for t in 1 2; do
     "$t" "$s" "$(spread < "$work/sys")" "$p" "$(spread < "$work/pk")" "$(echo "$s / $p" | bc -l)"
 done
 
+fi
+
+if [[ $SECTIONS == *2* ]]; then
 echo
 echo "## 2. Heap profiling slowdown (wall time of the whole command, median of 3)"
 wall() { local s e; s=$(date +%s.%N); "$@" > /dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
@@ -45,7 +59,7 @@ for spec in "point-read 20000" "random-emails 300" "n-plus-one 300" "concurrent-
     wall "$P" run "$w" "${flags[@]}" >> "$work/base"
     wall "$P" heap "$w" "${flags[@]}" >> "$work/dhat"
     if command -v heaptrack > /dev/null; then
-      (cd "$work" && wall heaptrack -o "$work/ht-$w" "$OLDPWD/$P" run "$w" "${flags[@]}") >> "$work/ht"
+      (cd "$work" && wall heaptrack -o "$work/ht-$w" "$P" run "$w" "${flags[@]}") >> "$work/ht"
       rm -f "$work"/ht-"$w"*
     fi
   done
@@ -54,6 +68,9 @@ for spec in "point-read 20000" "random-emails 300" "n-plus-one 300" "concurrent-
   printf "%-17s base %.2fs  profkit heap %.2fs (%.2fx)  heaptrack %s\n" "$w" "$b" "$d" "$(echo "$d / $b" | bc -l)" "$hr"
 done
 
+fi
+
+if [[ $SECTIONS == *3* ]]; then
 echo
 echo "## 3. SQLite memory visible: dhat-rs vs valgrind DHAT (random-emails, setup included)"
 flags=(random-emails --rows 2000 --ops 200 --warmup 0 --seed 7 --out "$work/vg")
@@ -66,3 +83,32 @@ set -- $vg; vb=$1; vk=$2
 printf "dhat-rs (profiler span)  %d bytes in %d blocks\n" "$rb" "$rk"
 printf "valgrind DHAT (process)  %d bytes in %d blocks\n" "$vb" "$vk"
 printf "dhat-rs / valgrind: bytes %.3f, blocks %.3f\n" "$(echo "$rb / $vb" | bc -l)" "$(echo "$rk / $vk" | bc -l)"
+fi
+
+if [[ $SECTIONS == *4* ]]; then
+echo
+echo "## 4. Sampled vs exact heap profiling vs heaptrack (whole command, median of $REPEATS alternating runs)"
+wall() { local s e; s=$(date +%s.%N); "$@" > /dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
+for spec in "random-emails 100000 3000" "point-read 5000 20000" "alloc-churn 0 5000"; do
+  set -- $spec; w=$1; rows=$2; ops=$3
+  flags=(--ops "$ops" --seed 7 --out "$work/p4")
+  [ "$rows" -gt 0 ] && flags+=(--rows "$rows" --db "$work/$w.db")
+  # Prepare the database once, so every command below reuses it.
+  "$P" run "$w" "${flags[@]}" > /dev/null 2>&1
+  : > "$work/r"; : > "$work/s"; : > "$work/x"; : > "$work/h"
+  for _ in $(seq "$REPEATS"); do
+    wall "$P" run "$w" "${flags[@]}" >> "$work/r"
+    wall "$P" heap "$w" --sampled "${flags[@]}" >> "$work/s"
+    wall "$P" heap "$w" "${flags[@]}" >> "$work/x"
+    if command -v heaptrack > /dev/null; then
+      (cd "$work" && wall heaptrack -o "$work/ht-$w" "$P" run "$w" "${flags[@]}") >> "$work/h"
+      rm -f "$work"/ht-"$w"*
+    fi
+    rm -rf "$work/p4"
+  done
+  r=$(median < "$work/r"); s=$(median < "$work/s"); x=$(median < "$work/x")
+  if [ -s "$work/h" ]; then h=$(median < "$work/h"); hs=$(printf "%.2fs (%.2fx)" "$h" "$(echo "$h / $r" | bc -l)"); xh=$(printf "%.2f" "$(echo "$x / $h" | bc -l)"); else hs="n/a"; xh="n/a"; fi
+  printf "%-14s run %.2fs  sampled %.2fs (%.3fx)  exact %.2fs (%.2fx)  heaptrack %s  exact/heaptrack %s\n" \
+    "$w" "$r" "$s" "$(echo "$s / $r" | bc -l)" "$x" "$(echo "$x / $r" | bc -l)" "$hs" "$xh"
+done
+fi

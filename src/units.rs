@@ -59,6 +59,34 @@ impl fmt::Display for Nanos {
 pub struct Bytes(pub u64);
 
 impl Bytes {
+    /// Parses a size: `512KiB`, `64k`, `1MiB`, `4096`, `2MB` (k, m, g are
+    /// binary).
+    pub fn parse(s: &str) -> Result<Bytes, String> {
+        let t = s.trim();
+        let split = t
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("'{s}' is not a size (e.g. 512KiB, 64k, 1MiB)"))?;
+        let mult = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1.0,
+            "k" | "kib" => 1024.0,
+            "m" | "mib" => 1024.0 * 1024.0,
+            "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+            "kb" => 1e3,
+            "mb" => 1e6,
+            "gb" => 1e9,
+            _ => {
+                return Err(format!(
+                    "'{s}': unknown unit (use B, KiB, MiB, GiB, KB, MB, GB)"
+                ))
+            }
+        };
+        Ok(Bytes((n * mult).round().min(u64::MAX as f64) as u64))
+    }
+
     /// The value in mebibytes.
     pub fn as_mib(self) -> f64 {
         self.0 as f64 / (1024.0 * 1024.0)
@@ -142,5 +170,11 @@ mod tests {
     fn display_picks_a_readable_unit() {
         assert_eq!(Nanos(1_500_000).to_string(), "1.50 ms");
         assert_eq!(Bytes(2048).to_string(), "2.0 KiB");
+        assert_eq!(Bytes::parse("512KiB"), Ok(Bytes(512 * 1024)));
+        assert_eq!(Bytes::parse("64k"), Ok(Bytes(65536)));
+        assert_eq!(Bytes::parse("2MB"), Ok(Bytes(2_000_000)));
+        assert_eq!(Bytes::parse("4096"), Ok(Bytes(4096)));
+        assert!(Bytes::parse("12parsecs").unwrap_err().contains("unit"));
+        assert!(Bytes::parse("x").is_err());
     }
 }

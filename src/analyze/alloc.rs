@@ -148,6 +148,13 @@ pub struct AllocSummary {
     pub top_by_blocks: Vec<SiteSummary>,
     /// Many small blocks freed quickly: candidates for reuse.
     pub short_lived: Vec<SiteSummary>,
+    /// The figures are estimates from sampled allocations (`profkit heap
+    /// --sampled`), not exact counts.
+    #[serde(default)]
+    pub sampled: bool,
+    /// Mean bytes between samples, when sampled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_interval: Option<u64>,
 }
 
 /// The short readable stack of a site: up to `n` frames from the first one
@@ -265,6 +272,8 @@ pub fn summarize(file: &DhatFile) -> AllocSummary {
             .take(defaults::TOP_SITES)
             .map(|pp| site_summary(file, pp))
             .collect(),
+        sampled: false,
+        sample_interval: None,
     }
 }
 

@@ -370,7 +370,48 @@ pub fn soak_report(elapsed: Nanos, samples: Vec<(u64, f64, u64)>) -> SoakReport 
         mb_per_10k_ops,
         r2,
         verdict,
+        growing_sites: Vec::new(),
+        sample_interval: None,
     }
+}
+
+/// The growing sites of a sampled soak run: `ops[i]` operations done at
+/// point `i`, `live[pp][i]` the estimated bytes live then from `file.pps[pp]`.
+/// A site grows when, fitted against operations, it gains at least
+/// [`defaults::MIN_GROWTH`] bytes with R² ≥ [`defaults::MIN_R2`], and its
+/// second half still grows at ≥ [`defaults::MIN_SUSTAIN`] of its overall
+/// rate (a bounded cache filling early does not). Steepest first.
+pub fn soak_sites(file: &DhatFile, ops: &[u64], live: &[Vec<f64>]) -> Vec<SiteGrowth> {
+    let xs: Vec<f64> = ops.iter().map(|&o| o as f64).collect();
+    let half = xs.len() / 2;
+    let mut out = Vec::new();
+    for (pp, ys) in file.pps.iter().zip(live) {
+        if ys.len() != xs.len() || xs.len() < 4 {
+            continue;
+        }
+        let (slope, r2) = slope_and_r2(&xs, ys);
+        let growth = slope * (xs[xs.len() - 1] - xs[0]);
+        let (late, _) = slope_and_r2(&xs[half..], &ys[half..]);
+        if growth < defaults::MIN_GROWTH as f64
+            || slope < defaults::MIN_SLOPE
+            || r2 < defaults::MIN_R2
+            || late < defaults::MIN_SUSTAIN * slope
+        {
+            continue;
+        }
+        let stack = short_stack(file, pp, alloc::defaults::SHORT_STACK);
+        out.push(SiteGrowth {
+            site: stack.first().cloned().unwrap_or_else(|| "[unknown]".into()),
+            stack,
+            live_end: ys.iter().map(|&y| y.max(0.0).round() as u64).collect(),
+            slope_bytes_per_op: slope,
+            r2,
+            growth: Bytes(growth.max(0.0).round() as u64),
+            bounded_by: None,
+        });
+    }
+    out.sort_by(|a, b| b.slope_bytes_per_op.total_cmp(&a.slope_bytes_per_op));
+    out
 }
 
 /// A soak run: resident memory over a longer run.
@@ -394,11 +435,33 @@ pub struct SoakReport {
     pub r2: f64,
     /// One line, against the 50 MB budget.
     pub verdict: String,
+    /// Sites whose sampled live bytes grow over the run (sampled soak).
+    #[serde(default)]
+    pub growing_sites: Vec<SiteGrowth>,
+    /// Mean bytes between samples, when the soak sampled the heap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_interval: Option<u64>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn soak_sites_name_steady_growth_not_a_filling_cache() {
+        let f = crate::profile::dhat::tests::sample();
+        let ops: Vec<u64> = (0..10).map(|i| i * 1000).collect();
+        // pps[0] grows 96 B/op throughout; pps[1] fills in the first half.
+        let leak: Vec<f64> = ops.iter().map(|&o| 5000.0 + 96.0 * o as f64).collect();
+        let fill: Vec<f64> = ops
+            .iter()
+            .map(|&o| (o as f64 * 200.0).min(400_000.0))
+            .collect();
+        let sites = soak_sites(&f, &ops, &[leak, fill]);
+        assert_eq!(sites.len(), 1, "{sites:?}");
+        assert!((sites[0].slope_bytes_per_op - 96.0).abs() < 1e-6);
+        assert!(sites[0].site.contains("preview"), "{}", sites[0].site);
+    }
 
     #[test]
     fn a_check_is_7_n_measured_and_19_n_in_all() {

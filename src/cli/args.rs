@@ -47,7 +47,7 @@ pub enum Command {
     Flamegraph(FlamegraphArgs),
     /// Profile a workload's SQL: per-statement times, query plans, N+1 and full scans, findings.
     Sql(SqlArgs),
-    /// Heap-profile one workload with dhat: heap.json, allocation flamegraphs, alloc.json.
+    /// Heap-profile one workload (dhat, or --sampled): heap.json, heap.pb.gz, allocation flamegraphs, alloc.json.
     Heap(HeapArgs),
     /// Look for memory leaks: live heap growth over N, 2N, 4N operations, or an RSS soak run.
     Leaks(LeaksArgs),
@@ -466,6 +466,24 @@ pub struct HeapArgs {
     /// Sites shown per list in the printed summary.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
+    /// Sample allocations (a Poisson process over bytes, estimates scaled
+    /// back up without bias) instead of tracking every one with dhat: cheap
+    /// enough to leave on.
+    #[arg(long)]
+    pub sampled: bool,
+    /// Mean bytes between samples with --sampled (e.g. 512KiB, 64k, 1MiB).
+    #[arg(long, value_parser = parse_size_arg, default_value = "512KiB", requires = "sampled")]
+    pub sample_interval: u64,
+}
+
+fn parse_size_arg(s: &str) -> Result<u64, String> {
+    let b = crate::units::Bytes::parse(s)?;
+    if !(1..=1u64 << 40).contains(&b.0) {
+        return Err(format!(
+            "'{s}': a sample interval must be between 1 byte and 1 TiB"
+        ));
+    }
+    Ok(b.0)
 }
 
 /// `profkit leaks`.
@@ -477,9 +495,13 @@ pub struct LeaksArgs {
     /// workload's operations ÷ 10), `--warmup` an operation count (default 4N).
     #[command(flatten)]
     pub run: RunFlags,
-    /// Soak mode instead: run this long (e.g. 60s) sampling RSS, no heap profiler.
+    /// Soak mode instead: run this long (e.g. 60s) sampling RSS and, by
+    /// sampled heap profiling, live bytes per allocation site.
     #[arg(long, value_parser = parse_duration_arg)]
     pub soak: Option<Duration>,
+    /// Mean bytes between heap samples in soak mode.
+    #[arg(long, value_parser = parse_size_arg, default_value = "512KiB", requires = "soak")]
+    pub sample_interval: u64,
 }
 
 impl LeaksArgs {

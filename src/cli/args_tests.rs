@@ -160,3 +160,24 @@ fn clap_errors_become_one_line() {
     assert_eq!(line(&["profkit", "--help"]), None, "help is not an error");
     assert_eq!(line(&["profkit", "--version"]), None);
 }
+
+#[test]
+fn sampled_heap_flags_parse() {
+    let parse = |extra: &[&str]| {
+        let mut v = vec!["profkit", "heap", "alloc-churn"];
+        v.extend_from_slice(extra);
+        Cli::try_parse_from(v)
+    };
+    let cli = parse(&["--sampled", "--sample-interval", "64KiB"]).unwrap();
+    assert_eq!(crate::cli::heap_sample_interval(&cli), Some(65536));
+    assert!(crate::cli::wants_heap_profiling(&cli));
+    let cli = parse(&["--sampled"]).unwrap();
+    assert_eq!(crate::cli::heap_sample_interval(&cli), Some(512 * 1024));
+    let cli = parse(&[]).unwrap();
+    assert_eq!(crate::cli::heap_sample_interval(&cli), None);
+    assert!(
+        parse(&["--sample-interval", "64KiB"]).is_err(),
+        "needs --sampled"
+    );
+    assert!(parse(&["--sampled", "--sample-interval", "0"]).is_err());
+}

@@ -209,9 +209,16 @@ fn heap(a: HeapArgs, registry: &Registry) -> anyhow::Result<()> {
     let heap_options = HeapRunOptions {
         include_setup: a.include_setup,
         into: None,
+        sampled: a.sampled.then_some(a.sample_interval),
     };
     let options = RunOptions::from(&a.run);
     let (dir, out) = passes::heap::run(&mut session, workload, &options, &heap_options)?;
+    if a.sampled {
+        println!(
+            "sampled: one sample per {} on average; figures are estimates",
+            crate::units::Bytes(a.sample_interval)
+        );
+    }
     print!("{}", table::alloc_text(&out.summary, a.top));
     println!("wrote {}", dir.path.display());
     println!(

@@ -53,7 +53,11 @@ pub fn main_with(harness: impl Into<Harness>) -> ! {
     let cli = parse_cli(&harness);
     if wants_heap_profiling(&cli) {
         // Before any other thread starts.
-        if let Err(e) = crate::alloc::enable_heap_profiling() {
+        let on = match heap_sample_interval(&cli) {
+            Some(interval) => crate::alloc::enable_sampled_heap_profiling(interval),
+            None => crate::alloc::enable_heap_profiling(),
+        };
+        if let Err(e) = on {
             eprintln!("Error: {e}");
             std::process::exit(1);
         }
@@ -135,10 +139,21 @@ pub fn clap_error_line(e: &clap::Error) -> Option<String> {
 /// Whether the command profiles the heap in this process (then heap
 /// profiling must be switched on first thing in `main`).
 pub fn wants_heap_profiling(cli: &Cli) -> bool {
+    // `leaks`: dhat for the growth check, sampling for a soak run.
+    matches!(
+        &cli.command,
+        args::Command::Heap(_) | args::Command::HeapPass(_) | args::Command::Leaks(_)
+    )
+}
+
+/// The mean sample interval when the command profiles the heap by
+/// sampling (`profkit heap --sampled`), `None` for exact profiling.
+pub fn heap_sample_interval(cli: &Cli) -> Option<u64> {
     match &cli.command {
-        args::Command::Heap(_) | args::Command::HeapPass(_) => true,
-        args::Command::Leaks(a) => a.soak.is_none(),
-        _ => false,
+        args::Command::Heap(a) if a.sampled => Some(a.sample_interval),
+        // A soak run is timed: sampling, never dhat.
+        args::Command::Leaks(a) if a.soak.is_some() => Some(a.sample_interval),
+        _ => None,
     }
 }
 

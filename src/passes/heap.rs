@@ -20,7 +20,8 @@ use crate::analyze::stacks::Folded;
 use crate::measure::{RunOptions, Stop, Warmup};
 use crate::profile::dhat::DhatFile;
 use crate::profile::heap::HeapProfiler;
-use crate::render::{flamegraph, folded};
+use crate::profile::sampled::{self, SampledProfiler};
+use crate::render::{flamegraph, folded, pprof};
 use crate::store::{self, files, RunDir};
 use crate::units::Nanos;
 use crate::workload::{Make, Workload};
@@ -44,8 +45,10 @@ pub mod defaults {
 /// The files a heap pass leaves in a run folder.
 #[derive(Clone, Debug)]
 pub struct HeapOutputs {
-    /// `heap.json` (dhat's file).
+    /// `heap.json` (dhat's file; estimates when sampled).
     pub heap_json: PathBuf,
+    /// `heap.pb.gz` (pprof's heap format).
+    pub heap_pb: PathBuf,
     /// `heap.folded` (bytes allocated per stack).
     pub folded: PathBuf,
     /// `flamegraphs/<run-id>-heap.svg`.
@@ -60,24 +63,40 @@ pub struct HeapOutputs {
     pub ops: u64,
 }
 
-/// Turns the `heap.json` of a run folder into `heap.folded`,
-/// `heap-blocks.folded`, `heap-live.folded`, the two flamegraphs and
-/// `alloc.json`.
+/// Turns the `heap.json` of a run folder into `heap.pb.gz`,
+/// `heap.folded`, `heap-blocks.folded`, `heap-live.folded`, the two
+/// flamegraphs and `alloc.json`.
 pub fn write_outputs(dir: &RunDir, session: &Session) -> anyhow::Result<HeapOutputs> {
+    let file = DhatFile::read(&dir.file(files::HEAP_JSON))?;
+    write_outputs_of(dir, session, &file, None)
+}
+
+/// [`write_outputs`] of a dhat file in hand; `sample_interval` when its
+/// values are estimates from sampling.
+pub fn write_outputs_of(
+    dir: &RunDir,
+    session: &Session,
+    file: &DhatFile,
+    sample_interval: Option<u64>,
+) -> anyhow::Result<HeapOutputs> {
     let heap_json = dir.file(files::HEAP_JSON);
-    let file = DhatFile::read(&heap_json)?;
+    let heap_pb = dir.file(files::HEAP_PB);
+    store::write_atomic(
+        &heap_pb,
+        &pprof::heap_to_pprof_gz(file, sample_interval.unwrap_or(0))?,
+    )?;
     let write_folded = |name: &str, stacks: &Folded| -> anyhow::Result<PathBuf> {
         let path = dir.file(name);
         store::write_atomic(&path, folded::to_text(stacks).as_bytes())?;
         Ok(path)
     };
     let keep = session.config().keep_runtime_frames;
-    let bytes = heap_stacks(&file, Weight::Bytes, keep);
-    let live = heap_stacks(&file, Weight::LiveBytes, keep);
+    let bytes = heap_stacks(file, Weight::Bytes, keep);
+    let live = heap_stacks(file, Weight::LiveBytes, keep);
     let folded = write_folded(files::HEAP_FOLDED, &bytes)?;
     write_folded(
         files::HEAP_BLOCKS_FOLDED,
-        &heap_stacks(&file, Weight::Blocks, keep),
+        &heap_stacks(file, Weight::Blocks, keep),
     )?;
     write_folded(files::HEAP_LIVE_FOLDED, &live)?;
     let svg = session.flamegraph_path(&dir.id, "heap");
@@ -86,11 +105,14 @@ pub fn write_outputs(dir: &RunDir, session: &Session) -> anyhow::Result<HeapOutp
     let live_svg = session.flamegraph_path(&dir.id, "heap-live");
     let title = format!("{}: bytes live at the end", dir.id);
     store::write_atomic(&live_svg, &flamegraph::heap_svg(&title, &live))?;
-    let summary = summarize(&file);
+    let mut summary = summarize(file);
+    summary.sampled = sample_interval.is_some();
+    summary.sample_interval = sample_interval;
     let alloc_json = dir.file(files::ALLOC);
     store::write_json(&alloc_json, &summary)?;
     Ok(HeapOutputs {
         heap_json,
+        heap_pb,
         folded,
         svg,
         live_svg,
@@ -108,6 +130,41 @@ pub struct HeapRunOptions {
     pub include_setup: bool,
     /// Write into this existing run folder (no manifest) instead of a new one.
     pub into: Option<RunDir>,
+    /// Sample allocations, one per this many bytes on average, instead of
+    /// tracking every one with dhat (needs sampled profiling switched on
+    /// in this process).
+    pub sampled: Option<u64>,
+}
+
+/// A running heap profiler of either kind.
+enum Running {
+    Exact(HeapProfiler),
+    Sampled(SampledProfiler),
+}
+
+impl Running {
+    fn start(path: &Path, sampled: bool) -> anyhow::Result<Running> {
+        Ok(if sampled {
+            Running::Sampled(SampledProfiler::start()?)
+        } else {
+            Running::Exact(HeapProfiler::start(path)?)
+        })
+    }
+
+    /// Stops; a sampled profile is turned into a dhat file and written.
+    fn finish(self, path: &Path) -> anyhow::Result<Option<DhatFile>> {
+        match self {
+            Running::Exact(p) => {
+                p.finish()?;
+                Ok(None)
+            }
+            Running::Sampled(p) => {
+                let file = sampled::to_dhat(&p.finish());
+                store::write_json(path, &file)?;
+                Ok(Some(file))
+            }
+        }
+    }
 }
 
 /// Runs one workload under the heap profiler (warm-up and measured
@@ -134,15 +191,16 @@ pub fn run(
         None => session.write_manifest(&dir, prepared, &[Pass::Heap], started),
         Some(_) => Ok(()),
     };
+    let is_sampled = heap.sampled.is_some();
     let (prepared, profiler) = if heap.include_setup {
-        let profiler = HeapProfiler::start(&path)?;
+        let profiler = Running::start(&path, is_sampled)?;
         let prepared = session.prepare(workload, options, false)?;
         manifest_first(session, &prepared)?;
         (prepared, profiler)
     } else {
         let prepared = session.prepare(workload, options, false)?;
         manifest_first(session, &prepared)?;
-        (prepared, HeapProfiler::start(&path)?)
+        (prepared, Running::start(&path, is_sampled)?)
     };
     // The result goes before the profiler stops, so that what is live at
     // the end is the workload's own memory.
@@ -153,14 +211,16 @@ pub fn run(
                 _ => 0,
             }
     });
-    let finished = profiler.finish();
+    let finished = profiler.finish(&path);
     if heap.into.is_none() {
         session.write_manifest(&dir, &prepared, &[Pass::Heap], started)?;
     }
     session.discard(prepared);
     let ops = measured?;
-    finished?;
-    let mut outputs = write_outputs(&dir, session)?;
+    let mut outputs = match finished? {
+        Some(file) => write_outputs_of(&dir, session, &file, heap.sampled)?,
+        None => write_outputs(&dir, session)?,
+    };
     outputs.ops = ops;
     if ops > 0 {
         outputs.summary.ops = Some(ops);
@@ -279,6 +339,7 @@ pub fn child(
     let heap_options = HeapRunOptions {
         include_setup: false,
         into: Some(into.clone()),
+        sampled: None,
     };
     let (_, out) = run(session, make(), &options, &heap_options)?;
     let ops_done = out.ops.max(1);

@@ -6,11 +6,13 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::session::Session;
+use crate::alloc::sampler::TABLE;
 use crate::analyze::leaks::{self, defaults, GrowthPoint, LeakOptions, LeakReport, SoakReport};
 use crate::analyze::rundata::Pass;
 use crate::measure::{sys, PlanError, RunOptions, RunPlan, Stop, Warmup};
 use crate::profile::dhat::DhatFile;
 use crate::profile::heap::HeapProfiler;
+use crate::profile::sampled::{self, SampledProfiler};
 use crate::store::{self, files, RunDir};
 use crate::units::Nanos;
 use crate::workload::{Make, Workload};
@@ -70,20 +72,52 @@ pub fn soak(
     )));
     o.warmup = Some(Warmup::Ops(0));
     let prepared = session.prepare(make(), &o, false)?;
+    // With sampled heap profiling on, live bytes per site too.
+    let profiler = if crate::alloc::sampled_heap_profiling_enabled() {
+        Some(SampledProfiler::start()?)
+    } else {
+        None
+    };
     let rss_start = sys::current_rss();
     let start = Instant::now();
     let mut ops = 0;
     let mut samples = vec![(0, 0.0, rss_start.0)];
+    let mut live = vec![TABLE.inuse_by_site()];
     let result = (|| -> anyhow::Result<()> {
         while start.elapsed() < duration {
             ops += session.measure(&prepared)?.ops;
             samples.push((ops, start.elapsed().as_secs_f64(), sys::current_rss().0));
+            if profiler.is_some() {
+                live.push(TABLE.inuse_by_site());
+            }
         }
         Ok(())
     })();
+    let heap = profiler.map(SampledProfiler::finish);
     session.discard(prepared);
     result?;
-    Ok(leaks::soak_report(Nanos::from(start.elapsed()), samples))
+    let mut report = leaks::soak_report(Nanos::from(start.elapsed()), samples);
+    if let Some(heap) = heap {
+        let (file, site_pp) = sampled::to_dhat_mapped(&heap);
+        // Per program point, the estimated live bytes at every sample.
+        let mut by_pp = vec![vec![0.0; live.len()]; file.pps.len()];
+        for (i, point) in live.iter().enumerate() {
+            for (site, &bytes) in point.iter().enumerate() {
+                by_pp[site_pp[site]][i] += bytes;
+            }
+        }
+        let ops: Vec<u64> = report.samples.iter().map(|s| s.0).collect();
+        report.growing_sites = leaks::soak_sites(&file, &ops, &by_pp);
+        report.sample_interval = Some(heap.interval);
+        report.verdict = match report.growing_sites.first() {
+            Some(g) => format!(
+                "leak: {:.0} B/op at {} (sampled live bytes); {}",
+                g.slope_bytes_per_op, g.site, report.verdict
+            ),
+            None => format!("no growing site (sampled live bytes); {}", report.verdict),
+        };
+    }
+    Ok(report)
 }
 
 /// What `profkit leaks` checks.

@@ -10,4 +10,5 @@ pub mod dhat;
 pub mod heap;
 pub mod perf;
 pub mod runtime;
+pub mod sampled;
 pub mod sql;

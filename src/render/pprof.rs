@@ -10,6 +10,7 @@ use std::io::Write as _;
 use prost::Message as _;
 
 use crate::profile::cpu::{CpuProfile, Frame};
+use crate::profile::dhat::{frame_function, frame_location, DhatFile};
 
 /// `perftools.profiles.Profile`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -334,9 +335,128 @@ pub fn to_pprof(profile: &CpuProfile) -> Profile {
 
 /// The profile as gzipped protobuf bytes (`cpu.pb.gz`).
 pub fn to_pprof_gz(profile: &CpuProfile) -> std::io::Result<Vec<u8>> {
-    let bytes = to_pprof(profile).encode_to_vec();
+    gzip(&to_pprof(profile).encode_to_vec())
+}
+
+/// Builds a heap profile in pprof's heap format, as Go writes it and
+/// `go tool pprof` and Pyroscope read it: sample types
+/// alloc_objects/count, alloc_space/bytes, inuse_objects/count and
+/// inuse_space/bytes (the default), one sample per site of the dhat file
+/// (in use = live at the end), one location per frame. `period` is the mean
+/// sample interval in bytes (0 for an exact profile).
+pub fn heap_to_pprof(file: &DhatFile, period: u64) -> Profile {
+    let mut strings = Strings::new();
+    let mut vt = |t: &str, u: &str| ValueType {
+        r#type: strings.get(t),
+        unit: strings.get(u),
+    };
+    let sample_type = vec![
+        vt("alloc_objects", "count"),
+        vt("alloc_space", "bytes"),
+        vt("inuse_objects", "count"),
+        vt("inuse_space", "bytes"),
+    ];
+    let space = vt("space", "bytes");
+    let mut functions: Vec<Function> = Vec::new();
+    let mut function_ids: HashMap<(&str, &str), u64> = HashMap::new();
+    let mut locations: Vec<Location> = Vec::new();
+    let mut location_ids: HashMap<usize, u64> = HashMap::new();
+    let mut samples = Vec::with_capacity(file.pps.len());
+    for pp in &file.pps {
+        let mut ids = Vec::with_capacity(pp.fs.len());
+        for &f in pp.fs.iter().filter(|&&f| f != 0) {
+            let next_id = locations.len() as u64 + 1;
+            let id = *location_ids.entry(f).or_insert(next_id);
+            if id == next_id {
+                let frame = &file.ftbl[f];
+                let name = frame_function(frame);
+                let mut loc = frame_location(frame).rsplitn(3, ':');
+                let (_col, line, path) = (loc.next(), loc.next(), loc.next());
+                let (path, line) = match (path, line) {
+                    (Some(p), Some(l)) => (p, l.parse().unwrap_or(0)),
+                    _ => ("", 0),
+                };
+                let next_fn = functions.len() as u64 + 1;
+                let function_id = *function_ids.entry((name, path)).or_insert(next_fn);
+                if function_id == next_fn {
+                    let n = strings.get(name);
+                    functions.push(Function {
+                        id: function_id,
+                        name: n,
+                        system_name: n,
+                        filename: strings.get(path),
+                        start_line: 0,
+                    });
+                }
+                locations.push(Location {
+                    id,
+                    mapping_id: 1,
+                    address: 0,
+                    line: vec![Line {
+                        function_id,
+                        line,
+                        column: 0,
+                    }],
+                    is_folded: false,
+                });
+            }
+            ids.push(id);
+        }
+        let v = |x: u64| x.min(i64::MAX as u64) as i64;
+        samples.push(Sample {
+            location_id: ids,
+            value: vec![
+                v(pp.tbk),
+                v(pp.tb),
+                v(pp.ebk.unwrap_or(0)),
+                v(pp.eb.unwrap_or(0)),
+            ],
+            label: Vec::new(),
+        });
+    }
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "profkit".to_string());
+    let mapping = Mapping {
+        id: 1,
+        filename: strings.get(&exe),
+        has_functions: true,
+        has_filenames: true,
+        has_line_numbers: true,
+        has_inline_frames: true,
+        ..Default::default()
+    };
+    let note = if period > 0 {
+        format!("profkit: sampled heap profile, one sample per {period} bytes on average; values are unbiased estimates; in use = live at the end")
+    } else {
+        "profkit: exact heap profile (dhat); in use = live at the end".to_string()
+    };
+    let comment = vec![strings.get(&note)];
+    let default_sample_type = sample_type[3].r#type;
+    Profile {
+        sample_type,
+        sample: samples,
+        mapping: vec![mapping],
+        location: locations,
+        function: functions,
+        duration_nanos: (file.te as i64).saturating_mul(1000),
+        period_type: Some(space),
+        period: period.min(i64::MAX as u64) as i64,
+        comment,
+        default_sample_type,
+        string_table: strings.table,
+        ..Default::default()
+    }
+}
+
+/// The heap profile as gzipped protobuf bytes (`heap.pb.gz`).
+pub fn heap_to_pprof_gz(file: &DhatFile, period: u64) -> std::io::Result<Vec<u8>> {
+    gzip(&heap_to_pprof(file, period).encode_to_vec())
+}
+
+fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&bytes)?;
+    gz.write_all(bytes)?;
     gz.finish()
 }
 
@@ -396,6 +516,55 @@ mod tests {
             |l: &Line| &back.string_table[back.function[l.function_id as usize - 1].name as usize];
         assert_eq!(name(&inl.line[0]), "inl");
         assert_eq!(name(&inl.line[1]), "main");
+    }
+
+    #[test]
+    fn heap_profiles_carry_the_four_go_sample_types() {
+        let f = crate::profile::dhat::tests::sample();
+        let gz = heap_to_pprof_gz(&f, 4096).unwrap();
+        let back = decode(&gz, Path::new("heap.pb.gz")).unwrap();
+        let types: Vec<(&str, &str)> = back
+            .sample_type
+            .iter()
+            .map(|t| {
+                (
+                    back.string_table[t.r#type as usize].as_str(),
+                    back.string_table[t.unit as usize].as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            types,
+            vec![
+                ("alloc_objects", "count"),
+                ("alloc_space", "bytes"),
+                ("inuse_objects", "count"),
+                ("inuse_space", "bytes")
+            ]
+        );
+        assert_eq!(
+            back.string_table[back.default_sample_type as usize],
+            "inuse_space"
+        );
+        assert_eq!(back.period, 4096);
+        assert_eq!(back.sample[0].value, vec![10, 960, 10, 960]);
+        assert_eq!(back.sample[1].value, vec![100, 100, 0, 0]);
+        // Stacks read back as the folded allocation stacks, by bytes.
+        let folded = to_folded_counts(&back, Some("alloc_space"), Path::new("x")).unwrap();
+        let want =
+            crate::analyze::alloc::heap_stacks(&f, crate::analyze::alloc::Weight::Bytes, true);
+        // (`;` in a name: `,` there, `:` in heap.folded.)
+        let mut got: Vec<(String, u64)> = folded
+            .into_iter()
+            .map(|(s, n)| (s.replace(',', ":"), n))
+            .collect();
+        got.sort();
+        let mut want: Vec<(String, u64)> = want.into_iter().collect();
+        want.sort();
+        assert_eq!(got, want);
+        // Lines keep their source line.
+        let leaf = &back.location[0].line[0];
+        assert_eq!(leaf.line, 1);
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub mod files {
     pub const SQL_FOLDED: &str = "sql.folded";
     /// dhat's heap profile.
     pub const HEAP_JSON: &str = "heap.json";
+    /// Heap profile in pprof's heap format.
+    pub const HEAP_PB: &str = "heap.pb.gz";
     /// Bytes allocated per stack.
     pub const HEAP_FOLDED: &str = "heap.folded";
     /// Blocks allocated per stack.

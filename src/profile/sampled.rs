@@ -1,0 +1,269 @@
+//! Sampled heap profiling: a [`SampledProfiler`] records the allocations
+//! [`crate::alloc::sampler`] samples while it runs, and turns the estimates
+//! into a dhat file model ([`DhatFile`], values scaled up to estimates of
+//! the whole), so that the exact mode's summaries, folded stacks,
+//! flamegraphs and DHAT's viewer all read it.
+//!
+//! Needs [`crate::alloc::ProfkitAlloc`] installed and sampled profiling
+//! switched on first thing in `main`
+//! ([`crate::alloc::enable_sampled_heap_profiling`]).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use super::dhat::{DhatFile, DhatPp};
+use super::heap::HeapError;
+use crate::alloc::sampler::{self, SampledHeap, TABLE};
+use crate::alloc::{self};
+
+static PROFILER_LOCK: Mutex<()> = Mutex::new(());
+
+/// A running sampled heap profiler; only one runs at a time in a process.
+#[derive(Debug)]
+pub struct SampledProfiler {
+    _lock: MutexGuard<'static, ()>,
+    running: bool,
+}
+
+impl SampledProfiler {
+    /// Forgets earlier samples and starts recording.
+    pub fn start() -> Result<SampledProfiler, HeapError> {
+        if !alloc::sampled_heap_profiling_enabled() {
+            return Err(HeapError::NotEnabled);
+        }
+        let lock = PROFILER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        TABLE.start();
+        Ok(SampledProfiler {
+            _lock: lock,
+            running: true,
+        })
+    }
+
+    /// Stops recording and returns the estimates.
+    pub fn finish(mut self) -> SampledHeap {
+        self.running = false;
+        TABLE.stop(sampler::interval())
+    }
+}
+
+impl Drop for SampledProfiler {
+    fn drop(&mut self) {
+        if self.running {
+            TABLE.stop(sampler::interval());
+        }
+    }
+}
+
+/// Whether a frame is the sampler's own (the allocator hook, the unwinder):
+/// left off the top of every stack.
+fn is_sampler_frame(function: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "backtrace::",
+        "<backtrace::",
+        "profkit::alloc::sampler::",
+        "<profkit::alloc::sampler::",
+        "profkit::alloc::",
+        "<profkit::alloc::",
+        "std::thread::local::",
+        "<std::thread::local::",
+        "core::ops::function::FnOnce::call_once",
+        "_Unwind_Backtrace",
+        "__rust_alloc",
+        "__rust_realloc",
+        "__rust_alloc_zeroed",
+        "__rg_",
+    ];
+    PREFIXES.iter().any(|p| function.starts_with(p))
+}
+
+/// `/a/b/c/d/e.rs` → `c/d/e.rs`: the last three components, as dhat-rs
+/// writes locations.
+fn trim_path(path: &Path) -> String {
+    let parts: Vec<_> = path.components().collect();
+    let keep = parts.len().saturating_sub(3);
+    parts[keep..]
+        .iter()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The frames of one return address (innermost inlined first), as dhat-rs
+/// writes them: `0x…: name (file:line:col)`.
+fn symbolize(ip: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    backtrace::resolve(ip as *mut std::ffi::c_void, |s| {
+        let name = s
+            .name()
+            .map(|n| format!("{n:#}"))
+            .unwrap_or_else(|| "???".to_string());
+        let file = s.filename().map_or_else(|| "???".to_string(), trim_path);
+        out.push(format!(
+            "{ip:#x}: {name} ({file}:{}:{})",
+            s.lineno().unwrap_or(0),
+            s.colno().unwrap_or(0)
+        ));
+    });
+    if out.is_empty() {
+        out.push(format!("{ip:#x}: ??? (???:0:0)"));
+    }
+    out
+}
+
+/// The estimates as a dhat file model: `tb`/`tbk` estimated bytes and
+/// blocks allocated, `eb`/`ebk` live at the end, `gb`/`gbk` live at the
+/// peak of the estimated total, `tl` estimated lifetimes (µs). Frames are
+/// symbolized here; the sampler's own frames are left out.
+pub fn to_dhat(heap: &SampledHeap) -> DhatFile {
+    to_dhat_with(heap, &symbolize).0
+}
+
+/// [`to_dhat`], with the index in `pps` of every site of `heap` (sites
+/// whose stacks differ only in the sampler's frames share one).
+pub fn to_dhat_mapped(heap: &SampledHeap) -> (DhatFile, Vec<usize>) {
+    to_dhat_with(heap, &symbolize)
+}
+
+fn to_dhat_with(
+    heap: &SampledHeap,
+    symbolize: &dyn Fn(usize) -> Vec<String>,
+) -> (DhatFile, Vec<usize>) {
+    let mut ftbl = vec!["[root]".to_string()];
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut by_ip: HashMap<usize, Vec<String>> = HashMap::new();
+    let mut merged: HashMap<Vec<usize>, DhatPp> = HashMap::new();
+    let mut order: Vec<Vec<usize>> = Vec::new();
+    let mut site_pp: Vec<usize> = Vec::with_capacity(heap.sites.len());
+    let mut pp_index: HashMap<Vec<usize>, usize> = HashMap::new();
+    let round = |x: f64| x.max(0.0).round() as u64;
+    for site in &heap.sites {
+        let mut frames: Vec<String> = Vec::new();
+        for &ip in &site.stack {
+            let syms = by_ip.entry(ip).or_insert_with(|| symbolize(ip));
+            frames.extend(syms.iter().cloned());
+        }
+        let top = frames
+            .iter()
+            .take_while(|f| is_sampler_frame(super::dhat::frame_function(f)))
+            .count();
+        let mut fs = Vec::with_capacity(frames.len() - top);
+        for f in frames.into_iter().skip(top) {
+            let next = ftbl.len();
+            let i = *index.entry(f.clone()).or_insert(next);
+            if i == next {
+                ftbl.push(f);
+            }
+            fs.push(i);
+        }
+        // Stacks differing only in the sampler's frames are one site.
+        let next = pp_index.len();
+        site_pp.push(*pp_index.entry(fs.clone()).or_insert(next));
+        let pp = merged.entry(fs.clone()).or_insert_with(|| {
+            order.push(fs.clone());
+            DhatPp {
+                tb: 0,
+                tbk: 0,
+                tl: Some(0),
+                mb: Some(0),
+                mbk: Some(0),
+                gb: Some(0),
+                gbk: Some(0),
+                eb: Some(0),
+                ebk: Some(0),
+                fs,
+            }
+        });
+        let add = |a: &mut Option<u64>, x: f64| *a = Some(a.unwrap_or(0) + round(x));
+        pp.tb += round(site.alloc_bytes);
+        pp.tbk += round(site.alloc_objects);
+        add(&mut pp.tl, site.lifetime_us);
+        add(&mut pp.mb, site.peak_bytes);
+        add(&mut pp.mbk, site.peak_objects);
+        add(&mut pp.gb, site.peak_bytes);
+        add(&mut pp.gbk, site.peak_objects);
+        add(&mut pp.eb, site.inuse_bytes);
+        add(&mut pp.ebk, site.inuse_objects);
+    }
+    let pps = order
+        .into_iter()
+        .filter_map(|k| merged.remove(&k))
+        .collect();
+    let file = DhatFile {
+        dhatFileVersion: 2,
+        mode: "rust-heap".into(),
+        verb: "Allocated".into(),
+        bklt: true,
+        bkacc: false,
+        tu: "µs".into(),
+        Mtu: "s".into(),
+        tuth: Some(10),
+        cmd: format!(
+            "{} (sampled: one sample per {} bytes on average; values are estimates)",
+            std::env::args().collect::<Vec<_>>().join(" "),
+            heap.interval
+        ),
+        pid: std::process::id() as u64,
+        tg: heap.peak_at_us,
+        te: heap.duration_us,
+        pps,
+        ftbl,
+    };
+    (file, site_pp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alloc::sampler::SiteStats;
+
+    #[test]
+    fn estimates_become_a_dhat_file_without_the_samplers_frames() {
+        let names = |ip: usize| -> Vec<String> {
+            match ip {
+                1 => vec!["0x1: backtrace::trace_unsynchronized (src/x.rs:1:1)".into()],
+                2 => vec!["0x2: <profkit::alloc::ProfkitAlloc as core::alloc::global::GlobalAlloc>::alloc (src/alloc.rs:1:1)".into()],
+                3 => vec![
+                    "0x3: inlined::leaf (src/a.rs:3:1)".into(),
+                    "0x3: app::caller (src/a.rs:9:1)".into(),
+                ],
+                _ => vec![format!("{ip:#x}: main (src/main.rs:1:1)")],
+            }
+        };
+        let site = |stack: Vec<usize>, bytes: f64, live: f64| SiteStats {
+            stack,
+            samples: 1,
+            alloc_objects: bytes / 10.0,
+            alloc_bytes: bytes,
+            inuse_objects: live / 10.0,
+            inuse_bytes: live,
+            peak_bytes: live,
+            peak_objects: live / 10.0,
+            lifetime_us: 5.0,
+        };
+        let heap = SampledHeap {
+            interval: 512,
+            sites: vec![
+                site(vec![1, 2, 3, 4], 1000.0, 100.0),
+                // The same stack reached through another sampler frame.
+                site(vec![2, 3, 4], 500.0, -1e-9),
+                site(vec![1, 4], 70.0, 0.0),
+            ],
+            duration_us: 9,
+            peak_at_us: Some(4),
+        };
+        let (f, map) = to_dhat_with(&heap, &names);
+        assert_eq!(map, vec![0, 0, 1]);
+        assert_eq!(f.pps.len(), 2);
+        assert_eq!(f.pps[0].tb, 1500);
+        assert_eq!(f.pps[0].eb, Some(100));
+        let funcs: Vec<&str> = f.pps[0].fs.iter().map(|&i| f.function(i)).collect();
+        assert_eq!(funcs, vec!["inlined::leaf", "app::caller", "main"]);
+        assert_eq!(f.pps.iter().map(|p| p.tb).sum::<u64>(), 1570);
+        assert_eq!(f.pps[1].fs.len(), 1, "{:?}", f.pps[1]);
+        // A dhat file that reads back.
+        let json = serde_json::to_vec(&f).unwrap();
+        assert_eq!(DhatFile::parse(&json).unwrap(), f);
+        assert_eq!(trim_path(Path::new("/a/b/c/d.rs")), "b/c/d.rs");
+    }
+}
