@@ -8,17 +8,16 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 pub use super::args_budget::{BudgetArgs, BudgetCommand};
+pub use super::args_cpu::{CpuArgs, SamplerArg};
 use crate::analyze::leaks::{self, LeakOptions};
 use crate::analyze::{
-    self, compare,
+    compare,
     stress::{self, Slo},
 };
 use crate::measure::open_loop::parse_rate;
 use crate::measure::{RunOptions, Stop, Warmup};
-use crate::passes::cpu::CpuPassOptions;
 use crate::passes::leaks::LeakCheck;
 use crate::passes::SessionConfig;
-use crate::profile::cpu::{self, CpuOptions, SamplerChoice};
 use crate::store;
 use crate::units::{parse_count, parse_duration, Nanos, OpsPerSec};
 
@@ -552,62 +551,6 @@ pub struct HeapPassArgs {
     /// Run options (rows, threads, seed).
     #[command(flatten)]
     pub run: RunFlags,
-}
-
-/// `profkit cpu`.
-#[derive(Debug, Args)]
-pub struct CpuArgs {
-    /// Workload name (see `profkit list`).
-    pub workload: String,
-    /// Run options.
-    #[command(flatten)]
-    pub run: RunFlags,
-    /// Samples per CPU-second (default 997 with the perf sampler, 199 with
-    /// the process timer, which this kernel's tick caps at ~250).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=cpu::defaults::MAX_FREQUENCY as i64))]
-    pub frequency: Option<u32>,
-    /// Sampler: per-thread `cpu-clock` via perf_event_open (falls back to
-    /// the process timer when refused), or the process timer (ITIMER_PROF).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub sampler: SamplerArg,
-    /// Also draw an icicle graph (root at the top).
-    #[arg(long)]
-    pub inverted: bool,
-    /// Also draw one flamegraph per thread name.
-    #[arg(long)]
-    pub per_thread: bool,
-    /// Frames listed in the top-N tables.
-    #[arg(long, default_value_t = analyze::cpu::defaults::TOP)]
-    pub top: usize,
-}
-
-impl From<&CpuArgs> for CpuPassOptions {
-    fn from(a: &CpuArgs) -> CpuPassOptions {
-        CpuPassOptions {
-            cpu: CpuOptions {
-                frequency: a.frequency,
-                sampler: match a.sampler {
-                    SamplerArg::Auto => SamplerChoice::Auto,
-                    SamplerArg::Perf => SamplerChoice::Perf,
-                    SamplerArg::Itimer => SamplerChoice::Itimer,
-                },
-            },
-            inverted: a.inverted,
-            per_thread: a.per_thread,
-            top: a.top,
-        }
-    }
-}
-
-/// `--sampler`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum SamplerArg {
-    /// perf where the kernel allows it, else itimer.
-    Auto,
-    /// Per-thread `cpu-clock` (perf_event_open), or an error.
-    Perf,
-    /// pprof-rs's process CPU timer.
-    Itimer,
 }
 
 /// `profkit flamegraph`.

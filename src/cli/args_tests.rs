@@ -1,5 +1,6 @@
 //! Tests of the clap definitions.
 use super::*;
+use crate::passes::cpu::CpuPassOptions;
 use clap::CommandFactory;
 
 #[test]

@@ -6,6 +6,7 @@
 
 pub mod args;
 mod args_budget;
+mod args_cpu;
 mod dispatch;
 mod harness;
 mod reports;
