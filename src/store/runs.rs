@@ -79,8 +79,13 @@ fn check_version(path: &Path, found: u32, known: u32) -> Result<(), OutputError>
 }
 
 /// Refuses a bench result whose latency histogram does not count its
-/// operations (a damaged or edited file: comparisons resample it).
+/// operations (a damaged or edited file: comparisons resample it). A run
+/// measured elsewhere (a Locust load: percentiles, no histogram) has none,
+/// and comparisons then give no bootstrap interval.
 fn check_histogram(path: &Path, bench: &BenchResult) -> Result<(), OutputError> {
+    if bench.latency.histogram.is_empty() {
+        return Ok(());
+    }
     let counted = bench
         .latency
         .histogram
