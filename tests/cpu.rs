@@ -282,17 +282,17 @@ fn a_second_profile_waits_for_the_first_and_both_count_their_own_samples() {
     let options = CpuOptions::default();
     let first_done = AtomicBool::new(false);
     let second_ran = AtomicBool::new(false);
-    let (asking, asked) = mpsc::channel();
+    let (inside, first_is_inside) = mpsc::channel();
     let (first_done, second_ran, options) = (&first_done, &second_ran, &options);
     let (first, second) = std::thread::scope(|s| {
         let first = std::thread::Builder::new()
             .name("first".into())
             .spawn_scoped(s, move || {
                 cpu::profile(options, || {
-                    // Let the second thread ask for the profiler while this
-                    // section runs, then keep running: had it not waited, its
-                    // section would start now.
-                    asked.recv().unwrap();
+                    // The second thread asks for the profiler only once
+                    // this section runs; this one keeps running: had the
+                    // second not waited, its section would start now.
+                    inside.send(()).unwrap();
                     burn(Duration::from_millis(300), || {
                         second_ran.load(Ordering::SeqCst)
                     });
@@ -303,7 +303,7 @@ fn a_second_profile_waits_for_the_first_and_both_count_their_own_samples() {
         let second = std::thread::Builder::new()
             .name("second".into())
             .spawn_scoped(s, move || {
-                asking.send(()).unwrap();
+                first_is_inside.recv().unwrap();
                 cpu::profile(options, || {
                     second_ran.store(true, Ordering::SeqCst);
                     let waited = first_done.load(Ordering::SeqCst);
