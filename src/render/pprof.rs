@@ -190,6 +190,23 @@ pub struct Function {
     pub start_line: i64,
 }
 
+/// The one mapping both profiles have: this executable, symbolized by
+/// profkit (functions, files, lines and inline frames filled in).
+fn exe_mapping(strings: &mut Strings) -> Mapping {
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "profkit".to_string());
+    Mapping {
+        id: 1,
+        filename: strings.get(&exe),
+        has_functions: true,
+        has_filenames: true,
+        has_line_numbers: true,
+        has_inline_frames: true,
+        ..Default::default()
+    }
+}
+
 #[derive(Default)]
 struct Strings {
     table: Vec<String>,
@@ -236,18 +253,7 @@ pub fn to_pprof(profile: &CpuProfile) -> Profile {
         unit: strings.get("nanoseconds"),
     };
     let thread_key = strings.get(THREAD_LABEL);
-    let exe = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "profkit".to_string());
-    let mapping = Mapping {
-        id: 1,
-        filename: strings.get(&exe),
-        has_functions: true,
-        has_filenames: true,
-        has_line_numbers: true,
-        has_inline_frames: true,
-        ..Default::default()
-    };
+    let mapping = exe_mapping(&mut strings);
     let mut samples = Vec::with_capacity(profile.stacks.len());
     for stack in &profile.stacks {
         // Split root-first frames into physical frames: a non-inlined
@@ -414,18 +420,7 @@ pub fn heap_to_pprof(file: &DhatFile, period: u64) -> Profile {
             label: Vec::new(),
         });
     }
-    let exe = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "profkit".to_string());
-    let mapping = Mapping {
-        id: 1,
-        filename: strings.get(&exe),
-        has_functions: true,
-        has_filenames: true,
-        has_line_numbers: true,
-        has_inline_frames: true,
-        ..Default::default()
-    };
+    let mapping = exe_mapping(&mut strings);
     let note = if period > 0 {
         format!("profkit: sampled heap profile, one sample per {period} bytes on average; values are unbiased estimates; in use = live at the end")
     } else {
