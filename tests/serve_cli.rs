@@ -42,6 +42,84 @@ fn a_remote_address_needs_the_flag() {
     assert!(err.contains("--allow-remote"), "{err}");
 }
 
+/// Starts `profkit serve` on a free loopback port with `args`; returns the
+/// child and its base URL.
+fn serve(args: &[&str]) -> (std::process::Child, String) {
+    let mut child = bin()
+        .args(["serve", "--rows", "300", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (child, url)
+}
+
+fn http_get(url: &str) -> (u16, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut r = agent.get(url).call().expect("the server answers");
+    (r.status().as_u16(), r.body_mut().read_to_vec().unwrap())
+}
+
+#[test]
+fn the_server_samples_its_heap_for_debug_pprof_heap() {
+    let (mut child, url) = serve(&["--heap-sample-interval", "16KiB"]);
+    for _ in 0..200 {
+        assert_eq!(
+            http_get(&format!("{url}/api/random-emails?limit=50")).0,
+            200
+        );
+    }
+    let (status, gz) = http_get(&format!("{url}/debug/pprof/heap"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&gz));
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut raw).unwrap();
+    let p = <profkit::render::pprof::Profile as prost::Message>::decode(&raw[..]).unwrap();
+    let s = |i: i64| p.string_table[i as usize].as_str();
+    let types: Vec<&str> = p.sample_type.iter().map(|t| s(t.r#type)).collect();
+    assert_eq!(
+        types,
+        [
+            "alloc_objects",
+            "alloc_space",
+            "inuse_objects",
+            "inuse_space"
+        ]
+    );
+    // 200 requests of 50 emails each: megabytes allocated, estimated from
+    // samples taken while the server answered them.
+    let allocated: i64 = p.sample.iter().map(|x| x.value[1]).sum();
+    assert!(allocated > 1_000_000, "{allocated} bytes");
+    let names: Vec<&str> = p.function.iter().map(|f| s(f.name)).collect();
+    assert!(
+        names.iter().any(|n| n.contains("random_emails")),
+        "no handler frame in {names:?}"
+    );
+
+    // Off: the endpoint says why, in one line.
+    let (mut child, url) = serve(&["--no-heap-profile"]);
+    let (status, body) = http_get(&format!("{url}/debug/pprof/heap"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let reason = String::from_utf8_lossy(&body);
+    assert_eq!(status, 501, "{reason}");
+    assert!(reason.contains("--no-heap-profile") && !reason.contains('\n'));
+}
+
 #[test]
 fn sigterm_stops_the_server_gracefully() {
     let dir = tempfile::tempdir().unwrap();
@@ -202,6 +280,15 @@ fn locust_master_and_two_workers_load_the_server_into_a_run_folder() {
         .collect();
     assert!(names.iter().any(|n| n.contains("serve::api")), "{names:?}");
     assert!(names.iter().any(|n| n.starts_with("sqlite3")), "{names:?}");
+    // And its heap, sampled over the whole run.
+    let gz = std::fs::read(run.join("heap.pb.gz")).expect("heap.pb.gz");
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut raw).unwrap();
+    let heap = <profkit::render::pprof::Profile as prost::Message>::decode(&raw[..]).unwrap();
+    assert!(
+        heap.sample.iter().map(|x| x.value[1]).sum::<i64>() > 0,
+        "no bytes allocated in heap.pb.gz"
+    );
     let sql: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("sql.json")).expect("sql.json")).unwrap();
     assert!(sql["ops"].as_u64().unwrap() > 0, "{sql}");

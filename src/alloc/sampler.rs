@@ -268,6 +268,12 @@ impl SampleTable {
         guarded(|| self.snapshot(interval))
     }
 
+    /// The estimates so far, recording going on (a server's running heap
+    /// profile).
+    pub fn peek(&self, interval: u64) -> SampledHeap {
+        guarded(|| self.snapshot(interval))
+    }
+
     fn snapshot(&self, interval: u64) -> SampledHeap {
         let g = self.lock();
         let Some(inner) = g.as_ref() else {

@@ -475,7 +475,7 @@ pub struct HeapArgs {
     pub sample_interval: u64,
 }
 
-fn parse_size_arg(s: &str) -> Result<u64, String> {
+pub(super) fn parse_size_arg(s: &str) -> Result<u64, String> {
     let b = crate::units::Bytes::parse(s)?;
     if !(1..=1u64 << 40).contains(&b.0) {
         return Err(format!(

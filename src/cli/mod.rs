@@ -141,10 +141,13 @@ pub fn clap_error_line(e: &clap::Error) -> Option<String> {
 /// profiling must be switched on first thing in `main`).
 pub fn wants_heap_profiling(cli: &Cli) -> bool {
     // `leaks`: dhat for the growth check, sampling for a soak run.
-    matches!(
-        &cli.command,
-        args::Command::Heap(_) | args::Command::HeapPass(_) | args::Command::Leaks(_)
-    )
+    match &cli.command {
+        args::Command::Heap(_) | args::Command::HeapPass(_) | args::Command::Leaks(_) => true,
+        // A server samples its heap unless told not to.
+        args::Command::Serve(a) => !a.no_heap_profile,
+        args::Command::Load(a) => !a.no_heap_profile,
+        _ => false,
+    }
 }
 
 /// The mean sample interval when the command profiles the heap by
@@ -154,6 +157,9 @@ pub fn heap_sample_interval(cli: &Cli) -> Option<u64> {
         args::Command::Heap(a) if a.sampled => Some(a.sample_interval),
         // A soak run is timed: sampling, never dhat.
         args::Command::Leaks(a) if a.soak.is_some() => Some(a.sample_interval),
+        // So is a server, under load or not.
+        args::Command::Serve(a) => Some(a.heap_sample_interval),
+        args::Command::Load(a) => Some(a.heap_sample_interval),
         _ => None,
     }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::args::parse_size_arg;
+
 use crate::serve::locust::{self, LocustOptions};
 use crate::serve::{self as server, ServeOptions, Server};
 use crate::store;
@@ -34,6 +36,12 @@ pub struct ServeArgs {
     /// Allow listening on a non-loopback address (profiles and SQL text become reachable from other hosts).
     #[arg(long)]
     pub allow_remote: bool,
+    /// Do not sample the heap (/debug/pprof/heap then answers 501).
+    #[arg(long)]
+    pub no_heap_profile: bool,
+    /// Mean bytes allocated between heap samples (e.g. 512KiB, 64k, 1MiB).
+    #[arg(long, value_parser = parse_size_arg, default_value = "512KiB", conflicts_with = "no_heap_profile")]
+    pub heap_sample_interval: u64,
 }
 
 impl From<&ServeArgs> for ServeOptions {
@@ -74,6 +82,12 @@ pub struct LoadArgs {
     /// Folder of run folders.
     #[arg(long, default_value = store::defaults::OUT_DIR)]
     pub out: PathBuf,
+    /// Do not sample the heap (no heap.pb.gz in the run folder).
+    #[arg(long)]
+    pub no_heap_profile: bool,
+    /// Mean bytes allocated between heap samples (e.g. 512KiB, 64k, 1MiB).
+    #[arg(long, value_parser = parse_size_arg, default_value = "512KiB", conflicts_with = "no_heap_profile")]
+    pub heap_sample_interval: u64,
 }
 
 pub(super) fn serve(a: ServeArgs) -> anyhow::Result<()> {

@@ -55,6 +55,13 @@ impl Drop for SampledProfiler {
     }
 }
 
+/// The estimates of the sampled heap profile recording now (by a
+/// [`SampledProfiler`] another part of the process holds, a server's), or
+/// `None` when none records.
+pub fn snapshot() -> Option<SampledHeap> {
+    TABLE.is_active().then(|| TABLE.peek(sampler::interval()))
+}
+
 /// Whether a frame is the sampler's own (the allocator hook, the unwinder):
 /// left off the top of every stack.
 fn is_sampler_frame(function: &str) -> bool {

@@ -18,8 +18,9 @@ use super::state::{AppState, Busy, Shared, SqlWindow};
 use crate::analyze::sql::{self, SqlReport};
 use crate::measure::{BenchResult, CpuUsage, LatencySummary, MemoryUsage, RunPlan, Stop, Warmup};
 use crate::profile::cpu::{self, CpuOptions};
+use crate::profile::sampled;
 use crate::profile::sql::Planner;
-use crate::render::pprof::to_pprof_gz;
+use crate::render::pprof::{heap_to_pprof_gz, to_pprof_gz};
 use crate::units::{Nanos, OpsPerSec};
 
 /// Latency buckets in seconds: 50 µs to 10 s.
@@ -123,25 +124,46 @@ pub(super) async fn pprof_profile(
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
-    Ok((
+    Ok(pprof_download(bytes, "profile.pb.gz"))
+}
+
+/// A gzipped pprof profile as a download named `name`.
+fn pprof_download(bytes: Vec<u8>, name: &str) -> Response {
+    (
         [
-            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                "attachment; filename=\"profile.pb.gz\"",
+                format!("attachment; filename=\"{name}\""),
             ),
         ],
         bytes,
     )
-        .into_response())
+        .into_response()
 }
 
-/// `GET /debug/pprof/heap`: not served yet.
-pub(super) async fn pprof_heap() -> ApiError {
-    ApiError(
-        StatusCode::NOT_IMPLEMENTED,
-        "heap profiles need sampled heap profiling, which profkit serve does not have yet; use `profkit heap` on a workload".into(),
-    )
+/// `GET /debug/pprof/heap`: the sampled heap profile of the server since it
+/// started — `inuse_space` (the default view), `inuse_objects`,
+/// `alloc_space` and `alloc_objects`, estimates scaled up from one sample
+/// per [`crate::alloc::sampler::interval`] bytes on average, as Go's
+/// runtime reports them.
+pub(super) async fn pprof_heap() -> Result<Response, ApiError> {
+    let bytes = tokio::task::spawn_blocking(|| -> anyhow::Result<Option<Vec<u8>>> {
+        let Some(heap) = sampled::snapshot() else {
+            return Ok(None);
+        };
+        let file = sampled::to_dhat(&heap);
+        Ok(Some(heap_to_pprof_gz(&file, heap.interval)?))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    match bytes {
+        Some(bytes) => Ok(pprof_download(bytes, "heap.pb.gz")),
+        None => Err(ApiError(
+            StatusCode::NOT_IMPLEMENTED,
+            "heap sampling is off in this process: `profkit serve` samples by default (not with --no-heap-profile); a server in your own binary needs profkit::main! and alloc::enable_sampled_heap_profiling before it starts".into(),
+        )),
+    }
 }
 
 /// `GET /debug/profkit/sql?seconds=N`: the SQL report (statements, plans,

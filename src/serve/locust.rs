@@ -20,7 +20,8 @@ use super::{ServeOptions, Server};
 use crate::analyze::rundata::Pass;
 use crate::measure::{RunPlan, Stop, Warmup};
 use crate::profile::cpu::{self, CpuOptions};
-use crate::render::pprof::to_pprof_gz;
+use crate::profile::sampled;
+use crate::render::pprof::{heap_to_pprof_gz, to_pprof_gz};
 use crate::store::{self, files, RunDir};
 
 /// The task mix Locust runs (also in the repository as `scripts/locustfile.py`).
@@ -422,6 +423,15 @@ pub fn run(options: &LocustOptions) -> anyhow::Result<LocustRun> {
         Some(Ok(Err(e))) => notes.push(format!("no CPU profile: {e}")),
         Some(Err(_)) => notes.push("no CPU profile: the profiler thread panicked".into()),
         None => notes.push("no CPU profile: the run was too short for a steady part".into()),
+    }
+    // The server's heap over the whole run, sampled (when the process
+    // samples: `profkit load` does unless --no-heap-profile).
+    if let Some(heap) = sampled::snapshot() {
+        let file = sampled::to_dhat(&heap);
+        store::write_atomic(
+            &dir.file(files::HEAP_PB),
+            &heap_to_pprof_gz(&file, heap.interval)?,
+        )?;
     }
     // The server's state goes with the server: it closes the database.
     drop(state);

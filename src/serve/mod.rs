@@ -1,7 +1,8 @@
 //! `profkit serve`: the [`DatabaseManager`] behind an HTTP/JSON API, with
 //! the endpoints that existing tools read by their own conventions:
 //! `/metrics` (Prometheus text), `/debug/pprof/profile` (Go's
-//! `net/http/pprof`, as `go tool pprof`, Pyroscope and Parca scrape it) and
+//! `net/http/pprof`, as `go tool pprof`, Pyroscope and Parca scrape it),
+//! `/debug/pprof/heap` (the sampled heap profile since start-up) and
 //! `/debug/profkit/sql` (the SQL report over a window).
 //!
 //! Choices, and why:
@@ -14,6 +15,10 @@
 //! - **Tracing on**: the SQL trace hook is installed on every connection so
 //!   that `/metrics` counts statements and `/debug/profkit/sql` can report
 //!   a window; it costs a few microseconds per statement.
+//! - **Heap sampling on**: a heap profile by sampling (one backtrace per
+//!   512 KiB allocated on average) costs little enough to leave on, so a
+//!   server can always answer `/debug/pprof/heap`; exact heap profiling
+//!   would distort every latency.
 //! - **Graceful shutdown**: Ctrl-C or SIGTERM stop accepting connections,
 //!   in-flight requests finish, then the pool closes and the WAL is
 //!   checkpointed.
@@ -32,6 +37,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::db::{DatabaseManager, DbConfig};
+use crate::profile::sampled::SampledProfiler;
 use state::AppState;
 
 /// Defaults of `profkit serve`, defined once (the CLI uses them too).
@@ -185,6 +191,13 @@ impl Server {
         let stop = self.stop.clone();
         let state = self.state.clone();
         let std_listener = self.listener;
+        // The process samples its heap (`profkit serve` switches it on):
+        // record from now until the server stops, for `/debug/pprof/heap`.
+        let _heap = if crate::alloc::sampled_heap_profiling_enabled() {
+            Some(SampledProfiler::start()?)
+        } else {
+            None
+        };
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener)?;
             let app = api::router(state.clone());
