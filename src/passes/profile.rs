@@ -24,11 +24,11 @@ use crate::workload::{Ctor, Registry};
 pub mod defaults {
     use std::time::Duration;
 
-    /// Workloads the closing thread sweep measures (those that ran).
+    /// Workloads the thread sweep measures (those that ran).
     pub const SWEPT: [&str; 2] = ["point-read", "concurrent-write"];
-    /// Thread levels of the closing sweep.
+    /// Thread levels of the sweep.
     pub const SWEEP_THREADS: [usize; 2] = [1, 2];
-    /// Length of each level of the closing sweep, unless a length is given.
+    /// Length of each level of the sweep, unless a length is given.
     pub const SWEEP_LEVEL: Duration = Duration::from_millis(300);
     /// The SQL pass runs 1 / this of the bench pass's operations: it
     /// counts statements per operation, which a tenth tells as well as
@@ -69,7 +69,7 @@ pub struct ProfileOutcome {
     pub index: RunDir,
     /// One entry per workload that ran.
     pub workloads: Vec<WorkloadOutcome>,
-    /// The closing thread sweeps: (run id, result).
+    /// The thread sweeps: (run id, result).
     pub sweeps: Vec<(String, SweepResult)>,
     /// The comparison against the baseline, when one was given.
     pub baseline: Option<super::compare::BaselineOutcome>,
@@ -92,7 +92,7 @@ struct Planned {
 /// Runs the main job over workloads from `registry`, in two phases:
 ///
 /// 1. alone on the machine, what measures time: every bench pass, the
-///    closing thread sweeps, and the CPU passes of workloads whose threads
+///    thread sweeps, and the CPU passes of workloads whose threads
 ///    fill every core;
 /// 2. the heap children (a process each: the dhat heap pass and leak
 ///    check) one after another beside this process's other CPU passes and
@@ -158,7 +158,7 @@ pub fn run(
         }
         planned.push(p);
     }
-    let sweeps = closing_sweeps(&mut session, registry, &names, base)?;
+    let sweeps = thread_sweeps(&mut session, registry, &names, base)?;
     // Phase 2: the heap children on a thread of their own, the remaining
     // passes here.
     let children: Vec<(String, ChildArgs)> = match options.heap {
@@ -282,9 +282,9 @@ fn heap_children(children: &[(String, ChildArgs)], next: &AtomicUsize) {
     }
 }
 
-/// The small thread sweep the main job ends with: 1 and 2 threads of the
-/// key workloads that ran, half a second per level.
-fn closing_sweeps(
+/// The small thread sweep of the main job, after the bench passes: 1 and 2
+/// threads of the key workloads that ran, [`defaults::SWEEP_LEVEL`] per level.
+fn thread_sweeps(
     session: &mut Session,
     registry: &Registry,
     names: &[String],
