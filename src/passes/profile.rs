@@ -181,10 +181,11 @@ pub fn run(
         let heap_lane = (cores >= 2).then(|| scope.spawn(|| heap_children(&children, &next_child)));
         let mut benches = Vec::new();
         for p in &mut planned {
-            if measure::interrupted() {
-                break;
-            }
-            benches.push(remaining_passes(&mut session, p, base, options.scale)?);
+            // Once interrupted, a workload keeps what its passes left.
+            benches.push(match measure::interrupted() {
+                true => p.outcome.bench.clone(),
+                false => remaining_passes(&mut session, p, base, options.scale)?,
+            });
         }
         // Then this thread takes heap children too: two at a time.
         heap_children(&children, &next_child);
