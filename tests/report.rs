@@ -148,10 +148,12 @@ fn the_slow_twin_is_a_regression_with_the_right_sign() {
     let dir = tempfile::tempdir().unwrap();
     let fast = sql_run(dir.path(), "n-plus-one-batched", "200");
     let slow = sql_run(dir.path(), "n-plus-one", "200");
-    // CPU and heap profiles: a frame that grows tenfold, hostile names.
+    // CPU and heap profiles: a frame that grows tenfold, hostile names (one
+    // of them the grown frame's caller, so that its change is significant
+    // and listed).
     for (run, grown) in [(&fast, 10u64), (&slow, 100)] {
         let cpu = format!(
-            "main;query;sqlite3_step 100\nmain;query;{EVIL} 5\nmain;{EVIL2} 5\nmain;query;grown_frame {grown}\n"
+            "main;query;sqlite3_step 100\nmain;query;{EVIL} 5\nmain;{EVIL2} 5\nmain;query;{EVIL};grown_frame {grown}\n"
         );
         std::fs::write(run.join("cpu.folded"), cpu).unwrap();
         let heap = format!("main;alloc_rows {}\nmain;keep 1000\n", grown * 64);

@@ -211,6 +211,47 @@ impl Drop for Cdp {
     }
 }
 
+/// The issue's case: a `findings.json` holding "memcpy holds 33 % of CPU
+/// samples" from a profile of 2 samples (written before the floor). The
+/// reports withhold it and say so.
+#[test]
+fn reports_withhold_cpu_findings_that_few_samples_do_not_support() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = sql_run(dir.path(), "point-read", "300");
+    std::fs::write(run.join("cpu.folded"), "main;memcpy 1\nmain;work 1\n").unwrap();
+    let path = run.join("findings.json");
+    let mut findings: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    findings["findings"].as_array_mut().unwrap().push(json!({
+        "kind": "cpu-hotspot",
+        "severity": "warning",
+        "score": 0.5,
+        "workload": "point-read",
+        "title": "memcpy holds 50 % of CPU samples (self time)",
+        "evidence": ["1 of 2 samples"],
+        "hint": "copy less"
+    }));
+    std::fs::write(&path, serde_json::to_vec(&findings).unwrap()).unwrap();
+    for format in ["md", "html"] {
+        let out = dir.path().join(format!("report.{format}"));
+        profkit(dir.path())
+            .arg("report")
+            .arg(&run)
+            .args(["--format", format, "-o"])
+            .arg(&out)
+            .assert()
+            .success();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            !text.contains("memcpy holds"),
+            "{format}: warning from 2 samples shown"
+        );
+        assert!(
+            text.contains("1 CPU finding(s) withheld: fewer than 100 CPU samples"),
+            "{format}: the withheld finding is not mentioned"
+        );
+    }
+}
+
 #[test]
 fn html_report_works_in_a_real_browser() {
     let chromium = Path::new("/usr/bin/chromium");

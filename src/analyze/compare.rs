@@ -26,6 +26,7 @@ use super::bootstrap::LatencyBootstrap;
 use super::budget::Metric;
 pub use super::pairing::{check_workloads, pair, DifferentWorkloads};
 use super::rundata::{LoadedRun, RunSet};
+use super::shares::share_change_significant;
 use super::stacks::Folded;
 
 /// Version of a comparison's JSON.
@@ -192,8 +193,15 @@ pub struct WorkloadComparison {
     pub current_git: Option<String>,
     /// Per metric.
     pub metrics: Vec<MetricChange>,
-    /// CPU frames whose total share changed most.
+    /// CPU frames whose total share changed most, among those whose
+    /// change is beyond the noise of the two sample counts.
     pub cpu_frames: Vec<FrameChange>,
+    /// Frames whose share changed within that noise (not listed).
+    #[serde(default)]
+    pub cpu_frames_in_noise: usize,
+    /// CPU samples of each side, (base, current); 0 without a profile.
+    #[serde(default)]
+    pub cpu_samples: (u64, u64),
     /// Allocation sites whose bytes changed most.
     pub heap_sites: Vec<SiteChange>,
     /// SQL statements whose time per operation changed most.
@@ -284,6 +292,11 @@ pub fn compare_runs(
         .into_iter()
         .map(|m| metric_change(m, base, current, boot.as_ref(), opt))
         .collect();
+    let samples = |f: &Option<Folded>| f.as_ref().map_or(0, |f| f.values().sum());
+    let (cpu_frames, cpu_frames_in_noise) = match (&base.cpu_folded, &current.cpu_folded) {
+        (Some(b), Some(c)) => frame_changes(b, c, opt.top),
+        _ => (Vec::new(), 0),
+    };
     WorkloadComparison {
         workload: current.workload.clone(),
         base_workload: base.workload.clone(),
@@ -292,10 +305,9 @@ pub fn compare_runs(
         base_git: base.git_revision(),
         current_git: current.git_revision(),
         metrics,
-        cpu_frames: match (&base.cpu_folded, &current.cpu_folded) {
-            (Some(b), Some(c)) => frame_changes(b, c, opt.top),
-            _ => Vec::new(),
-        },
+        cpu_frames,
+        cpu_frames_in_noise,
+        cpu_samples: (samples(&base.cpu_folded), samples(&current.cpu_folded)),
         heap_sites: match (&base.heap_folded, &current.heap_folded) {
             (Some(b), Some(c)) => site_changes(b, c, opt.top),
             _ => Vec::new(),
@@ -387,46 +399,56 @@ fn metric_change(
     out
 }
 
-/// Inclusive and self shares (%) per frame of a folded profile.
-fn frame_shares(folded: &Folded) -> (HashMap<&str, f64>, HashMap<&str, f64>) {
-    let total: u64 = folded.values().sum();
-    let mut incl: HashMap<&str, f64> = HashMap::new();
-    let mut own: HashMap<&str, f64> = HashMap::new();
-    if total == 0 {
-        return (incl, own);
-    }
+/// Samples per frame of a folded profile: (on the stack, on top), and the
+/// total.
+fn frame_counts(folded: &Folded) -> (HashMap<&str, u64>, HashMap<&str, u64>, u64) {
+    let mut incl: HashMap<&str, u64> = HashMap::new();
+    let mut own: HashMap<&str, u64> = HashMap::new();
     for (stack, n) in folded {
-        let share = *n as f64 * 100.0 / total as f64;
         let frames: Vec<&str> = stack.split(';').collect();
         let mut seen = HashSet::new();
         for f in &frames {
             if seen.insert(*f) {
-                *incl.entry(f).or_default() += share;
+                *incl.entry(f).or_default() += n;
             }
         }
         if let Some(leaf) = frames.last() {
-            *own.entry(leaf).or_default() += share;
+            *own.entry(leaf).or_default() += n;
         }
     }
-    (incl, own)
+    (incl, own, folded.values().sum())
 }
 
-/// The frames whose share of samples changed most.
-pub fn frame_changes(base: &Folded, current: &Folded, top: usize) -> Vec<FrameChange> {
-    let (bi, bs) = frame_shares(base);
-    let (ci, cs) = frame_shares(current);
+/// The frames whose share of samples changed most, among those whose total
+/// or self share changed by more than the noise of the two sample counts
+/// ([`share_change_significant`]); with how many changed within it.
+pub fn frame_changes(base: &Folded, current: &Folded, top: usize) -> (Vec<FrameChange>, usize) {
+    let (bi, bs, nb) = frame_counts(base);
+    let (ci, cs, nc) = frame_counts(current);
+    let get = |m: &HashMap<&str, u64>, f: &str| m.get(f).copied().unwrap_or(0);
+    let pct = |k: u64, n: u64| k as f64 * 100.0 / n.max(1) as f64;
     let names: HashSet<&str> = bi.keys().chain(ci.keys()).copied().collect();
-    let mut out: Vec<FrameChange> = names
-        .into_iter()
-        .map(|f| FrameChange {
+    let mut in_noise = 0;
+    let mut out = Vec::new();
+    for f in names {
+        let (kbi, kci, kbs, kcs) = (get(&bi, f), get(&ci, f), get(&bs, f), get(&cs, f));
+        let c = FrameChange {
             frame: f.to_string(),
-            base_total: bi.get(f).copied().unwrap_or(0.0),
-            current_total: ci.get(f).copied().unwrap_or(0.0),
-            base_self: bs.get(f).copied().unwrap_or(0.0),
-            current_self: cs.get(f).copied().unwrap_or(0.0),
-        })
-        .filter(|c| c.delta().abs() > 1e-9 || (c.current_self - c.base_self).abs() > 1e-9)
-        .collect();
+            base_total: pct(kbi, nb),
+            current_total: pct(kci, nc),
+            base_self: pct(kbs, nb),
+            current_self: pct(kcs, nc),
+        };
+        if c.delta().abs() <= 1e-9 && (c.current_self - c.base_self).abs() <= 1e-9 {
+            continue;
+        }
+        if share_change_significant(kbi, nb, kci, nc) || share_change_significant(kbs, nb, kcs, nc)
+        {
+            out.push(c);
+        } else {
+            in_noise += 1;
+        }
+    }
     out.sort_by(|a, b| {
         b.delta()
             .abs()
@@ -434,7 +456,7 @@ pub fn frame_changes(base: &Folded, current: &Folded, top: usize) -> Vec<FrameCh
             .then_with(|| a.frame.cmp(&b.frame))
     });
     out.truncate(top);
-    out
+    (out, in_noise)
 }
 
 /// The allocation sites (last frames) whose bytes changed most.
@@ -533,11 +555,28 @@ mod tests {
     fn grown_frames_lead_the_frame_changes() {
         let b = folded(&[("main;work;grow", 10), ("main;work;same", 90)]);
         let c = folded(&[("main;work;grow", 60), ("main;work;same", 90)]);
-        let ch = frame_changes(&b, &c, 5);
+        let (ch, _) = frame_changes(&b, &c, 5);
         assert_eq!(ch[0].frame, "grow");
         assert!((ch[0].delta() - 30.0).abs() < 1e-9, "10 % → 40 %: {ch:?}");
         let same = ch.iter().find(|f| f.frame == "same").unwrap();
         assert!(same.delta() < 0.0, "its share shrank: {same:?}");
+    }
+
+    #[test]
+    fn only_frame_changes_beyond_the_noise_of_the_sample_counts_are_listed() {
+        // The case: 42.9 % → 85.7 % of 7 samples a side.
+        let b = folded(&[("main;step", 3), ("main;other", 4)]);
+        let c = folded(&[("main;step", 6), ("main;other", 1)]);
+        let (ch, in_noise) = frame_changes(&b, &c, 10);
+        assert!(ch.is_empty(), "7 samples a side support no change: {ch:?}");
+        assert_eq!(in_noise, 2, "step and other changed within the noise");
+        // The same shares from 1,000 samples a side.
+        let b = folded(&[("main;step", 429), ("main;other", 571)]);
+        let c = folded(&[("main;step", 857), ("main;other", 143)]);
+        let (ch, in_noise) = frame_changes(&b, &c, 10);
+        let step = ch.iter().find(|f| f.frame == "step").expect("listed");
+        assert!((step.delta() - 42.8).abs() < 1e-9, "{step:?}");
+        assert_eq!((ch.len(), in_noise), (2, 0), "{ch:?}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cpu::{CpuReport, Layer};
 use super::leaks::LeakReport;
+pub use super::shares::share_interval;
 use super::sql::SqlReport;
 
 /// Version of `findings.json`.
@@ -314,19 +315,19 @@ pub const CPU_HOTSPOT_SHARE: f64 = 0.3;
 /// 100 samples is uncertain by up to ±10 points (95 %), from 5 by ±44.
 pub const CPU_FINDING_MIN_SAMPLES: u64 = 100;
 
-/// The 95 % Wilson score interval of a share `k / n` of samples, as
-/// fractions: the uncertainty a flamegraph share carries.
-pub fn share_interval(k: u64, n: u64) -> (f64, f64) {
-    if n == 0 {
-        return (0.0, 1.0);
-    }
-    let z = 1.96_f64;
-    let (k, n) = (k as f64, n as f64);
-    let p = k / n;
-    let denom = 1.0 + z * z / n;
-    let centre = (p + z * z / (2.0 * n)) / denom;
-    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
-    ((centre - half).max(0.0), (centre + half).min(1.0))
+/// The findings a report may show of a run whose CPU profile holds
+/// `cpu_samples` samples: CPU findings below [`CPU_FINDING_MIN_SAMPLES`]
+/// are withheld (a `findings.json` written before the floor, or by hand,
+/// may hold them); with how many were.
+pub fn supported(findings: Vec<Finding>, cpu_samples: Option<u64>) -> (Vec<Finding>, usize) {
+    let few = cpu_samples.is_some_and(|n| n < CPU_FINDING_MIN_SAMPLES);
+    let before = findings.len();
+    let kept: Vec<Finding> = findings
+        .into_iter()
+        .filter(|f| !(few && f.kind == FindingKind::CpuHotspot))
+        .collect();
+    let withheld = before - kept.len();
+    (kept, withheld)
 }
 
 /// "35 % (95 % interval 27–44 %) of 120 samples".
@@ -482,20 +483,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cpu_shares_carry_their_interval_and_few_samples_give_no_finding() {
-        // Wilson 95 % intervals (R's prop.test without continuity correction).
-        let (lo, hi) = share_interval(60, 100);
-        assert!(
-            (lo - 0.502).abs() < 0.001 && (hi - 0.691).abs() < 0.001,
-            "{lo} {hi}"
-        );
-        let (lo, hi) = share_interval(3, 5);
-        assert!(
-            (lo - 0.231).abs() < 0.001 && (hi - 0.882).abs() < 0.001,
-            "{lo} {hi}"
-        );
-        assert_eq!(share_interval(0, 0), (0.0, 1.0));
-
+    fn few_cpu_samples_give_no_finding() {
         use crate::analyze::cpu::analyze;
         use crate::profile::cpu::{CpuProfile, Frame, Stack};
         use crate::units::Nanos;

@@ -16,6 +16,7 @@ pub mod leaks;
 pub mod pairing;
 pub mod rundata;
 pub mod scaling;
+pub mod shares;
 pub mod sql;
 pub mod stacks;
 pub mod stress;

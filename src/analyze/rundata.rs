@@ -144,8 +144,11 @@ pub struct LoadedRun {
     pub heap_only: bool,
     /// `bench.json`.
     pub bench: BenchResult,
-    /// `findings.json`, most important first.
+    /// `findings.json`, most important first, without the CPU findings its
+    /// CPU samples do not support ([`super::findings::supported`]).
     pub findings: Vec<Finding>,
+    /// CPU findings withheld: too few CPU samples.
+    pub withheld_cpu_findings: usize,
     /// `sql.json`, when present.
     pub sql: Option<SqlReport>,
     /// `cpu.folded`.

@@ -29,9 +29,10 @@ use crate::workload::{Make, Workload};
 /// Sizes of the heap and leak passes of `profkit profile`, defined once.
 pub mod defaults {
     /// Seconds of dhat-tracked work in the heap pass.
-    pub const HEAP_PASS_SECS: f64 = 0.3;
-    /// Allocations tracked by the leak check (about 0.75 s under dhat).
-    pub const LEAK_BLOCKS: f64 = 150_000.0;
+    pub const HEAP_PASS_SECS: f64 = 0.2;
+    /// Allocations tracked by the leak check (about 0.5 s under dhat):
+    /// leaky-cache's 96 B/op leak then shows over N = 750 operations.
+    pub const LEAK_BLOCKS: f64 = 100_000.0;
     /// The heap pass's operations: this share of the bench pass's.
     pub const HEAP_SHARE: f64 = 1.0 / 20.0;
     /// N of the leak check: this share of the bench pass's operations

@@ -1,35 +1,39 @@
 //! The main job, `profkit profile`: for every workload a bench pass, a CPU
 //! pass, a SQL pass and (in a child process) the heap pass with a leak
-//! check, each into the workload's run folder; its ranked findings; then a
-//! short thread sweep of the key workloads, and a session folder with
+//! check, each into the workload's run folder, and its ranked findings; a
+//! short thread sweep of the key workloads; and a session folder with
 //! `index.md` and `index.json` that `report`, `check` and `compare` read.
+//! What measures time runs alone; the rest overlaps (see [`run`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use anyhow::Context as _;
 
 use super::heap::ChildArgs;
-use super::session::{Session, SessionConfig};
+use super::session::{RunOutcome, Session, SessionConfig};
 use super::{cpu, heap, sql, sweep};
 use crate::analyze::rundata::{Index, IndexEntry, RunSet};
 use crate::analyze::scaling::SweepResult;
 use crate::measure::{self, BenchResult, PlanError, RunOptions, Stop};
 use crate::render::markdown::{self, IndexRow};
 use crate::store::{self, files, RunDir};
-use crate::workload::Registry;
+use crate::workload::{Ctor, Registry};
 
 /// Defaults of the main job, defined once.
 pub mod defaults {
     use std::time::Duration;
 
-    /// Workloads the closing thread sweep measures (those that ran).
+    /// Workloads the thread sweep measures (those that ran).
     pub const SWEPT: [&str; 2] = ["point-read", "concurrent-write"];
-    /// Thread levels of the closing sweep.
+    /// Thread levels of the sweep.
     pub const SWEEP_THREADS: [usize; 2] = [1, 2];
-    /// Length of each level of the closing sweep, unless a length is given.
-    pub const SWEEP_LEVEL: Duration = Duration::from_millis(500);
-    /// The SQL pass runs this share of the bench pass's operations.
-    pub const SQL_SHARE: u64 = 2;
+    /// Length of each level of the sweep, unless a length is given.
+    pub const SWEEP_LEVEL: Duration = Duration::from_millis(300);
+    /// The SQL pass runs 1 / this of the bench pass's operations: it
+    /// counts statements per operation, which a tenth tells as well as
+    /// the whole.
+    pub const SQL_SHARE: u64 = 10;
 }
 
 /// What the main job runs.
@@ -65,13 +69,37 @@ pub struct ProfileOutcome {
     pub index: RunDir,
     /// One entry per workload that ran.
     pub workloads: Vec<WorkloadOutcome>,
-    /// The closing thread sweeps: (run id, result).
+    /// The thread sweeps: (run id, result).
     pub sweeps: Vec<(String, SweepResult)>,
     /// The comparison against the baseline, when one was given.
     pub baseline: Option<super::compare::BaselineOutcome>,
 }
 
-/// Runs the main job over workloads from `registry`.
+/// One workload of the main job between its passes.
+struct Planned {
+    name: String,
+    ctor: Ctor,
+    run: RunOptions,
+    planned_ops: f64,
+    /// Its worker threads: it shares no core with a heap child when it
+    /// needs every core.
+    threads: usize,
+    outcome: RunOutcome,
+    /// The CPU pass ran (alone, before the heap children).
+    cpu_done: bool,
+}
+
+/// Runs the main job over workloads from `registry`, in two phases:
+///
+/// 1. alone on the machine, what measures time: every bench pass, the
+///    thread sweeps, and the CPU passes of workloads whose threads
+///    fill every core;
+/// 2. the heap children (a process each: the dhat heap pass and leak
+///    check) one after another beside this process's other CPU passes and
+///    SQL passes, then two at a time: a CPU profile counts its own
+///    threads' CPU time, a SQL pass counts statements, heap figures are
+///    counts, so none of them is a timing the other disturbs. With one
+///    core nothing overlaps.
 pub fn run(
     registry: &Registry,
     config: SessionConfig,
@@ -98,7 +126,8 @@ pub fn run(
         ..config
     })?;
     let base = &options.run;
-    let mut workloads = Vec::new();
+    let cores = measure::sys::cores();
+    let mut planned = Vec::new();
     for (name, ctor) in names.iter().zip(&ctors) {
         if measure::interrupted() {
             eprintln!("profkit: interrupted: skipping the remaining workloads");
@@ -106,62 +135,78 @@ pub fn run(
         }
         let w = registry.get(name)?;
         let planned_ops = w.defaults().ops as f64 * options.scale;
-        let mut run_options = base.clone();
-        if run_options.stop.is_none() {
-            run_options.stop = Some(Stop::Ops((planned_ops.round() as u64).max(1)));
+        let threads = base.threads.unwrap_or(w.defaults().threads);
+        let mut run = base.clone();
+        if run.stop.is_none() {
+            run.stop = Some(Stop::Ops((planned_ops.round() as u64).max(1)));
         }
         eprintln!("profkit: {name} ...");
         let outcome = session
-            .run(w, &run_options)
+            .run(w, &run)
             .with_context(|| format!("profiling '{name}'"))?;
-        let cpu = cpu::after_bench(
-            &mut session,
-            ctor(),
-            &run_options,
-            &outcome,
-            &cpu::CpuPassOptions::default(),
-            options.scale,
-        )
-        .with_context(|| format!("CPU profile of '{name}'"))?;
-        eprintln!("  {}", crate::render::cpu_table::summary_line(&cpu.report));
-        // Extra passes: each runs the workload again, separately, into the
-        // same run folder, so no profiler distorts another's figures.
-        let mut sql_options = run_options.clone();
-        if let (None, Some(Stop::Ops(n))) = (base.stop, sql_options.stop) {
-            sql_options.stop = Some(Stop::Ops((n / defaults::SQL_SHARE).max(1)));
+        let mut p = Planned {
+            name: name.clone(),
+            ctor: ctor.clone(),
+            run,
+            planned_ops,
+            threads,
+            outcome,
+            cpu_done: false,
+        };
+        if !options.heap || p.threads >= cores {
+            cpu_pass(&mut session, &mut p, options.scale)?;
         }
-        let (_, sql_run) = sql::run(&mut session, ctor(), &sql_options, Some(&outcome.dir))
-            .with_context(|| format!("SQL pass of '{name}'"))?;
-        // The summary shows statements per operation from the SQL pass (a
-        // count, which the hook does not distort); bench.json keeps the
-        // bench pass's own figures.
-        let mut bench = outcome.bench;
-        bench.sql = sql_run.bench.sql;
-        if options.heap {
-            let child = ChildArgs {
-                rows: base.rows,
-                threads: base.threads,
-                seed: base.seed,
-                ..ChildArgs::sized(name, planned_ops, &session, &outcome.dir.path)
-            };
-            // A failed heap pass is a warning, not the end of the profile.
-            match heap::spawn_child(&child) {
-                Ok(line) => eprintln!("profkit: {name}: {line}"),
-                Err(e) => eprintln!("profkit: warning: {name}: {e:#}"),
-            }
+        planned.push(p);
+    }
+    let sweeps = thread_sweeps(&mut session, registry, &names, base)?;
+    // Phase 2: the heap children on a thread of their own, the remaining
+    // passes here.
+    let children: Vec<(String, ChildArgs)> = match options.heap {
+        true => planned
+            .iter()
+            .map(|p| {
+                let child = ChildArgs {
+                    rows: base.rows,
+                    threads: base.threads,
+                    seed: base.seed,
+                    ..ChildArgs::sized(&p.name, p.planned_ops, &session, &p.outcome.dir.path)
+                };
+                (p.name.clone(), child)
+            })
+            .collect(),
+        false => Vec::new(),
+    };
+    let next_child = AtomicUsize::new(0);
+    let benches = std::thread::scope(|scope| -> anyhow::Result<Vec<BenchResult>> {
+        let heap_lane = (cores >= 2).then(|| scope.spawn(|| heap_children(&children, &next_child)));
+        let mut benches = Vec::new();
+        for p in &mut planned {
+            // Once interrupted, a workload keeps what its passes left.
+            benches.push(match measure::interrupted() {
+                true => p.outcome.bench.clone(),
+                false => remaining_passes(&mut session, p, base, options.scale)?,
+            });
         }
-        let ranked = super::rank_findings(&outcome.dir.path, name)?;
+        // Then this thread takes heap children too: two at a time.
+        heap_children(&children, &next_child);
+        if let Some(lane) = heap_lane {
+            let _ = lane.join();
+        }
+        Ok(benches)
+    })?;
+    let mut workloads = Vec::new();
+    for (p, bench) in planned.into_iter().zip(benches) {
+        let ranked = super::rank_findings(&p.outcome.dir.path, &p.name)?;
         let top_finding = ranked
             .top()
             .map(|f| format!("[{:?}] {}", f.severity, f.title))
             .unwrap_or_else(|| "no findings".into());
         workloads.push(WorkloadOutcome {
-            dir: outcome.dir,
+            dir: p.outcome.dir,
             bench,
             top_finding,
         });
     }
-    let sweeps = closing_sweeps(&mut session, registry, &names, base)?;
     let index = write_index(&session, started, &workloads, &sweeps)?;
     let baseline = match &options.baseline {
         Some(base) => Some(super::compare::against_baseline(
@@ -179,9 +224,68 @@ pub fn run(
     })
 }
 
-/// The small thread sweep the main job ends with: 1 and 2 threads of the
-/// key workloads that ran, half a second per level.
-fn closing_sweeps(
+/// The CPU pass of a workload, sized by samples from its bench pass.
+fn cpu_pass(session: &mut Session, p: &mut Planned, scale: f64) -> anyhow::Result<()> {
+    let cpu = cpu::after_bench(
+        session,
+        (p.ctor)(),
+        &p.run,
+        &p.outcome,
+        &cpu::CpuPassOptions::default(),
+        scale,
+    )
+    .with_context(|| format!("CPU profile of '{}'", p.name))?;
+    eprintln!(
+        "profkit: {}: {}",
+        p.name,
+        crate::render::cpu_table::summary_line(&cpu.report)
+    );
+    p.cpu_done = true;
+    Ok(())
+}
+
+/// The CPU pass (unless it ran) and the SQL pass of a workload: each runs
+/// the workload again, separately, into the bench pass's run folder, so
+/// no profiler distorts another's figures. Returns the bench pass's result
+/// with statements per operation from the SQL pass (a count, which the
+/// hook does not distort); `bench.json` keeps the bench pass's own.
+fn remaining_passes(
+    session: &mut Session,
+    p: &mut Planned,
+    base: &RunOptions,
+    scale: f64,
+) -> anyhow::Result<BenchResult> {
+    if !p.cpu_done {
+        cpu_pass(session, p, scale)?;
+    }
+    let mut sql_options = p.run.clone();
+    if let (None, Some(Stop::Ops(n))) = (base.stop, sql_options.stop) {
+        sql_options.stop = Some(Stop::Ops((n / defaults::SQL_SHARE).max(1)));
+    }
+    let (_, sql_run) = sql::run(session, (p.ctor)(), &sql_options, Some(&p.outcome.dir))
+        .with_context(|| format!("SQL pass of '{}'", p.name))?;
+    let mut bench = p.outcome.bench.clone();
+    bench.sql = sql_run.bench.sql;
+    Ok(bench)
+}
+
+/// Runs heap children, taking the next one not yet taken until none is
+/// left (a failed one is a warning, not the end of the profile).
+fn heap_children(children: &[(String, ChildArgs)], next: &AtomicUsize) {
+    while let Some((name, child)) = children.get(next.fetch_add(1, Ordering::Relaxed)) {
+        if measure::interrupted() {
+            break;
+        }
+        match heap::spawn_child(child) {
+            Ok(line) => eprintln!("profkit: {name}: {line}"),
+            Err(e) => eprintln!("profkit: warning: {name}: {e:#}"),
+        }
+    }
+}
+
+/// The small thread sweep of the main job, after the bench passes: 1 and 2
+/// threads of the key workloads that ran, [`defaults::SWEEP_LEVEL`] per level.
+fn thread_sweeps(
     session: &mut Session,
     registry: &Registry,
     names: &[String],

@@ -139,11 +139,16 @@ pub fn differential(
     })?;
     let mut o = options(title, "samples", width);
     o.negate_differentials = negated;
-    o.subtitle = Some(if negated {
-        "base shape; red = grew, blue = shrank (shows vanished paths)".to_string()
+    let shape = if negated {
+        "base shape; red = grew, blue = shrank (shows vanished paths)"
     } else {
-        "current shape; red = grew, blue = shrank (normalised to the same total)".to_string()
-    });
+        "current shape; red = grew, blue = shrank (normalised to the same total)"
+    };
+    o.subtitle = Some(format!(
+        "{shape}; base {} samples, current {} samples",
+        total(base),
+        total(current)
+    ));
     draw(&mut o, &String::from_utf8_lossy(&diff))
 }
 
@@ -208,6 +213,19 @@ mod tests {
         let neg = differential(&base, &cur, true, "diff", None).unwrap();
         let (r, _, _) = fill_of(&neg, "grow").unwrap();
         assert_eq!(r, 255);
+    }
+
+    #[test]
+    fn both_twins_name_the_sample_count_of_each_side() {
+        let base = folded(&[("main;a", 3), ("main;b", 4)]);
+        let cur = folded(&[("main;a", 600), ("main;b", 400)]);
+        for negated in [false, true] {
+            let svg = differential(&base, &cur, negated, "d", None).unwrap();
+            assert!(
+                svg.contains("base 7 samples, current 1000 samples"),
+                "negated {negated}: no sample counts in the subtitle"
+            );
+        }
     }
 
     #[test]

@@ -231,6 +231,14 @@ fn provenance(h: &mut String, what: &str, runs: &[LoadedRun]) {
 
 fn findings(h: &mut String, runs: &[LoadedRun]) {
     h.push_str("<h2>Findings</h2>\n");
+    let withheld: usize = runs.iter().map(|r| r.withheld_cpu_findings).sum();
+    if withheld > 0 {
+        let _ = writeln!(
+            h,
+            "<p>{withheld} CPU finding(s) withheld: fewer than {} CPU samples.</p>",
+            crate::analyze::findings::CPU_FINDING_MIN_SAMPLES
+        );
+    }
     let all: Vec<_> = runs
         .iter()
         .flat_map(|r| r.findings.iter().map(move |f| (r, f)))
@@ -400,6 +408,9 @@ fn compare_section(h: &mut String, w: &WorkloadComparison, base: &RunSet, curren
             );
         }
         h.push_str("</table>\n");
+    }
+    if let Some(note) = super::report::cpu_noise_note(w) {
+        let _ = writeln!(h, "<p>{}.</p>", escape(&note));
     }
     if !w.heap_sites.is_empty() {
         h.push_str("<h3>Allocation sites whose bytes changed most</h3><table><tr><th>site</th><th>base</th><th>current</th></tr>\n");

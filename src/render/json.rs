@@ -29,6 +29,8 @@ pub struct RunJson<'a> {
     pub metrics: Vec<(Metric, f64)>,
     /// Its findings.
     pub findings: &'a [Finding],
+    /// CPU findings withheld: fewer CPU samples than a finding needs.
+    pub withheld_cpu_findings: usize,
     /// `bench.json`.
     pub bench: &'a BenchResult,
 }
@@ -64,6 +66,7 @@ fn run_json(r: &LoadedRun) -> RunJson<'_> {
             .filter_map(|m| m.value(r).map(|v| (m, v)))
             .collect(),
         findings: &r.findings,
+        withheld_cpu_findings: r.withheld_cpu_findings,
         bench: &r.bench,
     }
 }

@@ -291,6 +291,14 @@ fn findings(md: &mut String, runs: &[LoadedRun]) {
         .filter(|(_, f)| f.severity != Severity::Info)
         .collect();
     md.push_str("### Findings\n\n");
+    let withheld: usize = runs.iter().map(|r| r.withheld_cpu_findings).sum();
+    if withheld > 0 {
+        let _ = writeln!(
+            md,
+            "{withheld} CPU finding(s) withheld: fewer than {} CPU samples.\n",
+            crate::analyze::findings::CPU_FINDING_MIN_SAMPLES
+        );
+    }
     if all.is_empty() {
         md.push_str("No warnings or critical findings.\n\n");
         return;
@@ -436,6 +444,9 @@ fn compare_details(md: &mut String, w: &WorkloadComparison) {
                 f.current_self
             );
         }
+    }
+    if let Some(note) = super::report::cpu_noise_note(w) {
+        let _ = writeln!(md, "\n{}.", escape(&note));
     }
     if !w.heap_sites.is_empty() {
         md.push_str("\n| allocation site | base | current |\n|---|---:|---:|\n");

@@ -3,7 +3,7 @@
 //! comparison of two.
 
 use crate::analyze::budget::{CheckReport, Metric};
-use crate::analyze::compare::{Comparison, MetricChange, Verdict};
+use crate::analyze::compare::{Comparison, MetricChange, Verdict, WorkloadComparison};
 use crate::analyze::rundata::{LoadedRun, RunSet};
 
 /// A report format: one writer per file, each returning the whole report
@@ -101,6 +101,20 @@ pub fn format_change(c: &MetricChange) -> String {
     }
 }
 
+/// "3 frame changes within noise at these sample counts (base 7, current
+/// 7 CPU samples)": what a comparison's CPU frame list leaves out.
+pub fn cpu_noise_note(w: &WorkloadComparison) -> Option<String> {
+    let n = w.cpu_frames_in_noise;
+    (n > 0).then(|| {
+        format!(
+            "{n} frame change{} within noise at these sample counts (base {}, current {} CPU samples)",
+            if n == 1 { "" } else { "s" },
+            w.cpu_samples.0,
+            w.cpu_samples.1
+        )
+    })
+}
+
 /// A confidence interval as `[+1.0 %, +3.2 %]`.
 pub fn format_ci(c: &MetricChange) -> String {
     match c.ci {
@@ -169,6 +183,9 @@ pub fn comparison_text(c: &Comparison) -> String {
                 f.base_total,
                 f.current_total
             );
+        }
+        if let Some(note) = cpu_noise_note(w) {
+            let _ = writeln!(s, "  cpu frames   {note}");
         }
         for h in w.heap_sites.iter().take(5) {
             let _ = writeln!(s, "  heap site    {:+} B  {}", h.delta(), h.site);

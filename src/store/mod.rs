@@ -310,8 +310,13 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, OutputError> {
     read_json(&dir.join(files::MANIFEST), "run manifest")
 }
 
+/// Held while a `manifest.json` is read, changed and written again: the
+/// main job's passes of one run folder may finish on two threads at once.
+static MANIFEST_UPDATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Records how a run's CPU pass sampled in its `manifest.json`.
 pub fn set_cpu_sampling(dir: &Path, sampling: CpuSampling) -> Result<(), OutputError> {
+    let _update = MANIFEST_UPDATE.lock().unwrap_or_else(|p| p.into_inner());
     let mut manifest = read_manifest(dir)?;
     manifest.cpu_sampling = Some(sampling);
     write_json(&dir.join(files::MANIFEST), &manifest)
@@ -320,6 +325,7 @@ pub fn set_cpu_sampling(dir: &Path, sampling: CpuSampling) -> Result<(), OutputE
 /// Adds passes to a run folder's `manifest.json` (after a pass that ran
 /// later, or in a child process).
 pub fn add_passes(dir: &Path, passes: &[Pass]) -> Result<(), OutputError> {
+    let _update = MANIFEST_UPDATE.lock().unwrap_or_else(|p| p.into_inner());
     let mut manifest = read_manifest(dir)?;
     manifest.add_passes(passes);
     write_json(&dir.join(files::MANIFEST), &manifest)

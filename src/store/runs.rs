@@ -161,6 +161,10 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
     let findings = read_opt_json::<Findings>(&dir.join(files::FINDINGS), "findings file")?
         .map(|f| f.findings)
         .unwrap_or_default();
+    let cpu_folded = folded(dir, files::CPU_FOLDED)?;
+    let cpu_samples: Option<u64> = cpu_folded.as_ref().map(|f| f.values().sum());
+    let (findings, withheld_cpu_findings) =
+        crate::analyze::findings::supported(findings, cpu_samples);
     let alloc: Option<crate::analyze::alloc::AllocSummary> =
         read_opt_json(&dir.join(files::ALLOC), "allocation summary")?;
     let heap_json = dir.join(files::HEAP_JSON);
@@ -195,8 +199,9 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
         manifest,
         heap_only,
         findings,
+        withheld_cpu_findings,
         sql: read_opt_json(&dir.join(files::SQL_JSON), "SQL report")?,
-        cpu_folded: folded(dir, files::CPU_FOLDED)?,
+        cpu_folded,
         heap_folded: folded(dir, files::HEAP_FOLDED)?,
         sql_folded: folded(dir, files::SQL_FOLDED)?,
         alloc,
