@@ -9,6 +9,8 @@ pub mod cpu;
 pub mod dhat;
 pub mod heap;
 pub mod perf;
+pub mod perf_stack;
 pub mod runtime;
 pub mod sampled;
 pub mod sql;
+pub mod symbols;
