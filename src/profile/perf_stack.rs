@@ -3,7 +3,7 @@
 //! registers (ip, sp, bp) and a copy of the top [`STACK_BYTES`] of its stack
 //! into the event's ring buffer, with no signal and nothing run on the
 //! sampled thread. The watcher thread reads the records, unwinds each one
-//! from (registers, stack copy) with framehop (`crate::unwind`) and keeps
+//! from (registers, stack copy) with framehop ([`crate::unwind`]) and keeps
 //! the return addresses; symbols are looked up once per address when the
 //! profile is built, as for pprof-rs's samples.
 //!
@@ -16,26 +16,7 @@ use std::time::Duration;
 
 use perf_event_open_sys::bindings as b;
 
-/// Stand-in for issue 15's `crate::unwind` until it is merged: the leaf only.
-mod unwind {
-    /// Registers to unwind from.
-    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-    pub struct Regs {
-        pub pc: usize,
-        pub sp: usize,
-        pub bp: usize,
-    }
-
-    pub fn from_regs(regs: Regs, _stack: &[u8], out: &mut [usize]) -> usize {
-        match out.first_mut() {
-            Some(slot) => {
-                *slot = regs.pc;
-                1
-            }
-            None => 0,
-        }
-    }
-}
+use crate::unwind;
 
 /// Bytes of stack copied per sample: enough for the stacks of profkit's
 /// workloads (SQLite's deepest paths included), small enough that a 2 kHz
