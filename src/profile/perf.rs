@@ -19,8 +19,8 @@
 //! falls back to the process timer.
 
 use std::collections::HashSet;
-use std::sync::atomic::{fence, AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{fence, Ordering};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -309,7 +309,8 @@ fn threads() -> Vec<i32> {
 /// the `SIGPROF` handler goes away (signal mode).
 pub struct PerfTimer {
     sampler: Sampler,
-    stop: Arc<AtomicBool>,
+    /// Dropping it (or a send) stops the watcher at once.
+    stop: Option<mpsc::Sender<()>>,
     watcher: Option<JoinHandle<Collected>>,
 }
 
@@ -328,17 +329,16 @@ impl PerfTimer {
     /// must be installed first. Errors when the kernel refuses the event.
     pub fn start(frequency: u32, mode: Mode) -> Result<PerfTimer, PerfRefused> {
         let period_ns = 1_000_000_000 / u64::from(frequency.max(1));
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stop_rx) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
-        let flag = stop.clone();
         let watcher = std::thread::Builder::new()
             .name("profkit-perf".into())
-            .spawn(move || watch(period_ns, mode, &flag, &ready_tx))
+            .spawn(move || watch(period_ns, mode, &stop_rx, &ready_tx))
             .map_err(|e| PerfRefused(e.to_string()))?;
         match ready_rx.recv() {
             Ok(Ok(sampler)) => Ok(PerfTimer {
                 sampler,
-                stop,
+                stop: Some(stop),
                 watcher: Some(watcher),
             }),
             Ok(Err(e)) => {
@@ -360,7 +360,7 @@ impl PerfTimer {
     }
 
     fn halt(&mut self) -> Collected {
-        self.stop.store(true, Ordering::Release);
+        self.stop.take();
         self.watcher
             .take()
             .and_then(|w| w.join().ok())
@@ -380,7 +380,7 @@ impl Drop for PerfTimer {
 fn watch(
     period_ns: u64,
     mode: Mode,
-    stop: &AtomicBool,
+    stop: &mpsc::Receiver<()>,
     ready: &mpsc::Sender<Result<Sampler, PerfRefused>>,
 ) -> Collected {
     let me = gettid();
@@ -406,20 +406,26 @@ fn watch(
             }
         },
     };
-    let attach = |events: &mut Vec<Event>, seen: &mut HashSet<i32>| {
+    let mut samples = StackSamples::default();
+    let attach = |events: &mut Vec<Event>, seen: &mut HashSet<i32>, samples: &mut StackSamples| {
         for tid in threads() {
             // A thread that ended between listing and opening is skipped.
             if seen.insert(tid) {
                 if let Ok(e) = Event::open(tid, period_ns, user_only, mode) {
                     events.push(e);
+                    if mode == Mode::Stack {
+                        samples.attached(tid);
+                    }
                 }
             }
         }
     };
-    attach(&mut events, &mut seen);
+    if mode == Mode::Stack {
+        samples.attached(first);
+    }
+    attach(&mut events, &mut seen, &mut samples);
     let sampler = Sampler::of(mode, user_only);
     let _ = ready.send(Ok(sampler));
-    let mut samples = StackSamples::default();
     let mut scratch = Vec::new();
     let mut empty = |events: &[Event], samples: &mut StackSamples| {
         for e in events {
@@ -429,9 +435,8 @@ fn watch(
             }
         }
     };
-    while !stop.load(Ordering::Acquire) {
-        std::thread::sleep(WATCH_INTERVAL);
-        attach(&mut events, &mut seen);
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(WATCH_INTERVAL) {
+        attach(&mut events, &mut seen, &mut samples);
         empty(&events, &mut samples);
     }
     for e in &events {

@@ -11,7 +11,7 @@
 //! allows it) carries the user registers of the call, so its time goes to
 //! the user-space caller — as `perf report` folds kernel frames.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use perf_event_open_sys::bindings as b;
@@ -131,9 +131,12 @@ pub(super) fn parse(r: &[u8]) -> Option<Record<'_>> {
 pub struct StackSamples {
     /// (thread id, frames leaf first) → samples.
     pub stacks: HashMap<(i32, Vec<usize>), u64>,
-    /// Thread names (`/proc/self/task/<tid>/comm`), read at a thread's
-    /// first sample.
+    /// Thread names (`/proc/self/task/<tid>/comm`), read when the thread's
+    /// event opened and again at its first sample (a new thread may name
+    /// itself just after it starts).
     pub names: HashMap<i32, String>,
+    /// Threads whose name was read at a sample.
+    named: HashSet<i32>,
     /// Samples the kernel dropped because a ring was full.
     pub lost: u64,
     /// Records that could not be read.
@@ -153,11 +156,22 @@ impl StackSamples {
                 };
                 let key = (tid, self.frames[..n].to_vec());
                 *self.stacks.entry(key).or_default() += 1;
-                self.names.entry(tid).or_insert_with(|| thread_name(tid));
+                if self.named.insert(tid) {
+                    if let Some(name) = thread_name(tid) {
+                        self.names.insert(tid, name);
+                    }
+                }
             }
             Some(Record::Lost(n)) => self.lost += n,
             Some(Record::Other) => {}
             None => self.bad += 1,
+        }
+    }
+
+    /// Notes the name of a thread whose event just opened.
+    pub(super) fn attached(&mut self, tid: i32) {
+        if let Some(name) = thread_name(tid) {
+            self.names.insert(tid, name);
         }
     }
 
@@ -176,13 +190,12 @@ impl StackSamples {
     }
 }
 
-/// A thread's name, or `thread-<tid>` once it is gone.
-fn thread_name(tid: i32) -> String {
+/// A thread's name, unless it is gone.
+fn thread_name(tid: i32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
         .map(|s| s.trim_end().to_string())
         .ok()
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| format!("thread-{tid}"))
 }
 
 #[cfg(test)]
