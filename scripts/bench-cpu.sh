@@ -85,6 +85,55 @@ cost 997 alloc-churn --ops 200000
 echo "## load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo
+echo "## Agreement: top-5 self frames of the workers, profkit cpu vs perf record --call-graph dwarf"
+echo "## (kernel frames folded into their user-space caller; inlined functions are frames on both sides)"
+agree() {
+  local w=$1; shift
+  "$BIN" cpu "$w" "$@" >/dev/null 2>&1
+  local folded; folded="$(last_run "$w")/cpu.folded"
+  perf record -q -e cpu-clock -F 997 --call-graph dwarf -o perf.data -- "$BIN" run "$w" "$@" >/dev/null 2>&1
+  perf script -i perf.data -F comm,tid,ip,sym,dso 2>/dev/null > perf.txt
+  python3 - "$w" "$folded" perf.txt <<'PY'
+import collections, re, sys
+w, folded, script = sys.argv[1:4]
+def norm(f):
+    return re.sub(r"::h[0-9a-f]{16}$", "", f.strip()).replace(";", ",")
+prof = collections.Counter()
+for line in open(folded):
+    stack, n = line.rstrip("\n").rsplit(" ", 1)
+    frames = stack.split(";")
+    if frames[0].startswith("pk-worker"):
+        prof[norm(frames[-1])] += int(n)
+perf = collections.Counter()
+for block in open(script).read().split("\n\n"):
+    lines = [l for l in block.splitlines() if l.strip()]
+    if not lines or not lines[0].startswith("pk-worker"):
+        continue
+    leaf = "[kernel]"
+    for l in lines[1:]:
+        m = re.match(r"\s*[0-9a-f]+ (.*) \((.*)\)$", l)
+        if m and m.group(2) != "[kernel.kallsyms]":
+            leaf = norm(m.group(1).split("+0x")[0])
+            break
+    perf[leaf] += 1
+def top(c):
+    t = sum(c.values()) or 1
+    return [(f, 100 * n / t) for f, n in c.most_common(5)]
+a, b = top(prof), top(perf)
+same = {f for f, _ in a} & {f for f, _ in b}
+print(f"{w}: {len(same)} of 5 agree (profkit {sum(prof.values())} worker samples, perf {sum(perf.values())})")
+for i in range(5):
+    pa = f"{a[i][1]:5.1f} % {a[i][0][:60]}" if i < len(a) else ""
+    pb = f"{b[i][1]:5.1f} % {b[i][0][:60]}" if i < len(b) else ""
+    print(f"  {pa:70} | {pb}")
+PY
+}
+if command -v perf >/dev/null; then
+  agree search-like --rows 20000 --ops 400
+  agree alloc-churn --ops 200000
+fi
+
+echo
 echo "## SVG render time of the largest profile here"
 # A profile with many distinct stacks: four threads of a mixed workload.
 "$BIN" cpu random-emails --rows 20000 --threads 4 --duration 3s >/dev/null 2>&1 || true
