@@ -231,8 +231,9 @@ impl Event {
         }
     }
 
-    /// Hands every unread record to `f` (whole, header included, copied
-    /// into `scratch`), then marks them read.
+    /// Hands every unread record to `f` (whole, header included; copied
+    /// into `scratch` when it wraps around the ring's end), then marks them
+    /// read.
     fn read(&self, scratch: &mut Vec<u8>, mut f: impl FnMut(&[u8])) {
         let control = self.ring as *mut sys::bindings::perf_event_mmap_page;
         let page = page_size();
@@ -259,8 +260,14 @@ impl Event {
                     tail = head;
                     break;
                 }
-                copy(tail, len as usize, scratch);
-                f(scratch);
+                let start = (tail % size) as usize;
+                if start + len as usize <= size as usize {
+                    // Not wrapped: read in place (no 16 KiB copy per sample).
+                    f(std::slice::from_raw_parts(data.add(start), len as usize));
+                } else {
+                    copy(tail, len as usize, scratch);
+                    f(scratch);
+                }
                 tail += len;
             }
             fence(Ordering::SeqCst);
