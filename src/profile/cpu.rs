@@ -25,9 +25,9 @@ use std::time::{Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::cpu_stacks::clean_name;
 pub use super::perf::Mode;
 use super::perf::{PerfTimer, Sampler};
-pub use super::symbols::clean_name;
 use crate::measure::sys;
 use crate::units::Nanos;
 
@@ -397,7 +397,7 @@ pub fn profile<T>(
         ),
         None => {
             let c = collected.unwrap_or_default().samples;
-            super::symbols::stacks(c.stacks.into_iter().map(|((tid, ips), n)| {
+            super::cpu_stacks::stacks(c.stacks.into_iter().map(|((tid, ips), n)| {
                 let name = c
                     .names
                     .get(&tid)
@@ -456,7 +456,7 @@ fn set_process_timer(frequency: u32) {
     unsafe { libc::setitimer(libc::ITIMER_PROF, &value, std::ptr::null_mut()) };
 }
 
-/// pprof-rs's samples as stacks (see [`super::symbols::stacks`]).
+/// pprof-rs's samples as stacks (see [`super::cpu_stacks::stacks`]).
 fn convert(report: &pprof::UnresolvedReport) -> Vec<Stack> {
     let samples = report.data.iter().filter(|(_, &n)| n > 0).map(|(u, &n)| {
         let name = &u.thread_name[..u.thread_name_length];
@@ -468,7 +468,7 @@ fn convert(report: &pprof::UnresolvedReport) -> Vec<Stack> {
         let ips: Vec<usize> = u.frames.iter().map(|f| f.ip).collect();
         (thread, ips, n as u64)
     });
-    super::symbols::stacks(samples)
+    super::cpu_stacks::stacks(samples)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! ([`crate::db::trace`]).
 
 pub mod cpu;
+pub mod cpu_stacks;
 pub mod dhat;
 pub mod heap;
 pub mod perf;
@@ -13,4 +14,3 @@ pub mod perf_stack;
 pub mod runtime;
 pub mod sampled;
 pub mod sql;
-pub mod symbols;
