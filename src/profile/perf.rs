@@ -163,9 +163,12 @@ impl Event {
             return Err(std::io::Error::last_os_error());
         }
         let page = page_size();
-        let mut pages = match mode {
-            Mode::Signal => DATA_PAGES,
-            Mode::Stack => super::perf_stack::ring_pages(period_ns, page),
+        let (mut pages, fewest) = match mode {
+            Mode::Signal => (DATA_PAGES, DATA_PAGES),
+            Mode::Stack => (
+                super::perf_stack::ring_pages(period_ns, page),
+                super::perf_stack::MIN_PAGES,
+            ),
         };
         // A smaller ring when the locked-memory allowance is spent (more
         // samples may then be lost, and are counted).
@@ -186,7 +189,7 @@ impl Event {
                 break ring;
             }
             let e = std::io::Error::last_os_error();
-            if pages <= DATA_PAGES {
+            if pages <= fewest {
                 // SAFETY: fd is ours and open.
                 unsafe { libc::close(fd) };
                 return Err(e);

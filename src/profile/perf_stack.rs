@@ -33,6 +33,10 @@ const RECORD_BYTES: u64 = 8 + 8 + 8 + 3 * 8 + 8 + STACK_BYTES as u64 + 8;
 /// Largest ring buffer per thread, in data pages (1 MiB of 4 KiB pages).
 const MAX_PAGES: usize = 256;
 
+/// Smallest ring buffer per thread, in data pages, when locked memory is
+/// short: room for one sample record at least.
+pub(super) const MIN_PAGES: usize = 8;
+
 /// The registers asked for, in the bit order the kernel writes them.
 #[cfg(target_arch = "x86_64")]
 const REGS_MASK: u64 =
@@ -56,7 +60,7 @@ pub(super) fn ring_pages(period_ns: u64, page: usize) -> usize {
     let bytes = 2 * per_interval * RECORD_BYTES;
     (bytes.div_ceil(page as u64) as usize)
         .next_power_of_two()
-        .clamp(8, MAX_PAGES)
+        .clamp(MIN_PAGES, MAX_PAGES)
 }
 
 /// How long a ring of `pages` holds at `frequency` Hz of one busy thread.
@@ -284,5 +288,7 @@ mod tests {
         assert!(at_997.is_power_of_two());
         assert!(ring_span(at_997, page, 997) >= 2 * super::super::perf::WATCH_INTERVAL);
         assert_eq!(ring_pages(1_000_000_000 / 4000, page), MAX_PAGES);
+        // The smallest ring still holds a whole sample record.
+        assert!((MIN_PAGES * page) as u64 >= RECORD_BYTES);
     }
 }
