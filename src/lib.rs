@@ -12,6 +12,7 @@ pub mod render;
 pub mod serve;
 pub mod store;
 pub mod units;
+pub mod unwind;
 pub mod workload;
 
 pub use cli::Harness;

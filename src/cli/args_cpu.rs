@@ -42,6 +42,8 @@ impl From<&CpuArgs> for CpuPassOptions {
                 sampler: match a.sampler {
                     SamplerArg::Auto => SamplerChoice::Auto,
                     SamplerArg::Perf => SamplerChoice::Perf,
+                    SamplerArg::PerfStack => SamplerChoice::PerfStack,
+                    SamplerArg::PerfSignal => SamplerChoice::PerfSignal,
                     SamplerArg::Itimer => SamplerChoice::Itimer,
                 },
             },
@@ -57,8 +59,15 @@ impl From<&CpuArgs> for CpuPassOptions {
 pub enum SamplerArg {
     /// perf where the kernel allows it, else itimer.
     Auto,
-    /// Per-thread `cpu-clock` (perf_event_open), or an error.
+    /// Per-thread `cpu-clock` (perf_event_open) in its default mode
+    /// (perf-stack), or an error.
     Perf,
+    /// Per-thread `cpu-clock`, registers and stack copied into ring
+    /// buffers and unwound by a watcher thread (no signal), or an error.
+    PerfStack,
+    /// Per-thread `cpu-clock`, a SIGPROF per sample unwound by pprof-rs in
+    /// the sampled thread, or an error.
+    PerfSignal,
     /// pprof-rs's process CPU timer.
     Itimer,
 }

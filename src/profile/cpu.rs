@@ -18,15 +18,15 @@
 //! - **One profiler at a time**: pprof-rs has one process-wide profiler; a
 //!   mutex here serialises every profiled section.
 
-use std::collections::{BTreeMap, HashMap};
-use std::ffi::c_void;
-use std::path::PathBuf;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::cpu_stacks::clean_name;
+pub use super::perf::Mode;
 use super::perf::{PerfTimer, Sampler};
 use crate::measure::sys;
 use crate::units::Nanos;
@@ -41,6 +41,9 @@ pub mod defaults {
     /// Sampling frequency of the per-thread `cpu-clock` sampler (what
     /// `perf record` uses by default, and a prime): not capped by the tick.
     pub const PERF_FREQUENCY: u32 = 997;
+    /// How the per-thread sampler takes its samples by default (see
+    /// BENCHMARKS.md, "CPU sampler": the cheaper of the two).
+    pub const PERF_MODE: super::Mode = super::Mode::Stack;
     /// Highest frequency accepted.
     pub const MAX_FREQUENCY: u32 = 4000;
     /// Fewer samples than this make no useful flamegraph.
@@ -75,14 +78,43 @@ pub enum CpuError {
 /// Which clock drives the samples.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SamplerChoice {
-    /// The per-thread `cpu-clock` where the kernel allows it, else the
-    /// process timer (with a note saying why).
+    /// The per-thread `cpu-clock` ([`defaults::PERF_MODE`]) where the
+    /// kernel allows it, else the process timer (with a note saying why).
     #[default]
     Auto,
-    /// The per-thread `cpu-clock` or an error.
+    /// The per-thread `cpu-clock` ([`defaults::PERF_MODE`]) or an error.
     Perf,
+    /// The per-thread `cpu-clock` with stack copies unwound by a watcher
+    /// thread ([`Mode::Stack`]), or an error.
+    PerfStack,
+    /// The per-thread `cpu-clock` with a `SIGPROF` per sample unwound by
+    /// pprof-rs ([`Mode::Signal`]), or an error.
+    PerfSignal,
     /// pprof-rs's process timer.
     Itimer,
+}
+
+impl SamplerChoice {
+    /// The per-thread mode asked for, if any.
+    fn mode(self) -> Option<Mode> {
+        match self {
+            SamplerChoice::Auto | SamplerChoice::Perf => Some(defaults::PERF_MODE),
+            SamplerChoice::PerfStack => Some(Mode::Stack),
+            SamplerChoice::PerfSignal => Some(Mode::Signal),
+            SamplerChoice::Itimer => None,
+        }
+    }
+
+    /// Its name on the command line.
+    fn flag(self) -> &'static str {
+        match self {
+            SamplerChoice::Auto => "auto",
+            SamplerChoice::Perf => "perf",
+            SamplerChoice::PerfStack => "perf-stack",
+            SamplerChoice::PerfSignal => "perf-signal",
+            SamplerChoice::Itimer => "itimer",
+        }
+    }
 }
 
 /// How to sample.
@@ -176,8 +208,12 @@ impl CpuProfile {
                 "the kernel's timer tick limits the process timer",
                 defaults::FREQUENCY,
             ),
-            Sampler::Perf | Sampler::PerfUser => (
+            Sampler::PerfSignal | Sampler::PerfSignalUser => (
                 "samples were lost (the signal handler or the machine could not keep up)",
+                defaults::PERF_FREQUENCY,
+            ),
+            Sampler::PerfStack | Sampler::PerfStackUser => (
+                "samples were lost (ring buffers filled faster than the watcher read them)",
                 defaults::PERF_FREQUENCY,
             ),
         };
@@ -292,8 +328,8 @@ pub fn profile<T>(
     options: &CpuOptions,
     f: impl FnOnce() -> T,
 ) -> Result<(T, CpuProfile), CpuError> {
-    let perf_wanted = options.sampler != SamplerChoice::Itimer;
-    let default_frequency = if perf_wanted {
+    let mode = options.sampler.mode();
+    let default_frequency = if mode.is_some() {
         defaults::PERF_FREQUENCY
     } else {
         defaults::FREQUENCY
@@ -303,30 +339,31 @@ pub fn profile<T>(
         return Err(CpuError::BadFrequency(frequency));
     }
     let _one_at_a_time = PROFILER.lock().unwrap_or_else(|p| p.into_inner());
-    prime_unwinder()?;
     let started = SystemTime::now();
-    let guard = pprof::ProfilerGuardBuilder::default()
-        .frequency(frequency as i32)
-        .build()
-        .map_err(|e| CpuError::Start(e.to_string()))?;
     let mut sampler = Sampler::Itimer;
     let mut sampler_note = None;
     let mut timer = None;
-    if perf_wanted {
-        // pprof-rs's handler stays; its process timer gives way to the
-        // per-thread clock.
+    let mut guard = None;
+    if mode == Some(Mode::Signal) {
+        // pprof-rs's handler takes the per-thread clock's signals; its
+        // process timer gives way.
+        guard = Some(pprof_guard(frequency)?);
         set_process_timer(0);
-        match PerfTimer::start(frequency) {
+    }
+    if let Some(mode) = mode {
+        match PerfTimer::start(frequency, mode) {
             Ok(t) => {
                 sampler = t.sampler();
                 timer = Some(t);
             }
-            Err(e) if options.sampler == SamplerChoice::Perf => {
-                return Err(CpuError::Start(format!("--sampler perf: {e}")));
+            Err(e) if options.sampler != SamplerChoice::Auto => {
+                return Err(CpuError::Start(format!(
+                    "--sampler {}: {e}",
+                    options.sampler.flag()
+                )));
             }
             Err(e) => {
                 frequency = options.frequency.unwrap_or(defaults::FREQUENCY);
-                set_process_timer(frequency);
                 sampler_note = Some(format!(
                     "{e}: sampling with the process timer at {frequency} Hz instead \
                      (at most one sample per kernel tick, about 250 per CPU-second here)"
@@ -334,12 +371,15 @@ pub fn profile<T>(
             }
         }
     }
+    match (&guard, &timer) {
+        (Some(_), None) => set_process_timer(frequency),
+        (None, None) => guard = Some(pprof_guard(frequency)?),
+        _ => {}
+    }
     let cpu_before = sys::cpu_times();
     let clock = Instant::now();
     let value = f();
-    if let Some(t) = timer {
-        t.stop();
-    }
+    let collected = timer.map(PerfTimer::stop);
     let wall_time = Nanos::from(clock.elapsed());
     let cpu_time = Nanos(
         sys::cpu_times()
@@ -347,13 +387,25 @@ pub fn profile<T>(
             .0
             .saturating_sub(cpu_before.total().0),
     );
-    // The report must be built before the guard drops: stopping clears it.
-    let report = guard
-        .report()
-        .build_unresolved()
-        .map_err(|e| CpuError::Report(e.to_string()))?;
-    drop(guard);
-    let stacks = convert(&report);
+    let stacks = match guard {
+        // The report must be built before the guard drops: stopping clears it.
+        Some(guard) => convert(
+            &guard
+                .report()
+                .build_unresolved()
+                .map_err(|e| CpuError::Report(e.to_string()))?,
+        ),
+        None => {
+            let c = collected.unwrap_or_default().samples;
+            super::cpu_stacks::stacks(c.stacks.into_iter().map(|((tid, ips), n)| {
+                let name = c
+                    .names
+                    .get(&tid)
+                    .map_or_else(|| format!("thread-{tid}"), |n| clean_name(n));
+                (name, ips, n)
+            }))
+        }
+    };
     let samples = stacks.iter().map(|s| s.samples).sum();
     let started_unix_nanos = started
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -372,6 +424,16 @@ pub fn profile<T>(
             stacks,
         },
     ))
+}
+
+/// pprof-rs's profiler (its `SIGPROF` handler and process timer at
+/// `frequency` Hz), primed first. Called with [`PROFILER`] held.
+fn pprof_guard(frequency: u32) -> Result<pprof::ProfilerGuard<'static>, CpuError> {
+    prime_unwinder()?;
+    pprof::ProfilerGuardBuilder::default()
+        .frequency(frequency as i32)
+        .build()
+        .map_err(|e| CpuError::Start(e.to_string()))
 }
 
 /// Sets the process CPU timer (`ITIMER_PROF`) that drives pprof-rs to
@@ -394,150 +456,24 @@ fn set_process_timer(frequency: u32) {
     unsafe { libc::setitimer(libc::ITIMER_PROF, &value, std::ptr::null_mut()) };
 }
 
-/// Frames of the profiler and of the signal delivery: everything from the
-/// root-most of them towards the leaf is dropped.
-fn is_profiler_frame(name: &str) -> bool {
-    let n = name.trim_start_matches('<');
-    n.starts_with("pprof::") || n.contains("perf_signal_handler") || n == "__restore_rt"
-}
-
-/// A demangled name made safe for folded stacks: no Rust hash suffix, no
-/// `;` (the frame separator), no control characters.
-pub fn clean_name(raw: &str) -> String {
-    let mut s = raw;
-    if let Some(i) = s.rfind("::h") {
-        let hash = &s[i + 3..];
-        if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            s = &s[..i];
-        }
-    }
-    let s: String = s
-        .chars()
-        .map(|c| match c {
-            ';' => ',',
-            c if c.is_control() => ' ',
-            c => c,
-        })
-        .collect();
-    if s.trim().is_empty() {
-        "[unknown]".to_string()
-    } else {
-        s
-    }
-}
-
-/// File name of the binary or library holding runtime address `ip`.
-fn module_of(ip: usize) -> Option<String> {
-    // SAFETY: dladdr only reads the loader's tables and fills `info`.
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    let found = unsafe { libc::dladdr(ip as *const c_void, &mut info) } != 0;
-    if !found || info.dli_fname.is_null() {
-        return None;
-    }
-    // SAFETY: dladdr set dli_fname to a NUL-terminated string.
-    let path = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
-    let path = PathBuf::from(path.to_string_lossy().into_owned());
-    path.file_name().map(|n| n.to_string_lossy().into_owned())
-}
-
-/// The frames at one address, root first: the function and the functions
-/// inlined into it there. `lookup` is the address to resolve (a return
-/// address minus one, so that a call's line and inline scope are found).
-fn symbolize(lookup: usize) -> Vec<Frame> {
-    let module = module_of(lookup);
-    let mut frames = Vec::new();
-    backtrace::resolve(lookup as *mut c_void, |s| {
-        frames.push(Frame {
-            function: clean_name(
-                &s.name()
-                    .map(|n| format!("{n:#}"))
-                    .unwrap_or_else(|| "[unknown]".to_string()),
-            ),
-            file: s.filename().map(|p| p.to_string_lossy().into_owned()),
-            line: s.lineno(),
-            module: module.clone(),
-            inlined: false,
-        });
-    });
-    if frames.is_empty() {
-        frames.push(Frame {
-            function: module
-                .as_deref()
-                .map_or("[unknown]".to_string(), |m| format!("[{m}]")),
-            file: None,
-            line: None,
-            module,
-            inlined: false,
-        });
-    }
-    // backtrace lists the innermost inlined function first.
-    frames.reverse();
-    for f in frames.iter_mut().skip(1) {
-        f.inlined = true;
-    }
-    frames
-}
-
+/// pprof-rs's samples as stacks (see [`super::cpu_stacks::stacks`]).
 fn convert(report: &pprof::UnresolvedReport) -> Vec<Stack> {
-    let mut cache: HashMap<usize, Vec<Frame>> = HashMap::new();
-    let mut merged: HashMap<(String, Vec<Frame>), u64> = HashMap::new();
-    for (unresolved, &count) in &report.data {
-        if count <= 0 {
-            continue;
-        }
-        // pprof-rs lists frames leaf first: the interrupted instruction,
-        // then return addresses.
-        let lookups: Vec<usize> = unresolved
-            .frames
-            .iter()
-            .enumerate()
-            .map(|(i, f)| if i == 0 { f.ip } else { f.ip.saturating_sub(1) })
-            .collect();
-        for &ip in &lookups {
-            cache.entry(ip).or_insert_with(|| symbolize(ip));
-        }
-        let chains: Vec<&Vec<Frame>> = lookups.iter().map(|ip| &cache[ip]).collect();
-        let start = chains
-            .iter()
-            .rposition(|c| c.iter().any(|f| is_profiler_frame(&f.function)))
-            .map_or(0, |i| i + 1);
-        let stack: Vec<Frame> = chains[start..]
-            .iter()
-            .rev()
-            .flat_map(|c| c.iter().cloned())
-            .collect();
-        let name = &unresolved.thread_name[..unresolved.thread_name_length];
+    let samples = report.data.iter().filter(|(_, &n)| n > 0).map(|(u, &n)| {
+        let name = &u.thread_name[..u.thread_name_length];
         let thread = if name.is_empty() {
-            format!("thread-{}", unresolved.thread_id)
+            format!("thread-{}", u.thread_id)
         } else {
             clean_name(&String::from_utf8_lossy(name))
         };
-        *merged.entry((thread, stack)).or_default() += count as u64;
-    }
-    let mut stacks: Vec<Stack> = merged
-        .into_iter()
-        .map(|((thread, frames), samples)| Stack {
-            thread,
-            frames,
-            samples,
-        })
-        .collect();
-    stacks.sort_by(|a, b| (&a.thread, &a.frames).cmp(&(&b.thread, &b.frames)));
-    stacks
+        let ips: Vec<usize> = u.frames.iter().map(|f| f.ip).collect();
+        (thread, ips, n as u64)
+    });
+    super::cpu_stacks::stacks(samples)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_cleaned_for_folded_stacks() {
-        assert_eq!(clean_name("foo::bar::h0123456789abcdef"), "foo::bar");
-        assert_eq!(clean_name("<[u8; 4] as X>::f"), "<[u8, 4] as X>::f");
-        assert_eq!(clean_name("a\nb"), "a b");
-        assert_eq!(clean_name(""), "[unknown]");
-        assert_eq!(clean_name("foo::hello"), "foo::hello");
-    }
 
     #[test]
     fn rates_come_from_measured_cpu_time() {

@@ -6,9 +6,11 @@
 //! ([`crate::db::trace`]).
 
 pub mod cpu;
+pub mod cpu_stacks;
 pub mod dhat;
 pub mod heap;
 pub mod perf;
+pub mod perf_stack;
 pub mod runtime;
 pub mod sampled;
 pub mod sql;

@@ -19,13 +19,15 @@
 //! falls back to the process timer.
 
 use std::collections::HashSet;
-use std::sync::atomic::{fence, AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{fence, Ordering};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use perf_event_open_sys as sys;
 use serde::{Deserialize, Serialize};
+
+use super::perf_stack::StackSamples;
 
 /// How often the watcher looks for new threads and empties ring buffers:
 /// a thread started meanwhile misses at most this much of its time, and
@@ -38,25 +40,51 @@ pub const WATCH_INTERVAL: Duration = Duration::from_millis(10);
 /// watcher intervals.
 const DATA_PAGES: usize = 2;
 
-/// Which clock drives the samples.
+/// Which clock drives the samples, and how they are taken.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sampler {
-    /// `perf_event_open` `cpu-clock`, per thread, user and kernel time.
-    Perf,
-    /// `perf_event_open` `cpu-clock`, per thread, user time only
-    /// (`perf_event_paranoid` 2).
-    PerfUser,
+    /// `perf_event_open` `cpu-clock`, per thread, user and kernel time;
+    /// registers and stack copied into the ring buffer, unwound by a
+    /// watcher thread ([`Mode::Stack`]).
+    PerfStack,
+    /// As [`Sampler::PerfStack`], user time only (`perf_event_paranoid` 2).
+    PerfStackUser,
+    /// `perf_event_open` `cpu-clock`, per thread, user and kernel time;
+    /// a `SIGPROF` per sample, unwound in pprof-rs's handler ([`Mode::Signal`]).
+    #[serde(alias = "perf")]
+    PerfSignal,
+    /// As [`Sampler::PerfSignal`], user time only (`perf_event_paranoid` 2).
+    #[serde(alias = "perf-user")]
+    PerfSignalUser,
     /// pprof-rs's process CPU timer (`ITIMER_PROF`), capped by the tick.
     #[default]
     Itimer,
 }
 
+impl Sampler {
+    fn of(mode: Mode, user_only: bool) -> Sampler {
+        match (mode, user_only) {
+            (Mode::Stack, false) => Sampler::PerfStack,
+            (Mode::Stack, true) => Sampler::PerfStackUser,
+            (Mode::Signal, false) => Sampler::PerfSignal,
+            (Mode::Signal, true) => Sampler::PerfSignalUser,
+        }
+    }
+
+    /// A per-thread `cpu-clock` sampler (either mode).
+    pub fn is_perf(self) -> bool {
+        self != Sampler::Itimer
+    }
+}
+
 impl std::fmt::Display for Sampler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Sampler::Perf => "perf cpu-clock",
-            Sampler::PerfUser => "perf cpu-clock (user time only)",
+            Sampler::PerfStack => "perf cpu-clock (stack copies)",
+            Sampler::PerfStackUser => "perf cpu-clock (stack copies, user time only)",
+            Sampler::PerfSignal => "perf cpu-clock (SIGPROF)",
+            Sampler::PerfSignalUser => "perf cpu-clock (SIGPROF, user time only)",
             Sampler::Itimer => "itimer (ITIMER_PROF)",
         })
     }
@@ -80,6 +108,18 @@ struct FOwnerEx {
     pid: libc::pid_t,
 }
 
+/// How samples leave the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Each overflow is a `SIGPROF` to the sampled thread; pprof-rs's
+    /// handler unwinds there. Ring records carry no sample data.
+    Signal,
+    /// Each overflow writes the thread's user registers and a copy of the
+    /// top of its stack ([`super::perf_stack::STACK_BYTES`]) into the ring
+    /// buffer; the watcher unwinds them (as samply does). No signal.
+    Stack,
+}
+
 /// One thread's event: its file descriptor and ring buffer.
 struct Event {
     fd: libc::c_int,
@@ -92,9 +132,9 @@ struct Event {
 unsafe impl Send for Event {}
 
 impl Event {
-    /// Opens a `cpu-clock` event on thread `tid` that signals it with
-    /// `SIGPROF` every `period_ns` of its CPU time.
-    fn open(tid: i32, period_ns: u64, user_only: bool) -> std::io::Result<Event> {
+    /// Opens a `cpu-clock` event on thread `tid` that samples it every
+    /// `period_ns` of its CPU time, as `mode` says.
+    fn open(tid: i32, period_ns: u64, user_only: bool, mode: Mode) -> std::io::Result<Event> {
         let mut attr = sys::bindings::perf_event_attr {
             type_: sys::bindings::PERF_TYPE_SOFTWARE,
             size: std::mem::size_of::<sys::bindings::perf_event_attr>() as u32,
@@ -103,6 +143,9 @@ impl Event {
         };
         attr.sample_period = period_ns;
         attr.wakeup_events = 1;
+        if mode == Mode::Stack {
+            super::perf_stack::configure(&mut attr);
+        }
         attr.set_disabled(1);
         attr.set_exclude_kernel(u64::from(user_only));
         attr.set_exclude_hv(1);
@@ -120,36 +163,59 @@ impl Event {
             return Err(std::io::Error::last_os_error());
         }
         let page = page_size();
-        let len = page * (1 + DATA_PAGES);
-        // SAFETY: mapping a perf event's ring buffer, as perf_event_open(2) describes.
-        let ring = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
+        let (mut pages, fewest) = match mode {
+            Mode::Signal => (DATA_PAGES, DATA_PAGES),
+            Mode::Stack => (
+                super::perf_stack::ring_pages(period_ns, page),
+                super::perf_stack::MIN_PAGES,
+            ),
         };
-        if ring == libc::MAP_FAILED {
+        // A smaller ring when the locked-memory allowance is spent (more
+        // samples may then be lost, and are counted).
+        let ring = loop {
+            let len = page * (1 + pages);
+            // SAFETY: mapping a perf event's ring buffer, as perf_event_open(2) describes.
+            let ring = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    fd,
+                    0,
+                )
+            };
+            if ring != libc::MAP_FAILED {
+                break ring;
+            }
             let e = std::io::Error::last_os_error();
-            // SAFETY: fd is ours and open.
-            unsafe { libc::close(fd) };
-            return Err(e);
-        }
-        let event = Event { fd, ring, len };
+            if pages <= fewest {
+                // SAFETY: fd is ours and open.
+                unsafe { libc::close(fd) };
+                return Err(e);
+            }
+            pages /= 2;
+        };
+        let event = Event {
+            fd,
+            ring,
+            len: page * (1 + pages),
+        };
         let owner = FOwnerEx {
             kind: F_OWNER_TID,
             pid: tid,
         };
         // SAFETY: fcntl/ioctl on our own descriptor with valid arguments.
         let ok = unsafe {
-            libc::fcntl(fd, F_SETOWN_EX, &owner) == 0
-                && libc::fcntl(fd, F_SETSIG, libc::SIGPROF) == 0
-                && libc::fcntl(fd, libc::F_SETFL, libc::O_ASYNC | libc::O_NONBLOCK) == 0
-                && sys::ioctls::ENABLE(fd, 0) == 0
-        };
+            match mode {
+                Mode::Signal => {
+                    libc::fcntl(fd, F_SETOWN_EX, &owner) == 0
+                        && libc::fcntl(fd, F_SETSIG, libc::SIGPROF) == 0
+                        && libc::fcntl(fd, libc::F_SETFL, libc::O_ASYNC | libc::O_NONBLOCK) == 0
+                }
+                Mode::Stack => true,
+            }
+        } && unsafe { sys::ioctls::ENABLE(fd, 0) } == 0;
         if !ok {
             return Err(std::io::Error::last_os_error());
         }
@@ -165,6 +231,50 @@ impl Event {
             let head = std::ptr::read_volatile(std::ptr::addr_of!((*page).data_head));
             fence(Ordering::SeqCst);
             std::ptr::write_volatile(std::ptr::addr_of_mut!((*page).data_tail), head);
+        }
+    }
+
+    /// Hands every unread record to `f` (whole, header included; copied
+    /// into `scratch` when it wraps around the ring's end), then marks them
+    /// read.
+    fn read(&self, scratch: &mut Vec<u8>, mut f: impl FnMut(&[u8])) {
+        let control = self.ring as *mut sys::bindings::perf_event_mmap_page;
+        let page = page_size();
+        let size = (self.len - page) as u64;
+        // SAFETY: the data area follows the control page; the kernel has
+        // written every byte between data_tail and data_head (read with
+        // acquire ordering), and does not touch them until data_tail moves.
+        unsafe {
+            let data = (self.ring as *const u8).add(page);
+            let head = std::ptr::read_volatile(std::ptr::addr_of!((*control).data_head));
+            fence(Ordering::Acquire);
+            let mut tail = std::ptr::read_volatile(std::ptr::addr_of!((*control).data_tail));
+            let copy = |from: u64, n: usize, out: &mut Vec<u8>| {
+                out.clear();
+                let start = (from % size) as usize;
+                let first = n.min(size as usize - start);
+                out.extend_from_slice(std::slice::from_raw_parts(data.add(start), first));
+                out.extend_from_slice(std::slice::from_raw_parts(data, n - first));
+            };
+            while head.saturating_sub(tail) >= 8 {
+                copy(tail, 8, scratch);
+                let len = u16::from_ne_bytes([scratch[6], scratch[7]]) as u64;
+                if len < 8 || len > head - tail {
+                    tail = head;
+                    break;
+                }
+                let start = (tail % size) as usize;
+                if start + len as usize <= size as usize {
+                    // Not wrapped: read in place (no 16 KiB copy per sample).
+                    f(std::slice::from_raw_parts(data.add(start), len as usize));
+                } else {
+                    copy(tail, len as usize, scratch);
+                    f(scratch);
+                }
+                tail += len;
+            }
+            fence(Ordering::SeqCst);
+            std::ptr::write_volatile(std::ptr::addr_of_mut!((*control).data_tail), tail);
         }
     }
 }
@@ -206,30 +316,39 @@ fn threads() -> Vec<i32> {
 }
 
 /// The per-thread clock, running: drop or [`PerfTimer::stop`] it before
-/// the `SIGPROF` handler goes away.
+/// the `SIGPROF` handler goes away (signal mode).
 pub struct PerfTimer {
     sampler: Sampler,
-    stop: Arc<AtomicBool>,
-    watcher: Option<JoinHandle<usize>>,
+    /// Dropping it (or a send) stops the watcher at once.
+    stop: Option<mpsc::Sender<()>>,
+    watcher: Option<JoinHandle<Collected>>,
+}
+
+/// What the watcher gathered.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Threads an event was opened on.
+    pub threads: usize,
+    /// The unwound samples (stack mode; empty in signal mode).
+    pub samples: StackSamples,
 }
 
 impl PerfTimer {
     /// Starts sampling every thread of the process (but the watcher) at
-    /// `frequency` Hz of its CPU time. A `SIGPROF` handler must be
-    /// installed first. Errors when the kernel refuses the event.
-    pub fn start(frequency: u32) -> Result<PerfTimer, PerfRefused> {
+    /// `frequency` Hz of its CPU time. In signal mode a `SIGPROF` handler
+    /// must be installed first. Errors when the kernel refuses the event.
+    pub fn start(frequency: u32, mode: Mode) -> Result<PerfTimer, PerfRefused> {
         let period_ns = 1_000_000_000 / u64::from(frequency.max(1));
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stop_rx) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
-        let flag = stop.clone();
         let watcher = std::thread::Builder::new()
             .name("profkit-perf".into())
-            .spawn(move || watch(period_ns, &flag, &ready_tx))
+            .spawn(move || watch(period_ns, mode, &stop_rx, &ready_tx))
             .map_err(|e| PerfRefused(e.to_string()))?;
         match ready_rx.recv() {
             Ok(Ok(sampler)) => Ok(PerfTimer {
                 sampler,
-                stop,
+                stop: Some(stop),
                 watcher: Some(watcher),
             }),
             Ok(Err(e)) => {
@@ -245,14 +364,17 @@ impl PerfTimer {
         self.sampler
     }
 
-    /// Stops sampling; returns the number of threads sampled.
-    pub fn stop(mut self) -> usize {
+    /// Stops sampling; returns what was gathered.
+    pub fn stop(mut self) -> Collected {
         self.halt()
     }
 
-    fn halt(&mut self) -> usize {
-        self.stop.store(true, Ordering::Release);
-        self.watcher.take().and_then(|w| w.join().ok()).unwrap_or(0)
+    fn halt(&mut self) -> Collected {
+        self.stop.take();
+        self.watcher
+            .take()
+            .and_then(|w| w.join().ok())
+            .unwrap_or_default()
     }
 }
 
@@ -263,25 +385,26 @@ impl Drop for PerfTimer {
 }
 
 /// The watcher: opens events on every thread (reporting the first
-/// outcome), then keeps up with new threads and drains the rings until
-/// told to stop. Returns the threads sampled.
+/// outcome), then keeps up with new threads and empties the rings until
+/// told to stop.
 fn watch(
     period_ns: u64,
-    stop: &AtomicBool,
+    mode: Mode,
+    stop: &mpsc::Receiver<()>,
     ready: &mpsc::Sender<Result<Sampler, PerfRefused>>,
-) -> usize {
+) -> Collected {
     let me = gettid();
     let mut seen: HashSet<i32> = HashSet::from([me]);
     let mut events: Vec<Event> = Vec::new();
     // Kernel and user time first; user time only where paranoid forbids more.
     let first = threads().into_iter().find(|&t| t != me).unwrap_or(me);
-    let user_only = match Event::open(first, period_ns, false) {
+    let user_only = match Event::open(first, period_ns, false, mode) {
         Ok(e) => {
             events.push(e);
             seen.insert(first);
             false
         }
-        Err(_) => match Event::open(first, period_ns, true) {
+        Err(_) => match Event::open(first, period_ns, true, mode) {
             Ok(e) => {
                 events.push(e);
                 seen.insert(first);
@@ -289,35 +412,52 @@ fn watch(
             }
             Err(e) => {
                 let _ = ready.send(Err(PerfRefused(e.to_string())));
-                return 0;
+                return Collected::default();
             }
         },
     };
-    let attach = |events: &mut Vec<Event>, seen: &mut HashSet<i32>| {
+    let mut samples = StackSamples::default();
+    let attach = |events: &mut Vec<Event>, seen: &mut HashSet<i32>, samples: &mut StackSamples| {
         for tid in threads() {
             // A thread that ended between listing and opening is skipped.
             if seen.insert(tid) {
-                if let Ok(e) = Event::open(tid, period_ns, user_only) {
+                if let Ok(e) = Event::open(tid, period_ns, user_only, mode) {
                     events.push(e);
+                    if mode == Mode::Stack {
+                        samples.attached(tid);
+                    }
                 }
             }
         }
     };
-    attach(&mut events, &mut seen);
-    let sampler = if user_only {
-        Sampler::PerfUser
-    } else {
-        Sampler::Perf
-    };
-    let _ = ready.send(Ok(sampler));
-    while !stop.load(Ordering::Acquire) {
-        std::thread::sleep(WATCH_INTERVAL);
-        attach(&mut events, &mut seen);
-        for e in &events {
-            e.drain();
-        }
+    if mode == Mode::Stack {
+        samples.attached(first);
     }
-    events.len()
+    attach(&mut events, &mut seen, &mut samples);
+    let sampler = Sampler::of(mode, user_only);
+    let _ = ready.send(Ok(sampler));
+    let mut scratch = Vec::new();
+    let mut empty = |events: &[Event], samples: &mut StackSamples| {
+        for e in events {
+            match mode {
+                Mode::Signal => e.drain(),
+                Mode::Stack => e.read(&mut scratch, |r| samples.record(r)),
+            }
+        }
+    };
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(WATCH_INTERVAL) {
+        attach(&mut events, &mut seen, &mut samples);
+        empty(&events, &mut samples);
+    }
+    for e in &events {
+        // SAFETY: an ioctl on our own open descriptor.
+        unsafe { sys::ioctls::DISABLE(e.fd, 0) };
+    }
+    empty(&events, &mut samples);
+    Collected {
+        threads: events.len(),
+        samples,
+    }
 }
 
 #[cfg(test)]
@@ -329,7 +469,7 @@ mod tests {
         // Without a handler SIGPROF would end the test process: ignore it.
         // SAFETY: setting a disposition has no preconditions.
         let old = unsafe { libc::signal(libc::SIGPROF, libc::SIG_IGN) };
-        let timer = match PerfTimer::start(997) {
+        let timer = match PerfTimer::start(997, Mode::Signal) {
             Ok(t) => t,
             Err(e) => panic!("this machine allows perf_event_open (paranoid ≤ 2): {e}"),
         };
@@ -340,7 +480,7 @@ mod tests {
             }
         });
         spin.join().unwrap();
-        let sampled = timer.stop();
+        let sampled = timer.stop().threads;
         // SAFETY: restoring the previous disposition.
         unsafe { libc::signal(libc::SIGPROF, old) };
         assert!(sampled >= 2, "{sampled} threads");

@@ -1,0 +1,170 @@
+//! From addresses to frames: the stacks of either sampler (pprof-rs's
+//! in-handler unwinding or the watcher's stack copies) symbolised once per
+//! address, inlined functions as frames of their own, merged per thread.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::path::PathBuf;
+
+use super::cpu::{Frame, Stack};
+
+/// Frames of the profiler and of the signal delivery: everything from the
+/// root-most of them towards the leaf is dropped.
+fn is_profiler_frame(name: &str) -> bool {
+    let n = name.trim_start_matches('<');
+    n.starts_with("pprof::") || n.contains("perf_signal_handler") || n == "__restore_rt"
+}
+
+/// A demangled name made safe for folded stacks: no Rust hash suffix, no
+/// `;` (the frame separator), no control characters.
+pub fn clean_name(raw: &str) -> String {
+    let mut s = raw;
+    if let Some(i) = s.rfind("::h") {
+        let hash = &s[i + 3..];
+        if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            s = &s[..i];
+        }
+    }
+    let s: String = s
+        .chars()
+        .map(|c| match c {
+            ';' => ',',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect();
+    if s.trim().is_empty() {
+        "[unknown]".to_string()
+    } else {
+        s
+    }
+}
+
+/// File name of the binary or library holding runtime address `ip`.
+fn module_of(ip: usize) -> Option<String> {
+    // SAFETY: dladdr only reads the loader's tables and fills `info`.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let found = unsafe { libc::dladdr(ip as *const c_void, &mut info) } != 0;
+    if !found || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dladdr set dli_fname to a NUL-terminated string.
+    let path = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    let path = PathBuf::from(path.to_string_lossy().into_owned());
+    path.file_name().map(|n| n.to_string_lossy().into_owned())
+}
+
+/// The frames at one address, root first: the function and the functions
+/// inlined into it there. `lookup` is the address to resolve (a return
+/// address minus one, so that a call's line and inline scope are found).
+fn symbolize(lookup: usize) -> Vec<Frame> {
+    let module = module_of(lookup);
+    let mut frames = Vec::new();
+    backtrace::resolve(lookup as *mut c_void, |s| {
+        frames.push(Frame {
+            function: clean_name(
+                &s.name()
+                    .map(|n| format!("{n:#}"))
+                    .unwrap_or_else(|| "[unknown]".to_string()),
+            ),
+            file: s.filename().map(|p| p.to_string_lossy().into_owned()),
+            line: s.lineno(),
+            module: module.clone(),
+            inlined: false,
+        });
+    });
+    if frames.is_empty() {
+        frames.push(Frame {
+            function: module
+                .as_deref()
+                .map_or("[unknown]".to_string(), |m| format!("[{m}]")),
+            file: None,
+            line: None,
+            module,
+            inlined: false,
+        });
+    }
+    // backtrace lists the innermost inlined function first.
+    frames.reverse();
+    for f in frames.iter_mut().skip(1) {
+        f.inlined = true;
+    }
+    frames
+}
+
+/// Stacks from samples given as (thread name, addresses leaf first — the
+/// interrupted instruction, then return addresses — and a count): each
+/// return address is looked up one byte back (so that the call's line and
+/// inline scope are found), frames of the profiler are cut off, equal
+/// stacks merged, in a deterministic order (by thread, then frames).
+pub fn stacks(samples: impl IntoIterator<Item = (String, Vec<usize>, u64)>) -> Vec<Stack> {
+    let mut cache: HashMap<usize, Vec<Frame>> = HashMap::new();
+    let mut merged: HashMap<(String, Vec<Frame>), u64> = HashMap::new();
+    for (thread, ips, count) in samples {
+        let lookups: Vec<usize> = ips
+            .iter()
+            .enumerate()
+            .map(|(i, &ip)| if i == 0 { ip } else { ip.saturating_sub(1) })
+            .collect();
+        for &ip in &lookups {
+            cache.entry(ip).or_insert_with(|| symbolize(ip));
+        }
+        let chains: Vec<&Vec<Frame>> = lookups.iter().map(|ip| &cache[ip]).collect();
+        let start = chains
+            .iter()
+            .rposition(|c| c.iter().any(|f| is_profiler_frame(&f.function)))
+            .map_or(0, |i| i + 1);
+        let stack: Vec<Frame> = chains[start..]
+            .iter()
+            .rev()
+            .flat_map(|c| c.iter().cloned())
+            .collect();
+        *merged.entry((thread, stack)).or_default() += count;
+    }
+    let mut stacks: Vec<Stack> = merged
+        .into_iter()
+        .map(|((thread, frames), samples)| Stack {
+            thread,
+            frames,
+            samples,
+        })
+        .collect();
+    stacks.sort_by(|a, b| (&a.thread, &a.frames).cmp(&(&b.thread, &b.frames)));
+    stacks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_cleaned_for_folded_stacks() {
+        assert_eq!(clean_name("foo::bar::h0123456789abcdef"), "foo::bar");
+        assert_eq!(clean_name("<[u8; 4] as X>::f"), "<[u8, 4] as X>::f");
+        assert_eq!(clean_name("a\nb"), "a b");
+        assert_eq!(clean_name(""), "[unknown]");
+        assert_eq!(clean_name("foo::hello"), "foo::hello");
+    }
+
+    #[inline(never)]
+    fn here() -> usize {
+        here as *const () as usize + 1
+    }
+
+    #[test]
+    fn stacks_merge_per_thread_root_first() {
+        let leaf = here();
+        let s = stacks([
+            ("a".to_string(), vec![leaf], 2),
+            ("a".to_string(), vec![leaf], 3),
+            ("b".to_string(), vec![leaf], 1),
+        ]);
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].thread.as_str(), s[0].samples), ("a", 5));
+        assert!(
+            s[0].frames.last().unwrap().function.ends_with("here"),
+            "{:?}",
+            s[0].frames
+        );
+    }
+}
