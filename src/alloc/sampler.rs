@@ -40,15 +40,23 @@ pub fn interval() -> u64 {
     INTERVAL.load(Ordering::Relaxed)
 }
 
-/// Sets the mean sample interval (at least 1 byte).
+/// Sets the mean sample interval; 0 ([`EXACT`]) records every allocation.
 pub fn set_interval(bytes: u64) {
-    INTERVAL.store(bytes.max(1), Ordering::Relaxed);
+    INTERVAL.store(bytes, Ordering::Relaxed);
 }
 
+/// The interval that records every allocation, each standing for itself:
+/// exact heap profiling through the same table.
+pub const EXACT: u64 = 0;
+
 /// How many allocations of `size` bytes one sample stands for when the mean
-/// interval is `interval` bytes: `1 / (1 − e^(−size/interval))`.
+/// interval is `interval` bytes: `1 / (1 − e^(−size/interval))`; 1 when
+/// every allocation is recorded ([`EXACT`]).
 pub fn weight(size: u64, interval: u64) -> f64 {
-    let p = -(-(size.max(1) as f64) / interval.max(1) as f64).exp_m1();
+    if interval == EXACT {
+        return 1.0;
+    }
+    let p = -(-(size.max(1) as f64) / interval as f64).exp_m1();
     1.0 / p
 }
 
@@ -127,6 +135,9 @@ fn guarded<T>(f: impl FnOnce() -> T) -> T {
 /// Counts `size` bytes against this thread's countdown: whether to sample.
 #[inline]
 fn should_sample(size: usize) -> bool {
+    if interval() == EXACT {
+        return true;
+    }
     COUNTDOWN
         .try_with(|c| {
             let iv = interval();
@@ -177,15 +188,60 @@ pub struct SiteStats {
     pub lifetime_us: f64,
 }
 
+/// Hashes addresses and stacks of them: a multiply and a rotate per word
+/// (SipHash's resistance to chosen keys is not needed for our own return
+/// addresses, and in exact mode every allocation hashes its stack).
+#[derive(Default, Clone, Copy)]
+struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(*b as u64);
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7C_C1_B7_27_22_0A_95);
+    }
+    #[inline]
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+}
+
+type Fast = std::hash::BuildHasherDefault<AddrHasher>;
+
 #[derive(Default)]
 struct Inner {
     sites: Vec<SiteStats>,
-    by_stack: HashMap<Vec<usize>, u32>,
-    live: HashMap<usize, LiveBlock>,
+    by_stack: HashMap<Vec<usize>, u32, Fast>,
+    live: HashMap<usize, LiveBlock, Fast>,
     inuse: f64,
     peak: f64,
     peak_at: Option<Instant>,
+    /// A new peak was reached and the sites' figures at it are not copied
+    /// yet: they are, at the next free (the heap is still at the peak
+    /// until then) or at the snapshot, once per peak instead of once per
+    /// allocation while the heap grows.
+    peak_pending: bool,
     started: Option<Instant>,
+}
+
+impl Inner {
+    /// Copies the sites' live figures as their figures at the peak, when a
+    /// new peak is pending.
+    fn settle_peak(&mut self) {
+        if std::mem::take(&mut self.peak_pending) {
+            for s in &mut self.sites {
+                s.peak_bytes = s.inuse_bytes;
+                s.peak_objects = s.inuse_objects;
+            }
+        }
+    }
 }
 
 /// What a sampled span leaves: the sites with their estimates.
@@ -269,13 +325,14 @@ impl SampleTable {
     }
 
     fn snapshot(&self, interval: u64) -> SampledHeap {
-        let g = self.lock();
-        let Some(inner) = g.as_ref() else {
+        let mut g = self.lock();
+        let Some(inner) = g.as_mut() else {
             return SampledHeap {
                 interval,
                 ..SampledHeap::default()
             };
         };
+        inner.settle_peak();
         let started = inner.started.unwrap_or_else(Instant::now);
         SampledHeap {
             interval,
@@ -325,10 +382,7 @@ impl SampleTable {
         if inner.inuse > inner.peak {
             inner.peak = inner.inuse;
             inner.peak_at = Some(block.at);
-            for s in &mut inner.sites {
-                s.peak_bytes = s.inuse_bytes;
-                s.peak_objects = s.inuse_objects;
-            }
+            inner.peak_pending = true;
         }
     }
 
@@ -377,6 +431,7 @@ impl SampleTable {
         let mut g = self.lock();
         let inner = g.as_mut()?;
         let b = inner.live.remove(&addr)?;
+        inner.settle_peak();
         self.filter[slot(addr)].fetch_sub(1, Ordering::Relaxed);
         let bytes = b.weight * b.size as f64;
         inner.inuse -= bytes;
@@ -419,16 +474,8 @@ pub fn on_alloc(ptr: *mut u8, size: usize) {
 fn sample_now(addr: usize, size: usize) {
     guarded(|| {
         let mut ips = [0usize; defaults::MAX_FRAMES];
-        let mut n = 0;
-        // SAFETY: the guard keeps this thread from re-entering the sampler;
-        // `trace_unsynchronized` only reads the stack into our array.
-        unsafe {
-            backtrace::trace_unsynchronized(|frame| {
-                ips[n] = frame.ip() as usize;
-                n += 1;
-                n < ips.len()
-            });
-        }
+        // Return addresses from here on, read without allocating.
+        let n = crate::unwind::here(&mut ips);
         let iv = interval();
         TABLE.record(addr, size as u64, weight(size as u64, iv), &ips[..n]);
     })

@@ -147,14 +147,19 @@ pub fn wants_heap_profiling(cli: &Cli) -> bool {
     )
 }
 
-/// The mean sample interval when the command profiles the heap by
-/// sampling (`profkit heap --sampled`), `None` for exact profiling.
+/// How the command's heap profile records allocations: through profkit's
+/// allocator with this mean sample interval (`profkit heap --sampled`), 0
+/// ([`crate::alloc::sampler::EXACT`]) for every allocation (the default),
+/// or `None` for dhat-rs's profiler (`--dhat`).
 pub fn heap_sample_interval(cli: &Cli) -> Option<u64> {
+    use crate::alloc::sampler::EXACT;
     match &cli.command {
+        args::Command::Heap(a) if a.dhat => None,
         args::Command::Heap(a) if a.sampled => Some(a.sample_interval),
-        // A soak run is timed: sampling, never dhat.
+        // A soak run is timed: sampling, never exact.
         args::Command::Leaks(a) if a.soak.is_some() => Some(a.sample_interval),
-        _ => None,
+        args::Command::Leaks(a) if a.dhat => None,
+        _ => Some(EXACT),
     }
 }
 

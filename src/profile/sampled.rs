@@ -4,6 +4,10 @@
 //! the whole), so that the exact mode's summaries, folded stacks,
 //! flamegraphs and DHAT's viewer all read it.
 //!
+//! With the interval [`sampler::EXACT`] every allocation is recorded, each
+//! standing for itself: the exact mode, faster than dhat-rs's (stacks by
+//! [`crate::unwind`] instead of libgcc), writing the same dhat file.
+//!
 //! Needs [`crate::alloc::ProfkitAlloc`] installed and sampled profiling
 //! switched on first thing in `main`
 //! ([`crate::alloc::enable_sampled_heap_profiling`]).
@@ -29,10 +33,23 @@ pub struct SampledProfiler {
 impl SampledProfiler {
     /// Forgets earlier samples and starts recording.
     pub fn start() -> Result<SampledProfiler, HeapError> {
+        Self::start_inner(None)
+    }
+
+    /// Starts recording with a mean of `interval` bytes between samples
+    /// from now on ([`sampler::EXACT`]: every allocation).
+    pub fn start_with(interval: u64) -> Result<SampledProfiler, HeapError> {
+        Self::start_inner(Some(interval))
+    }
+
+    fn start_inner(interval: Option<u64>) -> Result<SampledProfiler, HeapError> {
         if !alloc::sampled_heap_profiling_enabled() {
             return Err(HeapError::NotEnabled);
         }
         let lock = PROFILER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(iv) = interval {
+            sampler::set_interval(iv);
+        }
         TABLE.start();
         Ok(SampledProfiler {
             _lock: lock,
@@ -65,6 +82,8 @@ fn is_sampler_frame(function: &str) -> bool {
         "<profkit::alloc::sampler::",
         "profkit::alloc::",
         "<profkit::alloc::",
+        "profkit::unwind::",
+        "<profkit::unwind::",
         "std::thread::local::",
         "<std::thread::local::",
         "core::ops::function::FnOnce::call_once",
@@ -198,11 +217,15 @@ fn to_dhat_with(
         tu: "µs".into(),
         Mtu: "s".into(),
         tuth: Some(10),
-        cmd: format!(
-            "{} (sampled: one sample per {} bytes on average; values are estimates)",
-            std::env::args().collect::<Vec<_>>().join(" "),
-            heap.interval
-        ),
+        cmd: if heap.interval == sampler::EXACT {
+            std::env::args().collect::<Vec<_>>().join(" ")
+        } else {
+            format!(
+                "{} (sampled: one sample per {} bytes on average; values are estimates)",
+                std::env::args().collect::<Vec<_>>().join(" "),
+                heap.interval
+            )
+        },
         pid: std::process::id() as u64,
         tg: heap.peak_at_us,
         te: heap.duration_us,
