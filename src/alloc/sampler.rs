@@ -124,6 +124,12 @@ pub fn in_sampler() -> bool {
     GUARD.try_with(Cell::get).unwrap_or(true)
 }
 
+/// Runs `f` with none of its allocations recorded (the profiler's own
+/// work on a thread of its own). Not from inside the allocator's hooks.
+pub fn untracked<T>(f: impl FnOnce() -> T) -> T {
+    guarded(f)
+}
+
 /// Runs `f` with this thread's guard set.
 fn guarded<T>(f: impl FnOnce() -> T) -> T {
     let _ = GUARD.try_with(|g| g.set(true));

@@ -12,3 +12,4 @@ pub mod perf;
 pub mod runtime;
 pub mod sampled;
 pub mod sql;
+pub mod symbols;
