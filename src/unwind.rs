@@ -207,7 +207,9 @@ mod imp {
     struct Found {
         name: String,
         base: u64,
-        avma: Range<u64>,
+        /// Lowest and highest address of its loaded segments.
+        lo: u64,
+        hi: u64,
         text: Option<Range<u64>>,
         hdr: Option<Range<u64>>,
         loads: Vec<Range<u64>>,
@@ -246,7 +248,8 @@ mod imp {
         let mut f = Found {
             name,
             base: info.dlpi_addr,
-            avma: u64::MAX..0,
+            lo: u64::MAX,
+            hi: 0,
             text: None,
             hdr: None,
             loads: Vec::new(),
@@ -255,8 +258,8 @@ mod imp {
             let r = p.p_vaddr..p.p_vaddr + p.p_memsz;
             match p.p_type {
                 libc::PT_LOAD => {
-                    f.avma.start = f.avma.start.min(r.start + f.base);
-                    f.avma.end = f.avma.end.max(r.end + f.base);
+                    f.lo = f.lo.min(r.start + f.base);
+                    f.hi = f.hi.max(r.end + f.base);
                     if p.p_flags & libc::PF_X != 0 && f.text.is_none() {
                         f.text = Some(r.clone());
                     }
@@ -266,7 +269,7 @@ mod imp {
                 _ => {}
             }
         }
-        if f.avma.start < f.avma.end {
+        if f.lo < f.hi {
             found.push(f);
         }
         0
@@ -301,7 +304,7 @@ mod imp {
             eh_frame_hdr: Some(hdr_bytes),
             ..Default::default()
         };
-        Some(Module::new(f.name, f.avma, f.base, info))
+        Some(Module::new(f.name, f.lo..f.hi, f.base, info))
     }
 
     /// The address of `.eh_frame` from an `.eh_frame_hdr` (version 1;
