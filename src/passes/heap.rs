@@ -1,7 +1,8 @@
 //! The heap pass: a run under the heap profiler (every allocation recorded
 //! by profkit's allocator, by default; sampled; or dhat-rs's profiler when
 //! the process switched that on), written as `heap.json` (dhat's format),
-//! folded allocation stacks, allocation flamegraphs and `alloc.json`. `profkit heap` runs it in this process ([`run`]);
+//! folded allocation stacks, allocation flamegraphs and `alloc.json`.
+//! `profkit heap` runs it in this process ([`run`]);
 //! `profkit profile` runs it, with a leak check, in a child process
 //! ([`spawn_child`] → [`child`]), because heap tracking would distort the
 //! timing and CPU passes of the parent.
