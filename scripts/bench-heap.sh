@@ -2,15 +2,17 @@
 # Heap profiling costs, measured side by side in one script run:
 #  1. profkit's allocator installed, heap profiling off, vs the plain system
 #     allocator: alloc-churn at 1 and 2 threads (target ≤ 1.01×).
-#  2. Slowdown of heap profiling (profkit heap, dhat + SQLite hook) on
+#  2. Slowdown of heap profiling (profkit heap: every allocation through
+#     profkit's allocator, SQLite's included) on
 #     database workloads, next to heaptrack's slowdown on the same run
 #     (target ≤ 3× and below heaptrack's).
 #  3. SQLite memory visibility: dhat-rs totals vs valgrind --tool=dhat on the
 #     same workload (target within 10 %).
 #  4. Sampled heap profiling (issue 15): profkit run vs profkit heap --sampled
-#     vs profkit heap (exact) vs heaptrack profkit run, whole command, median
-#     of alternating runs (target: sampled ≤ 1.10× on random-emails and
-#     point-read). SECTIONS=4 runs this section only.
+#     vs profkit heap (exact, profkit's allocator) vs heaptrack profkit run vs
+#     profkit heap --dhat (dhat-rs), whole command, median of alternating
+#     runs (targets: sampled ≤ 1.10× on random-emails and point-read, exact
+#     no slower than heaptrack). SECTIONS=4 runs this section only.
 # Needs: cargo, valgrind, heaptrack (apt-get install -y heaptrack).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,7 +76,7 @@ if [[ $SECTIONS == *3* ]]; then
 echo
 echo "## 3. SQLite memory visible: dhat-rs vs valgrind DHAT (random-emails, setup included)"
 flags=(random-emails --rows 2000 --ops 200 --warmup 0 --seed 7 --out "$work/vg")
-"$P" heap "${flags[@]}" --include-setup > "$work/heap.txt" 2> "$work/heap.err"
+"$P" heap "${flags[@]}" --include-setup --dhat > "$work/heap.txt" 2> "$work/heap.err"
 rs=$(grep '^dhat: Total:' "$work/heap.err" | sed 's/dhat: Total: *\([0-9,]*\) bytes in \([0-9,]*\) blocks/\1 \2/' | tr -d ,)
 valgrind --tool=dhat --dhat-out-file="$work/vg.json" "$P" run "${flags[@]}" > /dev/null 2> "$work/vg.err"
 vg=$(grep 'Total:' "$work/vg.err" | sed 's/.*Total: *\([0-9,]*\) bytes in \([0-9,]*\) blocks/\1 \2/' | tr -d ,)
@@ -95,20 +97,21 @@ for spec in "random-emails 100000 3000" "point-read 5000 20000" "alloc-churn 0 5
   [ "$rows" -gt 0 ] && flags+=(--rows "$rows" --db "$work/$w.db")
   # Prepare the database once, so every command below reuses it.
   "$P" run "$w" "${flags[@]}" > /dev/null 2>&1
-  : > "$work/r"; : > "$work/s"; : > "$work/x"; : > "$work/h"
+  : > "$work/r"; : > "$work/s"; : > "$work/x"; : > "$work/h"; : > "$work/d"
   for _ in $(seq "$REPEATS"); do
     wall "$P" run "$w" "${flags[@]}" >> "$work/r"
     wall "$P" heap "$w" --sampled "${flags[@]}" >> "$work/s"
     wall "$P" heap "$w" "${flags[@]}" >> "$work/x"
+    wall "$P" heap "$w" --dhat "${flags[@]}" >> "$work/d"
     if command -v heaptrack > /dev/null; then
       (cd "$work" && wall heaptrack -o "$work/ht-$w" "$P" run "$w" "${flags[@]}") >> "$work/h"
       rm -f "$work"/ht-"$w"*
     fi
     rm -rf "$work/p4"
   done
-  r=$(median < "$work/r"); s=$(median < "$work/s"); x=$(median < "$work/x")
+  r=$(median < "$work/r"); s=$(median < "$work/s"); x=$(median < "$work/x"); d=$(median < "$work/d")
   if [ -s "$work/h" ]; then h=$(median < "$work/h"); hs=$(printf "%.2fs (%.2fx)" "$h" "$(echo "$h / $r" | bc -l)"); xh=$(printf "%.2f" "$(echo "$x / $h" | bc -l)"); else hs="n/a"; xh="n/a"; fi
-  printf "%-14s run %.2fs  sampled %.2fs (%.3fx)  exact %.2fs (%.2fx)  heaptrack %s  exact/heaptrack %s\n" \
-    "$w" "$r" "$s" "$(echo "$s / $r" | bc -l)" "$x" "$(echo "$x / $r" | bc -l)" "$hs" "$xh"
+  printf "%-14s run %.2fs  sampled %.2fs (%.3fx)  exact %.2fs (%.2fx)  heaptrack %s  exact/heaptrack %s  dhat-rs %.2fs (%.2fx)\n" \
+    "$w" "$r" "$s" "$(echo "$s / $r" | bc -l)" "$x" "$(echo "$x / $r" | bc -l)" "$hs" "$xh" "$d" "$(echo "$d / $r" | bc -l)"
 done
 fi

@@ -1,7 +1,8 @@
 //! profkit's global allocator: the system allocator, dhat's tracking
 //! allocator when exact heap profiling was switched on for this process, or
-//! the system allocator with [`sampler`]'s hooks (one backtrace per 512 KiB
-//! allocated on average) when sampled heap profiling was.
+//! the system allocator with [`sampler`]'s hooks (one stack per 512 KiB
+//! allocated on average, or every allocation's with the interval
+//! [`sampler::EXACT`], profkit's exact mode) when sampled heap profiling was.
 //!
 //! `dhat::Alloc` locks one global mutex on every allocation even when no
 //! profiler is running (two threads of allocation-heavy code ran 3.2× slower

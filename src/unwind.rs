@@ -70,8 +70,9 @@ mod imp {
     thread_local! {
         /// Unwind rules this thread looked up (a 509-entry table).
         static CACHE: RefCell<Option<Box<Cache>>> = const { RefCell::new(None) };
-        /// The highest address of this thread's stack; 0 until asked.
-        static STACK_TOP: Cell<usize> = const { Cell::new(0) };
+        /// This thread's stack, lowest and highest address; (0, 0) until
+        /// asked.
+        static STACK: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
     }
 
     pub fn prepare() {
@@ -103,8 +104,10 @@ mod imp {
                 options(nomem, nostack, preserves_flags),
             );
         }
-        let top = stack_top();
-        if top <= sp as usize {
+        let (bottom, top) = stack_bounds();
+        // Not on this thread's pthread stack (an alternate signal stack, a
+        // stack of the program's own making): nothing known is safe to read.
+        if !(bottom..top).contains(&(sp as usize)) {
             return 0;
         }
         let lo = sp;
@@ -172,33 +175,33 @@ mod imp {
             .unwrap_or(0)
     }
 
-    /// The top of the calling thread's stack, asked of pthreads once.
-    pub(super) fn stack_top() -> usize {
-        let cached = STACK_TOP.try_with(Cell::get).unwrap_or(0);
-        if cached != 0 {
+    /// The calling thread's stack, asked of pthreads once.
+    pub(super) fn stack_bounds() -> (usize, usize) {
+        let cached = STACK.try_with(Cell::get).unwrap_or((0, 0));
+        if cached.1 != 0 {
             return cached;
         }
-        let top = ask_stack_top();
-        let _ = STACK_TOP.try_with(|t| t.set(top));
-        top
+        let bounds = ask_stack();
+        let _ = STACK.try_with(|t| t.set(bounds));
+        bounds
     }
 
-    fn ask_stack_top() -> usize {
+    fn ask_stack() -> (usize, usize) {
         // SAFETY: plain pthread calls on the current thread with a zeroed
         // attribute object that is destroyed after use.
         unsafe {
             let mut attr: libc::pthread_attr_t = std::mem::zeroed();
             if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
-                return 0;
+                return (0, 0);
             }
             let mut addr: *mut libc::c_void = std::ptr::null_mut();
             let mut size: libc::size_t = 0;
             let ok = libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0;
             libc::pthread_attr_destroy(&mut attr);
             if ok {
-                addr as usize + size
+                (addr as usize, addr as usize + size)
             } else {
-                0
+                (0, 0)
             }
         }
     }
@@ -420,7 +423,7 @@ mod tests {
                 pc = out(reg) pc, sp = out(reg) sp, bp = out(reg) bp,
                 options(nomem, nostack, preserves_flags));
         }
-        let top = imp::stack_top();
+        let top = imp::stack_bounds().1;
         let len = (top - sp).min(256 * 1024);
         // SAFETY: [sp, sp + len) is this thread's live stack.
         let stack = unsafe { std::slice::from_raw_parts(sp as *const u8, len) }.to_vec();
@@ -485,6 +488,9 @@ mod tests {
             bp: 0,
         };
         assert!(from_regs(regs, &[0u8; 16], &mut out) <= 2);
+        // The bounds `here` checks sp against are known on this thread.
+        let (bottom, _) = imp::stack_bounds();
+        assert!(bottom > 0);
         // An output array that is full stops the walk.
         assert_eq!(here(&mut out[..2]), 2);
         assert_eq!(here(&mut []), 0);

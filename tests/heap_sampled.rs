@@ -1,5 +1,6 @@
-//! Sampled heap profiling through the real binary: its estimates against
-//! the exact (dhat) profile of the same workload, and its files.
+//! Heap profiling through the real binary: the sampled estimates against
+//! the exact profile of the same workload, the exact mode (profkit's
+//! allocator) against dhat-rs's, and their files.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -116,6 +117,75 @@ fn sampled_estimates_match_the_exact_profile() {
         .assert()
         .success();
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+}
+
+/// Bytes and blocks of the top five sites by bytes, by short stack.
+fn top5_figures(alloc: &Value) -> Vec<(String, f64, f64)> {
+    alloc["top_by_bytes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(5)
+        .map(|s| {
+            (
+                s["stack"].to_string(),
+                s["total_bytes"].as_f64().unwrap(),
+                s["total_blocks"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_exact_mode_counts_what_dhat_counts() {
+    // The default: every allocation recorded by profkit's allocator.
+    let exact_dir = tempfile::tempdir().unwrap();
+    let (exact_run, stdout) = heap(exact_dir.path(), &[]);
+    assert!(!stdout.contains("sampled"), "{stdout}");
+    let dhat_dir = tempfile::tempdir().unwrap();
+    let (dhat_run, _) = heap(dhat_dir.path(), &["--dhat"]);
+    let exact = read(&exact_run.join("alloc.json"));
+    let dhat = read(&dhat_run.join("alloc.json"));
+    assert_eq!(exact["sampled"], false);
+    assert_eq!(dhat["sampled"], false);
+    for key in ["total_bytes", "total_blocks"] {
+        let (e, d) = (exact[key].as_f64().unwrap(), dhat[key].as_f64().unwrap());
+        assert!(
+            (e / d - 1.0).abs() <= 0.02,
+            "{key}: exact {e} vs dhat {d}: {:.4}",
+            e / d
+        );
+    }
+    let (te, td) = (top5(&exact), top5(&dhat));
+    let common = te
+        .iter()
+        .collect::<BTreeSet<_>>()
+        .intersection(&td.iter().collect())
+        .count();
+    assert!(
+        common >= 4,
+        "top-5 sites agree {common} of 5:\n{te:#?}\n{td:#?}"
+    );
+    // The same figures at the sites both name.
+    let dhat_sites = top5_figures(&dhat);
+    for (stack, bytes, blocks) in top5_figures(&exact) {
+        let Some((_, b, k)) = dhat_sites.iter().find(|s| s.0 == stack) else {
+            continue;
+        };
+        assert!((bytes / b - 1.0).abs() <= 0.02, "{stack}: {bytes} vs {b} B");
+        assert!((blocks / k - 1.0).abs() <= 0.02, "{stack}: {blocks} vs {k}");
+    }
+    for key in ["peak_bytes", "end_bytes"] {
+        let (e, d) = (exact[key].as_f64().unwrap(), dhat[key].as_f64().unwrap());
+        assert!((e - d).abs() <= 0.02 * d.max(1.0), "{key}: {e} vs {d}");
+    }
+    // DHAT's file, without the recorder's own frames.
+    let file = read(&exact_run.join("heap.json"));
+    assert_eq!(file["mode"], "rust-heap");
+    assert!(!file["cmd"].as_str().unwrap().contains("estimates"));
+    let folded = std::fs::read_to_string(exact_run.join("heap.folded")).unwrap();
+    assert!(!folded.contains("profkit::alloc::"), "own frames left out");
+    assert!(!folded.contains("profkit::unwind::"), "own frames left out");
 }
 
 #[test]

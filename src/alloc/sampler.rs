@@ -40,15 +40,23 @@ pub fn interval() -> u64 {
     INTERVAL.load(Ordering::Relaxed)
 }
 
-/// Sets the mean sample interval (at least 1 byte).
+/// Sets the mean sample interval; 0 ([`EXACT`]) records every allocation.
 pub fn set_interval(bytes: u64) {
-    INTERVAL.store(bytes.max(1), Ordering::Relaxed);
+    INTERVAL.store(bytes, Ordering::Relaxed);
 }
 
+/// The interval that records every allocation, each standing for itself:
+/// exact heap profiling through the same table.
+pub const EXACT: u64 = 0;
+
 /// How many allocations of `size` bytes one sample stands for when the mean
-/// interval is `interval` bytes: `1 / (1 − e^(−size/interval))`.
+/// interval is `interval` bytes: `1 / (1 − e^(−size/interval))`; 1 when
+/// every allocation is recorded ([`EXACT`]).
 pub fn weight(size: u64, interval: u64) -> f64 {
-    let p = -(-(size.max(1) as f64) / interval.max(1) as f64).exp_m1();
+    if interval == EXACT {
+        return 1.0;
+    }
+    let p = -(-(size.max(1) as f64) / interval as f64).exp_m1();
     1.0 / p
 }
 
@@ -116,6 +124,12 @@ pub fn in_sampler() -> bool {
     GUARD.try_with(Cell::get).unwrap_or(true)
 }
 
+/// Runs `f` with none of its allocations recorded (the profiler's own
+/// work on a thread of its own). Not from inside the allocator's hooks.
+pub fn untracked<T>(f: impl FnOnce() -> T) -> T {
+    guarded(f)
+}
+
 /// Runs `f` with this thread's guard set.
 fn guarded<T>(f: impl FnOnce() -> T) -> T {
     let _ = GUARD.try_with(|g| g.set(true));
@@ -127,6 +141,9 @@ fn guarded<T>(f: impl FnOnce() -> T) -> T {
 /// Counts `size` bytes against this thread's countdown: whether to sample.
 #[inline]
 fn should_sample(size: usize) -> bool {
+    if interval() == EXACT {
+        return true;
+    }
     COUNTDOWN
         .try_with(|c| {
             let iv = interval();
@@ -177,15 +194,60 @@ pub struct SiteStats {
     pub lifetime_us: f64,
 }
 
+/// Hashes addresses and stacks of them: a multiply and a rotate per word
+/// (SipHash's resistance to chosen keys is not needed for our own return
+/// addresses, and in exact mode every allocation hashes its stack).
+#[derive(Default, Clone, Copy)]
+struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(*b as u64);
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7C_C1_B7_27_22_0A_95);
+    }
+    #[inline]
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+}
+
+type Fast = std::hash::BuildHasherDefault<AddrHasher>;
+
 #[derive(Default)]
 struct Inner {
     sites: Vec<SiteStats>,
-    by_stack: HashMap<Vec<usize>, u32>,
-    live: HashMap<usize, LiveBlock>,
+    by_stack: HashMap<Vec<usize>, u32, Fast>,
+    live: HashMap<usize, LiveBlock, Fast>,
     inuse: f64,
     peak: f64,
     peak_at: Option<Instant>,
+    /// A new peak was reached and the sites' figures at it are not copied
+    /// yet: they are, at the next free (the heap is still at the peak
+    /// until then) or at the snapshot, once per peak instead of once per
+    /// allocation while the heap grows.
+    peak_pending: bool,
     started: Option<Instant>,
+}
+
+impl Inner {
+    /// Copies the sites' live figures as their figures at the peak, when a
+    /// new peak is pending.
+    fn settle_peak(&mut self) {
+        if std::mem::take(&mut self.peak_pending) {
+            for s in &mut self.sites {
+                s.peak_bytes = s.inuse_bytes;
+                s.peak_objects = s.inuse_objects;
+            }
+        }
+    }
 }
 
 /// What a sampled span leaves: the sites with their estimates.
@@ -275,13 +337,14 @@ impl SampleTable {
     }
 
     fn snapshot(&self, interval: u64) -> SampledHeap {
-        let g = self.lock();
-        let Some(inner) = g.as_ref() else {
+        let mut g = self.lock();
+        let Some(inner) = g.as_mut() else {
             return SampledHeap {
                 interval,
                 ..SampledHeap::default()
             };
         };
+        inner.settle_peak();
         let started = inner.started.unwrap_or_else(Instant::now);
         SampledHeap {
             interval,
@@ -331,10 +394,7 @@ impl SampleTable {
         if inner.inuse > inner.peak {
             inner.peak = inner.inuse;
             inner.peak_at = Some(block.at);
-            for s in &mut inner.sites {
-                s.peak_bytes = s.inuse_bytes;
-                s.peak_objects = s.inuse_objects;
-            }
+            inner.peak_pending = true;
         }
     }
 
@@ -383,6 +443,7 @@ impl SampleTable {
         let mut g = self.lock();
         let inner = g.as_mut()?;
         let b = inner.live.remove(&addr)?;
+        inner.settle_peak();
         self.filter[slot(addr)].fetch_sub(1, Ordering::Relaxed);
         let bytes = b.weight * b.size as f64;
         inner.inuse -= bytes;
@@ -425,16 +486,8 @@ pub fn on_alloc(ptr: *mut u8, size: usize) {
 fn sample_now(addr: usize, size: usize) {
     guarded(|| {
         let mut ips = [0usize; defaults::MAX_FRAMES];
-        let mut n = 0;
-        // SAFETY: the guard keeps this thread from re-entering the sampler;
-        // `trace_unsynchronized` only reads the stack into our array.
-        unsafe {
-            backtrace::trace_unsynchronized(|frame| {
-                ips[n] = frame.ip() as usize;
-                n += 1;
-                n < ips.len()
-            });
-        }
+        // Return addresses from here on, read without allocating.
+        let n = crate::unwind::here(&mut ips);
         let iv = interval();
         TABLE.record(addr, size as u64, weight(size as u64, iv), &ips[..n]);
     })
@@ -470,116 +523,5 @@ pub fn on_dealloc(ptr: *mut u8) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn weights_follow_the_sampling_probability() {
-        // An allocation as big as the interval is sampled with p = 1 − 1/e.
-        let w = weight(1000, 1000);
-        assert!((w - 1.0 / (1.0 - (-1.0f64).exp())).abs() < 1e-12);
-        // Huge blocks are always sampled and stand for themselves.
-        assert!((weight(1 << 40, 512 * 1024) - 1.0).abs() < 1e-9);
-        // Tiny blocks stand for about interval/size blocks.
-        let w = weight(8, 512 * 1024);
-        assert!((w / 65536.0 - 1.0).abs() < 1e-3, "{w}");
-    }
-
-    #[test]
-    fn estimates_are_unbiased_on_synthetic_streams() {
-        // A mix of tiny, medium and interval-sized blocks over many seeds;
-        // the estimate of blocks per size class must land on the truth
-        // within 4 standard errors (1/√samples), and bytes overall within
-        // 2 %. Weighting by interval/size alone (no e^(−s/R) term) is off
-        // by 25 % at 20,000 bytes and 9× at 300,000.
-        let sizes = [16u64, 24, 200, 4096, 20_000, 70_000, 300_000];
-        let interval = 32 * 1024;
-        let mut est = [0.0f64; 7];
-        let mut samples = [0u64; 7];
-        let mut counts = [0u64; 7];
-        let mut rng = 7u64;
-        for seed in 0..20 {
-            let mut cd = Countdown::new(seed * 7919 + 1, interval);
-            for _ in 0..50_000 {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                let k = (rng % 7) as usize;
-                counts[k] += 1;
-                if cd.sample(sizes[k], interval) {
-                    est[k] += weight(sizes[k], interval);
-                    samples[k] += 1;
-                }
-            }
-        }
-        for k in 0..7 {
-            let err = est[k] / counts[k] as f64 - 1.0;
-            let bound = 4.0 / (samples[k].max(1) as f64).sqrt();
-            assert!(
-                err.abs() < bound,
-                "size {}: {err:.3} (bound {bound:.3}, {} samples)",
-                sizes[k],
-                samples[k]
-            );
-        }
-        let total: f64 = (0..7).map(|k| est[k] * sizes[k] as f64).sum();
-        let truth: f64 = (0..7).map(|k| (counts[k] * sizes[k]) as f64).sum();
-        assert!((total / truth - 1.0).abs() < 0.02, "{}", total / truth);
-    }
-
-    #[test]
-    fn intervals_have_the_asked_mean() {
-        let mut cd = Countdown::new(3, 1000);
-        let n = 100_000;
-        let sum: i64 = (0..n).map(|_| cd.draw(1000)).sum();
-        let mean = sum as f64 / n as f64;
-        assert!((mean / 1000.0 - 1.0).abs() < 0.02, "{mean}");
-    }
-
-    #[test]
-    fn frees_of_unsampled_blocks_skip_the_lock_and_sampled_ones_balance() {
-        let t = Box::new(SampleTable::new());
-        t.start();
-        t.record(0x1000, 100, 2.0, &[1, 2, 3]);
-        t.record(0x2000, 50, 4.0, &[1, 2, 3]);
-        t.record(0x3000, 10, 1.0, &[9]);
-        assert_eq!(t.live_blocks(), 3);
-        // Unsampled addresses: the filter answers without the lock (a held
-        // lock would block here).
-        {
-            let _held = t.lock();
-            let misses = (0..10_000usize)
-                .map(|i| 0x10_0000 + i * 16)
-                .filter(|&a| t.filter[slot(a)].load(Ordering::Relaxed) == 0)
-                .filter(|&a| !t.on_free(a))
-                .count();
-            assert!(misses > 9_990, "{misses}");
-        }
-        // Freed from another thread.
-        std::thread::scope(|s| {
-            s.spawn(|| assert!(t.on_free(0x1000)));
-        });
-        assert!(!t.on_free(0x1000), "freed once only");
-        let h = t.stop(1);
-        let a = &h.sites[0];
-        assert_eq!(a.samples, 2);
-        assert_eq!(a.alloc_bytes, 400.0);
-        assert_eq!(a.inuse_bytes, 200.0);
-        assert_eq!(a.inuse_objects, 4.0);
-        assert_eq!(a.peak_bytes, 400.0);
-        // The filter is back to zero once every block is gone.
-        assert!(t.on_free(0x2000) && t.on_free(0x3000));
-        assert!(t.filter.iter().all(|c| c.load(Ordering::Relaxed) == 0));
-    }
-
-    #[test]
-    fn a_new_start_forgets_old_blocks() {
-        let t = Box::new(SampleTable::new());
-        t.start();
-        t.record(0x1000, 100, 1.0, &[1]);
-        t.start();
-        assert_eq!(t.live_blocks(), 0);
-        assert!(t.filter.iter().all(|c| c.load(Ordering::Relaxed) == 0));
-        assert!(t.stop(1).sites.is_empty());
-    }
-}
+#[path = "sampler_tests.rs"]
+mod tests;

@@ -466,10 +466,14 @@ pub struct HeapArgs {
     #[arg(long, default_value_t = 5)]
     pub top: usize,
     /// Sample allocations (a Poisson process over bytes, estimates scaled
-    /// back up without bias) instead of tracking every one with dhat: cheap
-    /// enough to leave on.
+    /// back up without bias) instead of recording every one: cheap enough
+    /// to leave on.
     #[arg(long)]
     pub sampled: bool,
+    /// Record every allocation with dhat-rs's profiler (slower; full
+    /// backtraces) instead of profkit's allocator (the default).
+    #[arg(long, conflicts_with = "sampled")]
+    pub dhat: bool,
     /// Mean bytes between samples with --sampled (e.g. 512KiB, 64k, 1MiB).
     #[arg(long, value_parser = parse_size_arg, default_value = "512KiB", requires = "sampled")]
     pub sample_interval: u64,
@@ -501,6 +505,10 @@ pub struct LeaksArgs {
     /// Mean bytes between heap samples in soak mode.
     #[arg(long, value_parser = parse_size_arg, default_value = "512KiB", requires = "soak")]
     pub sample_interval: u64,
+    /// Record the growth check's allocations with dhat-rs's profiler
+    /// instead of profkit's allocator (the default).
+    #[arg(long, conflicts_with = "soak")]
+    pub dhat: bool,
 }
 
 impl LeaksArgs {

@@ -174,8 +174,37 @@ fn sampled_heap_flags_parse() {
     assert!(crate::cli::wants_heap_profiling(&cli));
     let cli = parse(&["--sampled"]).unwrap();
     assert_eq!(crate::cli::heap_sample_interval(&cli), Some(512 * 1024));
+    // Exact by default: every allocation, through profkit's allocator.
     let cli = parse(&[]).unwrap();
+    assert_eq!(crate::cli::heap_sample_interval(&cli), Some(0));
+    // dhat-rs's profiler only when asked.
+    let cli = parse(&["--dhat"]).unwrap();
     assert_eq!(crate::cli::heap_sample_interval(&cli), None);
+    assert!(parse(&["--dhat", "--sampled"]).is_err());
+    let leaks = |extra: &[&str]| {
+        let mut v = vec!["profkit", "leaks", "leaky-cache"];
+        v.extend_from_slice(extra);
+        Cli::try_parse_from(v).unwrap()
+    };
+    assert_eq!(crate::cli::heap_sample_interval(&leaks(&[])), Some(0));
+    assert_eq!(crate::cli::heap_sample_interval(&leaks(&["--dhat"])), None);
+    let pass = Cli::try_parse_from([
+        "profkit",
+        "heap-pass",
+        "alloc-churn",
+        "--into",
+        "x",
+        "--templates",
+        "y",
+        "--heap-ops",
+        "1",
+        "--leak-ops",
+        "1",
+        "--out",
+        "z",
+    ])
+    .unwrap();
+    assert_eq!(crate::cli::heap_sample_interval(&pass), Some(0));
     assert!(
         parse(&["--sample-interval", "64KiB"]).is_err(),
         "needs --sampled"

@@ -140,7 +140,7 @@ pub fn clap_error_line(e: &clap::Error) -> Option<String> {
 /// Whether the command profiles the heap in this process (then heap
 /// profiling must be switched on first thing in `main`).
 pub fn wants_heap_profiling(cli: &Cli) -> bool {
-    // `leaks`: dhat for the growth check, sampling for a soak run.
+    // `leaks`: exact for the growth check, sampling for a soak run.
     match &cli.command {
         args::Command::Heap(_) | args::Command::HeapPass(_) | args::Command::Leaks(_) => true,
         // A server samples its heap unless told not to.
@@ -150,17 +150,22 @@ pub fn wants_heap_profiling(cli: &Cli) -> bool {
     }
 }
 
-/// The mean sample interval when the command profiles the heap by
-/// sampling (`profkit heap --sampled`), `None` for exact profiling.
+/// How the command's heap profile records allocations: through profkit's
+/// allocator with this mean sample interval (`profkit heap --sampled`), 0
+/// ([`crate::alloc::sampler::EXACT`]) for every allocation (the default),
+/// or `None` for dhat-rs's profiler (`--dhat`).
 pub fn heap_sample_interval(cli: &Cli) -> Option<u64> {
+    use crate::alloc::sampler::EXACT;
     match &cli.command {
+        args::Command::Heap(a) if a.dhat => None,
         args::Command::Heap(a) if a.sampled => Some(a.sample_interval),
-        // A soak run is timed: sampling, never dhat.
+        // A soak run is timed: sampling, never exact.
         args::Command::Leaks(a) if a.soak.is_some() => Some(a.sample_interval),
         // So is a server, under load or not.
         args::Command::Serve(a) => Some(a.heap_sample_interval),
         args::Command::Load(a) => Some(a.heap_sample_interval),
-        _ => None,
+        args::Command::Leaks(a) if a.dhat => None,
+        _ => Some(EXACT),
     }
 }
 

@@ -1,6 +1,8 @@
-//! The heap pass: a run under the dhat heap profiler, written as
-//! `heap.json`, folded allocation stacks, allocation flamegraphs and
-//! `alloc.json`. `profkit heap` runs it in this process ([`run`]);
+//! The heap pass: a run under the heap profiler (every allocation recorded
+//! by profkit's allocator, by default; sampled; or dhat-rs's profiler when
+//! the process switched that on), written as `heap.json` (dhat's format),
+//! folded allocation stacks, allocation flamegraphs and `alloc.json`.
+//! `profkit heap` runs it in this process ([`run`]);
 //! `profkit profile` runs it, with a leak check, in a child process
 //! ([`spawn_child`] → [`child`]), because heap tracking would distort the
 //! timing and CPU passes of the parent.
@@ -132,34 +134,41 @@ pub struct HeapRunOptions {
     /// Write into this existing run folder (no manifest) instead of a new one.
     pub into: Option<RunDir>,
     /// Sample allocations, one per this many bytes on average, instead of
-    /// tracking every one with dhat (needs sampled profiling switched on
-    /// in this process).
+    /// recording every one (needs sampled profiling switched on in this
+    /// process).
     pub sampled: Option<u64>,
 }
 
-/// A running heap profiler of either kind.
-enum Running {
-    Exact(HeapProfiler),
-    Sampled(SampledProfiler),
+/// A running heap profiler: dhat-rs's when this process switched it on,
+/// else profkit's allocator recording every allocation or a sample.
+pub(super) enum Running {
+    Dhat(HeapProfiler),
+    Table(SampledProfiler),
 }
 
 impl Running {
-    fn start(path: &Path, sampled: bool) -> anyhow::Result<Running> {
-        Ok(if sampled {
-            Running::Sampled(SampledProfiler::start()?)
-        } else {
-            Running::Exact(HeapProfiler::start(path)?)
+    /// Starts: sampling with `sampled`'s interval, else every allocation
+    /// (dhat-rs's profiler when it is the one switched on).
+    pub(super) fn start(path: &Path, sampled: Option<u64>) -> anyhow::Result<Running> {
+        Ok(match sampled {
+            None if crate::alloc::heap_profiling_enabled() => {
+                Running::Dhat(HeapProfiler::start(path)?)
+            }
+            _ => Running::Table(SampledProfiler::start_with(
+                sampled.unwrap_or(crate::alloc::sampler::EXACT),
+            )?),
         })
     }
 
-    /// Stops; a sampled profile is turned into a dhat file and written.
-    fn finish(self, path: &Path) -> anyhow::Result<Option<DhatFile>> {
+    /// Stops; profkit's records are turned into a dhat file and written
+    /// (dhat-rs writes its own, returned as `None`).
+    pub(super) fn finish(self, path: &Path) -> anyhow::Result<Option<DhatFile>> {
         match self {
-            Running::Exact(p) => {
+            Running::Dhat(p) => {
                 p.finish()?;
                 Ok(None)
             }
-            Running::Sampled(p) => {
+            Running::Table(p) => {
                 let file = sampled::to_dhat(&p.finish());
                 store::write_json(path, &file)?;
                 Ok(Some(file))
@@ -192,16 +201,15 @@ pub fn run(
         None => session.write_manifest(&dir, prepared, &[Pass::Heap], started),
         Some(_) => Ok(()),
     };
-    let is_sampled = heap.sampled.is_some();
     let (prepared, profiler) = if heap.include_setup {
-        let profiler = Running::start(&path, is_sampled)?;
+        let profiler = Running::start(&path, heap.sampled)?;
         let prepared = session.prepare(workload, options, false)?;
         manifest_first(session, &prepared)?;
         (prepared, profiler)
     } else {
         let prepared = session.prepare(workload, options, false)?;
         manifest_first(session, &prepared)?;
-        (prepared, Running::start(&path, is_sampled)?)
+        (prepared, Running::start(&path, heap.sampled)?)
     };
     // The result goes before the profiler stops, so that what is live at
     // the end is the workload's own memory.

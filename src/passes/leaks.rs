@@ -5,13 +5,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::heap::Running;
 use super::session::Session;
 use crate::alloc::sampler::TABLE;
 use crate::analyze::leaks::{self, defaults, GrowthPoint, LeakOptions, LeakReport, SoakReport};
 use crate::analyze::rundata::Pass;
 use crate::measure::{sys, PlanError, RunOptions, RunPlan, Stop, Warmup};
 use crate::profile::dhat::DhatFile;
-use crate::profile::heap::HeapProfiler;
 use crate::profile::sampled::{self, SampledProfiler};
 use crate::store::{self, files, RunDir};
 use crate::units::Nanos;
@@ -41,16 +41,19 @@ pub fn growth(
             .map(|db| db.config().cache_kib as u64 * 1024 * db.config().pool_size as u64)
             .unwrap_or(0);
         let path = scratch.join(format!("leak-{}.json", i + 1));
-        let profiler = HeapProfiler::start(&path)?;
+        let profiler = Running::start(&path, None)?;
         // The result goes before the profiler stops: only the workload's
         // own memory should be live at the end.
         let done = session.measure(&prepared).map(|b| b.ops);
-        let path = profiler.finish()?;
+        let file = match profiler.finish(&path)? {
+            Some(file) => file,
+            None => DhatFile::read(&path)?,
+        };
         session.discard(prepared);
         let done = done?;
         points.push(GrowthPoint {
             ops: done,
-            file: DhatFile::read(&path)?,
+            file,
             cache_limit,
         });
     }

@@ -14,3 +14,4 @@ pub mod perf_stack;
 pub mod runtime;
 pub mod sampled;
 pub mod sql;
+pub mod symbols;

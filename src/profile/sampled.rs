@@ -4,6 +4,10 @@
 //! the whole), so that the exact mode's summaries, folded stacks,
 //! flamegraphs and DHAT's viewer all read it.
 //!
+//! With the interval [`sampler::EXACT`] every allocation is recorded, each
+//! standing for itself: the exact mode, faster than dhat-rs's (stacks by
+//! [`crate::unwind`] instead of libgcc), writing the same dhat file.
+//!
 //! Needs [`crate::alloc::ProfkitAlloc`] installed and sampled profiling
 //! switched on first thing in `main`
 //! ([`crate::alloc::enable_sampled_heap_profiling`]).
@@ -14,6 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::dhat::{DhatFile, DhatPp};
 use super::heap::HeapError;
+use super::symbols::SymbolCache;
 use crate::alloc::sampler::{self, SampledHeap, TABLE};
 use crate::alloc::{self};
 
@@ -29,10 +34,24 @@ pub struct SampledProfiler {
 impl SampledProfiler {
     /// Forgets earlier samples and starts recording.
     pub fn start() -> Result<SampledProfiler, HeapError> {
+        Self::start_inner(None)
+    }
+
+    /// Starts recording with a mean of `interval` bytes between samples
+    /// from now on ([`sampler::EXACT`]: every allocation).
+    pub fn start_with(interval: u64) -> Result<SampledProfiler, HeapError> {
+        Self::start_inner(Some(interval))
+    }
+
+    fn start_inner(interval: Option<u64>) -> Result<SampledProfiler, HeapError> {
         if !alloc::sampled_heap_profiling_enabled() {
             return Err(HeapError::NotEnabled);
         }
         let lock = PROFILER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(iv) = interval {
+            sampler::set_interval(iv);
+        }
+        warm_symbols();
         TABLE.start();
         Ok(SampledProfiler {
             _lock: lock,
@@ -72,6 +91,8 @@ fn is_sampler_frame(function: &str) -> bool {
         "<profkit::alloc::sampler::",
         "profkit::alloc::",
         "<profkit::alloc::",
+        "profkit::unwind::",
+        "<profkit::unwind::",
         "std::thread::local::",
         "<std::thread::local::",
         "core::ops::function::FnOnce::call_once",
@@ -97,8 +118,30 @@ fn trim_path(path: &Path) -> String {
 }
 
 /// The frames of one return address (innermost inlined first), as dhat-rs
-/// writes them: `0x…: name (file:line:col)`.
+/// writes them: `0x…: name (file:line:col)`. Addresses outside the
+/// executable (libc's thread start at the bottom of every stack) are named
+/// from the dynamic symbol table: reading libc's separate debug file would
+/// inflate its compressed sections, a third of a short run's time.
 fn symbolize(ip: usize) -> Vec<String> {
+    if let Some(frame) = outside_the_executable(ip) {
+        return vec![frame];
+    }
+    resolve(ip)
+        .into_iter()
+        .map(|f| format!("{ip:#x}: {f}"))
+        .collect()
+}
+
+/// [`symbolize`] with the executable's names from (and added to) `cache`.
+fn symbolize_cached(cache: &mut SymbolCache, ip: usize) -> Vec<String> {
+    match outside_the_executable(ip) {
+        Some(frame) => vec![frame],
+        None => cache.frames(ip, resolve),
+    }
+}
+
+/// DWARF's frames of `ip` as `name (file:line:col)`, innermost first.
+fn resolve(ip: usize) -> Vec<String> {
     let mut out = Vec::new();
     backtrace::resolve(ip as *mut std::ffi::c_void, |s| {
         let name = s
@@ -107,15 +150,64 @@ fn symbolize(ip: usize) -> Vec<String> {
             .unwrap_or_else(|| "???".to_string());
         let file = s.filename().map_or_else(|| "???".to_string(), trim_path);
         out.push(format!(
-            "{ip:#x}: {name} ({file}:{}:{})",
+            "{name} ({file}:{}:{})",
             s.lineno().unwrap_or(0),
             s.colno().unwrap_or(0)
         ));
     });
     if out.is_empty() {
-        out.push(format!("{ip:#x}: ??? (???:0:0)"));
+        out.push("??? (???:0:0)".to_string());
     }
     out
+}
+
+/// `0x…: symbol (object)` for an address in a shared object, from `dladdr`;
+/// `None` for the executable's own code.
+fn outside_the_executable(ip: usize) -> Option<String> {
+    let info = |addr: usize| {
+        // SAFETY: dladdr only reads the loader's tables into `info`.
+        let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+        let found = unsafe { libc::dladdr(addr as *const libc::c_void, &mut info) } != 0;
+        found.then_some(info)
+    };
+    let here = info(outside_the_executable as *const () as usize)?;
+    let there = info(ip)?;
+    if there.dli_fbase == here.dli_fbase {
+        return None;
+    }
+    let text = |p: *const libc::c_char| {
+        (!p.is_null())
+            // SAFETY: dladdr's strings live as long as the object is loaded.
+            .then(|| {
+                unsafe { std::ffi::CStr::from_ptr(p) }
+                    .to_string_lossy()
+                    .into_owned()
+            })
+    };
+    let name = text(there.dli_sname).unwrap_or_else(|| "???".to_string());
+    let object = text(there.dli_fname).unwrap_or_default();
+    let object = object.rsplit('/').next().unwrap_or("???");
+    Some(format!("{ip:#x}: {name} ({object}:0:0)"))
+}
+
+/// Loads the executable's debug information on a thread of its own while
+/// the workload runs (once per process), so that turning the records into
+/// a dhat file later finds it parsed. The thread's allocations are not
+/// recorded.
+fn warm_symbols() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = std::thread::Builder::new()
+            .name("profkit-symbols".into())
+            .spawn(|| {
+                sampler::untracked(|| {
+                    // Not when an earlier run left the names.
+                    if !SymbolCache::load().is_warm() {
+                        let _ = symbolize(warm_symbols as *const () as usize);
+                    }
+                })
+            });
+    });
 }
 
 /// The estimates as a dhat file model: `tb`/`tbk` estimated bytes and
@@ -123,18 +215,21 @@ fn symbolize(ip: usize) -> Vec<String> {
 /// peak of the estimated total, `tl` estimated lifetimes (µs). Frames are
 /// symbolized here; the sampler's own frames are left out.
 pub fn to_dhat(heap: &SampledHeap) -> DhatFile {
-    to_dhat_with(heap, &symbolize).0
+    to_dhat_mapped(heap).0
 }
 
 /// [`to_dhat`], with the index in `pps` of every site of `heap` (sites
 /// whose stacks differ only in the sampler's frames share one).
 pub fn to_dhat_mapped(heap: &SampledHeap) -> (DhatFile, Vec<usize>) {
-    to_dhat_with(heap, &symbolize)
+    let mut cache = SymbolCache::load();
+    let out = to_dhat_with(heap, &mut |ip| symbolize_cached(&mut cache, ip));
+    cache.save();
+    out
 }
 
 fn to_dhat_with(
     heap: &SampledHeap,
-    symbolize: &dyn Fn(usize) -> Vec<String>,
+    symbolize: &mut dyn FnMut(usize) -> Vec<String>,
 ) -> (DhatFile, Vec<usize>) {
     let mut ftbl = vec!["[root]".to_string()];
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -205,11 +300,15 @@ fn to_dhat_with(
         tu: "µs".into(),
         Mtu: "s".into(),
         tuth: Some(10),
-        cmd: format!(
-            "{} (sampled: one sample per {} bytes on average; values are estimates)",
-            std::env::args().collect::<Vec<_>>().join(" "),
-            heap.interval
-        ),
+        cmd: if heap.interval == sampler::EXACT {
+            std::env::args().collect::<Vec<_>>().join(" ")
+        } else {
+            format!(
+                "{} (sampled: one sample per {} bytes on average; values are estimates)",
+                std::env::args().collect::<Vec<_>>().join(" "),
+                heap.interval
+            )
+        },
         pid: std::process::id() as u64,
         tg: heap.peak_at_us,
         te: heap.duration_us,
@@ -225,8 +324,20 @@ mod tests {
     use crate::alloc::sampler::SiteStats;
 
     #[test]
+    fn shared_objects_are_named_from_their_symbol_table() {
+        let getpid = symbolize(libc::getpid as *const () as usize);
+        assert_eq!(getpid.len(), 1);
+        assert!(getpid[0].contains("getpid (libc.so"), "{getpid:?}");
+        // The executable's own code still gets DWARF's names and lines.
+        assert!(outside_the_executable(symbolize as *const () as usize).is_none());
+        let own = symbolize(trim_path as *const () as usize + 1);
+        assert!(own.iter().any(|f| f.contains("trim_path (")), "{own:?}");
+        assert!(own.iter().any(|f| f.contains("sampled.rs:")), "{own:?}");
+    }
+
+    #[test]
     fn estimates_become_a_dhat_file_without_the_samplers_frames() {
-        let names = |ip: usize| -> Vec<String> {
+        let mut names = |ip: usize| -> Vec<String> {
             match ip {
                 1 => vec!["0x1: backtrace::trace_unsynchronized (src/x.rs:1:1)".into()],
                 2 => vec!["0x2: <profkit::alloc::ProfkitAlloc as core::alloc::global::GlobalAlloc>::alloc (src/alloc.rs:1:1)".into()],
@@ -259,7 +370,7 @@ mod tests {
             duration_us: 9,
             peak_at_us: Some(4),
         };
-        let (f, map) = to_dhat_with(&heap, &names);
+        let (f, map) = to_dhat_with(&heap, &mut names);
         assert_eq!(map, vec![0, 0, 1]);
         assert_eq!(f.pps.len(), 2);
         assert_eq!(f.pps[0].tb, 1500);
