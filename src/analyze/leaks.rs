@@ -178,11 +178,15 @@ pub struct GrowthPoint {
 }
 
 const PAGE_CACHE: &str = "SQLite page cache, up to PRAGMA cache_size per connection";
-const CONNECTIONS: &str = "opening pooled connections, up to the pool size";
+const CONNECTIONS: &str = "per-connection state (pooled connections opened on demand, their FTS5 tables), up to the pool size";
 
 /// The bound that holds a site's growth, when its stack shows one: SQLite's
-/// page cache (`pcache1…`), or connections the pool opens on demand
-/// (`openDatabase`, schema loading, r2d2_sqlite's `connect`).
+/// page cache (`pcache1…`), or state each pooled connection allocates once:
+/// opening it (`openDatabase`, schema loading, r2d2_sqlite's `connect`), a
+/// virtual table it connects to on first use (`sqlite3VtabCallConnect`),
+/// FTS5's pending-terms hash it keeps from its first write
+/// (`sqlite3Fts5HashNew`). A pool of several connections that each get to
+/// their first write over a run grows there, and stops at the pool size.
 fn bound_of(file: &DhatFile, fs: &[usize]) -> Option<&'static str> {
     let mut bound = None;
     for &f in fs {
@@ -193,7 +197,11 @@ fn bound_of(file: &DhatFile, fs: &[usize]) -> Option<&'static str> {
         let location = frame_location(&file.ftbl[f]);
         if matches!(
             name,
-            "openDatabase" | "sqlite3InitOne" | "sqlite3AnalysisLoad"
+            "openDatabase"
+                | "sqlite3InitOne"
+                | "sqlite3AnalysisLoad"
+                | "sqlite3VtabCallConnect"
+                | "sqlite3Fts5HashNew"
         ) || (name.starts_with("connect") && location.contains("r2d2_sqlite"))
         {
             bound = Some(CONNECTIONS);
@@ -461,6 +469,25 @@ mod tests {
         assert_eq!(sites.len(), 1, "{sites:?}");
         assert!((sites[0].slope_bytes_per_op - 96.0).abs() < 1e-6);
         assert!(sites[0].site.contains("preview"), "{}", sites[0].site);
+    }
+
+    #[test]
+    fn per_connection_sqlite_state_is_bounded_by_the_pool() {
+        let mut f = crate::profile::dhat::tests::sample();
+        f.ftbl.extend(
+            [
+                "0x5: sqlite3Fts5HashNew (sqlite3/sqlite3.c:243727:1)",
+                "0x6: sqlite3Fts5IndexBeginWrite (sqlite3/sqlite3.c:250951:1)",
+                "0x7: pcache1Alloc (sqlite3/sqlite3.c:1:1)",
+            ]
+            .map(String::from),
+        );
+        // Seen on mixed under load: each pooled connection's first FTS5
+        // write allocates its hash, so live bytes grow until all have.
+        assert_eq!(bound_of(&f, &[5, 6, 3]), Some(CONNECTIONS));
+        assert_eq!(bound_of(&f, &[7, 6, 3]), Some(PAGE_CACHE));
+        assert_eq!(bound_of(&f, &[6, 3]), None);
+        assert_eq!(bound_of(&f, &[2, 3]), None);
     }
 
     #[test]
