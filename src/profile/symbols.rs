@@ -85,6 +85,34 @@ impl SymbolCache {
         if written.is_err() || std::fs::rename(&tmp, path).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
+        if let Some(dir) = path.parent() {
+            prune(dir, KEEP);
+        }
+    }
+}
+
+/// Caches kept in the directory: every build of a binary (each test
+/// binary too) has one, so older ones go.
+const KEEP: usize = 16;
+
+/// Removes all but the `keep` most recently written `symbols-*.json` of
+/// `dir` (best effort).
+fn prune(dir: &std::path::Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut caches: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("symbols-") && name.ends_with(".json")
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    caches.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, old) in caches.into_iter().skip(keep) {
+        let _ = std::fs::remove_file(old);
     }
 }
 
@@ -150,6 +178,27 @@ mod tests {
             c.frames(0x5010, |_| unreachable!()),
             vec!["0x5010: f (a.rs:1:1)"]
         );
+    }
+
+    #[test]
+    fn only_the_newest_caches_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = std::time::SystemTime::now() - std::time::Duration::from_secs(1000);
+        for i in 0..5u64 {
+            let p = dir.path().join(format!("symbols-{i}.json"));
+            std::fs::write(&p, b"{}").unwrap();
+            let f = std::fs::File::options().write(true).open(&p).unwrap();
+            f.set_modified(t0 + std::time::Duration::from_secs(i * 10))
+                .unwrap();
+        }
+        std::fs::write(dir.path().join("other.txt"), b"x").unwrap();
+        prune(dir.path(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["other.txt", "symbols-3.json", "symbols-4.json"]);
     }
 
     #[test]
