@@ -110,7 +110,7 @@ fn prune(dir: &std::path::Path, keep: usize) {
         })
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();
-    caches.sort_by(|a, b| b.0.cmp(&a.0));
+    caches.sort_by_key(|c| std::cmp::Reverse(c.0));
     for (_, old) in caches.into_iter().skip(keep) {
         let _ = std::fs::remove_file(old);
     }
