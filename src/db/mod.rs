@@ -476,6 +476,20 @@ impl DatabaseManager {
         self.counters.snapshot(self.config.pool_size)
     }
 
+    /// Opens every connection of the pool (checks them all out at once and
+    /// returns them). A run then opens none mid-run: r2d2 replaces the last
+    /// idle connection in the background as soon as it is checked out, at
+    /// a moment that differs from run to run, and that connection's memory
+    /// and statements would land in some runs' profiles and not in others'.
+    /// With the pool at its size, r2d2 has nothing left to add.
+    pub fn warm_pool(&self) -> Result<()> {
+        let all = (0..self.config.pool_size)
+            .map(|_| self.conn())
+            .collect::<Result<Vec<_>>>()?;
+        drop(all);
+        Ok(())
+    }
+
     /// A connection from the pool (the pool's event handler times the wait).
     pub fn conn(&self) -> Result<PooledConnection<SqliteConnectionManager>> {
         Ok(self.pool.get()?)

@@ -143,6 +143,12 @@ impl Session {
         workload
             .setup(&env)
             .with_context(|| format!("setting up workload '{}'", workload.name()))?;
+        // Every connection the run will use is open before it starts, so
+        // none opens in the background mid-run in some runs and not others.
+        if let Some(db) = workload.database() {
+            db.warm_pool()
+                .with_context(|| format!("opening connections for '{}'", workload.name()))?;
+        }
         Ok(Prepared {
             workload,
             plan,
