@@ -42,11 +42,14 @@ fn a_remote_address_needs_the_flag() {
     assert!(err.contains("--allow-remote"), "{err}");
 }
 
+/// The rest of a server's stderr, after its first line.
+type Stderr = BufReader<std::process::ChildStderr>;
+
 /// Starts `profkit serve` on a free loopback port with `args`; returns the
-/// child and its base URL.
-fn serve(args: &[&str]) -> (std::process::Child, String) {
+/// child, its base URL and the rest of its stderr.
+fn serve(args: &[&str]) -> (std::process::Child, String, Stderr) {
     let mut child = bin()
-        .args(["serve", "--rows", "300", "--addr", "127.0.0.1:0"])
+        .args(["serve", "--addr", "127.0.0.1:0"])
         .args(args)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -60,7 +63,7 @@ fn serve(args: &[&str]) -> (std::process::Child, String) {
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
-    (child, url)
+    (child, url, err)
 }
 
 fn http_get(url: &str) -> (u16, Vec<u8>) {
@@ -75,7 +78,7 @@ fn http_get(url: &str) -> (u16, Vec<u8>) {
 
 #[test]
 fn the_server_samples_its_heap_for_debug_pprof_heap() {
-    let (mut child, url) = serve(&["--heap-sample-interval", "16KiB"]);
+    let (mut child, url, _) = serve(&["--rows", "300", "--heap-sample-interval", "16KiB"]);
     for _ in 0..200 {
         assert_eq!(
             http_get(&format!("{url}/api/random-emails?limit=50")).0,
@@ -111,7 +114,7 @@ fn the_server_samples_its_heap_for_debug_pprof_heap() {
     );
 
     // Off: the endpoint says why, in one line.
-    let (mut child, url) = serve(&["--no-heap-profile"]);
+    let (mut child, url, _) = serve(&["--rows", "300", "--no-heap-profile"]);
     let (status, body) = http_get(&format!("{url}/debug/pprof/heap"));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -123,21 +126,8 @@ fn the_server_samples_its_heap_for_debug_pprof_heap() {
 #[test]
 fn sigterm_stops_the_server_gracefully() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = bin()
-        .args(["serve", "--rows", "200", "--addr", "127.0.0.1:0", "--db"])
-        .arg(dir.path().join("mail.db"))
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
+    let db = dir.path().join("mail.db");
+    let (mut child, url, mut err) = serve(&["--rows", "200", "--db", db.to_str().unwrap()]);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
