@@ -244,14 +244,7 @@ impl CpuProfile {
                 .collect();
             *merged.entry((s.thread, frames)).or_default() += s.samples;
         }
-        self.stacks = merged
-            .into_iter()
-            .map(|((thread, frames), samples)| Stack {
-                thread,
-                frames,
-                samples,
-            })
-            .collect();
+        self.stacks = super::cpu_stacks::sorted(merged);
     }
 
     /// An error when there are too few samples for a useful profile.

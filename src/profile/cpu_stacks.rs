@@ -121,6 +121,14 @@ pub fn stacks(samples: impl IntoIterator<Item = (String, Vec<usize>, u64)>) -> V
             .collect();
         *merged.entry((thread, stack)).or_default() += count;
     }
+    sorted(merged)
+}
+
+/// Sample counts by (thread, frames) as stacks in [`CpuProfile`]'s order:
+/// by thread, then frames.
+///
+/// [`CpuProfile`]: super::cpu::CpuProfile
+pub fn sorted(merged: impl IntoIterator<Item = ((String, Vec<Frame>), u64)>) -> Vec<Stack> {
     let mut stacks: Vec<Stack> = merged
         .into_iter()
         .map(|((thread, frames), samples)| Stack {
