@@ -159,8 +159,9 @@ fn hot_function_is_the_top_self_frame() {
         top.function,
         top.percent
     );
-    // Debug builds spend the rest in uninlined range iterators.
-    assert!(top.percent > 30.0, "{top:?} {:#?}", out.report.top_self);
+    // The function calls nothing, so it holds most of the samples in a
+    // debug build as in a release one.
+    assert!(top.percent > 50.0, "{top:?} {:#?}", out.report.top_self);
 }
 
 #[test]
