@@ -176,14 +176,15 @@ fn list_names_every_builtin() {
     let dir = tempfile::tempdir().unwrap();
     let out = profkit(dir.path()).arg("list").assert().success();
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    for name in [
-        "populate",
-        "random-emails-naive",
-        "leaky-cache",
-        "tenant-isolation",
-        "n-plus-one-batched",
-    ] {
-        assert!(text.contains(name), "{name} missing from:\n{text}");
+    let registry = profkit::workload::Registry::builtins();
+    let names = registry.names();
+    assert!(names.len() >= 21, "{names:?}");
+    for name in &names {
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().next() == Some(name.as_str())),
+            "{name} missing from:\n{text}"
+        );
     }
 }
 
@@ -286,6 +287,87 @@ fn profile_writes_run_folders_and_an_index() {
 }
 
 #[test]
+fn a_mistyped_workload_suggests_the_closest_name() {
+    let dir = tempfile::tempdir().unwrap();
+    profkit(dir.path())
+        .args(["run", "n-plus-on"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("did you mean 'n-plus-one'?"));
+}
+
+#[test]
+fn a_path_that_does_not_exist_says_so_first() {
+    let dir = tempfile::tempdir().unwrap();
+    profkit(dir.path())
+        .args(["report", "no-such-run"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("'no-such-run' does not exist")
+                .and(predicate::str::contains("is not a run folder").not()),
+        );
+}
+
+#[test]
+fn a_missing_argument_shows_the_usage_and_the_help_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    profkit(dir.path())
+        .arg("flamegraph")
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("required arguments were not provided")
+                .and(predicate::str::contains("Usage: profkit flamegraph"))
+                .and(predicate::str::contains("--help")),
+        );
+}
+
+#[test]
+fn a_flamegraph_of_a_json_that_is_no_profile_names_the_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bench.json"), r#"{"schema_version":1}"#).unwrap();
+    profkit(dir.path())
+        .args(["flamegraph", "bench.json"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("folded")
+                .and(predicate::str::contains("pprof"))
+                .and(predicate::str::contains("missing field").not()),
+        );
+}
+
+#[test]
+fn help_and_readme_name_what_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = profkit(dir.path()).args(["--help"]).assert().success();
+    let help = String::from_utf8_lossy(&help.get_output().stdout).to_string();
+    // The run folder of `load` holds locust.json, never load.json.
+    let load = help
+        .lines()
+        .find(|l| l.trim_start().starts_with("load"))
+        .unwrap();
+    assert!(
+        load.contains("locust.json") && !load.contains("load.json"),
+        "{load}"
+    );
+    // The README quotes src/main.rs's one line as it is.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let main_rs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/main.rs")).unwrap();
+    let line = main_rs
+        .lines()
+        .find(|l| l.starts_with("profkit::main!"))
+        .unwrap();
+    assert!(
+        readme.contains(&format!("`{line}`")),
+        "README does not quote `{line}`"
+    );
+}
+
+#[test]
 fn unknown_workload_lists_the_valid_names() {
     let dir = tempfile::tempdir().unwrap();
     profkit(dir.path())
@@ -342,7 +424,13 @@ fn bad_sizes_and_durations_are_clear_errors() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
         // One line in profkit's style, whether profkit or clap refused it.
         assert!(stderr.starts_with("Error: "), "{args:?}: {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        // (A missing argument adds clap's usage line and --help hint.)
+        let error_lines = stderr
+            .trim_end()
+            .lines()
+            .filter(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+            .count();
+        assert_eq!(error_lines, 1, "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
@@ -525,17 +613,22 @@ fn ctrl_c_ends_the_run_early_and_still_writes_it() {
 fn a_second_ctrl_c_quits_at_once() {
     use std::io::BufRead as _;
     let dir = tempfile::tempdir().unwrap();
-    // Populating 300k emails takes a while; the first Ctrl-C lets the run
-    // go on to write its results, the second quits without them.
+    // Each operation hashes 100 million integers (seconds in this debug
+    // build). Both Ctrl-Cs land while the first operation runs: the first
+    // lets the run finish that operation and write its results, the
+    // second quits without them. (Not during populate, which a single
+    // Ctrl-C already ends with 130.)
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("profkit"))
         .current_dir(dir.path())
         .args([
             "run",
-            "point-read",
+            "linear-scan",
             "--rows",
-            "300k",
+            "100m",
             "--ops",
-            "10",
+            "4",
+            "--threads",
+            "1",
             "--warmup",
             "0",
         ])
@@ -544,6 +637,7 @@ fn a_second_ctrl_c_quits_at_once() {
         .spawn()
         .unwrap();
     wait_until(child.id(), "handling SIGINT", handles_sigint);
+    wait_until(child.id(), "measuring", measuring);
     sigint(child.id());
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
@@ -553,9 +647,13 @@ fn a_second_ctrl_c_quits_at_once() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
     assert!(out.stdout.is_empty(), "it quit before printing results");
+    // The run folder is made when the run starts; its results never came.
+    let results: Vec<_> = std::fs::read_dir(dir.path().join("profiles"))
+        .map(|d| d.flatten().map(|e| e.path().join("bench.json")).collect())
+        .unwrap_or_default();
     assert!(
-        !dir.path().join("profiles").exists(),
-        "it quit before writing a run folder"
+        !results.iter().any(|r: &std::path::PathBuf| r.exists()),
+        "it quit before writing its results: {results:?}"
     );
 }
 

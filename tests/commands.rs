@@ -279,7 +279,9 @@ fn a_frequency_above_the_kernel_tick_warns_of_low_capture() {
         ],
     );
     assert!(
-        out.contains("warning: asked for 4000 Hz but got") && out.contains("--frequency 199"),
+        out.contains("warning: CPU sampling: asked for 4000 Hz, got")
+            && out.contains("the kernel's timer tick")
+            && out.contains("--frequency 199."),
         "{out}"
     );
 }

@@ -69,7 +69,7 @@ pub enum Command {
     Report(ReportArgs),
     /// Serve the email store over HTTP/JSON with /metrics and /debug/pprof endpoints.
     Serve(super::serve::ServeArgs),
-    /// Drive `profkit serve` with Locust in distributed mode (master + workers): load.json, locust CSVs.
+    /// Drive `profkit serve` with Locust in distributed mode (master + workers): bench.json, locust.json and Locust's CSVs in a run folder.
     Load(super::serve::LoadArgs),
 }
 

@@ -148,9 +148,22 @@ fn clap_errors_become_one_line() {
         line(&["profkit", "run", "point-read", "--rows", "-5"]).unwrap(),
         "invalid value '-5' for '--rows <ROWS>': '-5' is not a count (examples: 1000, 100k, 1m)"
     );
+    let missing = line(&["profkit", "flamegraph"]).unwrap();
+    let mut lines = missing.lines();
     assert_eq!(
-        line(&["profkit", "flamegraph"]).unwrap(),
+        lines.next().unwrap(),
         "the following required arguments were not provided: <FILE>"
+    );
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("Usage: profkit flamegraph"),
+        "{missing}"
+    );
+    assert!(
+        missing.ends_with("For more information, try '--help'."),
+        "{missing}"
     );
     let bogus = line(&["profkit", "run", "point-read", "--bogus"]).unwrap();
     assert!(

@@ -110,8 +110,9 @@ fn parse_cli(harness: &Harness) -> Cli {
     }
 }
 
-/// A clap error as one line without the `error: ` prefix, or `None` for
-/// help and version output (not errors).
+/// A clap error as one line without the `error: ` prefix (followed by
+/// clap's usage line and `--help` hint when an argument is missing), or
+/// `None` for help and version output (not errors).
 pub fn clap_error_line(e: &clap::Error) -> Option<String> {
     if matches!(
         e.kind(),
@@ -121,8 +122,9 @@ pub fn clap_error_line(e: &clap::Error) -> Option<String> {
     ) {
         return None;
     }
+    let rendered = e.render().to_string();
     let mut line = String::new();
-    for part in e.render().to_string().lines().map(str::trim) {
+    for part in rendered.lines().map(str::trim) {
         if part.starts_with("Usage:") || part.starts_with("For more information") {
             break;
         }
@@ -133,6 +135,22 @@ pub fn clap_error_line(e: &clap::Error) -> Option<String> {
             line.push_str(if part.starts_with("tip:") { "; " } else { " " });
         }
         line.push_str(part.strip_prefix("error: ").unwrap_or(part));
+    }
+    // Someone who left an argument out needs to see what the command
+    // takes: keep clap's usage line and its `--help` hint below the error.
+    if matches!(
+        e.kind(),
+        ErrorKind::MissingRequiredArgument | ErrorKind::MissingSubcommand
+    ) {
+        let usage = rendered
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("Usage:"))
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty());
+        for l in usage {
+            line.push('\n');
+            line.push_str(l);
+        }
     }
     Some(line)
 }

@@ -235,11 +235,12 @@ fn cpu_pass(session: &mut Session, p: &mut Planned, scale: f64) -> anyhow::Resul
         scale,
     )
     .with_context(|| format!("CPU profile of '{}'", p.name))?;
-    eprintln!(
-        "profkit: {}: {}",
-        p.name,
-        crate::render::cpu_table::summary_line(&cpu.report)
-    );
+    // The sampling-rate warning holds for the machine, not the workload:
+    // once per session is enough.
+    let line = crate::render::cpu_table::summary_line(&cpu.report, |w| {
+        !w.starts_with(crate::profile::cpu::RATE_WARNING) || session.first_warning("cpu-rate")
+    });
+    eprintln!("profkit: {}: {line}", p.name);
     p.cpu_done = true;
     Ok(())
 }

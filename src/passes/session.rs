@@ -55,6 +55,8 @@ pub struct Session {
     temp: tempfile::TempDir,
     runs: usize,
     templates: Option<PathBuf>,
+    /// Warnings already shown, by kind: each is said once per session.
+    warned: std::collections::HashSet<&'static str>,
 }
 
 /// A workload that is set up and ready to measure, with where its run goes.
@@ -90,12 +92,20 @@ impl Session {
             temp,
             runs: 0,
             templates: None,
+            warned: Default::default(),
         })
     }
 
     /// The session's configuration.
     pub fn config(&self) -> &SessionConfig {
         &self.config
+    }
+
+    /// Whether a warning of this kind is to be shown: true the first
+    /// time the session asks, false after (a warning that holds for every
+    /// workload is said once, not once per workload).
+    pub fn first_warning(&mut self, kind: &'static str) -> bool {
+        self.warned.insert(kind)
     }
 
     /// The temporary folder this session owns.

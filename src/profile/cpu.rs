@@ -49,8 +49,12 @@ pub mod defaults {
     /// Fewer samples than this make no useful flamegraph.
     pub const MIN_SAMPLES: u64 = 20;
     /// Below this share of the asked rate, a profile warns that the
-    /// frequency was not honoured.
-    pub const MIN_CAPTURE: f64 = 0.85;
+    /// frequency was not honoured. Above it the warning would not matter:
+    /// CPU time comes from the process's measured CPU time, so shares and
+    /// times stay right and only the resolution is a little coarser.
+    pub const MIN_CAPTURE: f64 = 0.5;
+    /// Frequencies a rate warning may suggest (primes, like `perf`'s).
+    pub const SUGGESTED: [u32; 4] = [997, 499, 199, 99];
 }
 
 /// Errors of CPU profiling.
@@ -177,6 +181,10 @@ pub struct CpuProfile {
     pub stacks: Vec<Stack>,
 }
 
+/// How [`CpuProfile::rate_warning`] begins, so a caller can tell it from
+/// the other warnings.
+pub const RATE_WARNING: &str = "CPU sampling:";
+
 impl CpuProfile {
     /// Samples per CPU-second actually taken.
     pub fn effective_rate(&self) -> f64 {
@@ -198,31 +206,35 @@ impl CpuProfile {
         }
     }
 
-    /// A warning when the asked frequency was not honoured.
+    /// A warning when the asked frequency was not honoured by far (below
+    /// [`defaults::MIN_CAPTURE`]): what limited it and, when there is one,
+    /// a frequency this run would have kept up with (never the one asked).
     pub fn rate_warning(&self) -> Option<String> {
         if self.samples < defaults::MIN_SAMPLES || self.capture() >= defaults::MIN_CAPTURE {
             return None;
         }
-        let (why, works) = match self.sampler {
-            Sampler::Itimer => (
-                "the kernel's timer tick limits the process timer",
-                defaults::FREQUENCY,
-            ),
-            Sampler::PerfSignal | Sampler::PerfSignalUser => (
-                "samples were lost (the signal handler or the machine could not keep up)",
-                defaults::PERF_FREQUENCY,
-            ),
-            Sampler::PerfStack | Sampler::PerfStackUser => (
-                "samples were lost (ring buffers filled faster than the watcher read them)",
-                defaults::PERF_FREQUENCY,
-            ),
+        let why = match self.sampler {
+            Sampler::Itimer => "the kernel's timer tick limits the process timer",
+            Sampler::PerfSignal | Sampler::PerfSignalUser => {
+                "samples were lost: the signal handler or the machine could not keep up"
+            }
+            Sampler::PerfStack | Sampler::PerfStackUser => {
+                "samples were lost: the ring buffers filled faster than the watcher read them"
+            }
         };
+        let rate = self.effective_rate();
+        let advice = defaults::SUGGESTED
+            .iter()
+            .find(|&&f| f < self.frequency && f64::from(f) <= 0.9 * rate)
+            .map(|f| format!(" For full resolution use --frequency {f}."))
+            .unwrap_or_else(|| {
+                " The machine was too busy to sample steadily: profile it when it is idler.".into()
+            });
         Some(format!(
-            "asked for {} Hz but got {:.0} samples per CPU-second ({:.0} %): {why}; CPU time \
-             is taken from the process's measured CPU time ({:.2} s), not from samples × \
-             period. Use --frequency {works} or less.",
+            "{RATE_WARNING} asked for {} Hz, got {rate:.0} samples per CPU-second ({:.0} %): {why}. \
+             Times and shares are still right (taken from the process's measured CPU time, {:.2} s); \
+             only the resolution is coarser.{advice}",
             self.frequency,
-            self.effective_rate(),
             100.0 * self.capture(),
             self.cpu_time.as_secs_f64(),
         ))
@@ -482,7 +494,26 @@ mod tests {
         };
         assert!((p.effective_rate() - 250.0).abs() < 1e-9);
         assert_eq!(p.sample_period(), Nanos(4_000_000));
-        assert!(p.rate_warning().unwrap().contains("997 Hz"));
+        let warning = p.rate_warning().unwrap();
+        assert!(warning.contains("asked for 997 Hz"), "{warning}");
+        assert!(warning.contains("--frequency 199."), "{warning}");
+        // Never the frequency that was asked for.
+        let asked_199 = CpuProfile {
+            frequency: 199,
+            samples: 60,
+            ..p.clone()
+        };
+        let warning = asked_199.rate_warning().unwrap();
+        assert!(!warning.contains("--frequency 199"), "{warning}");
+        // 82 % of the asked rate does not matter: no warning.
+        assert_eq!(
+            CpuProfile {
+                samples: 818,
+                ..p.clone()
+            }
+            .rate_warning(),
+            None
+        );
         assert!(CpuProfile { samples: 5, ..p }.check_enough().is_err());
     }
 }

@@ -79,8 +79,8 @@ pub fn cpu_report_text(r: &CpuReport) -> String {
 }
 
 /// The one line `profkit profile` prints after a workload's CPU pass:
-/// samples, rate, hottest frame, and any warning.
-pub fn summary_line(r: &CpuReport) -> String {
+/// samples, rate, hottest frame, and the warnings `show` keeps.
+pub fn summary_line(r: &CpuReport, show: impl FnMut(&&String) -> bool) -> String {
     let top = r
         .top_self
         .first()
@@ -90,7 +90,7 @@ pub fn summary_line(r: &CpuReport) -> String {
         "cpu: {} samples at {:.0} Hz effective{top}",
         r.samples, r.effective_rate
     );
-    for w in &r.warnings {
+    for w in r.warnings.iter().filter(show) {
         s.push_str(&format!("\n  warning: {w}"));
     }
     s

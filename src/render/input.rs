@@ -59,6 +59,14 @@ pub enum InputError {
         /// The file.
         path: PathBuf,
     },
+    /// A file in none of the formats profkit draws (e.g. `bench.json`).
+    #[error("'{}' is {what}, not a profile: profkit draws folded stacks (`.folded`), pprof (`.pb`, `.pb.gz`) and dhat heap profiles (`heap.json`)", path.display())]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// What it looks like instead.
+        what: &'static str,
+    },
     /// No samples at all.
     #[error("'{}' holds no samples: nothing to draw (profile a longer run: raise --ops/--duration)", path.display())]
     Empty {
@@ -154,6 +162,15 @@ pub fn parse_stacks(path: &Path, bytes: &[u8]) -> Result<Stacks, InputError> {
     let format = detect(path, bytes);
     let stacks = match format {
         Format::Dhat => {
+            // JSON without dhat's version key is some other JSON file
+            // (`bench.json`, `cpu.json`): say what profkit reads instead
+            // of which dhat field is missing.
+            if !bytes.windows(17).any(|w| w == b"\"dhatFileVersion\"") {
+                return Err(InputError::Unsupported {
+                    path: path.to_path_buf(),
+                    what: "JSON without a dhatFileVersion field",
+                });
+            }
             // A dhat heap profile (heap.json): bytes allocated per stack.
             let file = DhatFile::parse(bytes).map_err(|e| InputError::Dhat {
                 path: path.to_path_buf(),
@@ -390,5 +407,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 2") && e.contains("UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn other_json_names_the_formats_profkit_reads() {
+        let path = Path::new("bench.json");
+        let e = parse_stacks(path, br#"{"schema_version":1,"ops":3}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("missing field"), "{e}");
+        for format in ["folded", "pprof", "dhat"] {
+            assert!(e.contains(format), "{e}");
+        }
+        // A damaged dhat file is still called one.
+        let e = parse_stacks(path, br#"{"dhatFileVersion":2}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a valid dhat heap profile"), "{e}");
     }
 }

@@ -20,6 +20,20 @@ pub enum RunError {
         /// What was given.
         path: PathBuf,
     },
+    /// The path does not exist at all (nor is it a baseline's name).
+    #[error("'{}' does not exist (nor is it the name of a baseline under '{}')", path.display(), baselines.display())]
+    Missing {
+        /// What was given.
+        path: PathBuf,
+        /// Where baselines were looked for.
+        baselines: PathBuf,
+    },
+    /// The path does not exist.
+    #[error("'{}' does not exist", path.display())]
+    NoSuchPath {
+        /// What was given.
+        path: PathBuf,
+    },
     /// No profile session to pick.
     #[error("no profile session under '{}'; run `profkit profile` first or name a run folder", out.display())]
     NoSession {
@@ -133,6 +147,11 @@ fn heap_only_bench(manifest: &Manifest) -> BenchResult {
 
 /// Reads a run folder.
 pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
+    if !dir.exists() {
+        return Err(RunError::NoSuchPath {
+            path: dir.to_path_buf(),
+        });
+    }
     if !is_run_folder(dir) {
         return Err(RunError::NotARun {
             path: dir.to_path_buf(),
@@ -250,6 +269,11 @@ pub fn resolve(arg: &str, out: &Path) -> Result<RunSet, RunError> {
         let plain_name = !arg.is_empty() && !arg.contains(['/', '\\']) && arg != "..";
         if plain_name && b.is_dir() {
             b
+        } else if !path.exists() {
+            return Err(RunError::Missing {
+                path,
+                baselines: baselines_dir(out),
+            });
         } else {
             return Err(RunError::NotARun { path });
         }

@@ -212,14 +212,28 @@ pub type Make<'a> = &'a dyn Fn() -> Box<dyn Workload>;
 /// A registered constructor.
 pub type Ctor = Arc<dyn Fn() -> Box<dyn Workload> + Send + Sync>;
 
+/// The name in `names` closest to a mistyped `name`, if one is close
+/// enough to be what was meant (Jaro–Winkler similarity ≥ 0.8, the
+/// threshold clap uses for its own "a similar argument exists" tips).
+pub fn closest<'a>(name: &str, names: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    names
+        .into_iter()
+        .map(|n| (strsim::jaro_winkler(name, n), n))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| n.to_string())
+}
+
 /// Errors of finding or registering a workload.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
     /// No workload has this name.
-    #[error("unknown workload '{name}'; valid names: {valid}")]
+    #[error("unknown workload '{name}'{}; valid names: {valid}", suggestion.as_ref().map(|s| format!(": did you mean '{s}'?")).unwrap_or_default())]
     Unknown {
         /// The name asked for.
         name: String,
+        /// The registered name closest to it, when one is close.
+        suggestion: Option<String>,
         /// The valid names, comma separated.
         valid: String,
     },
@@ -316,6 +330,11 @@ impl Registry {
         &self.entries
     }
 
+    /// Every registered name, in registration order.
+    pub fn names(&self) -> Vec<String> {
+        self.entries.iter().map(|e| e.name.clone()).collect()
+    }
+
     /// The names the main job runs.
     pub fn profiled_names(&self) -> Vec<String> {
         self.entries
@@ -331,6 +350,7 @@ impl Registry {
             Some(e) => Ok(e.ctor.clone()),
             None => Err(WorkloadError::Unknown {
                 name: name.to_string(),
+                suggestion: closest(name, self.entries.iter().map(|e| e.name.as_str())),
                 valid: self
                     .entries
                     .iter()
@@ -442,8 +462,17 @@ mod tests {
 
     #[test]
     fn unknown_names_list_the_valid_ones() {
-        let err = by_name("nope").err().unwrap().to_string();
-        assert!(err.contains("unknown workload 'nope'"));
+        let err = by_name("zzz").err().unwrap().to_string();
+        assert!(err.contains("unknown workload 'zzz'"));
+        assert!(!err.contains("did you mean"), "{err}");
         assert!(err.contains("point-read"));
+    }
+
+    #[test]
+    fn a_mistyped_name_suggests_the_closest_one() {
+        let err = by_name("n-plus-on").err().unwrap().to_string();
+        assert!(err.contains("did you mean 'n-plus-one'?"), "{err}");
+        let err = by_name("pointread").err().unwrap().to_string();
+        assert!(err.contains("did you mean 'point-read'?"), "{err}");
     }
 }
