@@ -24,6 +24,11 @@ fn golden_dir() -> PathBuf {
 fn check(name: &str, actual: &str) {
     let path = golden_dir().join(name);
     if std::env::var_os("PROFKIT_BLESS").is_some_and(|v| v == "1") {
+        // CI checks the goldens; it never rewrites them to match.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PROFKIT_BLESS=1 is refused when CI is set: bless golden files locally and commit them"
+        );
         std::fs::write(&path, actual).unwrap();
         return;
     }

@@ -41,21 +41,38 @@ fn f(v: &Value) -> f64 {
     v.as_f64().unwrap()
 }
 
+/// A timing assertion that did not hold: the one kind of failure
+/// [`measured`] measures again. Every other assertion fails at once.
+struct Timing(String);
+
+/// Asserts something about measured time: on failure, returns [`Timing`]
+/// from the test body instead of panicking.
+macro_rules! timing {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err(Timing(format!("{}: {}", stringify!($cond), format!($($msg)+))));
+        }
+    };
+}
+
 /// Runs a test body that measures real time. On a shared 2-core VM a
 /// scheduler stall of tens of milliseconds can spoil one measurement, so a
-/// failing first attempt (its message is printed) is measured once more;
-/// a second failure fails the test.
-fn measured(body: impl Fn()) {
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(&body)).is_err() {
-        eprintln!("first attempt failed (see above); measuring once more");
-        body();
+/// failed *timing* assertion (and only that: a panic fails at once) is
+/// measured once more; the test fails if it fails again, naming both
+/// failures, the first one first.
+fn measured(body: impl Fn() -> Result<(), Timing>) {
+    if let Err(Timing(first)) = body() {
+        eprintln!("timing assertion failed on the first attempt: {first}; measuring once more");
+        if let Err(Timing(second)) = body() {
+            panic!("timing assertion failed twice: first {first}; then {second}");
+        }
     }
 }
 
 #[test]
-fn thread_sweep_has_one_result_per_level_with_sane_efficiency() {
+fn thread_sweep_has_one_result_per_level_and_efficiency_from_its_throughputs() {
     let _serial = serial();
-    measured(|| {
+    {
         let dir = tempfile::tempdir().unwrap();
         let r = json(
             dir.path(),
@@ -105,7 +122,7 @@ fn thread_sweep_has_one_result_per_level_with_sane_efficiency() {
         }
         let svg = std::fs::read_to_string(folder.join("throughput-vs-threads.svg")).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("threads"));
-    });
+    }
 }
 
 #[test]
@@ -139,14 +156,14 @@ fn complexity_fit_flags_linear_growth_and_not_flat_data() {
             .iter()
             .map(|l| f(&l["bench"]["latency"]["p50"]))
             .collect();
-        assert!(p50[2] >= 8.0 * p50[0], "linear-scan p50 by rows: {p50:?}");
+        timing!(p50[2] >= 8.0 * p50[0], "linear-scan p50 by rows: {p50:?}");
         let best = r["fit"]["best"].as_str().unwrap();
-        assert!(
+        timing!(
             ["linear", "linearithmic", "quadratic"].contains(&best),
             "{}",
             r["fit"]
         );
-        assert_eq!(r["fit"]["flagged"], true);
+        timing!(r["fit"]["flagged"] == true, "{}", r["fit"]);
         assert!(run_folder(dir.path(), "sweep-linear-scan")
             .join("cost-vs-rows.svg")
             .exists());
@@ -167,7 +184,7 @@ fn complexity_fit_flags_linear_growth_and_not_flat_data() {
         // The data is flat: cost per operation moves less than 1.5× over 100×
         // the rows, and the growth verdict (log–log slope and size of the
         // change) does not cry wolf, whichever model fits best.
-        assert_eq!(r["fit"]["flagged"], false, "{}", r["fit"]);
+        timing!(r["fit"]["flagged"] == false, "{}", r["fit"]);
         let p50: Vec<f64> = r["levels"]
             .as_array()
             .unwrap()
@@ -177,13 +194,15 @@ fn complexity_fit_flags_linear_growth_and_not_flat_data() {
         let (lo, hi) = p50
             .iter()
             .fold((f64::MAX, 0.0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-        assert!(lo > 0.0 && hi / lo < 1.5, "hot-loop p50 by rows: {p50:?}");
+        assert!(lo > 0.0, "hot-loop p50 by rows: {p50:?}");
+        timing!(hi / lo < 1.5, "hot-loop p50 by rows: {p50:?}");
         assert_eq!(
             r["fit"]["models"].as_array().unwrap().len(),
             5,
             "{}",
             r["fit"]
         );
+        Ok(())
     });
 }
 
@@ -206,12 +225,17 @@ fn search_like_grows_linearly_with_the_data() {
             ],
         );
         // The verdict is the log–log slope: a scan's cost is proportional
-        // to the rows (k near 1). Which model of five fits three noisy
-        // points best is not asserted (measured it swings between log n
-        // and n² on a loaded VM).
+        // to the rows (k near 1): neither flat nor quadratic. Which model of
+        // five fits three noisy points best is not asserted (measured it
+        // swings between log n and n² on a loaded VM).
         let k = f(&r["fit"]["exponent"]);
-        assert!(k >= 0.7, "search-like grows as n^{k}: {}", r["fit"]);
-        assert_eq!(r["fit"]["flagged"], true);
+        timing!(
+            (0.7..=1.5).contains(&k),
+            "search-like grows as n^{k}: {}",
+            r["fit"]
+        );
+        timing!(r["fit"]["flagged"] == true, "{}", r["fit"]);
+        Ok(())
     });
 }
 
@@ -230,7 +254,7 @@ fn open_loop_holds_its_target_rate() {
         assert_eq!(r["scheduled"], 2000);
         let (ops, backlog) = (r["ops"].as_u64().unwrap(), r["backlog"].as_u64().unwrap());
         assert_eq!(ops + backlog, 2000, "{r}");
-        assert!(backlog <= 100, "{r}");
+        timing!(backlog <= 100, "{r}");
         let achieved = f(&r["achieved_rate"]);
         let expected = ops as f64 / (f(&r["elapsed"]) / 1e9);
         assert!(
@@ -238,6 +262,7 @@ fn open_loop_holds_its_target_rate() {
             "achieved {achieved} vs ops ÷ elapsed {expected}"
         );
         assert!(run_folder(dir.path(), "noop").join("load.json").exists());
+        Ok(())
     });
 }
 
@@ -263,12 +288,16 @@ fn corrected_percentiles_expose_an_injected_stall() {
         );
         let corrected = f(&r["corrected"]["p99"]);
         let uncorrected = f(&r["uncorrected"]["p99"]);
-        assert!(corrected > 10e6, "corrected p99 {corrected} ns");
-        assert!(
+        timing!(corrected > 10e6, "corrected p99 {corrected} ns");
+        timing!(
             corrected > 10.0 * uncorrected,
             "corrected p99 {corrected} ns vs uncorrected {uncorrected} ns"
         );
-        assert!(f(&r["corrected"]["p95"]) > f(&r["uncorrected"]["p95"]));
+        timing!(
+            f(&r["corrected"]["p95"]) > f(&r["uncorrected"]["p95"]),
+            "{r}"
+        );
+        Ok(())
     });
 }
 
@@ -312,8 +341,8 @@ fn stress_finds_the_breaking_point_and_recovers() {
             }
         }
         let last = levels.last().unwrap();
-        assert_eq!(last["held"], false, "{r}");
-        assert!(last["threads"].as_u64().unwrap() <= 4, "{r}");
+        timing!(last["held"] == false, "{r}");
+        timing!(last["threads"].as_u64().unwrap() <= 4, "{r}");
         assert_eq!(r["first_broke"], last["threads"]);
         let held = levels.iter().rev().find(|l| l["held"] == true);
         assert_eq!(
@@ -338,6 +367,7 @@ fn stress_finds_the_breaking_point_and_recovers() {
         assert!(run_folder(dir.path(), "stress-capacity")
             .join("stress-latency.svg")
             .exists());
+        Ok(())
     });
 }
 

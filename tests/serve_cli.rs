@@ -170,21 +170,10 @@ fn a_missing_locust_says_how_to_install_it() {
     assert!(err.contains("pip install locust=="), "{err}");
 }
 
-/// Locust present, or (in CI, where `.ci/run` sets PROFKIT_REQUIRE_LOCUST)
-/// a failure: the distributed run is never silently untested there.
+/// Locust present, or (with `CI` set) a failure: the distributed run is
+/// never silently untested there.
 fn locust_available() -> bool {
-    let found = Command::new("locust")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("PROFKIT_REQUIRE_LOCUST").is_none(),
-            "locust is required here (PROFKIT_REQUIRE_LOCUST is set): pip install locust"
-        );
-        eprintln!("skipping: locust is not installed (pip install locust)");
-    }
-    found
+    common::tool_available("locust", common::runs("locust"), "pip install locust")
 }
 
 #[test]

@@ -70,3 +70,27 @@ pub fn sql_run(dir: &Path, args: &[&str]) -> std::path::PathBuf {
         .find(|p| !before.contains(p))
         .expect("a new run folder")
 }
+
+/// Whether an external tool a test needs is here. One switch for every
+/// tool (chromium, Locust, go, node, PostgreSQL): with `CI` set, a missing
+/// tool fails the test, since `.ci/run` installs them all and a skipped
+/// test there would let CI go green without it; elsewhere the test says
+/// what it skips and why.
+pub fn tool_available(tool: &str, present: bool, install: &str) -> bool {
+    if !present {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is missing and CI is set: tool-dependent tests must run in CI ({install})"
+        );
+        eprintln!("NOTICE: {tool} is missing; skipping this test ({install})");
+    }
+    present
+}
+
+/// Whether `program --version` runs.
+pub fn runs(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
