@@ -49,7 +49,8 @@ struct Timing(String);
 /// from the test body instead of panicking.
 macro_rules! timing {
     ($cond:expr, $($msg:tt)+) => {
-        if !$cond {
+        let held: bool = $cond;
+        if !held {
             return Err(Timing(format!("{}: {}", stringify!($cond), format!($($msg)+))));
         }
     };
