@@ -33,8 +33,11 @@ pub fn lock_path(db: &Path) -> PathBuf {
 }
 
 /// Takes the lock of the database at `db` (whose folder exists), or
-/// reports which process holds it.
-pub fn acquire(db: &Path) -> Result<Arc<DbLock>> {
+/// reports which process holds it. A `shared` lock is for managers that
+/// only read (see [`super::DbConfig::read_only`]): any number of them hold
+/// it at once, across processes, and no writer can take the file from
+/// them (nor they from a writer).
+pub fn acquire(db: &Path, shared: bool) -> Result<Arc<DbLock>> {
     let path = lock_path(db);
     let open_err = |e: std::io::Error| DbError::Open {
         path: path.clone(),
@@ -58,7 +61,8 @@ pub fn acquire(db: &Path) -> Result<Arc<DbLock>> {
         return Ok(lock);
     }
     // SAFETY: flock on a file descriptor we own.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    let mode = if shared { libc::LOCK_SH } else { libc::LOCK_EX };
+    let rc = unsafe { libc::flock(file.as_raw_fd(), mode | libc::LOCK_NB) };
     if rc != 0 {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
@@ -71,10 +75,13 @@ pub fn acquire(db: &Path) -> Result<Arc<DbLock>> {
             pid: text.trim().parse().ok(),
         });
     }
-    // Ours now: say who holds it.
-    file.set_len(0).map_err(open_err)?;
-    file.rewind().map_err(open_err)?;
-    writeln!(file, "{}", std::process::id()).map_err(open_err)?;
+    // Ours now: say who holds it (a shared lock has many holders; the file
+    // names the last writer).
+    if !shared {
+        file.set_len(0).map_err(open_err)?;
+        file.rewind().map_err(open_err)?;
+        writeln!(file, "{}", std::process::id()).map_err(open_err)?;
+    }
     let lock = Arc::new(DbLock { _file: file });
     held.push((key, Arc::downgrade(&lock)));
     Ok(lock)
@@ -88,8 +95,8 @@ mod tests {
     fn one_process_shares_its_lock_and_names_itself() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("x.db");
-        let a = acquire(&db).unwrap();
-        let b = acquire(&db).unwrap();
+        let a = acquire(&db, false).unwrap();
+        let b = acquire(&db, false).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         let pid = std::fs::read_to_string(lock_path(&db)).unwrap();
         assert_eq!(pid.trim(), std::process::id().to_string());
@@ -102,5 +109,23 @@ mod tests {
         // SAFETY: as above.
         let rc = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         assert_eq!(rc, 0, "released with its last holder");
+    }
+
+    #[test]
+    fn readers_share_the_lock_and_keep_writers_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        let reader = acquire(&db, true).unwrap();
+        // Another process's reader (another open file description) gets in…
+        let other = File::open(lock_path(&db)).unwrap();
+        // SAFETY: flock on a file descriptor we own.
+        let rc = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+        assert_eq!(rc, 0);
+        // …a writer does not.
+        let writer = File::open(lock_path(&db)).unwrap();
+        // SAFETY: as above.
+        let rc = unsafe { libc::flock(writer.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_ne!(rc, 0);
+        drop(reader);
     }
 }

@@ -152,6 +152,12 @@ pub struct DbConfig {
     /// Install the statement trace hook on every connection (default off:
     /// an uninstrumented connection pays nothing).
     pub sql_trace: bool,
+    /// Opened by readers only (default off): a shared lock, so workloads
+    /// that only read can share one populated file across passes and
+    /// processes, and `PRAGMA query_only` on every connection, so a write
+    /// fails instead of reaching the other readers. SQLite's own locking is
+    /// unchanged (the file is opened read-write), so reads cost the same.
+    pub read_only: bool,
 }
 
 impl DbConfig {
@@ -164,6 +170,7 @@ impl DbConfig {
             pool_size: defaults::POOL_SIZE,
             busy_timeout: defaults::BUSY_TIMEOUT,
             sql_trace: false,
+            read_only: false,
         }
     }
 }
@@ -364,6 +371,9 @@ fn configure(conn: &Connection, config: &DbConfig) -> rusqlite::Result<()> {
          PRAGMA temp_store = MEMORY;",
         config.cache_kib, config.mmap_bytes
     ))?;
+    if config.read_only {
+        conn.execute_batch("PRAGMA query_only = ON")?;
+    }
     conn.set_prepared_statement_cache_capacity(64);
     if config.sql_trace {
         trace::install(conn);
@@ -385,7 +395,7 @@ impl DatabaseManager {
         // Before anything else is read or changed: another profkit process
         // may be populating or measuring this very file.
         let lock_existed = lock::lock_path(&path).exists();
-        let lock = lock::acquire(&path)?;
+        let lock = lock::acquire(&path, config.read_only)?;
         let open_err = |e: rusqlite::Error| -> DbError {
             if is_busy(&e) {
                 DbError::Locked { path: path.clone() }

@@ -38,10 +38,16 @@ fn measure_traced(prepared: &Prepared, session: &Session) -> anyhow::Result<SqlR
     let progress = session.progress(prepared.workload.name());
     let (bench, tallies) =
         measure::measure_detailed(prepared.workload.as_ref(), &prepared.plan, &progress)?;
-    // The run's database first, then any file a workload traced itself.
+    // The run's database first (the file the workload opened: readers
+    // share one, see `SetupEnv::open_shared_db`), then any file a workload
+    // traced itself.
     let traced = crate::db::trace::traced_files();
+    let opened = prepared.workload.database().map(|db| db.path());
     let planner = Planner::open_all(
-        std::iter::once(prepared.env.db_path.as_path()).chain(traced.iter().map(|p| p.as_path())),
+        opened
+            .into_iter()
+            .chain(std::iter::once(prepared.env.db_path.as_path()))
+            .chain(traced.iter().map(|p| p.as_path())),
     );
     let report = sql::analyze(&bench, &tallies, &|s: &str| planner.plan(s));
     let findings = Findings::new(&bench.workload, findings::from_sql(&report));

@@ -106,7 +106,7 @@ impl Workload for CacheWorkload {
     }
 
     fn setup(&mut self, env: &SetupEnv) -> anyhow::Result<()> {
-        self.db = Some(env.open_populated_db()?);
+        self.db = Some(env.open_shared_db()?);
         Ok(())
     }
 

@@ -20,6 +20,9 @@ pub struct DbWorkload {
     description: &'static str,
     defaults: WorkloadDefaults,
     op: OpFn,
+    /// Only reads: runs on the session's shared populated database
+    /// ([`SetupEnv::open_shared_db`]) instead of a copy of its own.
+    reads_only: bool,
     db: Option<DatabaseManager>,
     rows_before: u64,
     rows_written: AtomicU64,
@@ -42,10 +45,19 @@ impl DbWorkload {
                 ..WorkloadDefaults::default()
             },
             op,
+            reads_only: false,
             db: None,
             rows_before: 0,
             rows_written: AtomicU64::new(0),
         }
+    }
+}
+
+impl DbWorkload {
+    /// Marks a workload whose operations never write.
+    fn reads_only(mut self) -> DbWorkload {
+        self.reads_only = true;
+        self
     }
 }
 
@@ -63,7 +75,11 @@ impl Workload for DbWorkload {
     }
 
     fn setup(&mut self, env: &SetupEnv) -> anyhow::Result<()> {
-        let db = env.open_populated_db()?;
+        let db = if self.reads_only {
+            env.open_shared_db()?
+        } else {
+            env.open_populated_db()?
+        };
         self.rows_before = db.count_emails()?;
         self.db = Some(db);
         Ok(())
@@ -150,53 +166,65 @@ pub(super) fn builtins() -> Vec<(&'static str, Factory)> {
             ))
         }),
         ("point-read", || {
-            Box::new(DbWorkload::new(
-                "point-read",
-                "read one email by id, scoped to its tenant",
-                100_000,
-                1,
-                point_read,
-            ))
+            Box::new(
+                DbWorkload::new(
+                    "point-read",
+                    "read one email by id, scoped to its tenant",
+                    100_000,
+                    1,
+                    point_read,
+                )
+                .reads_only(),
+            )
         }),
         ("random-emails", || {
-            Box::new(DbWorkload::new(
-                "random-emails",
-                "query_random_emails(100): 100 random row-id lookups",
-                2000,
-                1,
-                |db, ctx| {
-                    let got = db.query_random_emails(&mut ctx.rng, 100)?;
-                    anyhow::ensure!(got.len() == 100, "got {} of 100 emails", got.len());
-                    Ok(0)
-                },
-            ))
+            Box::new(
+                DbWorkload::new(
+                    "random-emails",
+                    "query_random_emails(100): 100 random row-id lookups",
+                    2000,
+                    1,
+                    |db, ctx| {
+                        let got = db.query_random_emails(&mut ctx.rng, 100)?;
+                        anyhow::ensure!(got.len() == 100, "got {} of 100 emails", got.len());
+                        Ok(0)
+                    },
+                )
+                .reads_only(),
+            )
         }),
         ("random-emails-naive", || {
-            Box::new(DbWorkload::new(
-                "random-emails-naive",
-                "slow twin of random-emails: ORDER BY RANDOM() LIMIT 100 sorts the whole table",
-                60,
-                1,
-                |db, _| {
-                    db.query_random_emails_naive(100)?;
-                    Ok(0)
-                },
-            ))
+            Box::new(
+                DbWorkload::new(
+                    "random-emails-naive",
+                    "slow twin of random-emails: ORDER BY RANDOM() LIMIT 100 sorts the whole table",
+                    60,
+                    1,
+                    |db, _| {
+                        db.query_random_emails_naive(100)?;
+                        Ok(0)
+                    },
+                )
+                .reads_only(),
+            )
         }),
         ("search-indexed", || {
-            Box::new(DbWorkload::new(
-                "search-indexed",
-                "newest 50 emails from a sender, within a tenant (index on tenant, sender)",
-                5000,
-                1,
-                |db, ctx| {
-                    let shape = db.shape();
-                    let sender = shape.sender_for(ctx.rng.random());
-                    let tenant = ctx.rng.random_range(1..=shape.tenants as i64);
-                    db.search_by_sender(Scope::Tenant(tenant), &sender, 50)?;
-                    Ok(0)
-                },
-            ))
+            Box::new(
+                DbWorkload::new(
+                    "search-indexed",
+                    "newest 50 emails from a sender, within a tenant (index on tenant, sender)",
+                    5000,
+                    1,
+                    |db, ctx| {
+                        let shape = db.shape();
+                        let sender = shape.sender_for(ctx.rng.random());
+                        let tenant = ctx.rng.random_range(1..=shape.tenants as i64);
+                        db.search_by_sender(Scope::Tenant(tenant), &sender, 50)?;
+                        Ok(0)
+                    },
+                )
+                .reads_only(),
+            )
         }),
         ("search-like", || {
             Box::new(DbWorkload::new(
@@ -209,33 +237,39 @@ pub(super) fn builtins() -> Vec<(&'static str, Factory)> {
                     db.search_like(Scope::All, &code, 1000)?;
                     Ok(0)
                 },
-            ))
+            ).reads_only())
         }),
         ("fts-search", || {
-            Box::new(DbWorkload::new(
-                "fts-search",
-                "find a reference code through the FTS5 index",
-                5000,
-                1,
-                |db, ctx| {
-                    let code = rare_code(ctx.rng.random_range(0..RARE_CODES));
-                    db.search_fts(Scope::All, &code, 1000)?;
-                    Ok(0)
-                },
-            ))
+            Box::new(
+                DbWorkload::new(
+                    "fts-search",
+                    "find a reference code through the FTS5 index",
+                    5000,
+                    1,
+                    |db, ctx| {
+                        let code = rare_code(ctx.rng.random_range(0..RARE_CODES));
+                        db.search_fts(Scope::All, &code, 1000)?;
+                        Ok(0)
+                    },
+                )
+                .reads_only(),
+            )
         }),
         ("aggregate", || {
-            Box::new(DbWorkload::new(
-                "aggregate",
-                "top-10 senders of a tenant by count and bytes (GROUP BY)",
-                100,
-                1,
-                |db, ctx| {
-                    let tenant = ctx.rng.random_range(1..=db.shape().tenants as i64);
-                    db.sender_report(Scope::Tenant(tenant), 10)?;
-                    Ok(0)
-                },
-            ))
+            Box::new(
+                DbWorkload::new(
+                    "aggregate",
+                    "top-10 senders of a tenant by count and bytes (GROUP BY)",
+                    100,
+                    1,
+                    |db, ctx| {
+                        let tenant = ctx.rng.random_range(1..=db.shape().tenants as i64);
+                        db.sender_report(Scope::Tenant(tenant), 10)?;
+                        Ok(0)
+                    },
+                )
+                .reads_only(),
+            )
         }),
         ("concurrent-write", || {
             Box::new(DbWorkload::new(
@@ -275,20 +309,23 @@ pub(super) fn builtins() -> Vec<(&'static str, Factory)> {
                     db.recent_emails_n_plus_one(tenant, 100)?;
                     Ok(0)
                 },
-            ))
+            ).reads_only())
         }),
         ("n-plus-one-batched", || {
-            Box::new(DbWorkload::new(
-                "n-plus-one-batched",
-                "fast twin of n-plus-one: the ids, then one IN (...) query",
-                1000,
-                1,
-                |db, ctx| {
-                    let tenant = ctx.rng.random_range(1..=db.shape().tenants as i64);
-                    db.recent_emails_batched(tenant, 100)?;
-                    Ok(0)
-                },
-            ))
+            Box::new(
+                DbWorkload::new(
+                    "n-plus-one-batched",
+                    "fast twin of n-plus-one: the ids, then one IN (...) query",
+                    1000,
+                    1,
+                    |db, ctx| {
+                        let tenant = ctx.rng.random_range(1..=db.shape().tenants as i64);
+                        db.recent_emails_batched(tenant, 100)?;
+                        Ok(0)
+                    },
+                )
+                .reads_only(),
+            )
         }),
     ]
 }

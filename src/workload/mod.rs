@@ -106,7 +106,7 @@ impl SetupEnv {
     pub fn open_populated_db(&self) -> anyhow::Result<DatabaseManager> {
         if let Some(dir) = &self.template_dir {
             if !self.db_path.exists() {
-                let template = dir.join(format!("emails-{}-{}.db", self.rows, self.seed));
+                let template = template_path(dir, self.rows, self.seed);
                 if !template.exists() {
                     build_template(&template, self.rows, self.seed)?;
                 }
@@ -123,6 +123,42 @@ impl SetupEnv {
         db.populate(self.rows, self.seed)?;
         Ok(db)
     }
+}
+
+impl SetupEnv {
+    /// Opens the populated dataset of `rows`/`seed` for a workload that
+    /// only reads: one file shared by every such workload of the session
+    /// (the template itself, under [`SetupEnv::template_dir`]), opened
+    /// [`read_only`](DbConfig::read_only) so that none can write to what
+    /// the others read. Writers use [`SetupEnv::open_populated_db`], which
+    /// gives each its own copy. Without a template folder (a database the
+    /// user named), the database is used in place as before.
+    pub fn open_shared_db(&self) -> anyhow::Result<DatabaseManager> {
+        let Some(dir) = &self.template_dir else {
+            return self.open_populated_db();
+        };
+        let template = template_path(dir, self.rows, self.seed);
+        if !template.exists() {
+            build_template(&template, self.rows, self.seed)?;
+        }
+        let mut config = self.db_config();
+        config.path = template;
+        config.read_only = true;
+        let db = DatabaseManager::open(config)?;
+        anyhow::ensure!(
+            db.populated()? == Some((self.rows, self.seed)),
+            "the shared database '{}' does not hold the dataset of {} rows, seed {}",
+            db.path().display(),
+            self.rows,
+            self.seed
+        );
+        Ok(db)
+    }
+}
+
+/// The populated template of `rows`/`seed` in `dir`.
+fn template_path(dir: &Path, rows: u64, seed: u64) -> PathBuf {
+    dir.join(format!("emails-{rows}-{seed}.db"))
 }
 
 /// Populates a template database and checkpoints it into one file.
@@ -382,6 +418,36 @@ pub fn by_name(name: &str) -> Result<Box<dyn Workload>, WorkloadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readers_share_one_database_and_never_see_a_writers_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = |name: &str| SetupEnv {
+            rows: 300,
+            seed: 7,
+            threads: 1,
+            db_path: dir.path().join(format!("run-{name}.db")),
+            template_dir: Some(dir.path().to_path_buf()),
+            sql_trace: false,
+        };
+        let a = env("a").open_shared_db().unwrap();
+        let b = env("b").open_shared_db().unwrap();
+        assert_eq!(a.path(), b.path(), "one shared file");
+        assert!(!env("a").db_path.exists(), "no copy for a reader");
+        // A reader cannot write what the others read.
+        let denied = a.conn().unwrap().execute("DELETE FROM emails", []);
+        assert!(denied.is_err(), "a shared reader wrote");
+        // A writer works on a copy of its own.
+        let w = env("w").open_populated_db().unwrap();
+        assert_ne!(w.path(), a.path());
+        w.conn().unwrap().execute("DELETE FROM emails", []).unwrap();
+        assert_eq!(w.count_emails().unwrap(), 0);
+        assert_eq!(a.count_emails().unwrap(), 300);
+        assert_eq!(
+            env("c").open_shared_db().unwrap().count_emails().unwrap(),
+            300
+        );
+    }
 
     #[test]
     fn names_are_unique_and_match() {

@@ -45,7 +45,7 @@ impl Workload for TenantIsolation {
     }
 
     fn setup(&mut self, env: &SetupEnv) -> anyhow::Result<()> {
-        self.db = Some(env.open_populated_db()?);
+        self.db = Some(env.open_shared_db()?);
         Ok(())
     }
 
