@@ -293,7 +293,11 @@ fn stop_of(ops: Option<u64>, duration: Option<Duration>) -> Option<Stop> {
 }
 
 /// A session writing under `out`, with a progress bar when stderr is a terminal.
-fn session_config(out: &std::path::Path, db: Option<PathBuf>, sql_trace: bool) -> SessionConfig {
+pub(super) fn session_config(
+    out: &std::path::Path,
+    db: Option<PathBuf>,
+    sql_trace: bool,
+) -> SessionConfig {
     use std::io::IsTerminal;
     SessionConfig {
         out_dir: out.to_path_buf(),

@@ -5,7 +5,6 @@ use anyhow::Context as _;
 
 use super::args::*;
 use super::reports;
-use crate::analyze;
 use crate::analyze::scaling::{self, SweepError};
 use crate::analyze::stress::StressOptions;
 use crate::measure::RunOptions;
@@ -84,12 +83,13 @@ fn run(a: RunArgs, registry: &Registry) -> anyhow::Result<()> {
         }
         None => {
             let out = session.run(workload, &options)?;
-            let cores = crate::measure::sys::cores();
-            let waiting = analyze::waits::finding(&out.bench, cores);
+            // The run's findings as the passes rank them (and keep them in
+            // the run folder); the top one is shown under the table.
+            let ranked = passes::rank_findings(&out.dir.path, &out.bench.workload)?;
             print_result(
                 a.json,
                 &out.bench,
-                || match waiting {
+                || match ranked.findings.first() {
                     Some(f) => format!(
                         "{}\n[{:?}] {}",
                         table::bench_table(&out.bench),
@@ -116,7 +116,16 @@ pub(super) fn profile(a: ProfileArgs, registry: &Registry) -> anyhow::Result<()>
         run: RunOptions::from(&a.run),
         baseline,
     };
-    let out = passes::profile::run(registry, SessionConfig::from(&a.run), &options)?;
+    run_profile(registry, SessionConfig::from(&a.run), &options)
+}
+
+/// Runs the main job and prints its summary (`profile`, `check --profile`).
+pub(super) fn run_profile(
+    registry: &Registry,
+    config: SessionConfig,
+    options: &passes::profile::ProfileOptions,
+) -> anyhow::Result<()> {
+    let out = passes::profile::run(registry, config, options)?;
     let benches: Vec<_> = out.workloads.iter().map(|w| w.bench.clone()).collect();
     println!("{}", table::summary_table(&benches));
     println!("top finding per workload:");

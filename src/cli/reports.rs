@@ -57,26 +57,14 @@ pub(super) fn check(a: CheckArgs, registry: &Registry) -> anyhow::Result<()> {
     let budget = store::read_budget(&a.budget)?;
     if a.profile {
         // The budget is valid: run the workloads, then check what they wrote.
-        let run = RunFlags {
-            rows: None,
-            threads: None,
-            ops: None,
-            duration: None,
-            warmup: None,
-            seed: None,
-            db: None,
-            out: a.out.clone(),
-            trace_sql: false,
-            keep_runtime_frames: false,
-        };
-        let profile = ProfileArgs {
+        let options = passes::profile::ProfileOptions {
             workloads: a.workloads.clone(),
             scale: a.scale,
-            no_heap: false,
+            heap: true,
+            run: Default::default(),
             baseline: None,
-            run,
         };
-        super::dispatch::profile(profile, registry)?;
+        super::dispatch::run_profile(registry, session_config(&a.out, None, false), &options)?;
     }
     let sets = resolve_runs(&a.runs, &a.out)?;
     let runs: Vec<_> = sets.iter().flat_map(|s| s.runs.iter()).collect();
@@ -310,11 +298,8 @@ fn input_files(sets: &[&RunSet]) -> Vec<PathBuf> {
     let reports = [store::files::REPORT_MD, store::files::REPORT_HTML];
     sets.iter()
         .flat_map(|s| s.runs.iter())
-        .filter_map(|r| std::fs::read_dir(&r.dir).ok())
-        .flatten()
-        .filter_map(Result::ok)
-        .filter(|e| !reports.iter().any(|n| e.file_name() == *n))
-        .map(|e| e.path())
+        .flat_map(|r| store::run_files(&r.dir))
+        .filter(|p| !reports.iter().any(|n| p.file_name() == Some(n.as_ref())))
         .collect()
 }
 

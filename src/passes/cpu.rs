@@ -13,9 +13,7 @@ use super::session::{Prepared, RunOutcome, Session};
 use crate::analyze::cpu::{self, analyze, CpuReport};
 use crate::analyze::rundata::{CpuSampling, Pass};
 use crate::measure::{BenchResult, RunOptions, Stop, Warmup};
-use crate::profile::cpu::{
-    defaults as cpu_defaults, profile, CpuOptions, CpuProfile, SamplerChoice,
-};
+use crate::profile::cpu::{profile, CpuOptions, CpuProfile};
 use crate::render;
 use crate::store::{self, files, RunDir};
 use crate::units::Nanos;
@@ -147,10 +145,7 @@ pub fn after_bench(
     scale: f64,
 ) -> anyhow::Result<CpuOutcome> {
     let mut options = options.clone();
-    let frequency = pass.cpu.frequency.unwrap_or(match pass.cpu.sampler {
-        SamplerChoice::Itimer => cpu_defaults::FREQUENCY,
-        _ => cpu_defaults::PERF_FREQUENCY,
-    });
+    let frequency = pass.cpu.frequency();
     let ops = pass_ops(&bench.bench, frequency, scale);
     options.stop = Some(match bench.bench.plan.stop {
         Stop::Duration(_) => Stop::Duration(Nanos(

@@ -109,6 +109,17 @@ impl SamplerChoice {
         }
     }
 
+    /// The frequency it samples at unless asked for another: the one place
+    /// the default is decided ([`defaults::PERF_FREQUENCY`] for the
+    /// per-thread samplers, [`defaults::FREQUENCY`] for the process timer).
+    pub fn default_frequency(self) -> u32 {
+        if self.mode().is_some() {
+            defaults::PERF_FREQUENCY
+        } else {
+            defaults::FREQUENCY
+        }
+    }
+
     /// Its name on the command line.
     fn flag(self) -> &'static str {
         match self {
@@ -129,6 +140,13 @@ pub struct CpuOptions {
     pub frequency: Option<u32>,
     /// Which sampler.
     pub sampler: SamplerChoice,
+}
+
+impl CpuOptions {
+    /// The frequency asked for, or the sampler's default.
+    pub fn frequency(&self) -> u32 {
+        self.frequency.unwrap_or(self.sampler.default_frequency())
+    }
 }
 
 /// One frame of a stack. Inlined functions are frames of their own,
@@ -334,12 +352,7 @@ pub fn profile<T>(
     f: impl FnOnce() -> T,
 ) -> Result<(T, CpuProfile), CpuError> {
     let mode = options.sampler.mode();
-    let default_frequency = if mode.is_some() {
-        defaults::PERF_FREQUENCY
-    } else {
-        defaults::FREQUENCY
-    };
-    let mut frequency = options.frequency.unwrap_or(default_frequency);
+    let mut frequency = options.frequency();
     if frequency == 0 || frequency > defaults::MAX_FREQUENCY {
         return Err(CpuError::BadFrequency(frequency));
     }
@@ -368,7 +381,9 @@ pub fn profile<T>(
                 )));
             }
             Err(e) => {
-                frequency = options.frequency.unwrap_or(defaults::FREQUENCY);
+                frequency = options
+                    .frequency
+                    .unwrap_or(SamplerChoice::Itimer.default_frequency());
                 sampler_note = Some(format!(
                     "{e}: sampling with the process timer at {frequency} Hz instead \
                      (at most one sample per kernel tick, about 250 per CPU-second here)"

@@ -18,7 +18,7 @@ use crate::analyze::budget::{Budget, BudgetError};
 use crate::analyze::rundata::{CpuSampling, Host, Manifest, Pass, ToolVersions, MANIFEST_VERSION};
 use crate::measure::{sys, RunPlan};
 
-pub use runs::{load_run, load_set, newest_session, resolve, RunError};
+pub use runs::{load_run, load_set, newest_session, resolve, run_files, RunError};
 
 /// Where run folders and flamegraphs go unless told otherwise.
 pub mod defaults {

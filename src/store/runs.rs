@@ -80,6 +80,13 @@ pub fn is_run_folder(dir: &Path) -> bool {
             && (dir.join(files::ALLOC).is_file() || dir.join(files::HEAP_JSON).is_file()))
 }
 
+/// The files in a run folder (none when it cannot be read).
+pub fn run_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
 /// Refuses a file of a schema version this profkit does not know.
 fn check_version(path: &Path, found: u32, known: u32) -> Result<(), OutputError> {
     if found == known {
