@@ -205,16 +205,11 @@ fn json(path: &Path) -> serde_json::Value {
 fn a_refused_perf_event_open_falls_back_to_the_process_timer_and_says_so() {
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
+    // A count of operations, not a duration: on a loaded machine a second
+    // of wall time can hold a few milliseconds of CPU (7 samples, seen).
     let out = profkit_refused(dir.path())
         .args([
-            "cpu",
-            "hot-loop",
-            "--duration",
-            "1s",
-            "--warmup",
-            "0",
-            "--out",
-            "p",
+            "cpu", "hot-loop", "--ops", "5000", "--warmup", "0", "--out", "p",
         ])
         .timeout(Duration::from_secs(120))
         .output()
@@ -258,14 +253,7 @@ fn a_refused_perf_event_open_falls_back_to_the_process_timer_and_says_so() {
         .unwrap()
         .current_dir(dir.path())
         .args([
-            "cpu",
-            "hot-loop",
-            "--duration",
-            "1s",
-            "--warmup",
-            "0",
-            "--out",
-            "r",
+            "cpu", "hot-loop", "--ops", "5000", "--warmup", "0", "--out", "r",
         ])
         .output()
         .unwrap();
