@@ -657,6 +657,75 @@ fn a_second_ctrl_c_quits_at_once() {
     );
 }
 
+#[test]
+fn ctrl_c_during_cpu_heap_profile_and_a_soak_keeps_what_was_measured() {
+    // Each command runs (far) longer than the test waits: Ctrl-C once it
+    // measures must end it with 130 and leave its run folder, marked
+    // interrupted, with the figures measured so far.
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["cpu", "hot-loop", "--duration", "120s", "--warmup", "0"],
+            "cpu.json",
+        ),
+        (
+            &["heap", "alloc-churn", "--duration", "120s", "--warmup", "0"],
+            "heap.json",
+        ),
+        (
+            &[
+                "profile",
+                "--workloads",
+                "point-read",
+                "--rows",
+                "500",
+                "--duration",
+                "120s",
+            ],
+            "bench.json",
+        ),
+        (&["leaks", "alloc-churn", "--soak", "120s"], "manifest.json"),
+    ];
+    for (args, result) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("profkit"))
+            .current_dir(dir.path())
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_until(child.id(), "handling SIGINT", handles_sigint);
+        wait_until(child.id(), "measuring", measuring);
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let asked = std::time::Instant::now();
+        sigint(child.id());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{args:?}: {err}");
+        // Not a speed target: whether it stopped at all, with half of the
+        // asked 120 s as the line (a soak once ran on to its end).
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(60),
+            "{args:?} ran on {:?} after Ctrl-C",
+            asked.elapsed()
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        let runs: Vec<_> = std::fs::read_dir(dir.path().join("profiles"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join(result).exists())
+            .collect();
+        assert!(
+            !runs.is_empty(),
+            "{args:?}: no run folder with {result}: {err}"
+        );
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(runs[0].join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest["interrupted"], true, "{args:?}: {manifest}");
+    }
+}
+
 /// `profkit run` (human output) on small data.
 fn run_text(dir: &std::path::Path, args: &[&str]) -> String {
     let out = profkit(dir)

@@ -87,7 +87,9 @@ pub fn soak(
     let mut samples = vec![(0, 0.0, rss_start.0)];
     let mut live = vec![TABLE.inuse_by_site()];
     let result = (|| -> anyhow::Result<()> {
-        while start.elapsed() < duration {
+        // Ctrl-C ends the soak after the chunk it interrupted, with the
+        // samples taken so far (the run folder says it was cut short).
+        while start.elapsed() < duration && !crate::measure::interrupted() {
             ops += session.measure(&prepared)?.ops;
             samples.push((ops, start.elapsed().as_secs_f64(), sys::current_rss().0));
             if profiler.is_some() {
