@@ -268,3 +268,65 @@ fn a_refused_perf_event_open_falls_back_to_the_process_timer_and_says_so() {
     let sampler: Sampler = serde_json::from_value(sampler).unwrap();
     assert!(sampler.is_perf(), "{sampler:?}");
 }
+
+#[inline(never)]
+fn chain_outer(stop: &AtomicBool) {
+    chain_middle(stop);
+    std::hint::black_box(());
+}
+
+#[inline(never)]
+fn chain_middle(stop: &AtomicBool) {
+    chain_inner(stop);
+    std::hint::black_box(());
+}
+
+#[inline(never)]
+fn chain_inner(stop: &AtomicBool) {
+    burn(Duration::from_millis(700), stop);
+}
+
+/// Function names of a stack, root first.
+fn names(stack: &profkit::profile::cpu::Stack) -> Vec<&str> {
+    stack.frames.iter().map(|f| f.function.as_str()).collect()
+}
+
+#[test]
+fn both_perf_modes_see_the_same_call_chain() {
+    let _one = serial();
+    let mut seen = Vec::new();
+    for choice in [SamplerChoice::PerfStack, SamplerChoice::PerfSignal] {
+        let stop = AtomicBool::new(false);
+        let ((), profile) = cpu::profile(&with(choice), || chain_outer(&stop)).unwrap();
+        assert!(
+            profile.sampler.is_perf(),
+            "{choice:?}: {:?}",
+            profile.sampler
+        );
+        let total: u64 = profile.stacks.iter().map(|s| s.samples).sum();
+        // Samples whose stack holds the whole chain, in order, one frame
+        // calling the next.
+        let chained: u64 = profile
+            .stacks
+            .iter()
+            .filter(|s| {
+                let n = names(s);
+                let at = |f: &str| n.iter().position(|x| x.ends_with(f));
+                matches!(
+                    (at("chain_outer"), at("chain_middle"), at("chain_inner")),
+                    (Some(o), Some(m), Some(i)) if o + 1 == m && m + 1 == i
+                )
+            })
+            .map(|s| s.samples)
+            .sum();
+        assert!(total >= 100, "{choice:?}: {total} samples");
+        let share = chained as f64 / total as f64;
+        assert!(
+            share >= 0.8,
+            "{choice:?}: {chained} of {total} samples hold outer → middle → inner"
+        );
+        seen.push(share);
+    }
+    // Both modes attribute the burn to the chain within 15 points.
+    assert!((seen[0] - seen[1]).abs() <= 0.15, "{seen:?}");
+}
