@@ -155,3 +155,21 @@ fn markdown_and_json_reports() {
     check("report.md", &Format::Markdown.exporter().render(&input));
     check("report.json", &Format::Json.exporter().render(&input));
 }
+
+#[test]
+fn check_output() {
+    // What `profkit check` prints, from the real binary, on the golden
+    // session: the budget's lines and the summary, with the exit status.
+    let out = assert_cmd::Command::cargo_bin("profkit")
+        .unwrap()
+        .current_dir(golden_dir())
+        .args(["check", "--budget", "budget.toml", "input"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "exit status {}\n{}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    check("check.txt", &text);
+}
