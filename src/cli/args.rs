@@ -143,9 +143,10 @@ fn parse_noise(s: &str) -> Result<f64, String> {
 /// `profkit compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Base: run folder, profile session or baseline name.
+    /// Base: run folder, profile session or baseline name; several, comma
+    /// separated, are repeated runs (the verdict comes from their spread).
     pub base: String,
-    /// Current: run folder, profile session or baseline name.
+    /// Current: likewise.
     pub current: String,
     /// Changes below this are no change (5%, 0.05).
     #[arg(long, default_value_t = compare::defaults::NOISE, value_parser = parse_noise)]
