@@ -274,11 +274,21 @@ pub fn compare(base: &RunSet, current: &RunSet, opt: &CompareOptions) -> Compari
     }
 }
 
-/// Whether two sides are the same run folders.
+/// Whether two sides are the same runs: the same run ids with the same
+/// measurements (a folder given twice, or a copy of it).
 fn same_runs(base: &[&LoadedRun], current: &[&LoadedRun]) -> bool {
-    let key = |r: &&LoadedRun| std::fs::canonicalize(&r.dir).unwrap_or_else(|_| r.dir.clone());
-    let mut b: Vec<PathBuf> = base.iter().map(key).collect();
-    let mut c: Vec<PathBuf> = current.iter().map(key).collect();
+    let key = |r: &&LoadedRun| {
+        let l = &r.bench.latency;
+        (
+            r.id.clone(),
+            r.bench.ops,
+            l.mean.0,
+            l.p99.0,
+            r.bench.cpu.user.0,
+        )
+    };
+    let mut b: Vec<_> = base.iter().map(key).collect();
+    let mut c: Vec<_> = current.iter().map(key).collect();
     b.sort();
     c.sort();
     b == c
