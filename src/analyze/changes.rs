@@ -127,7 +127,16 @@ pub fn frame_changes(
         // The model's spread of a share p: its spread at 50 %, scaled.
         let p = ((c.base_total + c.current_total) / 200.0).clamp(0.0, 1.0);
         let model_sd = model.share_sd_pp * (p * (1.0 - p)).sqrt() / 0.5;
-        let ci = change_interval(&bt, &ct, Scale::Absolute, model_sd, model.df, confidence);
+        // The model's spread is also the least believed between runs.
+        let ci = change_interval(
+            &bt,
+            &ct,
+            Scale::Absolute,
+            model_sd,
+            model.df,
+            confidence,
+            model_sd,
+        );
         let beyond_runs = ci.is_some_and(|i| i.lo > 0.0 || i.hi < 0.0);
         let (kb, nb) = sum(&bc, f);
         let (kc, nc) = sum(&cc, f);

@@ -422,7 +422,15 @@ fn metric_change(
         }
         Scale::Absolute => opt.noise_model.sd(metric),
     };
-    let Some(i) = change_interval(&b, &c, out.scale, sd, opt.noise_model.df, opt.confidence) else {
+    let Some(i) = change_interval(
+        &b,
+        &c,
+        out.scale,
+        sd,
+        opt.noise_model.df,
+        opt.confidence,
+        0.0,
+    ) else {
         return out;
     };
     out.change = Some(i.point);

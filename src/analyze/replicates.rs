@@ -126,8 +126,10 @@ pub struct Interval {
 
 /// The interval of the change from `base` runs to `current` runs (values
 /// in run order), at `confidence`, on `scale`. `model_sd` is the noise
-/// model's spread for one run per side. `None` without a run on a side or
-/// with a value ≤ 0 on a relative scale.
+/// model's spread for one run per side; `floor_sd` the least spread
+/// between runs believed when there are several (a few runs can agree by
+/// chance: three runs' shares of one frame often do). `None` without a run
+/// on a side or with a value ≤ 0 on a relative scale.
 pub fn change_interval(
     base: &[f64],
     current: &[f64],
@@ -135,6 +137,7 @@ pub fn change_interval(
     model_sd: f64,
     model_df: f64,
     confidence: f64,
+    floor_sd: f64,
 ) -> Option<Interval> {
     if base.is_empty() || current.is_empty() {
         return None;
@@ -153,9 +156,15 @@ pub fn change_interval(
     let d = mean(&c) - mean(&b);
     let (se, df, basis) = if b.len() == c.len() && b.len() >= 2 {
         let diffs: Vec<f64> = c.iter().zip(&b).map(|(x, y)| x - y).collect();
-        ((variance(&diffs) / nb).sqrt(), nb - 1.0, Basis::Paired)
+        let floor = 2.0 * floor_sd * floor_sd;
+        (
+            (variance(&diffs).max(floor) / nb).sqrt(),
+            nb - 1.0,
+            Basis::Paired,
+        )
     } else if b.len() >= 2 || c.len() >= 2 {
-        let (vb, vc) = (variance(&b), variance(&c));
+        let floor = floor_sd * floor_sd;
+        let (vb, vc) = (variance(&b).max(floor), variance(&c).max(floor));
         // A side of one run has no spread of its own: it borrows the
         // other side's.
         let (vb, vc) = match (b.len(), c.len()) {
@@ -297,27 +306,37 @@ mod tests {
     fn intervals_contain_their_point_estimates_and_widen_with_spread() {
         let base = [100.0, 104.0, 98.0, 101.0];
         let cur = [115.0, 118.0, 114.0, 117.0];
-        let i = change_interval(&base, &cur, Scale::Relative, 0.1, 10.0, 0.95).unwrap();
+        let i = change_interval(&base, &cur, Scale::Relative, 0.1, 10.0, 0.95, 0.0).unwrap();
         assert_eq!(i.basis, Basis::Paired);
         assert!(i.lo <= i.point && i.point <= i.hi, "{i:?}");
         assert!(i.lo > 0.05 && (i.point - 0.15).abs() < 0.02, "{i:?}");
         // Identical runs: a zero-width interval at 0.
-        let same = change_interval(&base, &base, Scale::Relative, 0.1, 10.0, 0.95).unwrap();
+        let same = change_interval(&base, &base, Scale::Relative, 0.1, 10.0, 0.95, 0.0).unwrap();
         assert!(
             same.point.abs() < 1e-12 && same.hi - same.lo < 1e-12,
             "{same:?}"
         );
         // One run a side: the noise model decides the width.
-        let one = change_interval(&[100.0], &[115.0], Scale::Relative, 0.12, 18.0, 0.95).unwrap();
+        let one =
+            change_interval(&[100.0], &[115.0], Scale::Relative, 0.12, 18.0, 0.95, 0.0).unwrap();
         assert_eq!(one.basis, Basis::NoiseModel);
         assert!(one.lo < 0.0 && one.hi > 0.4, "{one:?}");
         // Unequal counts: Welch, and a one-run side borrows the spread.
-        let w = change_interval(&base, &[115.0], Scale::Relative, 0.0, 10.0, 0.95).unwrap();
+        let w = change_interval(&base, &[115.0], Scale::Relative, 0.0, 10.0, 0.95, 0.0).unwrap();
         assert_eq!(w.basis, Basis::Runs);
         assert!(w.lo <= w.point && w.point <= w.hi && w.hi > w.lo, "{w:?}");
         // Absolute scale: a difference.
-        let a = change_interval(&[0.0, 1.0], &[5.0, 6.0], Scale::Absolute, 0.0, 1.0, 0.95).unwrap();
+        let a = change_interval(
+            &[0.0, 1.0],
+            &[5.0, 6.0],
+            Scale::Absolute,
+            0.0,
+            1.0,
+            0.95,
+            0.0,
+        )
+        .unwrap();
         assert!((a.point - 5.0).abs() < 1e-12, "{a:?}");
-        assert!(change_interval(&[0.0], &[1.0], Scale::Relative, 0.1, 5.0, 0.95).is_none());
+        assert!(change_interval(&[0.0], &[1.0], Scale::Relative, 0.1, 5.0, 0.95, 0.0).is_none());
     }
 }
