@@ -69,6 +69,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Serve the email store over HTTP/JSON with /metrics and /debug/pprof endpoints.
     Serve(super::serve::ServeArgs),
+    /// Export a run's CPU profile for speedscope or the Firefox Profiler.
+    Export(super::export::ExportArgs),
     /// Drive `profkit serve` with Locust in distributed mode (master + workers): bench.json, locust.json and Locust's CSVs in a run folder.
     Load(super::serve::LoadArgs),
 }

@@ -7,6 +7,7 @@
 pub mod budget;
 pub mod cpu_table;
 pub mod diffgraph;
+pub mod export;
 pub mod flamegraph;
 pub mod folded;
 pub mod html;
