@@ -8,6 +8,7 @@ pub mod alloc;
 mod bootstrap;
 pub mod budget;
 pub mod calibrate;
+pub mod causes;
 pub mod compare;
 pub mod cpu;
 pub mod findings;
