@@ -4,6 +4,7 @@
 //! Nothing here reads or writes files or runs a workload; [`crate::passes`]
 //! feeds it data and [`crate::store`] keeps what it returns.
 
+pub mod advice;
 pub mod alloc;
 mod bootstrap;
 pub mod budget;

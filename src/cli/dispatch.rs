@@ -24,6 +24,7 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<()> {
         Command::Cpu(a) => cpu(a, registry),
         Command::Flamegraph(a) => reports::flamegraph_cmd(a),
         Command::Sql(a) => sql(a, registry),
+        Command::Advise(a) => advise(a, registry),
         Command::Check(a) => reports::check(a, registry),
         Command::Budget(a) => reports::budget_cmd(a),
         Command::Baseline(a) => reports::baseline_cmd(a),
@@ -198,6 +199,19 @@ fn cpu(a: CpuArgs, registry: &Registry) -> anyhow::Result<()> {
     }
     if out.no_flamegraph.is_some() {
         out.profile.check_enough()?;
+    }
+    Ok(())
+}
+
+fn advise(a: AdviseArgs, registry: &Registry) -> anyhow::Result<()> {
+    let ctor = registry.ctor(&a.workload)?;
+    let config = SessionConfig::from(&a.run);
+    let out = passes::advise::run(&config, &|| ctor(), &RunOptions::from(&a.run), &(&a).into())?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&out.advice)?);
+    } else {
+        print!("{}", crate::render::advice::advice_text(&out.advice));
+        println!("wrote {}", out.dir.path.display());
     }
     Ok(())
 }

@@ -32,9 +32,12 @@ use crate::workload::{Make, Workload};
 pub mod defaults {
     /// Seconds of dhat-tracked work in the heap pass.
     pub const HEAP_PASS_SECS: f64 = 0.2;
-    /// Allocations tracked by the leak check (about 0.5 s under dhat):
-    /// leaky-cache's 96 B/op leak then shows over N = 750 operations.
-    pub const LEAK_BLOCKS: f64 = 100_000.0;
+    /// Seconds of dhat-tracked work the leak check may take (its N, 2N,
+    /// 4N points and their warm-ups), sized from the heap pass's time per
+    /// operation: a budget in blocks left a workload allocating 1,000
+    /// blocks per operation with N = 20, too few for a 60 B/op leak to
+    /// pass the growth threshold.
+    pub const LEAK_SECS: f64 = 1.0;
     /// The heap pass's operations: this share of the bench pass's.
     pub const HEAP_SHARE: f64 = 1.0 / 20.0;
     /// N of the leak check: this share of the bench pass's operations
@@ -329,8 +332,9 @@ pub fn spawn_child(args: &ChildArgs) -> anyhow::Result<String> {
 }
 
 /// The child's side: the heap pass (at most `heap_ops` operations and
-/// [`defaults::HEAP_PASS_SECS`]), then a leak check sized by allocations per
-/// operation to stay within [`defaults::LEAK_BLOCKS`], both into `into`.
+/// [`defaults::HEAP_PASS_SECS`]), then a leak check sized by the heap
+/// pass's time per operation to take about [`defaults::LEAK_SECS`] (with
+/// `leak_ops` as N when that time is unknown), both into `into`.
 pub fn child(
     session: &mut Session,
     make: Make<'_>,
@@ -352,16 +356,23 @@ pub fn child(
     };
     let (_, out) = run(session, make(), &options, &heap_options)?;
     let ops_done = out.ops.max(1);
-    let per_op = out.summary.total_blocks as f64 / ops_done as f64;
-    let budget = (defaults::LEAK_BLOCKS / per_op.max(1e-9)).floor() as u64;
+    // Time per operation under the profiler: what the leak check's
+    // operations cost.
+    let secs_per_op = out.summary.duration_us as f64 / 1e6 / ops_done as f64;
+    let budget = if secs_per_op > 0.0 {
+        (defaults::LEAK_SECS / secs_per_op).floor() as u64
+    } else {
+        leak_ops * leak_defaults::OPS_PER_N
+    };
     let report = if budget < defaults::MIN_LEAK_BUDGET {
         let mut r = LeakReport::skipped(&name);
         r.verdict = format!(
-            "skipped: one operation allocates {per_op:.0} blocks, too many for the profile's time budget; run `profkit leaks {name}`"
+            "skipped: one operation takes {:.0} ms under the heap profiler, too long for the profile's time budget; run `profkit leaks {name}`",
+            1e3 * secs_per_op
         );
         r
     } else {
-        let n = leak_ops.min(budget / leak_defaults::OPS_PER_N).max(1);
+        let n = (budget / leak_defaults::OPS_PER_N).max(1);
         let mut leak = LeakOptions::for_ops(n);
         let measured = leak_defaults::MEASURED_PER_N * n;
         let warmups = leak_defaults::POINTS.len() as u64;
