@@ -61,18 +61,17 @@ fn causes(dir: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-fn cpu(out: &Path, workload: &str) -> Vec<(String, String)> {
-    let dir = run(
-        out,
-        &["cpu", workload, "--rows", "3000", "--duration", "1500ms"],
-    );
+/// About a second of CPU time each (the sampler counts CPU time, so a
+/// busy machine does not thin the samples out; a duration would).
+fn cpu(out: &Path, workload: &str, ops: &str) -> Vec<(String, String)> {
+    let dir = run(out, &["cpu", workload, "--rows", "3000", "--ops", ops]);
     causes(&dir)
 }
 
 #[test]
 fn point_read_names_wal_read_lock_churn() {
     let out = tempfile::tempdir().unwrap();
-    let found = cpu(out.path(), "point-read");
+    let found = cpu(out.path(), "point-read", "200000");
     let lock = found
         .iter()
         .find(|(t, _)| t.contains("read lock"))
@@ -85,7 +84,7 @@ fn point_read_names_wal_read_lock_churn() {
 #[test]
 fn fts_search_names_the_memory_mutex() {
     let out = tempfile::tempdir().unwrap();
-    let found = cpu(out.path(), "fts-search");
+    let found = cpu(out.path(), "fts-search", "30000");
     let mem = found
         .iter()
         .find(|(t, _)| t.contains("memory mutex"))
@@ -124,6 +123,6 @@ fn fresh_statement_per_operation_names_preparation_and_the_statement() {
 #[test]
 fn search_like_gets_none_of_these_causes() {
     let out = tempfile::tempdir().unwrap();
-    let found = cpu(out.path(), "search-like");
+    let found = cpu(out.path(), "search-like", "400");
     assert!(found.is_empty(), "{found:?}");
 }
