@@ -563,6 +563,9 @@ pub struct HeapPassArgs {
     /// N of the leak check.
     #[arg(long)]
     pub leak_ops: u64,
+    /// Seconds the leak check may take (default: the main job's).
+    #[arg(long)]
+    pub leak_secs: Option<f64>,
     /// Run options (rows, threads, seed).
     #[command(flatten)]
     pub run: RunFlags,

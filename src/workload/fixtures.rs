@@ -77,11 +77,12 @@ impl Workload for FreshStatements {
     }
 }
 
-/// Allocates and frees [`CHURN_BLOCKS`] small blocks per operation and
-/// keeps one string of [`KEPT_BYTES`] forever.
+/// Allocates and frees `--rows` small blocks per operation (default
+/// [`CHURN_BLOCKS`]) and keeps one string of [`KEPT_BYTES`] forever.
 #[derive(Default)]
 struct ChurnLeak {
     kept: Mutex<Vec<String>>,
+    blocks: usize,
 }
 
 impl Workload for ChurnLeak {
@@ -90,24 +91,25 @@ impl Workload for ChurnLeak {
     }
 
     fn description(&self) -> &str {
-        "allocates ~1,000 blocks per operation and keeps 60 bytes of them (leak-check fixture)"
+        "allocates --rows blocks per operation (1,000) and keeps 60 bytes of them (leak-check fixture)"
     }
 
     fn defaults(&self) -> WorkloadDefaults {
         WorkloadDefaults {
-            rows: 0,
+            rows: CHURN_BLOCKS as u64,
             ops: 2000,
             threads: 1,
         }
     }
 
-    fn setup(&mut self, _env: &SetupEnv) -> anyhow::Result<()> {
+    fn setup(&mut self, env: &SetupEnv) -> anyhow::Result<()> {
+        self.blocks = env.rows as usize;
         Ok(())
     }
 
     fn operation(&self, ctx: &mut WorkerCtx) -> anyhow::Result<()> {
         let mut sum = 0usize;
-        for i in 0..CHURN_BLOCKS {
+        for i in 0..self.blocks {
             let block = std::hint::black_box(vec![i as u8; 16 + i % 48]);
             sum += block.len();
         }
