@@ -5,6 +5,7 @@
 //! `Harness::builtins().run()`.
 
 pub mod args;
+mod args_advise;
 mod args_budget;
 mod args_cpu;
 mod dispatch;
@@ -200,6 +201,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<StressError>()
             || c.is::<RateError>()
             || c.is::<BudgetError>()
+            || c.is::<crate::passes::advise::AdviseError>()
             || c.is::<RunError>()
             || c.is::<BadTarget>()
             || c.is::<reports::WouldOverwrite>()
