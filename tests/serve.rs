@@ -1,6 +1,8 @@
 //! `profkit serve` in process: real HTTP requests to a server on a free
 //! loopback port, over a small real database.
 
+#![cfg(feature = "service")]
+
 use std::io::Read as _;
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
