@@ -102,7 +102,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The middleware: 404 with an empty body unless [`Access::permits`].
-pub(super) async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) -> Response {
+pub(crate) async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -48,6 +48,7 @@ mod metrics;
 mod router;
 mod side;
 
+pub(crate) use access::guard;
 pub use access::Access;
 pub use collect::{record, Recording};
 pub use cpu::{profile_labelled, LabelledProfile, ENDPOINT_LABEL, SPAN_LABEL};
@@ -56,6 +57,7 @@ pub use endpoints::{
     ENDPOINTS_SCHEMA_VERSION,
 };
 pub use layer::{layer, LayerOptions, ProfkitLayer, SQLX_TARGET};
+pub(crate) use router::routes;
 pub use router::{router, router_with, window, ApiError};
 pub use side::{spawn, spawn_with, ServiceError, SideServer, SpawnOptions};
 

@@ -394,11 +394,22 @@ pub fn router() -> Router {
 
 /// The routes with access rules of your own.
 pub fn router_with(access: Access) -> Router {
+    routes(access, true)
+}
+
+/// The routes, with or without `/debug/profkit/sql` (`profkit serve`
+/// answers that one itself, with query plans of its database).
+pub(crate) fn routes(access: Access, sql: bool) -> Router {
     super::metrics::install();
-    Router::new()
+    let router = Router::new();
+    let router = if sql {
+        router.route("/debug/profkit/sql", get(sql_route))
+    } else {
+        router
+    };
+    router
         .route("/debug/pprof/profile", get(pprof_profile))
         .route("/debug/pprof/heap", get(pprof_heap))
-        .route("/debug/profkit/sql", get(sql_route))
         .route("/debug/profkit/endpoints", get(endpoints_route))
         .route("/debug/profkit/flamegraph", get(flamegraph))
         .route("/metrics", get(metrics_route))
