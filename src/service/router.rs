@@ -279,7 +279,7 @@ fn heap_delta(before: &SampledHeap, mut after: SampledHeap) -> SampledHeap {
 fn heap_off() -> ApiError {
     ApiError {
         status: StatusCode::NOT_IMPLEMENTED,
-        error: "heap sampling is off in this process: use profkit::main! (it installs profkit's allocator) and call profkit::alloc::enable_sampled_heap_profiling and start a profkit::profile::sampled::SampledProfiler before serving".into(),
+        error: "heap sampling is off in this process: `profkit serve` samples unless --no-heap-profile; your own binary needs profkit::main!, profkit::alloc::enable_sampled_heap_profiling and a running profkit::profile::sampled::SampledProfiler".into(),
         parameter: None,
     }
 }
