@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::collect::{EndpointAcc, RecData, Recording, StmtAcc};
 use super::cpu::{EndpointCpu, LabelledProfile};
+use super::defaults;
 use crate::analyze::sql::N_PLUS_ONE_MIN_PER_OP;
 use crate::units::Nanos;
 
@@ -183,7 +184,14 @@ fn endpoint_report(
             time: s.time,
         });
     }
-    if let Some(longest) = e.long_polls.iter().max_by_key(|p| p.end - p.start) {
+    let blocking = e.long_polls.len() >= defaults::BLOCKING_MIN_POLLS
+        && e.long_polls.len() as f64 >= defaults::BLOCKING_MIN_SHARE * e.polls as f64;
+    if let Some(longest) = e
+        .long_polls
+        .iter()
+        .filter(|_| blocking)
+        .max_by_key(|p| p.end - p.start)
+    {
         let length = longest.end - longest.start;
         let (samples, frames) = cpu.map_or((0, Vec::new()), |c| c.poll_frames(longest, 3));
         let during = match (cpu, frames.first()) {

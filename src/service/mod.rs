@@ -74,6 +74,13 @@ pub mod defaults {
     pub const MAX_WINDOW_SECONDS: u64 = 300;
     /// One poll longer than this is blocking in async.
     pub const BLOCKING_THRESHOLD: Duration = Duration::from_millis(10);
+    /// Long polls an endpoint needs, at least, for a blocking finding: on
+    /// a loaded machine the OS can preempt a worker mid-poll, and one such
+    /// poll is not blocking code.
+    pub const BLOCKING_MIN_POLLS: usize = 2;
+    /// Share of an endpoint's polls that must be long, at least, for a
+    /// blocking finding (see [`BLOCKING_MIN_POLLS`]).
+    pub const BLOCKING_MIN_SHARE: f64 = 0.02;
     /// Side port of [`super::spawn`] in examples (Go's habit).
     pub const SIDE_ADDR: &str = "127.0.0.1:6060";
 }
