@@ -108,7 +108,7 @@ impl Findings {
     }
 }
 
-fn severity_for(share: f64) -> Severity {
+pub(crate) fn severity_for(share: f64) -> Severity {
     if share >= 0.5 {
         Severity::Critical
     } else if share >= 0.1 {

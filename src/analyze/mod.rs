@@ -14,6 +14,7 @@ pub mod findings;
 pub mod fit;
 pub mod leaks;
 pub mod pairing;
+pub mod pg_plan;
 pub mod rundata;
 pub mod scaling;
 pub mod shares;
