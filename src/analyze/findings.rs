@@ -53,6 +53,9 @@ pub enum FindingKind {
     Leak,
     /// Most of the latency is waiting (write lock, pool, CPU).
     Waiting,
+    /// Data the run asked for and did not get (e.g. a service endpoint
+    /// that answered 404 to `profkit attach`).
+    Missing,
 }
 
 /// One verdict.

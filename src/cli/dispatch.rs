@@ -34,6 +34,7 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<()> {
         Command::HeapPass(a) => heap_pass(a, registry),
         Command::Serve(a) => super::serve::serve(a),
         Command::Load(a) => super::serve::load(a),
+        Command::Attach(a) => super::attach::attach(a),
     }
 }
 

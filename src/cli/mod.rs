@@ -7,6 +7,7 @@
 pub mod args;
 mod args_budget;
 mod args_cpu;
+pub mod attach;
 mod dispatch;
 mod harness;
 mod reports;
@@ -24,6 +25,7 @@ use crate::analyze::stress::StressError;
 use crate::db::DbError;
 use crate::measure::open_loop::RateError;
 use crate::measure::PlanError;
+use crate::passes::attach::AttachError;
 use crate::profile::cpu::CpuError;
 use crate::profile::dhat::DhatError;
 use crate::render::input::InputError;
@@ -206,6 +208,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<crate::analyze::compare::DifferentWorkloads>()
             || c.is::<ServeError>()
             || c.is::<LocustError>()
+            || c.is::<AttachError>()
             || matches!(
                 c.downcast_ref::<CpuError>(),
                 Some(CpuError::BadFrequency(_) | CpuError::TooFewSamples { .. })

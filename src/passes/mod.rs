@@ -12,6 +12,9 @@
 //! - [`compare`]: comparisons and their differential flamegraphs;
 //! - [`profile`]: the main job, every pass over every workload, and its index.
 
+pub mod attach;
+mod attach_locust;
+mod attach_out;
 pub mod compare;
 pub mod cpu;
 pub mod heap;
