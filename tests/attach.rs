@@ -54,6 +54,14 @@ fn locust_available() -> bool {
     common::tool_available("locust", common::runs("locust"), "pip install locust")
 }
 
+/// One Locust run at a time in this file: three masters with two workers
+/// each start slowly on a 2-core machine.
+static LOCUST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_locust_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    LOCUST.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn the_run(out: &Path) -> PathBuf {
     std::fs::read_dir(out)
         .unwrap()
@@ -130,6 +138,7 @@ fn two_workers_load_a_served_instance_into_a_run_folder_report_renders() {
     if !locust_available() {
         return;
     }
+    let _one = one_locust_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let served = serve(dir.path());
     let out = profkit(dir.path())
@@ -231,6 +240,7 @@ fn two_replicas_give_per_instance_and_merged_profiles_from_a_generated_mix() {
     if !locust_available() {
         return;
     }
+    let _one = one_locust_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (serve(dir.path()), serve(dir.path()));
     let mix = dir.path().join("mix.json");
@@ -306,6 +316,7 @@ fn ctrl_c_stops_locust_and_keeps_the_partial_figures_marked_interrupted() {
     if !locust_available() {
         return;
     }
+    let _one = one_locust_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let served = serve(dir.path());
     let mut child = bin()
@@ -319,12 +330,16 @@ fn ctrl_c_stops_locust_and_keeps_the_partial_figures_marked_interrupted() {
         .unwrap();
     let started = Instant::now();
     loop {
-        let log = std::fs::read_dir(dir.path().join("runs"))
-            .into_iter()
-            .flatten()
-            .map(|e| e.unwrap().path().join("locust-master.log"))
-            .find_map(|p| std::fs::read_to_string(p).ok())
-            .unwrap_or_default();
+        let logs = |name: &str| {
+            std::fs::read_dir(dir.path().join("runs"))
+                .into_iter()
+                .flatten()
+                .map(|e| e.unwrap().path().join(name))
+                .find_map(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_default()
+        };
+        let log =
+            logs("locust-master.log") + &logs("locust-worker-0.log") + &logs("locust-worker-1.log");
         if log.contains("All users spawned") {
             break;
         }
