@@ -21,7 +21,8 @@ INSERT INTO orders (customer_id, status, total_cents, created_at)
 ANALYZE;
 ";
 
-/// The planted query: orders by status and amount, with no index on either.
+/// The planted query: orders by status and amount, with no index on either
+/// (the equality column comes first in the index the hint names).
 const UNINDEXED: &str =
     "SELECT id, total_cents FROM orders WHERE status = 'paid' AND total_cents > 99000";
 const INDEXED: &str = "SELECT id, status FROM orders WHERE customer_id = 42";
@@ -77,10 +78,7 @@ fn a_planted_unindexed_query_is_a_seq_scan_finding_and_an_index_removes_it() {
     assert!(
         found[0]
             .hint
-            .contains("CREATE INDEX ON orders (status, total_cents)")
-            || found[0]
-                .hint
-                .contains("CREATE INDEX ON orders (total_cents, status)"),
+            .starts_with("CREATE INDEX ON orders (status, total_cents)"),
         "{}",
         found[0].hint
     );

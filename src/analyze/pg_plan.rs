@@ -310,9 +310,10 @@ impl Default for Thresholds {
     }
 }
 
-/// Column names a filter compares (`(status = ?::text)` → `status`).
+/// Column names a filter compares (`(status = ?::text)` → `status`),
+/// equality comparisons first: the order a B-tree index serves them in.
 fn filter_columns(filter: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+    let mut out: Vec<(bool, String)> = Vec::new();
     let tokens: Vec<&str> = filter
         .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
         .filter(|t| !t.is_empty())
@@ -324,11 +325,13 @@ fn filter_columns(filter: &str) -> Vec<String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '"')
             && col.chars().next().is_some_and(|c| !c.is_ascii_digit());
-        if op && ident && !out.iter().any(|c| c == col) {
-            out.push(col.to_string());
+        if op && ident && !out.iter().any(|(_, c)| c == col) {
+            out.push((w[1] != "=", col.to_string()));
         }
     }
-    out
+    // Stable: equality columns first, each group in the filter's order.
+    out.sort_by_key(|(range, _)| *range);
+    out.into_iter().map(|(_, c)| c).collect()
 }
 
 fn scan_hint(scan: &FullScan) -> String {
