@@ -5,10 +5,12 @@
 //! `Harness::builtins().run()`.
 
 pub mod args;
+mod args_advise;
 mod args_budget;
 mod args_cpu;
 pub mod attach;
 mod dispatch;
+mod export;
 mod harness;
 mod reports;
 pub mod serve;
@@ -201,10 +203,13 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<StressError>()
             || c.is::<RateError>()
             || c.is::<BudgetError>()
+            || c.is::<crate::passes::advise::AdviseError>()
             || c.is::<RunError>()
             || c.is::<BadTarget>()
             || c.is::<reports::WouldOverwrite>()
             || c.is::<NothingChecked>()
+            || c.is::<export::NoCpuData>()
+            || c.is::<export::ExportExists>()
             || c.is::<crate::analyze::compare::DifferentWorkloads>()
             || c.is::<ServeError>()
             || c.is::<LocustError>()

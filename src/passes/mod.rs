@@ -15,6 +15,7 @@
 pub mod attach;
 mod attach_locust;
 mod attach_out;
+pub mod advise;
 pub mod compare;
 pub mod cpu;
 pub mod heap;
