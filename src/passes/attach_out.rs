@@ -3,6 +3,7 @@
 //! files of the run folder, `bench.json` from Locust's figures, the
 //! findings and the flamegraphs.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -122,6 +123,75 @@ fn gzipped(bytes: Vec<u8>) -> std::io::Result<Vec<u8>> {
     gz.finish()
 }
 
+/// The pprof label naming a sample's endpoint (`profkit::service`'s CPU
+/// profiles carry it; `go tool pprof -tagfocus endpoint=…` reads it).
+pub const ENDPOINT_LABEL: &str = "endpoint";
+
+/// Folder of the per-endpoint folded stacks in a run folder.
+pub const ENDPOINTS_DIR: &str = "cpu-endpoints";
+
+/// Folded stacks per value of a CPU profile's `endpoint` label (empty when
+/// its samples carry none).
+pub fn per_endpoint(bytes: &[u8], path: &Path) -> BTreeMap<String, Folded> {
+    let mut out = BTreeMap::new();
+    let Ok(profile) = render::input::decode(bytes, path) else {
+        return out;
+    };
+    let st = &profile.string_table;
+    let Some(key) = st.iter().position(|s| s == ENDPOINT_LABEL) else {
+        return out;
+    };
+    let mut by: BTreeMap<String, Vec<render::pprof::Sample>> = BTreeMap::new();
+    for sample in &profile.sample {
+        let value = sample
+            .label
+            .iter()
+            .find(|l| l.key == key as i64)
+            .and_then(|l| usize::try_from(l.str).ok())
+            .and_then(|i| st.get(i));
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            by.entry(v.clone()).or_default().push(sample.clone());
+        }
+    }
+    let kind = profile
+        .sample_type
+        .iter()
+        .any(|t| st.get(t.r#type as usize).map(String::as_str) == Some("samples"))
+        .then_some("samples");
+    for (endpoint, samples) in by {
+        let one = render::pprof::Profile {
+            sample: samples,
+            ..profile.clone()
+        };
+        if let Ok(folded) = render::input::to_folded_counts(&one, kind, path) {
+            out.insert(endpoint, folded);
+        }
+    }
+    out
+}
+
+/// `GET /orders/{id}` → `GET_orders_id`: a file name.
+fn file_safe(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let s = s.trim_matches('_').to_string();
+    let mut out = String::new();
+    for c in s.chars() {
+        if !(c == '_' && out.ends_with('_')) {
+            out.push(c);
+        }
+    }
+    out.chars().take(80).collect()
+}
+
 /// Writes each target's pulls (into `instances/<name>/` when there are
 /// several, merged at the top), and says what each gave.
 pub fn write_instances(
@@ -132,6 +202,7 @@ pub fn write_instances(
 ) -> anyhow::Result<Vec<Instance>> {
     let several = targets.len() > 1;
     let mut merged = Folded::new();
+    let mut endpoints: BTreeMap<String, Folded> = BTreeMap::new();
     let mut top_sql = false;
     let mut instances = Vec::new();
     for ((url, _), gots) in targets.iter().zip(pulled) {
@@ -170,6 +241,12 @@ pub fn write_instances(
                         "cpu" => {
                             let file = format!("{sub}{}", files::CPU_PPROF);
                             let path = dir.path.join(&file);
+                            for (e, folded) in per_endpoint(&bytes, &path) {
+                                let into = endpoints.entry(e).or_default();
+                                for (stack, n) in folded {
+                                    *into.entry(stack).or_default() += n;
+                                }
+                            }
                             match render::input::parse_stacks(&path, &bytes) {
                                 Ok(s) => {
                                     for (stack, n) in &s.stacks {
@@ -231,6 +308,15 @@ pub fn write_instances(
         store::write_atomic(
             &dir.file(files::CPU_FOLDED),
             render::folded::to_text(&merged).as_bytes(),
+        )?;
+    }
+    for (e, folded) in &endpoints {
+        let file = format!("{ENDPOINTS_DIR}/{}.folded", file_safe(e));
+        // The endpoint's name, as the first line's comment would break
+        // folded readers: it goes in the file name and in endpoints.json.
+        store::write_atomic(
+            &dir.path.join(file),
+            render::folded::to_text(folded).as_bytes(),
         )?;
     }
     Ok(instances)
@@ -386,6 +472,25 @@ pub fn findings_and_flamegraphs(
         Ok(())
     };
     draw(&dir.file(files::CPU_FOLDED), "cpu", "CPU: attach")?;
+    if let Ok(entries) = std::fs::read_dir(dir.path.join(ENDPOINTS_DIR)) {
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".folded"))
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        for name in names {
+            draw(
+                &dir.path.join(format!("{ENDPOINTS_DIR}/{name}.folded")),
+                &format!("cpu-endpoint-{name}"),
+                &format!("CPU: endpoint {name}"),
+            )?;
+        }
+    }
     if several {
         for inst in &summary.instances {
             let folded = dir
@@ -399,4 +504,65 @@ pub fn findings_and_flamegraphs(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::cpu::{CpuProfile, Frame, Stack};
+    use prost::Message as _;
+
+    #[test]
+    fn endpoint_labels_split_a_cpu_profile_and_unlabelled_samples_go_nowhere() {
+        let frame = |f: &str| Frame {
+            function: f.into(),
+            file: None,
+            line: None,
+            module: None,
+            inlined: false,
+        };
+        let stack = |f: &str, n: u64| Stack {
+            thread: "w".into(),
+            frames: vec![frame("main"), frame(f)],
+            samples: n,
+        };
+        let profile = CpuProfile {
+            frequency: 99,
+            sampler: Default::default(),
+            sampler_note: None,
+            samples: 10,
+            cpu_time: Nanos(1),
+            wall_time: Nanos(1),
+            started_unix_nanos: 0,
+            stacks: vec![stack("orders", 5), stack("users", 3), stack("idle", 2)],
+        };
+        let mut pb = render::pprof::to_pprof(&profile);
+        let key = pb.string_table.len() as i64;
+        pb.string_table
+            .extend(["endpoint", "GET /orders/{id}", "GET /users"].map(String::from));
+        // Samples in the order of the stacks: label the first two.
+        assert_eq!(pb.sample.len(), 3);
+        for (i, value) in [(0, key + 1), (1, key + 2)] {
+            pb.sample[i].label.push(render::pprof::Label {
+                key,
+                str: value,
+                num: 0,
+                num_unit: 0,
+            });
+        }
+        let by = per_endpoint(&pb.encode_to_vec(), Path::new("cpu.pb"));
+        let names: Vec<&str> = by.keys().map(String::as_str).collect();
+        assert_eq!(names, ["GET /orders/{id}", "GET /users"]);
+        let total = |f: &Folded| f.values().sum::<u64>();
+        assert_eq!(total(&by["GET /orders/{id}"]), 5);
+        assert_eq!(total(&by["GET /users"]), 3);
+        assert!(
+            by["GET /users"].keys().all(|k| k.ends_with("users")),
+            "{by:?}"
+        );
+        // No label at all: nothing per endpoint.
+        let plain = render::pprof::to_pprof(&profile).encode_to_vec();
+        assert!(per_endpoint(&plain, Path::new("cpu.pb")).is_empty());
+        assert_eq!(file_safe("GET /orders/{id}"), "GET_orders_id");
+    }
 }

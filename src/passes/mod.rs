@@ -12,10 +12,10 @@
 //! - [`compare`]: comparisons and their differential flamegraphs;
 //! - [`profile`]: the main job, every pass over every workload, and its index.
 
+pub mod advise;
 pub mod attach;
 mod attach_locust;
 mod attach_out;
-pub mod advise;
 pub mod compare;
 pub mod cpu;
 pub mod heap;
