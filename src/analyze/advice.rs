@@ -214,6 +214,29 @@ pub fn pragma_candidates() -> Vec<Candidate> {
     ]
 }
 
+/// The query planner stability guarantee, when SQLite re-prepared
+/// statements as they ran (a plan that depends on a bound value): it then
+/// plans each statement once.
+pub fn qpsg_candidate(report: &SqlReport, statement: &str) -> Option<Candidate> {
+    let s = report
+        .operations
+        .iter()
+        .flat_map(|o| o.statements.iter())
+        .filter(|s| s.reprepares > 0)
+        .max_by_key(|s| s.reprepares)?;
+    Some(Candidate {
+        kind: TrialKind::Pragma,
+        name: "query planner stability guarantee (QPSG)".to_string(),
+        sql: statement.to_string(),
+        reason: format!(
+            "`{}` was re-prepared {} times in {} runs: its plan depends on a bound value",
+            super::findings::short_sql(&s.shape),
+            s.reprepares,
+            s.executions
+        ),
+    })
+}
+
 /// The measured change of one trial against the original.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Change {

@@ -330,6 +330,10 @@ pub fn run(
         ));
     }
     candidates.extend(pragmas.into_iter().filter(|c| !in_effect.contains(&c.name)));
+    candidates.extend(advice::qpsg_candidate(
+        &report,
+        crate::db::trial::QPSG_STATEMENT,
+    ));
     let clock = Instant::now();
     let mut trials = Vec::new();
     notes.insert(0, format!(

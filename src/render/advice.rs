@@ -20,6 +20,10 @@ fn change_text(c: &Change) -> String {
 fn paste(t: &Trial) -> String {
     match t.candidate.kind {
         TrialKind::Index => format!("{};", t.candidate.sql),
+        TrialKind::Pragma if t.candidate.sql.starts_with("sqlite3_") => format!(
+            "{}; (C API, on every connection; rusqlite: conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true))",
+            t.candidate.sql
+        ),
         TrialKind::Pragma => format!("{}; (on every connection)", t.candidate.sql),
     }
 }
