@@ -33,6 +33,9 @@ pub enum TrialKind {
     Index,
     /// A PRAGMA on every connection the workload opens.
     Pragma,
+    /// SQLite configuration for the whole process (`sqlite3_config`):
+    /// both sides run in child processes.
+    Config,
 }
 
 /// A fix to try.
@@ -196,6 +199,13 @@ pub fn pragma_candidates() -> Vec<Candidate> {
         reason: reason.to_string(),
     };
     vec![
+        Candidate {
+            kind: TrialKind::Config,
+            name: "memory statistics off (MEMSTATUS)".to_string(),
+            sql: "sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0)".to_string(),
+            reason: "SQLite's global memory mutex and size bookkeeping on every allocation"
+                .to_string(),
+        },
         p(
             "synchronous = NORMAL",
             "PRAGMA synchronous = NORMAL",

@@ -25,6 +25,10 @@ fn paste(t: &Trial) -> String {
             t.candidate.sql
         ),
         TrialKind::Pragma => format!("{}; (on every connection)", t.candidate.sql),
+        TrialKind::Config => format!(
+            "{}; (C API, once before the first connection; rusqlite: unsafe {{ rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0) }})",
+            t.candidate.sql
+        ),
     }
 }
 
