@@ -6,16 +6,17 @@
 
 pub mod advice;
 pub mod alloc;
-mod bootstrap;
 pub mod budget;
 pub mod calibrate;
 pub mod causes;
+pub mod changes;
 pub mod compare;
 pub mod cpu;
 pub mod findings;
 pub mod fit;
 pub mod leaks;
 pub mod pairing;
+pub mod replicates;
 pub mod rundata;
 pub mod scaling;
 pub mod shares;

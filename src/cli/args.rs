@@ -72,6 +72,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Serve the email store over HTTP/JSON with /metrics and /debug/pprof endpoints.
     Serve(super::serve::ServeArgs),
+    /// Export a run's CPU profile for speedscope or the Firefox Profiler.
+    Export(super::export::ExportArgs),
     /// Drive `profkit serve` with Locust in distributed mode (master + workers): bench.json, locust.json and Locust's CSVs in a run folder.
     Load(super::serve::LoadArgs),
 }
@@ -146,9 +148,10 @@ fn parse_noise(s: &str) -> Result<f64, String> {
 /// `profkit compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Base: run folder, profile session or baseline name.
+    /// Base: run folder, profile session or baseline name; several, comma
+    /// separated, are repeated runs (the verdict comes from their spread).
     pub base: String,
-    /// Current: run folder, profile session or baseline name.
+    /// Current: likewise.
     pub current: String,
     /// Changes below this are no change (5%, 0.05).
     #[arg(long, default_value_t = compare::defaults::NOISE, value_parser = parse_noise)]

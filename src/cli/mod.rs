@@ -9,6 +9,7 @@ mod args_advise;
 mod args_budget;
 mod args_cpu;
 mod dispatch;
+mod export;
 mod harness;
 mod reports;
 pub mod serve;
@@ -205,6 +206,8 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<BadTarget>()
             || c.is::<reports::WouldOverwrite>()
             || c.is::<NothingChecked>()
+            || c.is::<export::NoCpuData>()
+            || c.is::<export::ExportExists>()
             || c.is::<crate::analyze::compare::DifferentWorkloads>()
             || c.is::<ServeError>()
             || c.is::<LocustError>()

@@ -8,6 +8,7 @@ pub mod advice;
 pub mod budget;
 pub mod cpu_table;
 pub mod diffgraph;
+pub mod export;
 pub mod flamegraph;
 pub mod folded;
 pub mod html;
