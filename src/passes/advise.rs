@@ -455,3 +455,40 @@ pub fn run(
     store::write_json(&dir.file(store::files::ADVICE), &advice)?;
     Ok(AdviseOutcome { dir, advice })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_trial_is_one_line_and_touches_no_original() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = dir.path().join("original.db");
+        crate::db::sqlite_alloc::open(&original)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (a INTEGER); CREATE VIEW v AS SELECT a FROM t;")
+            .unwrap();
+        let before = std::fs::read(&original).unwrap();
+        // A view cannot be indexed: the trial fails before any run.
+        let candidate = Candidate {
+            kind: TrialKind::Index,
+            name: "index v(a)".into(),
+            sql: "CREATE INDEX advice_v_a ON v(a)".into(),
+            reason: String::new(),
+        };
+        let make: Make<'_> = &|| panic!("no run happens when the trial cannot be applied");
+        let err = trial(
+            &SessionConfig::default(),
+            make,
+            &RunOptions::default(),
+            &original,
+            dir.path(),
+            &candidate,
+            2,
+        )
+        .unwrap_err();
+        assert!(err.contains("CREATE INDEX advice_v_a ON v(a)"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(std::fs::read(&original).unwrap() == before);
+    }
+}
