@@ -171,3 +171,27 @@ fn advise_refuses_bad_input_in_one_line() {
         "the locked database was written"
     );
 }
+
+#[test]
+fn advise_measures_the_planner_guarantee_where_sqlite_re_prepares() {
+    // fts-search's MATCH ?1 is re-planned for every bound value.
+    let dir = tempfile::tempdir().unwrap();
+    let out = advise(dir.path(), &["fts-search", "--rows", "3000", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let advice: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let qpsg = advice["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["candidate"]["sql"].as_str().unwrap().contains("QPSG"))
+        .unwrap_or_else(|| panic!("no QPSG trial: {advice:#}"));
+    assert_eq!(qpsg["keep"], true, "{qpsg:#}");
+    assert!(qpsg["candidate"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("re-prepared"));
+}

@@ -126,3 +126,39 @@ fn search_like_gets_none_of_these_causes() {
     let found = cpu(out.path(), "search-like", "400");
     assert!(found.is_empty(), "{found:?}");
 }
+
+#[test]
+fn memory_statistics_off_removes_the_memory_mutex() {
+    // What advise's MEMSTATUS trial changes, seen in the profile: the child
+    // process it starts has SQLite's memory statistics off.
+    let out = tempfile::tempdir().unwrap();
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let profiles = out.path().join("profiles");
+    common::profkit(out.path())
+        .env(profkit::db::sqlite_alloc::MEMSTATUS_ENV, "0")
+        .args([
+            "cpu",
+            "fts-search",
+            "--rows",
+            "3000",
+            "--ops",
+            "30000",
+            "--out",
+        ])
+        .arg(&profiles)
+        .assert()
+        .success();
+    let run = std::fs::read_dir(&profiles)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let cpu: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("cpu.json")).unwrap()).unwrap();
+    let causes = cpu["causes"].as_array().unwrap();
+    assert!(
+        !causes.iter().any(|c| c["cause"] == "memory-statistics"),
+        "{causes:?}"
+    );
+}

@@ -33,6 +33,9 @@ pub enum TrialKind {
     Index,
     /// A PRAGMA on every connection the workload opens.
     Pragma,
+    /// SQLite configuration for the whole process (`sqlite3_config`):
+    /// both sides run in child processes.
+    Config,
 }
 
 /// A fix to try.
@@ -196,6 +199,13 @@ pub fn pragma_candidates() -> Vec<Candidate> {
         reason: reason.to_string(),
     };
     vec![
+        Candidate {
+            kind: TrialKind::Config,
+            name: "memory statistics off (MEMSTATUS)".to_string(),
+            sql: "sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0)".to_string(),
+            reason: "SQLite's global memory mutex and size bookkeeping on every allocation"
+                .to_string(),
+        },
         p(
             "synchronous = NORMAL",
             "PRAGMA synchronous = NORMAL",
@@ -212,6 +222,29 @@ pub fn pragma_candidates() -> Vec<Candidate> {
             "pages read through a memory map, not copied in by read calls",
         ),
     ]
+}
+
+/// The query planner stability guarantee, when SQLite re-prepared
+/// statements as they ran (a plan that depends on a bound value): it then
+/// plans each statement once.
+pub fn qpsg_candidate(report: &SqlReport, statement: &str) -> Option<Candidate> {
+    let s = report
+        .operations
+        .iter()
+        .flat_map(|o| o.statements.iter())
+        .filter(|s| s.reprepares > 0)
+        .max_by_key(|s| s.reprepares)?;
+    Some(Candidate {
+        kind: TrialKind::Pragma,
+        name: "query planner stability guarantee (QPSG)".to_string(),
+        sql: statement.to_string(),
+        reason: format!(
+            "`{}` was re-prepared {} times in {} runs: its plan depends on a bound value",
+            super::findings::short_sql(&s.shape),
+            s.reprepares,
+            s.executions
+        ),
+    })
 }
 
 /// The measured change of one trial against the original.

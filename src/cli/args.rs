@@ -570,7 +570,8 @@ pub struct HeapPassArgs {
     /// N of the leak check.
     #[arg(long)]
     pub leak_ops: u64,
-    /// Seconds the leak check may take (default: the main job's).
+    /// Seconds the leak check may take (default: the main job's; 0 sizes it
+    /// by tracked blocks alone, as before it was sized by time).
     #[arg(long)]
     pub leak_secs: Option<f64>,
     /// Run options (rows, threads, seed).

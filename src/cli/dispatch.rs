@@ -286,7 +286,7 @@ fn heap_pass(a: HeapPassArgs, registry: &Registry) -> anyhow::Result<()> {
         a.heap_ops,
         a.leak_ops,
         a.leak_secs
-            .filter(|s| s.is_finite() && *s > 0.0)
+            .filter(|s| s.is_finite() && *s >= 0.0)
             .unwrap_or(passes::heap::defaults::LEAK_SECS),
     )?;
     let s = &heap.summary;

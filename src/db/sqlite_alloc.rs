@@ -146,6 +146,10 @@ static METHODS: Methods = Methods(ffi::sqlite3_mem_methods {
 
 static INSTALLED: OnceLock<bool> = OnceLock::new();
 
+/// Set to `0` in a process's environment, SQLite's memory statistics
+/// (`SQLITE_CONFIG_MEMSTATUS`) are turned off before it initialises.
+pub const MEMSTATUS_ENV: &str = "PROFKIT_SQLITE_MEMSTATUS";
+
 /// Makes SQLite allocate through Rust's global allocator. Idempotent and
 /// cheap after the first call. Returns whether the hook is in place: `false`
 /// when SQLite was already initialised (someone opened a connection first);
@@ -153,6 +157,12 @@ static INSTALLED: OnceLock<bool> = OnceLock::new();
 /// to heap profiles.
 pub fn install() -> bool {
     *INSTALLED.get_or_init(|| {
+        // `profkit advise` measures SQLite without its memory statistics
+        // in a child process started with this variable.
+        if std::env::var_os(MEMSTATUS_ENV).is_some_and(|v| v == "0") {
+            // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int; before initialisation.
+            unsafe { ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int) };
+        }
         // SAFETY: METHODS is 'static and SQLite copies the struct; SQLITE_CONFIG_MALLOC
         // takes one pointer argument.
         let rc = unsafe {

@@ -5,16 +5,30 @@
 //! which would otherwise override them. Cleared after each trial.
 
 use std::ffi::{c_char, c_int, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
 use rusqlite::{ffi, Connection};
 
 static PRAGMAS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
-/// Runs `sql` on every connection opened from now on, until [`clear`].
+/// Turn on the query planner stability guarantee
+/// (`SQLITE_DBCONFIG_ENABLE_QPSG`) on new connections.
+static QPSG: AtomicBool = AtomicBool::new(false);
+
+/// The statement that stands for the QPSG setting among trial statements.
+pub const QPSG_STATEMENT: &str = "sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_QPSG, 1, 0)";
+
+/// Runs `sql` on every connection opened from now on, until [`clear`]
+/// ([`QPSG_STATEMENT`] sets that configuration instead of running SQL).
 pub fn set(sql: &[String]) {
+    QPSG.store(sql.iter().any(|s| s == QPSG_STATEMENT), Ordering::SeqCst);
     if let Ok(mut p) = PRAGMAS.write() {
-        *p = sql.to_vec();
+        *p = sql
+            .iter()
+            .filter(|s| *s != QPSG_STATEMENT)
+            .cloned()
+            .collect();
     }
     // SAFETY: registering a function with the signature SQLite expects of
     // an auto-extension entry point; it stays valid for the process.
@@ -25,6 +39,7 @@ pub fn set(sql: &[String]) {
 
 /// Stops running trial PRAGMAs on new connections.
 pub fn clear() {
+    QPSG.store(false, Ordering::SeqCst);
     if let Ok(mut p) = PRAGMAS.write() {
         p.clear();
     }
@@ -40,6 +55,12 @@ pub fn current() -> Vec<String> {
 
 /// Runs the trial PRAGMAs on `conn` (after a connection's own settings).
 pub fn apply(conn: &Connection) -> rusqlite::Result<()> {
+    if QPSG.load(Ordering::SeqCst) {
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
+    }
     for sql in current() {
         conn.execute_batch(&sql)?;
     }
@@ -51,6 +72,18 @@ unsafe extern "C" fn on_open(
     _err: *mut *mut c_char,
     _api: *const ffi::sqlite3_api_routines,
 ) -> c_int {
+    if QPSG.load(Ordering::SeqCst) {
+        // SAFETY: `db` is the connection being opened; the variadic
+        // arguments are the documented (int, int*) pair.
+        unsafe {
+            ffi::sqlite3_db_config(
+                db,
+                ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
+                1 as c_int,
+                std::ptr::null_mut::<c_int>(),
+            );
+        }
+    }
     for sql in current() {
         let Ok(c) = CString::new(sql) else { continue };
         // SAFETY: `db` is the connection being opened; errors are ignored

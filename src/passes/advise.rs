@@ -198,6 +198,73 @@ fn measure_on(
     result
 }
 
+/// `profkit run`'s flags for `options` on `db`.
+fn run_flags(options: &RunOptions, db: &Path, out: &Path) -> Vec<String> {
+    let mut a = vec!["--db".to_string(), db.to_string_lossy().into_owned()];
+    let ms = |n: Nanos| format!("{}ms", (n.0 / 1_000_000).max(1));
+    if let Some(r) = options.rows {
+        a.extend(["--rows".into(), r.to_string()]);
+    }
+    if let Some(t) = options.threads {
+        a.extend(["--threads".into(), t.to_string()]);
+    }
+    if let Some(s) = options.seed {
+        a.extend(["--seed".into(), s.to_string()]);
+    }
+    match options.stop {
+        Some(Stop::Ops(n)) => a.extend(["--ops".into(), n.to_string()]),
+        Some(Stop::Duration(d)) => a.extend(["--duration".into(), ms(d)]),
+        None => {}
+    }
+    match options.warmup {
+        Some(Warmup::Ops(n)) => a.extend(["--warmup".into(), n.to_string()]),
+        Some(Warmup::Duration(d)) => a.extend(["--warmup".into(), ms(d)]),
+        _ => {}
+    }
+    a.extend([
+        "--json".into(),
+        "--out".into(),
+        out.to_string_lossy().into_owned(),
+    ]);
+    a
+}
+
+/// One measured run in a child process (this binary's `run`), with
+/// SQLite's memory statistics off when `memstatus_off`; its mean latency.
+fn measure_child(
+    workload: &str,
+    options: &RunOptions,
+    db: &Path,
+    scratch: &Path,
+    memstatus_off: bool,
+) -> anyhow::Result<f64> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("run")
+        .arg(workload)
+        .args(run_flags(options, db, &scratch.join("child-runs")))
+        .stdin(std::process::Stdio::null());
+    if memstatus_off {
+        cmd.env(crate::db::sqlite_alloc::MEMSTATUS_ENV, "0");
+    } else {
+        cmd.env_remove(crate::db::sqlite_alloc::MEMSTATUS_ENV);
+    }
+    let out = cmd.output()?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        anyhow::bail!(
+            "the child run failed: {}",
+            err.lines()
+                .rfind(|l| !l.trim().is_empty())
+                .unwrap_or("no message")
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    v["latency"]["mean"]
+        .as_f64()
+        .ok_or_else(|| anyhow::anyhow!("the child run printed no mean latency"))
+}
+
 /// Runs one trial: `pairs` alternating runs of the original copy and the
 /// trial copy. An error is the trial's, in one line.
 fn trial(
@@ -224,7 +291,9 @@ fn trial(
             Vec::new()
         }
         TrialKind::Pragma => vec![candidate.sql.clone()],
+        TrialKind::Config => Vec::new(),
     };
+    let name = make().name().to_string();
     if candidate.kind == TrialKind::Index {
         // Both sides with fresh statistics, so only the index differs.
         let conn = crate::db::sqlite_alloc::open(&orig).map_err(|e| e.to_string())?;
@@ -238,10 +307,22 @@ fn trial(
         let mut t = 0.0;
         for side in 0..2 {
             let trial_side = (side == 0) == (i % 2 == 1);
-            if trial_side {
-                t = measure_on(base, make, options, &copy, &pragmas).map_err(line)?;
+            let child = candidate.kind == TrialKind::Config;
+            let (db, extra): (&Path, &[String]) = if trial_side {
+                (&copy, &pragmas)
             } else {
-                o = measure_on(base, make, options, &orig, &[]).map_err(line)?;
+                (&orig, &[])
+            };
+            let m = if child {
+                measure_child(&name, options, db, scratch, trial_side)
+            } else {
+                measure_on(base, make, options, db, extra)
+            }
+            .map_err(line)?;
+            if trial_side {
+                t = m;
+            } else {
+                o = m;
             }
         }
         runs.push((o, t));
@@ -330,6 +411,10 @@ pub fn run(
         ));
     }
     candidates.extend(pragmas.into_iter().filter(|c| !in_effect.contains(&c.name)));
+    candidates.extend(advice::qpsg_candidate(
+        &report,
+        crate::db::trial::QPSG_STATEMENT,
+    ));
     let clock = Instant::now();
     let mut trials = Vec::new();
     notes.insert(0, format!(
@@ -369,4 +454,41 @@ pub fn run(
     let dir = work.run_dir(&name, started)?;
     store::write_json(&dir.file(store::files::ADVICE), &advice)?;
     Ok(AdviseOutcome { dir, advice })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_trial_is_one_line_and_touches_no_original() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = dir.path().join("original.db");
+        crate::db::sqlite_alloc::open(&original)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (a INTEGER); CREATE VIEW v AS SELECT a FROM t;")
+            .unwrap();
+        let before = std::fs::read(&original).unwrap();
+        // A view cannot be indexed: the trial fails before any run.
+        let candidate = Candidate {
+            kind: TrialKind::Index,
+            name: "index v(a)".into(),
+            sql: "CREATE INDEX advice_v_a ON v(a)".into(),
+            reason: String::new(),
+        };
+        let make: Make<'_> = &|| panic!("no run happens when the trial cannot be applied");
+        let err = trial(
+            &SessionConfig::default(),
+            make,
+            &RunOptions::default(),
+            &original,
+            dir.path(),
+            &candidate,
+            2,
+        )
+        .unwrap_err();
+        assert!(err.contains("CREATE INDEX advice_v_a ON v(a)"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(std::fs::read(&original).unwrap() == before);
+    }
 }

@@ -36,11 +36,11 @@ pub mod defaults {
     /// build): the least it checks, as before it was sized by time.
     pub const LEAK_BLOCKS: f64 = 100_000.0;
     /// Seconds of tracked work the leak check may take (its N, 2N, 4N
-    /// points and their warm-ups), from the heap pass's time per
-    /// operation: a budget in blocks alone left a workload allocating
+    /// points and a warm-up of N before each), from the heap pass's time
+    /// per operation: a budget in blocks alone left a workload allocating
     /// 1,000 blocks per operation at N = 20, too few for a 60 B/op leak
     /// to pass the growth threshold (2N × 60 B ≥ 16 KiB needs N ≥ 137).
-    pub const LEAK_SECS: f64 = 2.0;
+    pub const LEAK_SECS: f64 = 3.0;
     /// Largest N the time budget buys: enough for a 16 B/op leak to pass
     /// the growth threshold (2N × 16 B = 16 KiB).
     pub const LEAK_MAX_N: u64 = 512;
@@ -358,9 +358,12 @@ fn leak_size(heap: &HeapOutputs, leak_ops: u64, leak_secs: f64) -> (u64, u64, f6
         0
     };
     let n_blocks = leak_ops.min(by_blocks / leak_defaults::OPS_PER_N);
-    let n_time = (by_time / leak_defaults::OPS_PER_N).min(defaults::LEAK_MAX_N);
+    // Sized by time, each point gets a warm-up of N (not 4N): the time
+    // goes to measured operations, where a leak shows.
+    let time_ops_per_n = leak_defaults::MEASURED_PER_N + leak_defaults::POINTS.len() as u64;
+    let n_time = (by_time / time_ops_per_n).min(defaults::LEAK_MAX_N);
     let n = n_blocks.max(n_time).max(1);
-    let budget = by_blocks.max(by_time.min(n * leak_defaults::OPS_PER_N));
+    let budget = by_blocks.max(by_time.min(n * time_ops_per_n));
     (n, budget, secs_per_op)
 }
 

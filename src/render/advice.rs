@@ -20,7 +20,15 @@ fn change_text(c: &Change) -> String {
 fn paste(t: &Trial) -> String {
     match t.candidate.kind {
         TrialKind::Index => format!("{};", t.candidate.sql),
+        TrialKind::Pragma if t.candidate.sql.starts_with("sqlite3_") => format!(
+            "{}; (C API, on every connection; rusqlite: conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true))",
+            t.candidate.sql
+        ),
         TrialKind::Pragma => format!("{}; (on every connection)", t.candidate.sql),
+        TrialKind::Config => format!(
+            "{}; (C API, once before the first connection; rusqlite: unsafe {{ rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0) }})",
+            t.candidate.sql
+        ),
     }
 }
 
