@@ -5,9 +5,11 @@
 //! `Harness::builtins().run()`.
 
 pub mod args;
+mod args_advise;
 mod args_budget;
 mod args_cpu;
 mod dispatch;
+mod export;
 mod harness;
 mod reports;
 #[cfg(feature = "service")]
@@ -219,10 +221,13 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<StressError>()
             || c.is::<RateError>()
             || c.is::<BudgetError>()
+            || c.is::<crate::passes::advise::AdviseError>()
             || c.is::<RunError>()
             || c.is::<BadTarget>()
             || c.is::<reports::WouldOverwrite>()
             || c.is::<NothingChecked>()
+            || c.is::<export::NoCpuData>()
+            || c.is::<export::ExportExists>()
             || c.is::<crate::analyze::compare::DifferentWorkloads>()
             || service_error(c)
             || matches!(

@@ -179,7 +179,11 @@ pub struct Function {
     /// Name (string index).
     #[prost(int64, tag = "2")]
     pub name: i64,
-    /// System (mangled) name (string index).
+    /// System (mangled) name (string index). profkit leaves it empty:
+    /// the names it stores are demangled already, and `go tool pprof`
+    /// treats a function whose `system_name` equals its `name` as not yet
+    /// demangled and strips everything between `<` and `>` from it
+    /// (`<A as B>::operation` became `::operation`).
     #[prost(int64, tag = "3")]
     pub system_name: i64,
     /// Source file (string index).
@@ -293,7 +297,8 @@ pub fn to_pprof_labelled(profile: &CpuProfile, labels: &[Vec<(String, String)>])
                             functions.push(Function {
                                 id: function_id,
                                 name,
-                                system_name: name,
+                                // Empty on purpose: see `Function::system_name`.
+                                system_name: 0,
                                 filename: strings.get(f.file.as_deref().unwrap_or("")),
                                 start_line: 0,
                             });
@@ -368,10 +373,28 @@ pub fn to_pprof_labelled_gz(
     gzip(&to_pprof_labelled(profile, labels).encode_to_vec())
 }
 
+/// The allocator's own frames, as a `drop_frames` regex: pprof cuts each
+/// stack at the first of them from the root, so a heap profile's leaf is
+/// the code that asked for memory (`Vec::with_capacity`'s caller, a SQLite
+/// function calling `sqlite3Malloc`), not `__rust_alloc` in every stack.
+/// pprof anchors it (`^(…)$`) and matches it against names without their
+/// argument lists.
+pub const ALLOCATOR_FRAMES: &str = concat!(
+    r"(__rustc::)?__rust_(alloc|alloc_zeroed|realloc|dealloc).*",
+    r"|<?alloc::alloc::.*",
+    r"|<alloc::alloc::Global.*",
+    r"|<?alloc::raw_vec::.*",
+    r"|alloc::boxed::box_new.*|<?alloc::boxed::Box<T>::new.*",
+    r"|<?profkit::alloc::.*|profkit::db::sqlite_alloc::.*",
+    r"|sqlite3Malloc|sqlite3MallocZero|mallocWithAlarm|sqlite3Realloc|dbReallocFinish",
+    r"|sqlite3DbMallocRaw(NN)?|sqlite3DbMallocZero|sqlite3DbRealloc",
+);
+
 /// Builds a heap profile in pprof's heap format, as Go writes it and
 /// `go tool pprof` and Pyroscope read it: sample types
 /// alloc_objects/count, alloc_space/bytes, inuse_objects/count and
-/// inuse_space/bytes (the default), one sample per site of the dhat file
+/// inuse_space/bytes (the default), one sample per allocation site of the
+/// heap profile (`heap.json`, in DHAT's file format, exact or sampled)
 /// (in use = live at the end), one location per frame. `period` is the mean
 /// sample interval in bytes (0 for an exact profile).
 pub fn heap_to_pprof(file: &DhatFile, period: u64) -> Profile {
@@ -413,7 +436,8 @@ pub fn heap_to_pprof(file: &DhatFile, period: u64) -> Profile {
                     functions.push(Function {
                         id: function_id,
                         name: n,
-                        system_name: n,
+                        // Empty on purpose: see `Function::system_name`.
+                        system_name: 0,
                         filename: strings.get(path),
                         start_line: 0,
                     });
@@ -448,9 +472,11 @@ pub fn heap_to_pprof(file: &DhatFile, period: u64) -> Profile {
     let note = if period > 0 {
         format!("profkit: sampled heap profile, one sample per {period} bytes on average; values are unbiased estimates; in use = live at the end")
     } else {
-        "profkit: exact heap profile (dhat); in use = live at the end".to_string()
+        "profkit: exact heap profile (every allocation tracked); in use = live at the end"
+            .to_string()
     };
     let comment = vec![strings.get(&note)];
+    let drop_frames = strings.get(ALLOCATOR_FRAMES);
     let default_sample_type = sample_type[3].r#type;
     Profile {
         sample_type,
@@ -462,6 +488,7 @@ pub fn heap_to_pprof(file: &DhatFile, period: u64) -> Profile {
         period_type: Some(space),
         period: period.min(i64::MAX as u64) as i64,
         comment,
+        drop_frames,
         default_sample_type,
         string_table: strings.table,
         ..Default::default()
@@ -566,6 +593,11 @@ mod tests {
             "inuse_space"
         );
         assert_eq!(back.period, 4096);
+        assert_eq!(
+            back.string_table[back.drop_frames as usize],
+            ALLOCATOR_FRAMES
+        );
+        assert!(back.function.iter().all(|f| f.system_name == 0));
         assert_eq!(back.sample[0].value, vec![10, 960, 10, 960]);
         assert_eq!(back.sample[1].value, vec![100, 100, 0, 0]);
         // Stacks read back as the folded allocation stacks, by bytes.
