@@ -397,3 +397,19 @@ fn endpoints_report_names_the_n_plus_one_route_only() {
     assert!(read["cpu_samples"].as_u64().is_some(), "{read}");
     s.stop();
 }
+
+#[test]
+fn a_non_numeric_path_id_is_a_json_error() {
+    let s = start(100);
+    for path in ["/api/tenants/abc/emails/1", "/api/tenants/1/emails/x1"] {
+        let (status, body) = get(&s.url(path));
+        assert_eq!(status, 400, "{path}");
+        let v: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("{path}: not JSON: {}", String::from_utf8_lossy(&body)));
+        assert!(
+            v["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{path}: {v}"
+        );
+    }
+    s.stop();
+}

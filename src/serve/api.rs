@@ -64,8 +64,28 @@ pub(super) fn router(state: Shared) -> Router {
         .with_state(state.clone())
         // /debug/pprof/*, /debug/profkit/endpoints and /flamegraph, /metrics:
         // profkit::service's, for loopback peers.
+        // A rejected path or query (a non-numeric id) answers JSON too.
+        .layer(middleware::map_response(json_rejections))
         .merge(debug)
         .layer(middleware::from_fn_with_state(state, pool_gauges))
+}
+
+/// axum's own rejections (a path id that is not a number, a bad query)
+/// are plain text: answer them as `{"error": "…"}` like every other error.
+async fn json_rejections(res: Response) -> Response {
+    let plain = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !(res.status().is_client_error() && plain) {
+        return res;
+    }
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    ApiError(status, String::from_utf8_lossy(&bytes).trim().to_string()).into_response()
 }
 
 /// Sets the pool gauges before `/metrics` renders them.

@@ -1,0 +1,117 @@
+//! What the service layer costs a saturated service: requests per second
+//! of an in-process axum app (a root span per request, a handler doing a
+//! little work and one `spawn_blocking`), driven through
+//! `tower::ServiceExt::oneshot` by 16 tasks on a 2-worker runtime for a
+//! fixed time, in one of three modes given as the argument:
+//! `none` (the same subscriber without profkit's layer), `idle` (the
+//! layer installed, nothing reading) or `profile` (the layer, with a
+//! labelled CPU profile taken for the whole run). One mode per process
+//! (a process has one global subscriber); scripts/bench-service.sh
+//! alternates them and reports medians and ratios.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use tower::ServiceExt as _;
+use tracing::Instrument as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+async fn request_span(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let span = tracing::info_span!("request", method = %req.method(), route = route.as_deref().unwrap_or("?"));
+    next.run(req).instrument(span).await
+}
+
+async fn order() -> String {
+    let total = profkit::service::spawn_blocking(|| {
+        (0..200u64).fold(0u64, |a, i| a.wrapping_mul(31).wrapping_add(i))
+    })
+    .await
+    .unwrap();
+    let items: Vec<String> = (0..20).map(|i| format!("item-{i}-{total}")).collect();
+    serde_json::to_string(&items).unwrap()
+}
+
+fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_else(|| "none".into());
+    let secs: u64 = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    match mode.as_str() {
+        "none" => tracing::subscriber::set_global_default(tracing_subscriber::registry()),
+        "idle" | "profile" => tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(profkit::service::layer()),
+        ),
+        other => {
+            eprintln!("error: mode '{other}' is not one of none, idle, profile");
+            std::process::exit(2);
+        }
+    }
+    .unwrap();
+    let app = Router::new()
+        .route("/orders/{id}", get(order))
+        .route_layer(middleware::from_fn(request_span));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let run = |warm: Duration, length: Duration| {
+        rt.block_on(async {
+            let mut tasks = Vec::new();
+            for t in 0..16 {
+                let (app, done, stop) = (app.clone(), done.clone(), stop.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let req =
+                            axum::http::Request::get(format!("/orders/{}", t * 1_000_000 + i))
+                                .body(Body::empty())
+                                .unwrap();
+                        let res = app.clone().oneshot(req).await.unwrap();
+                        assert!(res.status().is_success());
+                        done.fetch_add(1, Ordering::Relaxed);
+                        i += 1;
+                    }
+                }));
+            }
+            tokio::time::sleep(warm).await;
+            let start = done.load(Ordering::Relaxed);
+            let clock = Instant::now();
+            tokio::time::sleep(length).await;
+            let n = done.load(Ordering::Relaxed) - start;
+            let elapsed = clock.elapsed();
+            stop.store(true, Ordering::Relaxed);
+            for t in tasks {
+                t.await.unwrap();
+            }
+            n as f64 / elapsed.as_secs_f64()
+        })
+    };
+    let warm = Duration::from_millis(500);
+    let length = Duration::from_secs(secs);
+    let rate = if mode == "profile" {
+        let (rate, p) = profkit::service::profile_labelled(|| run(warm, length)).unwrap();
+        eprintln!(
+            "{} samples, {} matched to a request",
+            p.profile.samples, p.attributed
+        );
+        rate
+    } else {
+        run(warm, length)
+    };
+    println!("{mode} {rate:.0}");
+}
