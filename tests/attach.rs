@@ -134,6 +134,53 @@ fn an_unreachable_or_remote_url_is_one_line_and_exit_2_at_once() {
 }
 
 #[test]
+fn a_bad_mix_or_a_missing_locust_is_one_line_and_exit_2_with_no_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = serve(dir.path());
+    let bad_mix = dir.path().join("mix.json");
+    std::fs::write(&bad_mix, r#"{"GET /a": "lots"}"#).unwrap();
+    let good_mix = dir.path().join("good.json");
+    std::fs::write(&good_mix, r#"{"GET /api/random-emails": 1}"#).unwrap();
+    let cases: [(&Path, &str, &str); 2] = [
+        (&bad_mix, "locust", "weight of 'GET /a'"),
+        (&good_mix, "/no/such/locust", "pip install locust"),
+    ];
+    for (mix, program, says) in cases {
+        let out = profkit(dir.path())
+            .args(["attach", &up.url, "--out", "runs"])
+            .arg("--mix")
+            .arg(mix)
+            .env("PROFKIT_LOCUST", program)
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{mix:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(
+            !dir.path().join("runs").exists(),
+            "a run folder was started"
+        );
+    }
+    // profkit serve has no /debug/profkit/endpoints: without a locustfile
+    // or a mix there is nothing to load, and the error says what to give.
+    let out = profkit(dir.path())
+        .args(["attach", &up.url, "--out", "runs"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/debug/profkit/endpoints")
+            && err.contains("answered 404")
+            && err.contains("--mix FILE"),
+        "{err}"
+    );
+}
+
+#[test]
 fn two_workers_load_a_served_instance_into_a_run_folder_report_renders() {
     if !locust_available() {
         return;
