@@ -245,6 +245,12 @@ fn two_workers_load_a_served_instance_into_a_run_folder_report_renders() {
     }
     let folded = std::fs::read_to_string(run.join("cpu.folded")).unwrap();
     assert!(!folded.trim().is_empty());
+    // profkit serve's heap endpoint answers at once: it is asked after the
+    // CPU window, so its symbolizing is not in the CPU profile.
+    assert!(
+        !folded.contains("pprof_heap"),
+        "heap work in the CPU profile"
+    );
     let bench = json(&run.join("bench.json"));
     assert_eq!(bench["ops"], summary["aggregated"]["requests"]);
     // The missing endpoint is named in the findings, and so in the report.
