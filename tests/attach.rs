@@ -2,6 +2,8 @@
 //! instances on loopback: bad URLs, a bounded Locust run with 2 workers
 //! whose run folder `report` renders, two replicas, and Ctrl-C.
 
+#![cfg(feature = "service")]
+
 mod common;
 
 use std::io::{BufRead as _, BufReader};

@@ -71,11 +71,14 @@ pub enum Command {
     /// Write a report of a run or session (RUN) or of a comparison (BASE..CURRENT) as Markdown, HTML or JSON.
     Report(ReportArgs),
     /// Serve the email store over HTTP/JSON with /metrics and /debug/pprof endpoints.
+    #[cfg(feature = "service")]
     Serve(super::serve::ServeArgs),
     /// Export a run's CPU profile for speedscope or the Firefox Profiler.
     Export(super::export::ExportArgs),
     /// Drive `profkit serve` with Locust in distributed mode (master + workers): bench.json, locust.json and Locust's CSVs in a run folder.
+    #[cfg(feature = "service")]
     Load(super::serve::LoadArgs),
+    #[cfg(feature = "service")]
     /// Load a running service with Locust while pulling its /debug profiles (CPU, heap, SQL, endpoints) into a run folder.
     Attach(super::attach::AttachArgs),
 }

@@ -33,9 +33,12 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<()> {
         Command::Heap(a) => heap(a, registry),
         Command::Leaks(a) => leaks(a, registry),
         Command::HeapPass(a) => heap_pass(a, registry),
+        #[cfg(feature = "service")]
         Command::Serve(a) => super::serve::serve(a),
         Command::Export(a) => super::export::export_cmd(a),
+        #[cfg(feature = "service")]
         Command::Load(a) => super::serve::load(a),
+        #[cfg(feature = "service")]
         Command::Attach(a) => super::attach::attach(a),
     }
 }

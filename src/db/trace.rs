@@ -220,6 +220,9 @@ unsafe fn handle(event: c_uint, p: *mut c_void, x: *mut c_void) {
                         by_sql.entry(sql.as_ref().into()).or_default()
                     }
                 };
+                if let Some(listen) = LISTENER.get() {
+                    listen(sql.as_ref(), nanos, rows);
+                }
                 s.counts.statements += 1;
                 s.counts.nanos += nanos;
                 // SAFETY: `p` is the statement being reported on.
@@ -260,6 +263,18 @@ unsafe fn handle(event: c_uint, p: *mut c_void, x: *mut c_void) {
         }
         _ => {}
     }
+}
+
+/// Told of every statement the hook records (see [`set_listener`]).
+static LISTENER: std::sync::OnceLock<fn(&str, u64, u64)> = std::sync::OnceLock::new();
+
+/// Also hands every statement the hook records (its SQL text as prepared,
+/// nanoseconds, rows) to `listen`, on the thread that ran it: how
+/// `profkit::service` attributes rusqlite statements to the request running
+/// there. Set once per process; later calls are ignored. `listen` must not
+/// run SQL itself.
+pub fn set_listener(listen: fn(&str, u64, u64)) {
+    let _ = LISTENER.set(listen);
 }
 
 /// Database files of the connections the hook was installed on, for the
