@@ -8,6 +8,7 @@ pub mod args;
 mod args_advise;
 mod args_budget;
 mod args_cpu;
+#[cfg(feature = "service")]
 pub mod attach;
 mod dispatch;
 mod export;
@@ -28,6 +29,7 @@ use crate::analyze::stress::StressError;
 use crate::db::DbError;
 use crate::measure::open_loop::RateError;
 use crate::measure::PlanError;
+#[cfg(feature = "service")]
 use crate::passes::attach::AttachError;
 use crate::profile::cpu::CpuError;
 use crate::profile::dhat::DhatError;
@@ -202,7 +204,7 @@ pub fn heap_sample_interval(cli: &Cli) -> Option<u64> {
 fn service_error(c: &(dyn std::error::Error + 'static)) -> bool {
     #[cfg(feature = "service")]
     {
-        c.is::<ServeError>() || c.is::<LocustError>()
+        c.is::<ServeError>() || c.is::<LocustError>() || c.is::<AttachError>()
     }
     #[cfg(not(feature = "service"))]
     {
@@ -232,7 +234,6 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<export::ExportExists>()
             || c.is::<crate::analyze::compare::DifferentWorkloads>()
             || service_error(c)
-            || c.is::<AttachError>()
             || matches!(
                 c.downcast_ref::<CpuError>(),
                 Some(CpuError::BadFrequency(_) | CpuError::TooFewSamples { .. })

@@ -377,6 +377,7 @@ pub fn run(options: &AttachOptions) -> anyhow::Result<AttachRun> {
             "generated from /debug/profkit/endpoints".to_string(),
         ),
     };
+    let heap_at_once = attach_out::heap_answers_at_once(&targets);
     let version = locust::version(&options.program)
         .ok_or_else(|| AttachError::NoLocust(options.program.clone()))?;
     let started = SystemTime::now();
@@ -470,7 +471,7 @@ pub fn run(options: &AttachOptions) -> anyhow::Result<AttachRun> {
         };
         if !pulling && (ramping() || clock.elapsed() > Duration::from_secs(35)) {
             pulling = true;
-            attach_out::start_pulls(&targets, secs, &tx);
+            attach_out::start_pulls(&targets, &heap_at_once, secs, &tx);
         }
         if let Ok(Some(status)) = children.0[0].1.try_wait() {
             break Some(status);

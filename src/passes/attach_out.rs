@@ -55,18 +55,53 @@ pub fn get(url: &str, timeout: Duration) -> Got {
     }
 }
 
+/// Which targets answer `/debug/pprof/heap` at once, ignoring `seconds`
+/// (a heap profile since start-up, like `profkit serve`'s), rather than a
+/// delta over the window, as Go's does: asked with `seconds=1` before the
+/// load starts, and timed.
+pub fn heap_answers_at_once(targets: &[(String, SocketAddr)]) -> Vec<bool> {
+    let probes: Vec<_> = targets
+        .iter()
+        .map(|(url, _)| {
+            let url = format!("{url}/debug/pprof/heap?seconds=1");
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                let got = get(&url, Duration::from_secs(10));
+                matches!(got, Got::Body(_)) && t.elapsed() < Duration::from_millis(800)
+            })
+        })
+        .collect();
+    probes
+        .into_iter()
+        .map(|p| p.join().unwrap_or(false))
+        .collect()
+}
+
 /// Starts every pull of every target, each on its own thread, sending
-/// `(target, pull, what it got)` when done.
+/// `(target, pull, what it got)` when done. A heap endpoint that answers
+/// at once is asked after the window instead, so that the work of
+/// symbolizing it does not land in the CPU profile taken meanwhile.
 pub fn start_pulls(
     targets: &[(String, SocketAddr)],
+    heap_at_once: &[bool],
     secs: u64,
     tx: &mpsc::Sender<(usize, usize, Got)>,
 ) {
     for (i, (url, _)) in targets.iter().enumerate() {
-        for (j, (_, path)) in PULLS.iter().enumerate() {
+        for (j, (what, path)) in PULLS.iter().enumerate() {
             let url = format!("{url}{path}?seconds={secs}");
             let tx = tx.clone();
+            let later = *what == "heap" && heap_at_once.get(i) == Some(&true);
+            let cpu = *what == "cpu";
             std::thread::spawn(move || {
+                if later {
+                    std::thread::sleep(Duration::from_secs(secs) + Duration::from_millis(500));
+                } else if !cpu {
+                    // The CPU profile first: a profkit::service endpoints
+                    // window takes the process's one CPU profile when it is
+                    // free, and the CPU pull would then get 409.
+                    std::thread::sleep(Duration::from_millis(500));
+                }
                 let got = get(&url, Duration::from_secs(secs + 30));
                 let _ = tx.send((i, j, got));
             });

@@ -13,8 +13,11 @@
 //! - [`profile`]: the main job, every pass over every workload, and its index.
 
 pub mod advise;
+#[cfg(feature = "service")]
 pub mod attach;
+#[cfg(feature = "service")]
 mod attach_locust;
+#[cfg(feature = "service")]
 mod attach_out;
 pub mod compare;
 pub mod cpu;
