@@ -4,7 +4,10 @@
 //! review. Refresh them with `PROFKIT_BLESS=1 cargo test --test golden`.
 //!
 //! The input is a committed profile session (`tests/data/golden/input/`,
-//! two small runs of n-plus-one and point-read) and a hand-built CPU profile.
+//! two small runs of n-plus-one and point-read), two sessions of one
+//! leaky-cache run each with heap and leak data (`heap-before/`,
+//! `heap-after/`, their bulky profiles left out) and a hand-built CPU
+//! profile.
 
 use std::path::{Path, PathBuf};
 
@@ -172,4 +175,50 @@ fn check_output() {
         String::from_utf8_lossy(&out.stdout)
     );
     check("check.txt", &text);
+}
+
+#[test]
+fn html_report() {
+    let set = session();
+    let input = ReportInput::Runs {
+        set: &set,
+        check: None,
+        all_flamegraphs: false,
+    };
+    check("report.html", &Format::Html.exporter().render(&input));
+}
+
+#[test]
+fn heap_and_leak_report() {
+    // The heap summary, the allocation sites and the leak check of a run
+    // that leaks, as the Markdown report shows them.
+    let mut set = profkit::store::load_set(&golden_dir().join("heap-after")).unwrap();
+    set.label = "golden-heap".into();
+    let input = ReportInput::Runs {
+        set: &set,
+        check: None,
+        all_flamegraphs: false,
+    };
+    let md = Format::Markdown.exporter().render(&input);
+    assert!(md.contains("96 B/op"), "no leak section:\n{md}");
+    check("heap-report.md", &md);
+}
+
+#[test]
+fn compare_output() {
+    // What `profkit compare` prints for two sessions of the same workload.
+    let flamegraphs = tempfile::tempdir().unwrap();
+    let out = assert_cmd::Command::cargo_bin("profkit")
+        .unwrap()
+        .current_dir(golden_dir())
+        .args(["compare", "heap-before", "heap-after", "--flamegraphs"])
+        .arg(flamegraphs.path())
+        .output()
+        .unwrap();
+    let text = format!(
+        "exit status {}\n{}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    check("compare.txt", &text);
 }

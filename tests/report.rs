@@ -111,7 +111,7 @@ fn changed(w: &Value) -> (usize, Vec<String>) {
 }
 
 #[test]
-fn the_same_code_twice_is_no_change() {
+fn a_copy_of_a_run_and_a_change_within_the_noise_threshold_are_no_change() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     // Two real runs of the same code on this shared 2-core VM differ by up

@@ -105,6 +105,11 @@ impl Cdp {
             "--disable-component-update",
             "--disable-sync",
             "--no-first-run",
+            // The flamegraphs' sandboxed frames stay in the page's process,
+            // where the reader's isolated worlds can see them.
+            "--disable-features=IsolateSandboxedIframes",
+            "--disable-site-isolation-trials",
+            "--window-size=1400,3000",
             "--remote-debugging-pipe",
             "--enable-logging=stderr",
             "--v=0",
@@ -160,6 +165,13 @@ impl Cdp {
     }
 
     fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        let id = self.send(session, method, params);
+        self.result(id, method)
+    }
+
+    /// Sends a command without waiting for its answer (a click that opens
+    /// a dialog is answered only once the dialog is handled).
+    fn send(&mut self, session: Option<&str>, method: &str, params: Value) -> u64 {
         self.next += 1;
         let id = self.next;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -169,6 +181,22 @@ impl Cdp {
         let mut bytes = serde_json::to_vec(&msg).unwrap();
         bytes.push(0);
         self.to.write_all(&bytes).unwrap();
+        id
+    }
+
+    /// The answer to command `id`, whether it came already or comes now.
+    fn result(&mut self, id: u64, method: &str) -> Value {
+        let answer = |v: Value| {
+            assert!(v.get("error").is_none(), "{method} failed: {v}");
+            v["result"].clone()
+        };
+        if let Some(i) = self
+            .events
+            .iter()
+            .position(|e| e["id"].as_u64() == Some(id))
+        {
+            return answer(self.events.remove(i));
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -177,8 +205,7 @@ impl Cdp {
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("no answer to {method}"));
             if v["id"].as_u64() == Some(id) {
-                assert!(v.get("error").is_none(), "{method} failed: {v}");
-                return v["result"].clone();
+                return answer(v);
             }
             self.events.push(v);
         }
@@ -252,6 +279,88 @@ fn reports_withhold_cpu_findings_that_few_samples_do_not_support() {
     }
 }
 
+/// A reader's view of one flamegraph frame: its DOM (through an isolated
+/// world, so nothing of the page's own script is used) and where it sits on
+/// the screen, to click it with the mouse.
+struct Reader {
+    context: u64,
+    left: f64,
+    top: f64,
+}
+
+impl Reader {
+    fn new(cdp: &mut Cdp, s: Option<&str>, frame: &str) -> Reader {
+        let owner = cdp.call(s, "DOM.getFrameOwner", json!({"frameId": frame}));
+        let node = cdp.call(
+            s,
+            "DOM.resolveNode",
+            json!({"backendNodeId": owner["backendNodeId"]}),
+        );
+        let at = cdp.call(
+            s,
+            "Runtime.callFunctionOn",
+            json!({
+                "objectId": node["object"]["objectId"],
+                "functionDeclaration": "function () { this.scrollIntoView(); const r = this.getBoundingClientRect(); return [r.x + this.clientLeft, r.y + this.clientTop]; }",
+                "returnByValue": true
+            }),
+        );
+        let at = &at["result"]["value"];
+        let world = cdp.call(
+            s,
+            "Page.createIsolatedWorld",
+            json!({"frameId": frame, "worldName": "reader"}),
+        );
+        Reader {
+            context: world["executionContextId"].as_u64().unwrap(),
+            left: at[0].as_f64().unwrap(),
+            top: at[1].as_f64().unwrap(),
+        }
+    }
+
+    fn eval(&self, cdp: &mut Cdp, s: Option<&str>, expression: &str) -> Value {
+        let r = cdp.call(
+            s,
+            "Runtime.evaluate",
+            json!({"expression": expression, "contextId": self.context, "returnByValue": true}),
+        );
+        assert!(r.get("exceptionDetails").is_none(), "{r}");
+        r["result"]["value"].clone()
+    }
+
+    fn mouse(&self, kind: &str, x: f64, y: f64) -> Value {
+        json!({"type": kind, "x": self.left + x, "y": self.top + y, "button": "left", "clickCount": 1})
+    }
+
+    /// Moves to (x, y) in the frame and presses the button there.
+    fn press(&self, cdp: &mut Cdp, s: Option<&str>, x: f64, y: f64) {
+        let mut moved = self.mouse("mouseMoved", x, y);
+        moved["button"] = json!("none");
+        cdp.call(s, "Input.dispatchMouseEvent", moved);
+        cdp.call(
+            s,
+            "Input.dispatchMouseEvent",
+            self.mouse("mousePressed", x, y),
+        );
+    }
+
+    /// Releases the button: the click. Its answer waits for any dialog
+    /// the click opens, so it is not awaited here.
+    fn release(&self, cdp: &mut Cdp, s: Option<&str>, x: f64, y: f64) -> u64 {
+        cdp.send(
+            s,
+            "Input.dispatchMouseEvent",
+            self.mouse("mouseReleased", x, y),
+        )
+    }
+
+    fn click(&self, cdp: &mut Cdp, s: Option<&str>, x: f64, y: f64) {
+        self.press(cdp, s, x, y);
+        let id = self.release(cdp, s, x, y);
+        cdp.result(id, "Input.dispatchMouseEvent");
+    }
+}
+
 #[test]
 fn html_report_works_in_a_real_browser() {
     let chromium = Path::new("/usr/bin/chromium");
@@ -274,7 +383,7 @@ fn html_report_works_in_a_real_browser() {
     );
     let session = attached["sessionId"].as_str().unwrap().to_string();
     let s = Some(session.as_str());
-    for domain in ["Runtime.enable", "Log.enable", "Page.enable"] {
+    for domain in ["Runtime.enable", "Log.enable", "Page.enable", "DOM.enable"] {
         cdp.call(s, domain, json!({}));
     }
     let url = format!("file://{}", path.display());
@@ -288,32 +397,107 @@ fn html_report_works_in_a_real_browser() {
     );
     let title = title["result"]["value"].as_str().unwrap().to_string();
     assert!(title.starts_with("profkit comparison"), "{title}");
-    // Every flamegraph answers the self-test: search and zoom work in each.
-    let r = cdp.call(
-        s,
-        "Runtime.evaluate",
-        json!({"expression": "profkitSelftest()", "awaitPromise": true, "returnByValue": true}),
+    // A reader zooms and searches in every flamegraph with the mouse (no
+    // hook of the report's own): click a frame, and it fills the width and
+    // "Reset Zoom" appears; click "Search", type a name into the prompt,
+    // and the matches are highlighted and counted.
+    let tree = cdp.call(s, "Page.getFrameTree", json!({}));
+    let frames: Vec<String> = tree["frameTree"]["childFrames"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .map(|f| f["frame"]["id"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        frames.len() >= 2,
+        "several flamegraphs side by side: {tree}"
     );
-    let out = &r["result"]["value"];
-    let frames = out["frames"].as_u64().unwrap();
-    assert!(frames >= 2, "several flamegraphs side by side: {out}");
-    let results = out["results"].as_array().unwrap();
-    assert_eq!(results.len() as u64, frames, "{out}");
-    for res in results {
-        assert_eq!(res["ok"], true, "flamegraph self-test failed: {res}");
-        assert_eq!(res["zoomed"], true, "{res}");
-        assert!(
-            res["matched"].as_str().unwrap().starts_with("Matched:"),
-            "{res}"
+    let mut scripts = None;
+    for frame in &frames {
+        let reader = Reader::new(&mut cdp, s, frame);
+        let g = reader.eval(
+            &mut cdp,
+            s,
+            // The widest frame below the root: what a reader would click.
+            "(() => { const gs = [...document.querySelectorAll('#frames g')]
+                .filter(g => !g.querySelector('title').textContent.startsWith('all '));
+              gs.sort((a, b) => b.getBoundingClientRect().width - a.getBoundingClientRect().width);
+              const g = gs.find(g => g.getBoundingClientRect().width < document.querySelector('#frames').getBoundingClientRect().width * 0.95) || gs[0];
+              g.setAttribute('data-reader', '1');
+              const r = g.querySelector('rect').getBoundingClientRect();
+              const t = document.getElementById('search').getBoundingClientRect();
+              return { x: r.x + Math.min(r.width / 2, 5), y: r.y + r.height / 2, width: r.width,
+                       full: document.querySelector('#frames').getBoundingClientRect().width,
+                       name: g.querySelector('title').textContent.replace(/ \\([^()]*\\)$/, ''),
+                       sx: t.x + t.width / 2, sy: t.y + t.height / 2,
+                       imgs: document.getElementsByTagName('img').length,
+                       scripts: document.getElementsByTagName('script').length }; })()",
         );
-    }
-    // The hostile frame names are text in the flamegraph documents: no
-    // img element and no extra script came from them, nothing alerted.
-    let scripts = results[0]["scripts"].as_u64().unwrap();
-    for res in results {
-        assert_eq!(res["imgs"], 0, "{res}");
-        assert_eq!(res["alerts"], 0, "{res}");
-        assert_eq!(res["scripts"].as_u64(), Some(scripts), "{res}");
+        assert_eq!(g["imgs"], 0, "an img element came from a frame name: {g}");
+        // The same scripts in every frame (the shim's, inferno's): none
+        // came from the hostile names some frames hold.
+        let first = *scripts.get_or_insert(g["scripts"].as_u64().unwrap());
+        assert_eq!(g["scripts"].as_u64(), Some(first), "{g}");
+        assert!(
+            g["width"].as_f64().unwrap() < 0.95 * g["full"].as_f64().unwrap(),
+            "{g}"
+        );
+        reader.click(
+            &mut cdp,
+            s,
+            g["x"].as_f64().unwrap(),
+            g["y"].as_f64().unwrap(),
+        );
+        let zoomed = reader.eval(
+            &mut cdp,
+            s,
+            "(() => { const r = document.querySelector('g[data-reader] rect').getBoundingClientRect();
+              return { width: r.width, full: document.querySelector('#frames').getBoundingClientRect().width,
+                       reset: !document.getElementById('unzoom').classList.contains('hide') }; })()",
+        );
+        assert_eq!(
+            zoomed["reset"], true,
+            "no Reset Zoom after a click: {zoomed}"
+        );
+        assert!(
+            zoomed["width"].as_f64().unwrap() > 0.9 * zoomed["full"].as_f64().unwrap(),
+            "the clicked frame does not fill the width: {g} -> {zoomed}"
+        );
+        // Search: the button opens a prompt; the reader types the name.
+        let name = g["name"].as_str().unwrap();
+        let term: String = name
+            .chars()
+            .flat_map(|c| {
+                let special = ".*+?^${}()|[]\\".contains(c);
+                special.then_some('\\').into_iter().chain([c])
+            })
+            .collect();
+        let (sx, sy) = (g["sx"].as_f64().unwrap(), g["sy"].as_f64().unwrap());
+        reader.press(&mut cdp, s, sx, sy);
+        let click = reader.release(&mut cdp, s, sx, sy);
+        cdp.wait_event("Page.javascriptDialogOpening");
+        cdp.events
+            .retain(|e| e["method"] != "Page.javascriptDialogOpening");
+        cdp.call(
+            s,
+            "Page.handleJavaScriptDialog",
+            json!({"accept": true, "promptText": term}),
+        );
+        cdp.result(click, "Input.dispatchMouseEvent");
+        let found = reader.eval(
+            &mut cdp,
+            s,
+            "(() => ({ matched: document.getElementById('matched').textContent,
+                       highlighted: [...document.querySelectorAll('#frames rect')]
+                         .filter(r => ['rgb(230,0,230)', '#e600e6', 'rgb(230, 0, 230)'].includes(r.getAttribute('fill'))).length }))()",
+        );
+        assert!(
+            found["matched"].as_str().unwrap().starts_with("Matched:"),
+            "searching {name:?} matched nothing: {found}"
+        );
+        assert!(found["highlighted"].as_u64().unwrap() >= 1, "{found}");
     }
     let imgs = cdp.call(
         s,
@@ -324,8 +508,16 @@ fn html_report_works_in_a_real_browser() {
         imgs["result"]["value"], 1000,
         "one script (the report's own), no images"
     );
+    // Nothing alerted, in the page or any frame (hostile names included).
+    assert!(
+        !cdp.events
+            .iter()
+            .any(|e| e["method"] == "Page.javascriptDialogOpening"),
+        "a dialog opened that the reader did not ask for"
+    );
+    // Late errors too: a second's grace after the last interaction.
+    std::thread::sleep(Duration::from_millis(1500));
     // No console errors or uncaught exceptions (in the page or its frames).
-    std::thread::sleep(Duration::from_millis(200));
     while let Ok(v) = cdp.from.try_recv() {
         cdp.events.push(v);
     }

@@ -158,16 +158,42 @@ fn every_api_route_answers_within_its_tenant() {
     fts.sort();
     like.sort();
     assert_eq!(fts, like);
+    assert!(!fts.is_empty());
+    for id in &fts {
+        // Every id a search returns is the tenant's own.
+        let found = get_json(&s.url(&format!("/api/tenants/{t}/emails/{id}")));
+        assert_eq!(found["tenant_id"].as_i64(), Some(t), "search hit {id}");
+    }
     assert_eq!(get(&s.url(&format!("/api/tenants/{t}/search/fts"))).0, 400);
 
     let top = get_json(&s.url(&format!("/api/tenants/{t}/senders/top?limit=3")));
-    assert!(!top.as_array().unwrap().is_empty() && top.as_array().unwrap().len() <= 3);
+    let top = top.as_array().unwrap();
+    assert!(!top.is_empty() && top.len() <= 3);
+    for row in top {
+        // A sender's count is of the tenant's mail only: the same as the
+        // tenant-scoped search for that sender finds.
+        let sender = row["sender"].as_str().unwrap();
+        let mail = get_json(&s.url(&format!(
+            "/api/tenants/{t}/search/sender?q={sender}&limit=100"
+        )));
+        assert_eq!(
+            row["emails"].as_u64(),
+            Some(mail.as_array().unwrap().len() as u64),
+            "{sender}"
+        );
+    }
     let slow = get_json(&s.url(&format!("/api/tenants/{t}/recent/n-plus-one?limit=10")));
     let fast = get_json(&s.url(&format!("/api/tenants/{t}/recent/batched?limit=10")));
     assert_eq!(
         slow, fast,
         "the N+1 and batched forms return the same emails"
     );
+    assert!(!slow.as_array().unwrap().is_empty());
+    assert!(slow
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["tenant_id"].as_i64() == Some(t)));
 
     let mut r = agent()
         .post(&s.url(&format!("/api/tenants/{t}/emails")))
@@ -179,6 +205,11 @@ fn every_api_route_answers_within_its_tenant() {
     assert!(new_id > 600);
     let back = get_json(&s.url(&format!("/api/tenants/{t}/emails/{new_id}")));
     assert_eq!(back["tenant_id"].as_i64(), Some(t));
+    assert_eq!(
+        get(&s.url(&format!("/api/tenants/{other}/emails/{new_id}"))).0,
+        404,
+        "an inserted email is not another tenant's"
+    );
     assert!(s.stop().requests >= 14);
 }
 
@@ -225,6 +256,9 @@ fn metrics_count_routes_statements_and_pool() {
     assert!(text.contains("# TYPE profkit_http_requests_total counter"));
     assert!(text.contains("# TYPE profkit_pool_acquires_total counter"));
     assert!(count("profkit_sql_seconds{", "operation=\"read-email\"") > 0.0);
+    // No request failed, yet the error counter is there, at 0, per route.
+    let errors = format!("profkit_http_errors_total{{{route}}}");
+    assert_eq!(samples.get(&errors), Some(&0.0), "{text}");
     s.stop();
 }
 

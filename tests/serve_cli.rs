@@ -80,10 +80,7 @@ fn http_get(url: &str) -> (u16, Vec<u8>) {
 fn the_server_samples_its_heap_for_debug_pprof_heap() {
     let (mut child, url, _) = serve(&["--rows", "300", "--heap-sample-interval", "16KiB"]);
     for _ in 0..200 {
-        assert_eq!(
-            http_get(&format!("{url}/api/random-emails?limit=50")).0,
-            200
-        );
+        assert_eq!(http_get(&format!("{url}/api/random-emails?k=50")).0, 200);
     }
     let (status, gz) = http_get(&format!("{url}/debug/pprof/heap"));
     child.kill().unwrap();

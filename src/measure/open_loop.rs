@@ -427,7 +427,7 @@ mod tests {
     }
 
     #[test]
-    fn ops_runs_complete_every_operation_on_schedule() {
+    fn ops_runs_complete_every_operation_and_never_ahead_of_schedule() {
         let w = by_name("noop").unwrap();
         let r = measure_open_loop(w.as_ref(), &plan(Stop::Ops(500), 2), OpsPerSec(5000.0)).unwrap();
         assert_eq!(r.ops, 500);

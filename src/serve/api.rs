@@ -8,7 +8,7 @@ use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -23,24 +23,33 @@ const MAX_LIMIT: usize = 1000;
 
 /// Every route of the server.
 pub(super) fn router(state: Shared) -> Router {
-    Router::new()
-        .route("/api/info", get(info))
-        .route("/api/random-emails", get(random_emails))
-        .route("/api/tenants/{tenant}/emails", post(insert))
-        .route("/api/tenants/{tenant}/emails/{id}", get(read_email))
-        .route("/api/tenants/{tenant}/search/sender", get(search_sender))
-        .route("/api/tenants/{tenant}/search/like", get(search_like))
-        .route("/api/tenants/{tenant}/search/fts", get(search_fts))
-        .route("/api/tenants/{tenant}/senders/top", get(top_senders))
-        .route(
+    let routes: [(&'static str, MethodRouter<Shared>); 14] = [
+        ("/api/info", get(info)),
+        ("/api/random-emails", get(random_emails)),
+        ("/api/tenants/{tenant}/emails", post(insert)),
+        ("/api/tenants/{tenant}/emails/{id}", get(read_email)),
+        ("/api/tenants/{tenant}/search/sender", get(search_sender)),
+        ("/api/tenants/{tenant}/search/like", get(search_like)),
+        ("/api/tenants/{tenant}/search/fts", get(search_fts)),
+        ("/api/tenants/{tenant}/senders/top", get(top_senders)),
+        (
             "/api/tenants/{tenant}/recent/n-plus-one",
             get(recent_n_plus_one),
-        )
-        .route("/api/tenants/{tenant}/recent/batched", get(recent_batched))
-        .route("/metrics", get(debug::metrics))
-        .route("/debug/pprof/profile", get(debug::pprof_profile))
-        .route("/debug/pprof/heap", get(debug::pprof_heap))
-        .route("/debug/profkit/sql", get(debug::sql_window))
+        ),
+        ("/api/tenants/{tenant}/recent/batched", get(recent_batched)),
+        ("/metrics", get(debug::metrics)),
+        ("/debug/pprof/profile", get(debug::pprof_profile)),
+        ("/debug/pprof/heap", get(debug::pprof_heap)),
+        ("/debug/profkit/sql", get(debug::sql_window)),
+    ];
+    let mut router = Router::new();
+    for (path, handler) in routes {
+        // Declared at 0 from the start, as Prometheus clients expect: a
+        // scrape before the first 5xx still finds the series.
+        metrics::counter!("profkit_http_errors_total", "route" => path).absolute(0);
+        router = router.route(path, handler);
+    }
+    router
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
