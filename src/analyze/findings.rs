@@ -53,6 +53,8 @@ pub enum FindingKind {
     Leak,
     /// Most of the latency is waiting (write lock, pool, CPU).
     Waiting,
+    /// An async operation's polls held a runtime worker (blocking in async).
+    Blocking,
 }
 
 /// One verdict.

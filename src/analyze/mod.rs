@@ -5,6 +5,7 @@
 //! feeds it data and [`crate::store`] keeps what it returns.
 
 pub mod alloc;
+pub mod blocking;
 mod bootstrap;
 pub mod budget;
 pub mod calibrate;

@@ -65,6 +65,9 @@ pub struct Polled {
     /// Operations kept in flight (`--concurrency`).
     #[serde(default)]
     pub in_flight: usize,
+    /// Polls of [`crate::workload::defaults::LONG_POLL`] or longer.
+    #[serde(default)]
+    pub long_polls: u64,
 }
 
 /// A part of the latency.
@@ -161,6 +164,7 @@ impl LatencyBreakdown {
                 polls: p.polls,
                 longest: Nanos(p.longest),
                 in_flight: 0,
+                long_polls: p.long,
             }),
         }
     }

@@ -302,6 +302,8 @@ pub struct PollTally {
     /// The longest single poll, in nanoseconds: a long one held a runtime
     /// worker (blocking in async).
     pub longest: u64,
+    /// Polls of [`super::defaults::LONG_POLL`] or longer.
+    pub long: u64,
 }
 
 impl PollTally {
@@ -311,6 +313,7 @@ impl PollTally {
         self.polls += other.polls;
         self.busy += other.busy;
         self.longest = self.longest.max(other.longest);
+        self.long += other.long;
     }
 }
 
@@ -360,6 +363,9 @@ impl Future for Metered {
         m.polls.polls += 1;
         m.polls.busy += busy;
         m.polls.longest = m.polls.longest.max(busy);
+        if busy >= super::defaults::LONG_POLL.as_nanos() as u64 {
+            m.polls.long += 1;
+        }
         let w = waits::thread_waits().since(&waits_before);
         m.waits.pool_wait += w.pool_wait;
         m.waits.lock_wait += w.lock_wait;

@@ -33,6 +33,9 @@ pub mod defaults {
     pub const CONCURRENCY: usize = 16;
     /// An async workload's runtime workers unless told otherwise.
     pub const RUNTIME_WORKERS: usize = 2;
+    /// A poll this long or longer held a runtime worker: blocking in
+    /// async (the threshold `profkit::service`'s layer uses too).
+    pub const LONG_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 }
 
 /// Figures a workload reports about itself after a run (rows written, cache
