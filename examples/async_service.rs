@@ -192,15 +192,15 @@ async fn customer(
 #[inline(never)]
 fn remember_render(app: &App, request: u64, name: &str, orders: &[(i64, i64)]) {
     use std::fmt::Write as _;
-    let mut page = String::with_capacity(96 * (orders.len() + 1));
+    let mut page = String::with_capacity(400 * (orders.len() + 1));
     let _ = writeln!(
         page,
-        "<h1>{name}</h1><p>rendered for request {request}</p><ul>"
+        "<h1>{name}</h1><p>rendered for request {request}</p><table>"
     );
     for (id, total) in orders {
         let _ = writeln!(
             page,
-            "<li>order {id}: {total} EUR, shipped, paid by card</li>"
+            "<tr class=\"order\"><td>order {id}</td><td>{total} EUR</td><td>shipped</td><td>paid by card</td><td>delivered to the address on file</td><td><a href=\"/orders/{id}\">details</a></td><td><a href=\"/orders/{id}/invoice\">invoice</a></td><td><a href=\"/orders/{id}/return\">return</a></td></tr>"
         );
     }
     if let Ok(mut cache) = app.rendered.lock() {

@@ -78,7 +78,7 @@ fn profile_names_the_leaking_cache_and_the_blocking_call_of_their_endpoints_and_
     let title = top["title"].as_str().unwrap();
     assert!(
         title.starts_with("reports-forecast: one poll held a runtime worker for ")
-            && title.contains("in `rusqlite::Connection::query_row`"),
+            && title.contains("in `rusqlite::"),
         "{title}"
     );
     let evidence = top["evidence"].to_string();
