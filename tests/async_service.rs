@@ -6,6 +6,8 @@
 //! The example is built by `cargo test` (all targets); run alone, this
 //! test needs `cargo build --examples` first.
 
+#![cfg(feature = "service")]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -4,6 +4,8 @@
 //! operation; time awaiting is told apart from time polled; every pass
 //! runs on the built-in `async-sleep`.
 
+#![cfg(feature = "service")]
+
 mod common;
 
 use std::path::Path;

@@ -1,36 +1,37 @@
-//! Comparison of a current run (or session) against a base: per metric the
-//! relative change with a bootstrap confidence interval and a verdict, the
-//! CPU frames whose share of samples changed most, the allocation sites
-//! whose bytes changed most and the SQL statements whose count or time per
-//! operation changed most.
+//! Comparison of a current side against a base, each one or more runs of
+//! each workload: per metric the change with an interval and a verdict,
+//! the CPU call chains whose share of samples changed, the allocation
+//! sites whose bytes changed most and the SQL statements whose count or
+//! time per operation changed most.
 //!
-//! Latency metrics (mean, p50, p95, p99) are bootstrapped: each side's
-//! per-operation latencies are resampled with replacement from the HDR
-//! histogram in `bench.json` (`latency.histogram`, a list of
-//! `[upper bound ns, count]`), with a seeded RNG, so the same inputs give the
-//! same interval. Throughput's interval is the mean's, inverted (closed
-//! loop: throughput × mean latency ≈ threads). The verdict follows criterion: a change is only called
-//! when the whole confidence interval lies beyond the noise threshold
-//! (default 5 %); otherwise "no change". Other metrics have one value per
-//! run and are judged by the noise threshold alone.
+//! The run is the unit of replication ([`super::replicates`]): intervals
+//! come from the spread between runs (paired when both sides have as many
+//! runs, interleaved), or, with one run a side, from a noise model
+//! measured on this machine — never from resampling one run's operations.
+//! A metric is called regressed or improved when its interval excludes no
+//! change *and* its point estimate is beyond the noise threshold (default
+//! 5 %); every metric that can decide a verdict carries its interval.
+//! Comparing runs with themselves says so and decides nothing.
 //!
 //! Baselines are saved and read by [`crate::store::baseline`]; here both
 //! sides are plain run data.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::bootstrap::LatencyBootstrap;
 use super::budget::Metric;
-pub use super::pairing::{check_workloads, pair, DifferentWorkloads};
+use super::changes::{frame_changes, site_changes, statement_changes};
+pub use super::changes::{FrameChange, SiteChange, StatementChange};
+pub use super::pairing::{check_workloads, pair, pair_groups, DifferentWorkloads};
+use super::replicates::change_interval;
+pub use super::replicates::{Basis, NoiseModel, Scale};
 use super::rundata::{LoadedRun, RunSet};
-use super::shares::share_change_significant;
 use super::stacks::Folded;
 
 /// Version of a comparison's JSON.
-pub const COMPARE_SCHEMA_VERSION: u32 = 1;
+pub const COMPARE_SCHEMA_VERSION: u32 = 2;
 
 /// Defaults of a comparison, defined once.
 pub mod defaults {
@@ -38,27 +39,20 @@ pub mod defaults {
     pub const NOISE: f64 = 0.05;
     /// Confidence level of the intervals.
     pub const CONFIDENCE: f64 = 0.95;
-    /// Most bootstrap resamples.
-    pub const RESAMPLES: usize = 1000;
-    /// Fewest bootstrap resamples (large runs use fewer, to bound the work).
-    pub const MIN_RESAMPLES: usize = 100;
-    /// Seed of the bootstrap.
-    pub const SEED: u64 = 0x5eed;
     /// Rows in each "top changes" list.
     pub const TOP: usize = 10;
 }
 
 /// How to compare.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CompareOptions {
     /// Noise threshold, relative ([`defaults::NOISE`]).
     pub noise: f64,
     /// Confidence level ([`defaults::CONFIDENCE`]).
     pub confidence: f64,
-    /// Most resamples ([`defaults::RESAMPLES`]).
-    pub resamples: usize,
-    /// RNG seed ([`defaults::SEED`]).
-    pub seed: u64,
+    /// Run-to-run spread for sides of one run ([`NoiseModel::default`]:
+    /// measured on the development machine).
+    pub noise_model: NoiseModel,
     /// Length of top lists ([`defaults::TOP`]).
     pub top: usize,
 }
@@ -68,8 +62,7 @@ impl Default for CompareOptions {
         CompareOptions {
             noise: defaults::NOISE,
             confidence: defaults::CONFIDENCE,
-            resamples: defaults::RESAMPLES,
-            seed: defaults::SEED,
+            noise_model: NoiseModel::default(),
             top: defaults::TOP,
         }
     }
@@ -109,71 +102,30 @@ impl Verdict {
 pub struct MetricChange {
     /// Metric.
     pub metric: Metric,
-    /// Base value.
+    /// Base value (geometric mean over runs; arithmetic for
+    /// [`Scale::Absolute`]).
     pub base: Option<f64>,
-    /// Current value.
+    /// Current value (likewise).
     pub current: Option<f64>,
-    /// current ÷ base − 1 (None when the base is 0 or a side is missing).
+    /// The change on `scale`: current ÷ base − 1, or current − base.
     pub change: Option<f64>,
-    /// Confidence interval of `change`, when bootstrapped.
+    /// Interval of `change`, on the same scale; always contains it.
     pub ci: Option<(f64, f64)>,
+    /// How `change` is measured.
+    #[serde(default = "relative")]
+    pub scale: Scale,
+    /// Where the interval's spread came from.
+    #[serde(default)]
+    pub basis: Option<Basis>,
+    /// Runs on each side.
+    #[serde(default)]
+    pub runs: (usize, usize),
     /// Verdict.
     pub verdict: Verdict,
 }
 
-/// A frame whose share of CPU samples changed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FrameChange {
-    /// Function name.
-    pub frame: String,
-    /// Share of samples with the frame on the stack, base, %.
-    pub base_total: f64,
-    /// …current, %.
-    pub current_total: f64,
-    /// Share of samples with the frame on top, base, %.
-    pub base_self: f64,
-    /// …current, %.
-    pub current_self: f64,
-}
-
-impl FrameChange {
-    /// Change of the total share, percentage points.
-    pub fn delta(&self) -> f64 {
-        self.current_total - self.base_total
-    }
-}
-
-/// An allocation site whose bytes changed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SiteChange {
-    /// The site (last frame of its stacks in `heap.folded`).
-    pub site: String,
-    /// Bytes allocated there, base.
-    pub base_bytes: u64,
-    /// …current.
-    pub current_bytes: u64,
-}
-
-impl SiteChange {
-    /// current − base.
-    pub fn delta(&self) -> i64 {
-        self.current_bytes as i64 - self.base_bytes as i64
-    }
-}
-
-/// A SQL statement whose count or time per operation changed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StatementChange {
-    /// Normalized statement.
-    pub shape: String,
-    /// Executions per operation, base.
-    pub base_per_op: f64,
-    /// …current.
-    pub current_per_op: f64,
-    /// Time per operation in ns, base.
-    pub base_time_per_op: f64,
-    /// …current.
-    pub current_time_per_op: f64,
+fn relative() -> Scale {
+    Scale::Relative
 }
 
 /// The comparison of one workload.
@@ -183,23 +135,32 @@ pub struct WorkloadComparison {
     pub workload: String,
     /// Workload of the base, when it differs (twins compared directly).
     pub base_workload: String,
-    /// Base run id.
+    /// Base run id (the first, with several).
     pub base_run: String,
-    /// Current run id.
+    /// Current run id (the first, with several).
     pub current_run: String,
+    /// Every base run id, in run order.
+    #[serde(default)]
+    pub base_runs: Vec<String>,
+    /// Every current run id, in run order.
+    #[serde(default)]
+    pub current_runs: Vec<String>,
     /// Base git revision.
     pub base_git: Option<String>,
     /// Current git revision.
     pub current_git: Option<String>,
+    /// Both sides are the same runs: nothing was compared.
+    #[serde(default)]
+    pub same_runs: bool,
     /// Per metric.
     pub metrics: Vec<MetricChange>,
-    /// CPU frames whose total share changed most, among those whose
-    /// change is beyond the noise of the two sample counts.
+    /// CPU call chains whose share changed beyond run-to-run variation,
+    /// one row per chain.
     pub cpu_frames: Vec<FrameChange>,
-    /// Frames whose share changed within that noise (not listed).
+    /// Frames whose share changed within that variation (not listed).
     #[serde(default)]
     pub cpu_frames_in_noise: usize,
-    /// CPU samples of each side, (base, current); 0 without a profile.
+    /// CPU samples of each side, (base, current), summed over runs.
     #[serde(default)]
     pub cpu_samples: (u64, u64),
     /// Allocation sites whose bytes changed most.
@@ -222,6 +183,13 @@ impl WorkloadComparison {
             Verdict::NoChange
         }
     }
+
+    /// The metrics that decided its verdict (regressed or improved).
+    pub fn deciding(&self) -> impl Iterator<Item = &MetricChange> {
+        self.metrics
+            .iter()
+            .filter(|m| matches!(m.verdict, Verdict::Regressed | Verdict::Improved))
+    }
 }
 
 /// A whole comparison.
@@ -237,6 +205,12 @@ pub struct Comparison {
     pub noise: f64,
     /// Confidence level used.
     pub confidence: f64,
+    /// Where the spread of one-run sides came from ([`NoiseModel::source`]).
+    #[serde(default)]
+    pub noise_model: String,
+    /// Both sides are the same runs: nothing was compared.
+    #[serde(default)]
+    pub same_runs: bool,
     /// Per matched workload.
     pub workloads: Vec<WorkloadComparison>,
     /// Workloads only the base has.
@@ -252,340 +226,233 @@ impl Comparison {
             .iter()
             .any(|w| w.worst() == Verdict::Regressed)
     }
+
+    /// (regressed, improved, unchanged) workloads.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let mut c = (0, 0, 0);
+        for w in &self.workloads {
+            match w.worst() {
+                Verdict::Regressed => c.0 += 1,
+                Verdict::Improved => c.1 += 1,
+                _ => c.2 += 1,
+            }
+        }
+        c
+    }
 }
 
-/// Compares two run sets.
+/// Compares two run sets: the runs of each workload on a side are its
+/// replicates.
 pub fn compare(base: &RunSet, current: &RunSet, opt: &CompareOptions) -> Comparison {
-    let pairs = pair(base, current);
-    let matched_b: HashSet<_> = pairs.iter().map(|(b, _)| b.workload.clone()).collect();
-    let matched_c: HashSet<_> = pairs.iter().map(|(_, c)| c.workload.clone()).collect();
+    let groups = pair_groups(base, current);
+    let matched_b: HashSet<_> = groups.iter().map(|(b, _)| b[0].workload.clone()).collect();
+    let matched_c: HashSet<_> = groups.iter().map(|(_, c)| c[0].workload.clone()).collect();
+    let workloads: Vec<WorkloadComparison> = groups
+        .iter()
+        .map(|(b, c)| compare_runs(b, c, opt))
+        .collect();
+    let unmatched = |set: &RunSet, matched: &HashSet<String>| {
+        let mut names: Vec<String> = Vec::new();
+        for r in &set.runs {
+            if !matched.contains(&r.workload) && !names.contains(&r.workload) {
+                names.push(r.workload.clone());
+            }
+        }
+        names
+    };
     Comparison {
         schema_version: COMPARE_SCHEMA_VERSION,
         base: base.label.clone(),
         current: current.label.clone(),
         noise: opt.noise,
         confidence: opt.confidence,
-        workloads: pairs.iter().map(|(b, c)| compare_runs(b, c, opt)).collect(),
-        only_in_base: base
-            .runs
-            .iter()
-            .filter(|r| !matched_b.contains(&r.workload))
-            .map(|r| r.workload.clone())
-            .collect(),
-        only_in_current: current
-            .runs
-            .iter()
-            .filter(|r| !matched_c.contains(&r.workload))
-            .map(|r| r.workload.clone())
-            .collect(),
+        noise_model: opt.noise_model.source.clone(),
+        same_runs: !workloads.is_empty() && workloads.iter().all(|w| w.same_runs),
+        workloads,
+        only_in_base: unmatched(base, &matched_b),
+        only_in_current: unmatched(current, &matched_c),
     }
 }
 
-/// Compares two runs.
+/// Whether two sides are the same runs: the same run ids with the same
+/// measurements (a folder given twice, or a copy of it).
+fn same_runs(base: &[&LoadedRun], current: &[&LoadedRun]) -> bool {
+    let key = |r: &&LoadedRun| {
+        let l = &r.bench.latency;
+        (
+            r.id.clone(),
+            r.bench.ops,
+            l.mean.0,
+            l.p99.0,
+            r.bench.cpu.user.0,
+        )
+    };
+    let mut b: Vec<_> = base.iter().map(key).collect();
+    let mut c: Vec<_> = current.iter().map(key).collect();
+    b.sort();
+    c.sort();
+    b == c
+}
+
+/// Compares the runs of one workload (each side one or more runs, in run
+/// order).
 pub fn compare_runs(
-    base: &LoadedRun,
-    current: &LoadedRun,
+    base: &[&LoadedRun],
+    current: &[&LoadedRun],
     opt: &CompareOptions,
 ) -> WorkloadComparison {
-    let boot = LatencyBootstrap::new(base, current, opt);
+    let same = same_runs(base, current);
     let metrics = Metric::ALL
         .into_iter()
-        .map(|m| metric_change(m, base, current, boot.as_ref(), opt))
+        .map(|m| {
+            let mut c = metric_change(m, base, current, opt);
+            if same && c.verdict != Verdict::NotMeasured {
+                c.verdict = Verdict::NoChange;
+            }
+            c
+        })
         .collect();
-    let samples = |f: &Option<Folded>| f.as_ref().map_or(0, |f| f.values().sum());
-    let (cpu_frames, cpu_frames_in_noise) = match (&base.cpu_folded, &current.cpu_folded) {
-        (Some(b), Some(c)) => frame_changes(b, c, opt.top),
-        _ => (Vec::new(), 0),
+    let folded = |side: &[&'_ LoadedRun], f: fn(&LoadedRun) -> &Option<Folded>| -> Vec<Folded> {
+        side.iter().filter_map(|r| f(r).clone()).collect()
     };
+    let (bc, cc) = (
+        folded(base, |r| &r.cpu_folded),
+        folded(current, |r| &r.cpu_folded),
+    );
+    let (bh, ch) = (
+        folded(base, |r| &r.heap_folded),
+        folded(current, |r| &r.heap_folded),
+    );
+    let samples = |v: &[Folded]| v.iter().map(|f| f.values().sum::<u64>()).sum();
+    let (cpu_frames, cpu_frames_in_noise) = if same || bc.is_empty() || cc.is_empty() {
+        (Vec::new(), 0)
+    } else {
+        frame_changes(
+            &refs(&bc),
+            &refs(&cc),
+            &opt.noise_model,
+            opt.confidence,
+            opt.top,
+        )
+    };
+    let ids = |side: &[&LoadedRun]| side.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
     WorkloadComparison {
-        workload: current.workload.clone(),
-        base_workload: base.workload.clone(),
-        base_run: base.id.clone(),
-        current_run: current.id.clone(),
-        base_git: base.git_revision(),
-        current_git: current.git_revision(),
+        workload: current[0].workload.clone(),
+        base_workload: base[0].workload.clone(),
+        base_run: base[0].id.clone(),
+        current_run: current[0].id.clone(),
+        base_runs: ids(base),
+        current_runs: ids(current),
+        base_git: base[0].git_revision(),
+        current_git: current[0].git_revision(),
+        same_runs: same,
         metrics,
         cpu_frames,
         cpu_frames_in_noise,
-        cpu_samples: (samples(&base.cpu_folded), samples(&current.cpu_folded)),
-        heap_sites: match (&base.heap_folded, &current.heap_folded) {
-            (Some(b), Some(c)) => site_changes(b, c, opt.top),
-            _ => Vec::new(),
+        cpu_samples: (samples(&bc), samples(&cc)),
+        heap_sites: if same || bh.is_empty() || ch.is_empty() {
+            Vec::new()
+        } else {
+            site_changes(&refs(&bh), &refs(&ch), opt.top)
         },
-        sql_statements: statement_changes(base, current, opt.top),
+        sql_statements: if same {
+            Vec::new()
+        } else {
+            statement_changes(base, current, opt.top)
+        },
         flamegraphs: Vec::new(),
+    }
+}
+
+fn refs(v: &[Folded]) -> Vec<&Folded> {
+    v.iter().collect()
+}
+
+/// The smallest absolute change that counts, for [`Scale::Absolute`]
+/// metrics: 1 B/op of leak slope, 0.1 point of error rate.
+fn absolute_floor(metric: Metric) -> f64 {
+    match metric {
+        Metric::LeakSlope => 1.0,
+        Metric::ErrorRate => 0.001,
+        // Counts per operation: a twentieth of a statement.
+        _ => 0.05,
     }
 }
 
 fn metric_change(
     metric: Metric,
-    base: &LoadedRun,
-    current: &LoadedRun,
-    boot: Option<&LatencyBootstrap>,
+    base: &[&LoadedRun],
+    current: &[&LoadedRun],
     opt: &CompareOptions,
 ) -> MetricChange {
-    let (b, c) = (metric.value(base), metric.value(current));
+    let values = |side: &[&LoadedRun]| -> Option<Vec<f64>> {
+        side.iter().map(|r| metric.value(r)).collect()
+    };
     let mut out = MetricChange {
         metric,
-        base: b,
-        current: c,
+        base: None,
+        current: None,
         change: None,
         ci: None,
+        scale: Scale::of(metric),
+        basis: None,
+        runs: (base.len(), current.len()),
         verdict: Verdict::NotMeasured,
     };
-    let (Some(b), Some(c)) = (b, c) else {
+    let (Some(b), Some(c)) = (values(base), values(current)) else {
         return out;
+    };
+    // Counts that may be 0 on a side (statements, full scans) are compared
+    // as differences; times, rates and sizes as ratios.
+    if out.scale == Scale::Relative && b.iter().chain(&c).any(|&x| x <= 0.0) {
+        out.scale = Scale::Absolute;
+    }
+    let centre = |v: &[f64]| match out.scale {
+        Scale::Relative => (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp(),
+        Scale::Absolute => v.iter().sum::<f64>() / v.len() as f64,
+    };
+    out.base = Some(centre(&b));
+    out.current = Some(centre(&c));
+    let sd = match out.scale {
+        Scale::Relative => opt.noise_model.sd(metric),
+        // A relative metric read as a difference: its relative spread at
+        // the base's size.
+        Scale::Absolute if Scale::of(metric) == Scale::Relative => {
+            opt.noise_model.sd(metric) * out.base.unwrap_or(0.0).abs()
+        }
+        Scale::Absolute => opt.noise_model.sd(metric),
+    };
+    let Some(i) = change_interval(
+        &b,
+        &c,
+        out.scale,
+        sd,
+        opt.noise_model.df,
+        opt.confidence,
+        0.0,
+    ) else {
+        return out;
+    };
+    out.change = Some(i.point);
+    out.ci = Some((i.lo, i.hi));
+    out.basis = Some(i.basis);
+    let floor = match out.scale {
+        Scale::Relative => opt.noise,
+        Scale::Absolute => absolute_floor(metric),
     };
     // Sign: +1 when an increase is worse.
     let worse_up = if metric.higher_is_better() { -1.0 } else { 1.0 };
-    let judge = |x: f64| {
-        if x * worse_up > opt.noise {
-            Verdict::Regressed
-        } else if x * worse_up < -opt.noise {
-            Verdict::Improved
-        } else {
-            Verdict::NoChange
-        }
+    let (lo, hi, p) = if worse_up > 0.0 {
+        (i.lo, i.hi, i.point)
+    } else {
+        (-i.hi, -i.lo, -i.point)
     };
-    if metric == Metric::LeakSlope {
-        // A slope may be 0 or negative: judge the absolute difference, with
-        // 1 B/op as the floor of the noise.
-        let d = c - b;
-        out.change = (b.abs() > 0.0).then(|| d / b.abs());
-        out.verdict = if d.abs() <= (opt.noise * b.abs()).max(1.0) {
-            Verdict::NoChange
-        } else if d > 0.0 {
-            Verdict::Regressed
-        } else {
-            Verdict::Improved
-        };
-        return out;
-    }
-    if b == 0.0 {
-        out.change = (c == 0.0).then_some(0.0);
-        out.verdict = match (c == 0.0, metric.higher_is_better()) {
-            (true, _) => Verdict::NoChange,
-            (false, false) => Verdict::Regressed,
-            (false, true) => Verdict::Improved,
-        };
-        return out;
-    }
-    let change = c / b - 1.0;
-    out.change = Some(change);
-    let ci = match metric {
-        // Closed loop: throughput moves inversely to the mean latency, so
-        // its interval is the mean's, transformed.
-        Metric::Throughput => boot
-            .and_then(|bt| bt.interval(Metric::Mean))
-            .filter(|(lo, _)| *lo > -1.0)
-            .map(|(lo, hi)| (1.0 / (1.0 + hi) - 1.0, 1.0 / (1.0 + lo) - 1.0)),
-        _ => boot.and_then(|bt| bt.interval(metric)),
+    out.verdict = if lo > 0.0 && p > floor {
+        Verdict::Regressed
+    } else if hi < 0.0 && p < -floor {
+        Verdict::Improved
+    } else {
+        Verdict::NoChange
     };
-    out.verdict = match ci {
-        Some((lo, hi)) => {
-            // criterion: the whole interval beyond the threshold.
-            let (lo_w, hi_w) = if worse_up > 0.0 { (lo, hi) } else { (-hi, -lo) };
-            if lo_w > opt.noise {
-                Verdict::Regressed
-            } else if hi_w < -opt.noise {
-                Verdict::Improved
-            } else {
-                Verdict::NoChange
-            }
-        }
-        None => judge(change),
-    };
-    out.ci = ci;
     out
-}
-
-/// Samples per frame of a folded profile: (on the stack, on top), and the
-/// total.
-fn frame_counts(folded: &Folded) -> (HashMap<&str, u64>, HashMap<&str, u64>, u64) {
-    let mut incl: HashMap<&str, u64> = HashMap::new();
-    let mut own: HashMap<&str, u64> = HashMap::new();
-    for (stack, n) in folded {
-        let frames: Vec<&str> = stack.split(';').collect();
-        let mut seen = HashSet::new();
-        for f in &frames {
-            if seen.insert(*f) {
-                *incl.entry(f).or_default() += n;
-            }
-        }
-        if let Some(leaf) = frames.last() {
-            *own.entry(leaf).or_default() += n;
-        }
-    }
-    (incl, own, folded.values().sum())
-}
-
-/// The frames whose share of samples changed most, among those whose total
-/// or self share changed by more than the noise of the two sample counts
-/// ([`share_change_significant`]); with how many changed within it.
-pub fn frame_changes(base: &Folded, current: &Folded, top: usize) -> (Vec<FrameChange>, usize) {
-    let (bi, bs, nb) = frame_counts(base);
-    let (ci, cs, nc) = frame_counts(current);
-    let get = |m: &HashMap<&str, u64>, f: &str| m.get(f).copied().unwrap_or(0);
-    let pct = |k: u64, n: u64| k as f64 * 100.0 / n.max(1) as f64;
-    let names: HashSet<&str> = bi.keys().chain(ci.keys()).copied().collect();
-    let mut in_noise = 0;
-    let mut out = Vec::new();
-    for f in names {
-        let (kbi, kci, kbs, kcs) = (get(&bi, f), get(&ci, f), get(&bs, f), get(&cs, f));
-        let c = FrameChange {
-            frame: f.to_string(),
-            base_total: pct(kbi, nb),
-            current_total: pct(kci, nc),
-            base_self: pct(kbs, nb),
-            current_self: pct(kcs, nc),
-        };
-        if c.delta().abs() <= 1e-9 && (c.current_self - c.base_self).abs() <= 1e-9 {
-            continue;
-        }
-        if share_change_significant(kbi, nb, kci, nc) || share_change_significant(kbs, nb, kcs, nc)
-        {
-            out.push(c);
-        } else {
-            in_noise += 1;
-        }
-    }
-    out.sort_by(|a, b| {
-        b.delta()
-            .abs()
-            .total_cmp(&a.delta().abs())
-            .then_with(|| a.frame.cmp(&b.frame))
-    });
-    out.truncate(top);
-    (out, in_noise)
-}
-
-/// The allocation sites (last frames) whose bytes changed most.
-pub fn site_changes(base: &Folded, current: &Folded, top: usize) -> Vec<SiteChange> {
-    let by_site = |f: &Folded| {
-        let mut m: BTreeMap<String, u64> = BTreeMap::new();
-        for (stack, n) in f {
-            let site = stack.rsplit(';').next().unwrap_or(stack);
-            *m.entry(site.to_string()).or_default() += n;
-        }
-        m
-    };
-    let (b, c) = (by_site(base), by_site(current));
-    let names: HashSet<&String> = b.keys().chain(c.keys()).collect();
-    let mut out: Vec<SiteChange> = names
-        .into_iter()
-        .map(|s| SiteChange {
-            site: s.clone(),
-            base_bytes: b.get(s).copied().unwrap_or(0),
-            current_bytes: c.get(s).copied().unwrap_or(0),
-        })
-        .filter(|s| s.delta() != 0)
-        .collect();
-    out.sort_by(|a, b| {
-        b.delta()
-            .unsigned_abs()
-            .cmp(&a.delta().unsigned_abs())
-            .then_with(|| a.site.cmp(&b.site))
-    });
-    out.truncate(top);
-    out
-}
-
-/// Statements per shape: (executions per op, time per op in ns).
-fn statement_rates(run: &LoadedRun) -> BTreeMap<String, (f64, f64)> {
-    let ops = run.sql.as_ref().map_or(0, |s| s.ops).max(1) as f64;
-    let mut m: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-    for s in run.statements() {
-        let e = m.entry(s.shape.clone()).or_default();
-        e.0 += s.per_op;
-        e.1 += s.total.0 as f64 / ops;
-    }
-    m
-}
-
-/// The SQL statements whose time (then count) per operation changed most.
-pub fn statement_changes(
-    base: &LoadedRun,
-    current: &LoadedRun,
-    top: usize,
-) -> Vec<StatementChange> {
-    if base.sql.is_none() || current.sql.is_none() {
-        return Vec::new();
-    }
-    let (b, c) = (statement_rates(base), statement_rates(current));
-    let names: HashSet<&String> = b.keys().chain(c.keys()).collect();
-    let mut out: Vec<StatementChange> = names
-        .into_iter()
-        .map(|s| {
-            let (bp, bt) = b.get(s).copied().unwrap_or_default();
-            let (cp, ct) = c.get(s).copied().unwrap_or_default();
-            StatementChange {
-                shape: s.clone(),
-                base_per_op: bp,
-                current_per_op: cp,
-                base_time_per_op: bt,
-                current_time_per_op: ct,
-            }
-        })
-        .filter(|s| {
-            (s.current_per_op - s.base_per_op).abs() > 1e-9
-                || (s.current_time_per_op - s.base_time_per_op).abs() > 0.5
-        })
-        .collect();
-    let key = |s: &StatementChange| (s.current_time_per_op - s.base_time_per_op).abs();
-    out.sort_by(|a, b| {
-        key(b).total_cmp(&key(a)).then_with(|| {
-            (b.current_per_op - b.base_per_op)
-                .abs()
-                .total_cmp(&(a.current_per_op - a.base_per_op).abs())
-        })
-    });
-    out.truncate(top);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn folded(lines: &[(&str, u64)]) -> Folded {
-        lines.iter().map(|(s, n)| (s.to_string(), *n)).collect()
-    }
-
-    #[test]
-    fn grown_frames_lead_the_frame_changes() {
-        let b = folded(&[("main;work;grow", 10), ("main;work;same", 90)]);
-        let c = folded(&[("main;work;grow", 60), ("main;work;same", 90)]);
-        let (ch, _) = frame_changes(&b, &c, 5);
-        assert_eq!(ch[0].frame, "grow");
-        assert!((ch[0].delta() - 30.0).abs() < 1e-9, "10 % → 40 %: {ch:?}");
-        let same = ch.iter().find(|f| f.frame == "same").unwrap();
-        assert!(same.delta() < 0.0, "its share shrank: {same:?}");
-    }
-
-    #[test]
-    fn only_frame_changes_beyond_the_noise_of_the_sample_counts_are_listed() {
-        // The case: 42.9 % → 85.7 % of 7 samples a side.
-        let b = folded(&[("main;step", 3), ("main;other", 4)]);
-        let c = folded(&[("main;step", 6), ("main;other", 1)]);
-        let (ch, in_noise) = frame_changes(&b, &c, 10);
-        assert!(ch.is_empty(), "7 samples a side support no change: {ch:?}");
-        assert_eq!(in_noise, 2, "step and other changed within the noise");
-        // The same shares from 1,000 samples a side.
-        let b = folded(&[("main;step", 429), ("main;other", 571)]);
-        let c = folded(&[("main;step", 857), ("main;other", 143)]);
-        let (ch, in_noise) = frame_changes(&b, &c, 10);
-        let step = ch.iter().find(|f| f.frame == "step").expect("listed");
-        assert!((step.delta() - 42.8).abs() < 1e-9, "{step:?}");
-        assert_eq!((ch.len(), in_noise), (2, 0), "{ch:?}");
-    }
-
-    #[test]
-    fn sites_are_ranked_by_absolute_change() {
-        let b = folded(&[("main;a;alloc_x", 100), ("main;b;alloc_y", 1000)]);
-        let c = folded(&[("main;a;alloc_x", 5000), ("main;b;alloc_y", 900)]);
-        let ch = site_changes(&b, &c, 5);
-        assert_eq!(ch[0].site, "alloc_x");
-        assert_eq!(ch[0].delta(), 4900);
-        assert_eq!(ch[1].delta(), -100);
-    }
 }

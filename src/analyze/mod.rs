@@ -4,17 +4,20 @@
 //! Nothing here reads or writes files or runs a workload; [`crate::passes`]
 //! feeds it data and [`crate::store`] keeps what it returns.
 
+pub mod advice;
 pub mod alloc;
 pub mod blocking;
-mod bootstrap;
 pub mod budget;
 pub mod calibrate;
+pub mod causes;
+pub mod changes;
 pub mod compare;
 pub mod cpu;
 pub mod findings;
 pub mod fit;
 pub mod leaks;
 pub mod pairing;
+pub mod replicates;
 pub mod rundata;
 pub mod scaling;
 pub mod shares;

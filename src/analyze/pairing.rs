@@ -40,13 +40,16 @@ pub fn check_workloads(
     current: &RunSet,
     force: bool,
 ) -> Result<(), DifferentWorkloads> {
-    match pair(base, current).as_slice() {
-        [(b, c)] if b.workload != c.workload && !force && !twins(b, c) => Err(DifferentWorkloads {
-            base: base.label.clone(),
-            base_workload: b.workload.clone(),
-            current: current.label.clone(),
-            current_workload: c.workload.clone(),
-        }),
+    match pair_groups(base, current).as_slice() {
+        [(b, c)] if b[0].workload != c[0].workload && !force && !twins(b[0], c[0]) => {
+            let (b, c) = (b[0], c[0]);
+            Err(DifferentWorkloads {
+                base: base.label.clone(),
+                base_workload: b.workload.clone(),
+                current: current.label.clone(),
+                current_workload: c.workload.clone(),
+            })
+        }
         _ => Ok(()),
     }
 }
@@ -61,5 +64,39 @@ pub fn pair<'a>(base: &'a RunSet, current: &'a RunSet) -> Vec<(&'a LoadedRun, &'
         .runs
         .iter()
         .filter_map(|c| base.by_workload(&c.workload).map(|b| (b, c)))
+        .collect()
+}
+
+/// The runs a comparison sets side by side, grouped by workload: each
+/// side's runs of a workload, in run order, are its replicates. Two sides
+/// of one workload each (two single runs, or two twins' repeated runs) are
+/// paired whatever their names; otherwise by workload name.
+pub fn pair_groups<'a>(
+    base: &'a RunSet,
+    current: &'a RunSet,
+) -> Vec<(Vec<&'a LoadedRun>, Vec<&'a LoadedRun>)> {
+    let groups = |set: &'a RunSet| {
+        let mut g: Vec<(String, Vec<&'a LoadedRun>)> = Vec::new();
+        for r in &set.runs {
+            match g.iter_mut().find(|(w, _)| *w == r.workload) {
+                Some((_, v)) => v.push(r),
+                None => g.push((r.workload.clone(), vec![r])),
+            }
+        }
+        for (_, v) in &mut g {
+            v.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        g
+    };
+    let (b, c) = (groups(base), groups(current));
+    if b.len() == 1 && c.len() == 1 {
+        return vec![(b[0].1.clone(), c[0].1.clone())];
+    }
+    c.into_iter()
+        .filter_map(|(w, cur)| {
+            b.iter()
+                .find(|(bw, _)| *bw == w)
+                .map(|(_, base)| (base.clone(), cur))
+        })
         .collect()
 }

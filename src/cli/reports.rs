@@ -165,9 +165,25 @@ pub(super) fn baseline_cmd(a: BaselineArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Resolves a side of a comparison: one run folder, session or baseline,
+/// or several, comma separated, whose runs of a workload are replicates.
+fn resolve_side(arg: &str, out: &Path) -> anyhow::Result<RunSet> {
+    if !arg.contains(',') || Path::new(arg).exists() {
+        return Ok(store::resolve(arg, out)?);
+    }
+    let mut set = RunSet {
+        label: arg.to_string(),
+        runs: Vec::new(),
+    };
+    for part in arg.split(',').filter(|p| !p.is_empty()) {
+        set.runs.extend(store::resolve(part, out)?.runs);
+    }
+    Ok(set)
+}
+
 pub(super) fn compare_cmd(a: CompareArgs) -> anyhow::Result<()> {
-    let base = store::resolve(&a.base, &a.out)?;
-    let current = store::resolve(&a.current, &a.out)?;
+    let base = resolve_side(&a.base, &a.out)?;
+    let current = resolve_side(&a.current, &a.out)?;
     compare::check_workloads(&base, &current, a.force)?;
     warn_interrupted(&[&base, &current]);
     let options = CompareOptions {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::analyze::compare::{self, CompareOptions, Comparison};
 use crate::analyze::rundata::RunSet;
+use crate::analyze::stacks::Folded;
 use crate::render::diffgraph;
 use crate::render::report::{Format, ReportInput};
 use crate::store::{self, files, RunDir};
@@ -21,13 +22,18 @@ pub fn compare_and_draw(
     for (w, (b, c)) in comparison
         .workloads
         .iter_mut()
-        .zip(compare::pair(base, current))
+        .zip(compare::pair_groups(base, current))
     {
-        let (Some(bf), Some(cf)) = (&b.cpu_folded, &c.cpu_folded) else {
+        // Nothing to draw between a run and itself.
+        if w.same_runs {
+            continue;
+        }
+        let (Some(bf), Some(cf)) = (merged(&b), merged(&c)) else {
             continue;
         };
+        let (b, c) = (b[0], c[0]);
         let title = format!("{}: {} → {}", c.workload, b.id, c.id);
-        let written = diffgraph::differential_pair(bf, cf, &title)
+        let written = diffgraph::differential_pair(&bf, &cf, &title)
             .map_err(anyhow::Error::from)
             .and_then(|pair| {
                 pair.into_iter()
@@ -47,6 +53,17 @@ pub fn compare_and_draw(
         }
     }
     comparison
+}
+
+/// The CPU stacks of a side's runs, summed (`None` when a run has none).
+fn merged(runs: &[&crate::analyze::rundata::LoadedRun]) -> Option<Folded> {
+    let mut out = Folded::new();
+    for r in runs {
+        for (stack, n) in r.cpu_folded.as_ref()? {
+            *out.entry(stack.clone()).or_default() += n;
+        }
+    }
+    Some(out)
 }
 
 /// Where the end of `profkit profile --baseline` wrote its files.

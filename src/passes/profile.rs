@@ -170,6 +170,7 @@ pub fn run(
                     threads: base.threads,
                     concurrency: base.concurrency,
                     seed: base.seed,
+                    leak_secs: super::heap::defaults::LEAK_SECS * options.scale,
                     ..ChildArgs::sized(&p.name, p.planned_ops, &session, &p.outcome.dir.path)
                 };
                 (p.name.clone(), child)

@@ -144,10 +144,16 @@ pub fn render(input: &ReportInput<'_>) -> String {
         } => {
             let _ = writeln!(
                 h,
-                "<p>Noise threshold {:.0} %, {:.0} % bootstrap confidence intervals (latencies resampled per operation).</p>",
+                "<p>Noise threshold {:.0} %, {:.0} % intervals from the spread between runs (one run a side: {}).</p>",
                 c.noise * 100.0,
-                c.confidence * 100.0
+                c.confidence * 100.0,
+                escape(&c.noise_model)
             );
+            if c.same_runs {
+                h.push_str(
+                    "<p><strong>Both sides are the same run(s): nothing to compare.</strong></p>\n",
+                );
+            }
             h.push_str("<table><tr><th>workload</th><th>verdict</th>");
             for m in SUMMARY_METRICS {
                 let _ = write!(h, "<th>{m}</th>");
@@ -159,10 +165,13 @@ pub fn render(input: &ReportInput<'_>) -> String {
                     Verdict::Improved => ("improved", "improved"),
                     _ => ("", "no change"),
                 };
+                let why = super::report::deciding_note(w);
                 let _ = write!(
                     h,
-                    "<tr><td>{}</td><td class=\"{class}\">{word}</td>",
-                    workload_name(w)
+                    "<tr><td>{}</td><td class=\"{class}\">{word}{}{}</td>",
+                    workload_name(w),
+                    if why.is_empty() { "" } else { ": " },
+                    escape(&why)
                 );
                 for m in SUMMARY_METRICS {
                     if let Some(x) = w.metrics.iter().find(|x| x.metric == m) {
@@ -400,7 +409,7 @@ fn compare_section(h: &mut String, w: &WorkloadComparison, base: &RunSet, curren
             let _ = writeln!(
                 h,
                 "<tr><td class=\"sql\">{}</td><td>{:.1} %</td><td>{:.1} %</td><td>{:.1} %</td><td>{:.1} %</td></tr>",
-                escape(&f.frame),
+                escape(&format!("{}{}", f.frame, super::report::chain_note(f))),
                 f.base_total,
                 f.current_total,
                 f.base_self,

@@ -117,10 +117,14 @@ pub fn render(input: &ReportInput<'_>) -> String {
         } => {
             let _ = writeln!(
                 md,
-                "Noise threshold {:.0} %, {:.0} % bootstrap confidence intervals.\n",
+                "Noise threshold {:.0} %, {:.0} % intervals from the spread between runs (one run a side: {}).\n",
                 c.noise * 100.0,
-                c.confidence * 100.0
+                c.confidence * 100.0,
+                escape(&c.noise_model)
             );
+            if c.same_runs {
+                md.push_str("**Both sides are the same run(s): nothing to compare.**\n\n");
+            }
             md.push_str("| workload | verdict |");
             for m in SUMMARY_METRICS {
                 let _ = write!(md, " {m} |");
@@ -129,10 +133,18 @@ pub fn render(input: &ReportInput<'_>) -> String {
             md.push_str(&"---:|".repeat(SUMMARY_METRICS.len()));
             md.push('\n');
             for w in &c.workloads {
-                let verdict = match w.worst() {
+                let word = match w.worst() {
                     Verdict::Regressed => "❌ regressed",
                     Verdict::Improved => "✅ improved",
                     _ => "no change",
+                };
+                // The verdict names the rows that decided it, so it
+                // follows from what is shown.
+                let why = super::report::deciding_note(w);
+                let verdict = if why.is_empty() {
+                    word.to_string()
+                } else {
+                    format!("{word}: {}", escape(&why))
                 };
                 let _ = write!(md, "| {} | {verdict} |", workload_name(w));
                 for m in SUMMARY_METRICS {
@@ -432,14 +444,17 @@ fn compare_details(md: &mut String, w: &WorkloadComparison) {
         );
     }
     if !w.cpu_frames.is_empty() {
-        md.push_str("\n| CPU frame | base total | current total | base self | current self |\n|---|---:|---:|---:|---:|\n");
+        md.push_str("\n| CPU call chain | base total | current total | change (pp) | base self | current self |\n|---|---:|---:|---:|---:|---:|\n");
         for f in &w.cpu_frames {
             let _ = writeln!(
                 md,
-                "| {} | {:.1} % | {:.1} % | {:.1} % | {:.1} % |",
+                "| {}{} | {:.1} % | {:.1} % | {:+.1} {} | {:.1} % | {:.1} % |",
                 escape(&f.frame),
+                escape(&super::report::chain_note(f)),
                 f.base_total,
                 f.current_total,
+                f.delta(),
+                super::report::format_pp_ci(f.ci),
                 f.base_self,
                 f.current_self
             );

@@ -179,7 +179,11 @@ pub struct Function {
     /// Name (string index).
     #[prost(int64, tag = "2")]
     pub name: i64,
-    /// System (mangled) name (string index).
+    /// System (mangled) name (string index). profkit leaves it empty:
+    /// the names it stores are demangled already, and `go tool pprof`
+    /// treats a function whose `system_name` equals its `name` as not yet
+    /// demangled and strips everything between `<` and `>` from it
+    /// (`<A as B>::operation` became `::operation`).
     #[prost(int64, tag = "3")]
     pub system_name: i64,
     /// Source file (string index).
@@ -238,6 +242,14 @@ pub const THREAD_LABEL: &str = "thread";
 /// and cpu/nanoseconds (cpu = samples × the true sample period measured
 /// from process CPU time), period = that true period.
 pub fn to_pprof(profile: &CpuProfile) -> Profile {
+    to_pprof_labelled(profile, &[])
+}
+
+/// [`to_pprof`] with labels of its own on each sample: `labels[i]` (key,
+/// value pairs) go on the sample of `profile.stacks[i]`, beside the thread
+/// label (`go tool pprof -tagfocus key=value` selects them). Stacks past
+/// the end of `labels` get none.
+pub fn to_pprof_labelled(profile: &CpuProfile, labels: &[Vec<(String, String)>]) -> Profile {
     let mut strings = Strings::new();
     let mut functions: Vec<Function> = Vec::new();
     let mut function_ids: HashMap<(&str, Option<&str>), u64> = HashMap::new();
@@ -255,7 +267,7 @@ pub fn to_pprof(profile: &CpuProfile) -> Profile {
     let thread_key = strings.get(THREAD_LABEL);
     let mapping = exe_mapping(&mut strings);
     let mut samples = Vec::with_capacity(profile.stacks.len());
-    for stack in &profile.stacks {
+    for (i, stack) in profile.stacks.iter().enumerate() {
         // Split root-first frames into physical frames: a non-inlined
         // frame followed by the frames inlined into it.
         let mut groups: Vec<&[Frame]> = Vec::new();
@@ -285,7 +297,8 @@ pub fn to_pprof(profile: &CpuProfile) -> Profile {
                             functions.push(Function {
                                 id: function_id,
                                 name,
-                                system_name: name,
+                                // Empty on purpose: see `Function::system_name`.
+                                system_name: 0,
                                 filename: strings.get(f.file.as_deref().unwrap_or("")),
                                 start_line: 0,
                             });
@@ -307,14 +320,22 @@ pub fn to_pprof(profile: &CpuProfile) -> Profile {
             }
             ids.push(id);
         }
+        let mut label = vec![Label {
+            key: thread_key,
+            str: strings.get(&stack.thread),
+            ..Default::default()
+        }];
+        for (k, v) in labels.get(i).into_iter().flatten() {
+            label.push(Label {
+                key: strings.get(k),
+                str: strings.get(v),
+                ..Default::default()
+            });
+        }
         samples.push(Sample {
             location_id: ids,
             value: vec![stack.samples as i64, stack.samples as i64 * period],
-            label: vec![Label {
-                key: thread_key,
-                str: strings.get(&stack.thread),
-                ..Default::default()
-            }],
+            label,
         });
     }
     let comment = vec![strings.get(&format!(
@@ -344,10 +365,36 @@ pub fn to_pprof_gz(profile: &CpuProfile) -> std::io::Result<Vec<u8>> {
     gzip(&to_pprof(profile).encode_to_vec())
 }
 
+/// [`to_pprof_labelled`] as gzipped protobuf bytes.
+pub fn to_pprof_labelled_gz(
+    profile: &CpuProfile,
+    labels: &[Vec<(String, String)>],
+) -> std::io::Result<Vec<u8>> {
+    gzip(&to_pprof_labelled(profile, labels).encode_to_vec())
+}
+
+/// The allocator's own frames, as a `drop_frames` regex: pprof cuts each
+/// stack at the first of them from the root, so a heap profile's leaf is
+/// the code that asked for memory (`Vec::with_capacity`'s caller, a SQLite
+/// function calling `sqlite3Malloc`), not `__rust_alloc` in every stack.
+/// pprof anchors it (`^(…)$`) and matches it against names without their
+/// argument lists.
+pub const ALLOCATOR_FRAMES: &str = concat!(
+    r"(__rustc::)?__rust_(alloc|alloc_zeroed|realloc|dealloc).*",
+    r"|<?alloc::alloc::.*",
+    r"|<alloc::alloc::Global.*",
+    r"|<?alloc::raw_vec::.*",
+    r"|alloc::boxed::box_new.*|<?alloc::boxed::Box<T>::new.*",
+    r"|<?profkit::alloc::.*|profkit::db::sqlite_alloc::.*",
+    r"|sqlite3Malloc|sqlite3MallocZero|mallocWithAlarm|sqlite3Realloc|dbReallocFinish",
+    r"|sqlite3DbMallocRaw(NN)?|sqlite3DbMallocZero|sqlite3DbRealloc",
+);
+
 /// Builds a heap profile in pprof's heap format, as Go writes it and
 /// `go tool pprof` and Pyroscope read it: sample types
 /// alloc_objects/count, alloc_space/bytes, inuse_objects/count and
-/// inuse_space/bytes (the default), one sample per site of the dhat file
+/// inuse_space/bytes (the default), one sample per allocation site of the
+/// heap profile (`heap.json`, in DHAT's file format, exact or sampled)
 /// (in use = live at the end), one location per frame. `period` is the mean
 /// sample interval in bytes (0 for an exact profile).
 pub fn heap_to_pprof(file: &DhatFile, period: u64) -> Profile {
@@ -389,7 +436,8 @@ pub fn heap_to_pprof(file: &DhatFile, period: u64) -> Profile {
                     functions.push(Function {
                         id: function_id,
                         name: n,
-                        system_name: n,
+                        // Empty on purpose: see `Function::system_name`.
+                        system_name: 0,
                         filename: strings.get(path),
                         start_line: 0,
                     });
@@ -424,9 +472,11 @@ pub fn heap_to_pprof(file: &DhatFile, period: u64) -> Profile {
     let note = if period > 0 {
         format!("profkit: sampled heap profile, one sample per {period} bytes on average; values are unbiased estimates; in use = live at the end")
     } else {
-        "profkit: exact heap profile (dhat); in use = live at the end".to_string()
+        "profkit: exact heap profile (every allocation tracked); in use = live at the end"
+            .to_string()
     };
     let comment = vec![strings.get(&note)];
+    let drop_frames = strings.get(ALLOCATOR_FRAMES);
     let default_sample_type = sample_type[3].r#type;
     Profile {
         sample_type,
@@ -438,6 +488,7 @@ pub fn heap_to_pprof(file: &DhatFile, period: u64) -> Profile {
         period_type: Some(space),
         period: period.min(i64::MAX as u64) as i64,
         comment,
+        drop_frames,
         default_sample_type,
         string_table: strings.table,
         ..Default::default()
@@ -542,6 +593,11 @@ mod tests {
             "inuse_space"
         );
         assert_eq!(back.period, 4096);
+        assert_eq!(
+            back.string_table[back.drop_frames as usize],
+            ALLOCATOR_FRAMES
+        );
+        assert!(back.function.iter().all(|f| f.system_name == 0));
         assert_eq!(back.sample[0].value, vec![10, 960, 10, 960]);
         assert_eq!(back.sample[1].value, vec![100, 100, 0, 0]);
         // Stacks read back as the folded allocation stacks, by bytes.

@@ -3,7 +3,9 @@
 //! comparison of two.
 
 use crate::analyze::budget::{CheckReport, Metric};
-use crate::analyze::compare::{Comparison, MetricChange, Verdict, WorkloadComparison};
+use crate::analyze::compare::{
+    Basis, Comparison, MetricChange, Scale, Verdict, WorkloadComparison,
+};
 use crate::analyze::rundata::{LoadedRun, RunSet};
 
 /// A report format: one writer per file, each returning the whole report
@@ -89,16 +91,43 @@ pub const SUMMARY_METRICS: [Metric; 6] = [
     Metric::SqlPerOp,
 ];
 
-/// A change as `+12.3 %`, or what stands in for it.
+/// A change as `+12.3 %` (a ratio) or `+3.0 B/op` (a difference, in the
+/// metric's unit), or a dash.
 pub fn format_change(c: &MetricChange) -> String {
     match (c.verdict, c.change) {
-        (Verdict::NotMeasured, _) => "–".to_string(),
-        (_, Some(x)) => format!("{:+.1} %", x * 100.0),
-        (_, None) => match (c.base, c.current) {
-            (Some(b), Some(v)) => format!("{} → {}", c.metric.format(b), c.metric.format(v)),
-            _ => "–".to_string(),
-        },
+        (Verdict::NotMeasured, _) | (_, None) => "–".to_string(),
+        (_, Some(x)) => format_delta(c, x),
     }
+}
+
+/// One end of a change on its scale.
+fn format_delta(c: &MetricChange, x: f64) -> String {
+    match c.scale {
+        Scale::Relative => format!("{:+.1} %", x * 100.0),
+        Scale::Absolute => {
+            let sign = if x < 0.0 { "-" } else { "+" };
+            format!("{sign}{}", c.metric.format(x.abs()))
+        }
+    }
+}
+
+/// Where an interval's spread came from, in a few words.
+pub fn basis_note(c: &MetricChange) -> &'static str {
+    match c.basis {
+        Some(Basis::Paired) => "paired runs",
+        Some(Basis::Runs) => "between runs",
+        Some(Basis::NoiseModel) => "noise model",
+        None => "",
+    }
+}
+
+/// What decided a workload's verdict: `cpu/op +12.0 % [+6.1 %, +18.2 %]`,
+/// the deciding metrics with their intervals.
+pub fn deciding_note(w: &WorkloadComparison) -> String {
+    w.deciding()
+        .map(|m| format!("{} {} {}", m.metric.name(), format_change(m), format_ci(m)))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// "3 frame changes within noise at these sample counts (base 7, current
@@ -118,8 +147,25 @@ pub fn cpu_noise_note(w: &WorkloadComparison) -> Option<String> {
 /// A confidence interval as `[+1.0 %, +3.2 %]`.
 pub fn format_ci(c: &MetricChange) -> String {
     match c.ci {
-        Some((lo, hi)) => format!("[{:+.1} %, {:+.1} %]", lo * 100.0, hi * 100.0),
-        None => String::new(),
+        Some((lo, hi)) if c.verdict != Verdict::NotMeasured => {
+            format!("[{}, {}]", format_delta(c, lo), format_delta(c, hi))
+        }
+        _ => String::new(),
+    }
+}
+
+/// A frame change's interval in points: `[+2.1, +9.8]`.
+pub fn format_pp_ci(ci: Option<(f64, f64)>) -> String {
+    ci.map(|(lo, hi)| format!("[{lo:+.1}, {hi:+.1}]"))
+        .unwrap_or_default()
+}
+
+/// The frames a chain row stands for: ` → reset → sqlite3_reset`.
+pub fn chain_note(f: &crate::analyze::compare::FrameChange) -> String {
+    match f.chain.len() {
+        0 => String::new(),
+        1..=3 => format!(" → {}", f.chain.join(" → ")),
+        n => format!(" → {} → … ({n} frames below)", f.chain[..2].join(" → ")),
     }
 }
 
@@ -140,12 +186,20 @@ pub fn comparison_text(c: &Comparison) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} → {} (noise threshold {:.0} %, {:.0} % CI)",
+        "{} → {} (noise threshold {:.0} %, {:.0} % intervals from the spread between runs)",
         c.base,
         c.current,
         c.noise * 100.0,
         c.confidence * 100.0
     );
+    if c.same_runs {
+        let _ = writeln!(
+            s,
+            "both sides are the same run(s): nothing to compare, no verdict, no differential flamegraph"
+        );
+    }
+    let (r, i, u) = c.counts();
+    let _ = writeln!(s, "{r} regressed, {i} improved, {u} unchanged");
     for w in &c.workloads {
         let name = if w.base_workload == w.workload {
             w.workload.clone()
@@ -157,7 +211,17 @@ pub fn comparison_text(c: &Comparison) -> String {
             Verdict::Improved => "improved",
             _ => "no change",
         };
-        let _ = writeln!(s, "\n{name}: {worst}");
+        let runs = format!(
+            "{} vs {} run(s)",
+            w.base_runs.len().max(1),
+            w.current_runs.len().max(1)
+        );
+        let why = deciding_note(w);
+        if why.is_empty() {
+            let _ = writeln!(s, "\n{name}: {worst} ({runs})");
+        } else {
+            let _ = writeln!(s, "\n{name}: {worst} ({runs}): {why}");
+        }
         for m in w
             .metrics
             .iter()
@@ -165,30 +229,41 @@ pub fn comparison_text(c: &Comparison) -> String {
         {
             let _ = writeln!(
                 s,
-                "  {:<12} {:>14} → {:<14} {:>9} {:<22} {}",
+                "  {:<12} {:>14} → {:<14} {:>9} {:<26} {:<12} {}",
                 m.metric.name(),
                 format_opt(m.metric, m.base),
                 format_opt(m.metric, m.current),
                 format_change(m),
                 format_ci(m),
-                verdict_word(m)
+                verdict_word(m),
+                basis_note(m)
             );
         }
         for f in w.cpu_frames.iter().take(5) {
             let _ = writeln!(
                 s,
-                "  cpu frame    {:+.1} pp  {} ({:.1} % → {:.1} %)",
+                "  cpu chain    {:+.1} pp {}  {} ({:.1} % → {:.1} %){}",
                 f.delta(),
+                format_pp_ci(f.ci),
                 f.frame,
                 f.base_total,
-                f.current_total
+                f.current_total,
+                chain_note(f)
             );
         }
         if let Some(note) = cpu_noise_note(w) {
             let _ = writeln!(s, "  cpu frames   {note}");
         }
         for h in w.heap_sites.iter().take(5) {
-            let _ = writeln!(s, "  heap site    {:+} B  {}", h.delta(), h.site);
+            let sign = if h.delta() < 0 { "-" } else { "+" };
+            let _ = writeln!(
+                s,
+                "  heap site    {sign}{}  {} ({} → {})",
+                crate::units::Bytes(h.delta().unsigned_abs()),
+                h.site,
+                crate::units::Bytes(h.base_bytes),
+                crate::units::Bytes(h.current_bytes)
+            );
         }
         for q in w.sql_statements.iter().take(3) {
             let _ = writeln!(

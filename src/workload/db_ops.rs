@@ -139,10 +139,34 @@ fn insert_one(db: &DatabaseManager, ctx: &mut WorkerCtx) -> anyhow::Result<u64> 
     Ok(1)
 }
 
+/// A test-only switch: `PROFKIT_TEST_SLOWDOWN=0.15` makes each point-read
+/// spin 15 % of its own time longer, so a comparison's tests and
+/// `scripts/bench-compare.sh` can plant a known slowdown in a real
+/// workload without building a second binary. Unset (always, outside
+/// those), it costs one load of a cached value per operation.
+fn planted_slowdown() -> f64 {
+    static SLOWDOWN: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *SLOWDOWN.get_or_init(|| {
+        std::env::var("PROFKIT_TEST_SLOWDOWN")
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|f| f.is_finite() && *f > 0.0)
+            .unwrap_or(0.0)
+    })
+}
+
 fn point_read(db: &DatabaseManager, ctx: &mut WorkerCtx) -> anyhow::Result<u64> {
+    let started = std::time::Instant::now();
     let id = random_id(db, ctx);
     let tenant = db.shape().tenant_of(id);
     db.get_email(Scope::Tenant(tenant), id)?;
+    let slowdown = planted_slowdown();
+    if slowdown > 0.0 {
+        let until = started.elapsed().mul_f64(1.0 + slowdown);
+        while started.elapsed() < until {
+            std::hint::spin_loop();
+        }
+    }
     Ok(0)
 }
 

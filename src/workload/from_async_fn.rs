@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::{Metrics, SetupEnv, WorkerCtx, Workload, WorkloadDefaults};
+use super::{Metrics, PollTally, SetupEnv, WorkerCtx, Workload, WorkloadDefaults};
 use crate::db::{trace, waits, DatabaseManager};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send>>;
@@ -286,35 +286,6 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".to_string())
-}
-
-/// How the futures of an async workload's operations were polled: time
-/// polled (busy on a runtime worker) against the operation's latency, the
-/// rest of which it spent awaiting (idle).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PollTally {
-    /// Operations whose futures were polled.
-    pub ops: u64,
-    /// Polls.
-    pub polls: u64,
-    /// Time inside `poll`, in nanoseconds.
-    pub busy: u64,
-    /// The longest single poll, in nanoseconds: a long one held a runtime
-    /// worker (blocking in async).
-    pub longest: u64,
-    /// Polls of [`super::defaults::LONG_POLL`] or longer.
-    pub long: u64,
-}
-
-impl PollTally {
-    /// Adds another tally.
-    pub fn add(&mut self, other: &PollTally) {
-        self.ops += other.ops;
-        self.polls += other.polls;
-        self.busy += other.busy;
-        self.longest = self.longest.max(other.longest);
-        self.long += other.long;
-    }
 }
 
 /// What one operation's polls did on the runtime's workers.

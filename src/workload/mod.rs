@@ -5,11 +5,15 @@
 //! your own code and every profkit feature (measured runs, CPU, heap and SQL
 //! profiles, sweeps, reports) works on it; see `examples/custom_workload.rs`.
 
+#[cfg(feature = "service")]
 mod async_synthetic;
 mod cache;
 mod db_ops;
+mod fixtures;
+#[cfg(feature = "service")]
 mod from_async_fn;
 mod from_fn;
+mod polls;
 mod synthetic;
 mod tenant;
 
@@ -24,19 +28,10 @@ use rand_chacha::ChaCha8Rng;
 use crate::db::{DatabaseManager, DbConfig};
 
 pub use self::db_ops::DbWorkload;
-pub use self::from_async_fn::{from_async_fn, AsyncFnWorkload, PollTally};
+#[cfg(feature = "service")]
+pub use self::from_async_fn::{from_async_fn, AsyncFnWorkload};
 pub use self::from_fn::{from_fn, FnWorkload};
-
-/// Defaults of async workloads, defined once.
-pub mod defaults {
-    /// Operations an async workload keeps in flight unless told otherwise.
-    pub const CONCURRENCY: usize = 16;
-    /// An async workload's runtime workers unless told otherwise.
-    pub const RUNTIME_WORKERS: usize = 2;
-    /// A poll this long or longer held a runtime worker: blocking in
-    /// async (the threshold `profkit::service`'s layer uses too).
-    pub const LONG_POLL: std::time::Duration = std::time::Duration::from_millis(10);
-}
+pub use self::polls::{defaults, PollTally};
 
 /// Figures a workload reports about itself after a run (rows written, cache
 /// size, …), by name.
@@ -273,6 +268,14 @@ pub trait Workload: Send + Sync {
     }
 }
 
+/// The built-in async workloads (none without the `service` feature).
+fn async_builtins() -> Vec<(&'static str, Factory)> {
+    #[cfg(feature = "service")]
+    return async_synthetic::builtins();
+    #[cfg(not(feature = "service"))]
+    Vec::new()
+}
+
 /// How the built-in lists name their constructors.
 pub(crate) type Factory = fn() -> Box<dyn Workload>;
 
@@ -370,7 +373,8 @@ impl Registry {
         }
         for (name, make) in synthetic::builtins()
             .into_iter()
-            .chain(async_synthetic::builtins())
+            .chain(fixtures::builtins())
+            .chain(async_builtins())
         {
             r.push(name, Arc::new(make), false);
         }
