@@ -233,7 +233,8 @@ async fn health() -> &'static str {
     "ok"
 }
 
-/// The service's routes.
+/// The service's routes, each request in a root span (method, route)
+/// that profkit's tracing layer follows.
 fn routes(app: App) -> Router {
     Router::new()
         .route("/orders/recent", get(recent_orders))
@@ -241,7 +242,20 @@ fn routes(app: App) -> Router {
         .route("/customers/{id}", get(customer))
         .route("/reports/forecast", get(forecast))
         .route("/health", get(health))
+        .route_layer(axum::middleware::from_fn(root_span))
         .with_state(app)
+}
+
+/// Runs a request in a root span naming its endpoint.
+async fn root_span(request: Request<Body>, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument as _;
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let span = tracing::info_span!("request", method = %request.method(), http.route = %route);
+    next.run(request).instrument(span).await
 }
 
 /// Creates the shop's tables and fills them with `orders` orders, ten per
@@ -454,9 +468,11 @@ fn serve_app(args: ServeArgs) -> anyhow::Result<()> {
         let app = open_app(&args.database, 20_000, |_| {}).await?;
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         println!("listening on http://{}", listener.local_addr()?);
+        // profkit's /debug routes, answering loopback peers only.
+        let routes = routes(app).merge(profkit::service::router());
         axum::serve(
             listener,
-            routes(app).into_make_service_with_connect_info::<SocketAddr>(),
+            routes.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -467,6 +483,11 @@ fn serve_app(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn main() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    // profkit's layer: idle (no cost past one branch) until a profile or
+    // a recording reads it.
+    let subscriber = tracing_subscriber::registry().with(profkit::service::layer());
+    let _ = tracing::subscriber::set_global_default(subscriber);
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("serve-app") {
         if let Err(e) = serve_args(&args[2..]).and_then(serve_app) {

@@ -80,7 +80,8 @@ fn profile_names_the_leaking_cache_and_the_blocking_call_of_their_endpoints_and_
     let title = top["title"].as_str().unwrap();
     assert!(
         title.starts_with("reports-forecast: one poll held a runtime worker for ")
-            && title.contains("in `rusqlite::"),
+            && (title.contains("in `rusqlite::")
+                || title.contains("in `async_service::run_forecast`")),
         "{title}"
     );
     let evidence = top["evidence"].to_string();
@@ -137,6 +138,8 @@ fn serve_app_answers_over_http_on_loopback_and_refuses_bad_flags() {
     let health = get("/health");
     let orders = get("/orders/recent?from=5");
     let bad = get("/orders/abc");
+    // profkit's router is mounted: its endpoints answer a loopback peer.
+    let endpoints = get("/debug/profkit/endpoints?seconds=1");
     let _ = child.kill();
     let _ = child.wait();
     assert!(
