@@ -147,6 +147,10 @@ fn serve_app_answers_over_http_on_loopback_and_refuses_bad_flags() {
         "{health}"
     );
     assert!(
+        endpoints.starts_with("HTTP/1.1 200") && endpoints.contains("\"endpoints\""),
+        "{endpoints}"
+    );
+    assert!(
         orders.starts_with("HTTP/1.1 200") && orders.contains("\"customer\":\"customer "),
         "{orders}"
     );
