@@ -38,6 +38,7 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<()> {
         Command::Export(a) => super::export::export_cmd(a),
         #[cfg(feature = "service")]
         Command::Load(a) => super::serve::load(a),
+        Command::Attach(a) => super::attach::attach(a),
     }
 }
 
