@@ -47,7 +47,7 @@ fn cpu_run_with(
         threads: Some(threads),
         stop: Some(Stop::Ops(ops)),
         warmup: Some(Warmup::Ops(ops / 20 + 1)),
-        seed: None,
+        ..Default::default()
     };
     profkit::passes::cpu::run(
         &mut session,

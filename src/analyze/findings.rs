@@ -53,6 +53,8 @@ pub enum FindingKind {
     Leak,
     /// Most of the latency is waiting (write lock, pool, CPU).
     Waiting,
+    /// An async operation's polls held a runtime worker (blocking in async).
+    Blocking,
     /// Data the run asked for and did not get (e.g. a service endpoint
     /// that answered 404 to `profkit attach`).
     Missing,

@@ -210,9 +210,13 @@ fn bound_of(file: &DhatFile, fs: &[usize]) -> Option<&'static str> {
     bound
 }
 
+/// A site: its stack, leaf first, up to an async runtime's scheduler
+/// (which reaches the same future by different paths from poll to poll:
+/// one site would otherwise split into several, none growing enough).
 fn site_key(file: &DhatFile, fs: &[usize]) -> String {
     fs.iter()
         .map(|&f| frame_without_address(&file.ftbl[f]))
+        .take_while(|f| !f.contains("tokio::runtime::"))
         .collect::<Vec<_>>()
         .join(";")
 }

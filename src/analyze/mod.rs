@@ -6,6 +6,7 @@
 
 pub mod advice;
 pub mod alloc;
+pub mod blocking;
 pub mod budget;
 pub mod calibrate;
 pub mod causes;

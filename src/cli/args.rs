@@ -269,6 +269,10 @@ pub struct RunFlags {
     /// Worker threads (default: the workload's, usually 1).
     #[arg(long, short = 't', allow_negative_numbers = true)]
     pub threads: Option<usize>,
+    /// Operations in flight at once, for an async workload (default: the
+    /// workload's, usually 16); --threads is then its runtime's workers.
+    #[arg(long, allow_negative_numbers = true)]
+    pub concurrency: Option<usize>,
     /// Measured operations over all threads (e.g. 5000, 100k).
     #[arg(long, value_parser = parse_count_arg, conflicts_with = "duration", allow_negative_numbers = true)]
     pub ops: Option<u64>,
@@ -324,6 +328,7 @@ impl From<&RunFlags> for RunOptions {
         RunOptions {
             rows: f.rows,
             threads: f.threads,
+            concurrency: f.concurrency,
             stop: stop_of(f.ops, f.duration),
             warmup: f.warmup.map(|w| w.0),
             seed: f.seed,
@@ -368,6 +373,10 @@ pub struct SweepArgs {
     /// Data volumes, comma separated (e.g. 1k,10k,100k): sweep rows instead of threads.
     #[arg(long, value_delimiter = ',', value_parser = parse_count_arg)]
     pub rows: Vec<u64>,
+    /// Operations in flight at once, for an async workload (its runtime's
+    /// workers are the thread levels).
+    #[arg(long, allow_negative_numbers = true)]
+    pub concurrency: Option<usize>,
     /// Measured operations per level (default: 1s per level).
     #[arg(long, value_parser = parse_count_arg, conflicts_with = "duration")]
     pub ops: Option<u64>,
@@ -397,6 +406,7 @@ impl SweepArgs {
         RunOptions {
             rows: None,
             threads: None,
+            concurrency: self.concurrency,
             stop: stop_of(self.ops, self.duration),
             warmup: self.warmup.map(|w| w.0),
             seed: self.seed,

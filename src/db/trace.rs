@@ -318,6 +318,27 @@ pub fn set_operation(label: &'static str) {
     STATE.with(|s| s.borrow_mut().operation = label);
 }
 
+/// The label [`set_operation`] last gave the calling thread.
+pub fn operation() -> &'static str {
+    STATE.with(|s| s.borrow().operation)
+}
+
+/// Adds figures measured on another thread to the calling thread's, as
+/// if it had run those statements: a runner whose operations run on
+/// other threads (an async runtime's workers) credits each operation's
+/// statements to the thread that waited for it.
+pub fn credit_thread(counts: ThreadSqlCounts, tallies: &Tallies) {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.counts.statements += counts.statements;
+        s.counts.nanos += counts.nanos;
+        s.counts.nested += counts.nested;
+        if !tallies.is_empty() {
+            merge_tallies(&mut s.tallies, tallies);
+        }
+    });
+}
+
 /// The calling thread's counters so far.
 pub fn thread_counts() -> ThreadSqlCounts {
     STATE.with(|s| s.borrow().counts)

@@ -55,6 +55,16 @@ pub fn thread_waits() -> ThreadWaits {
     WAITS.with(Cell::get)
 }
 
+/// Adds waits measured on another thread to the calling thread's (see
+/// [`crate::db::trace::credit_thread`]).
+pub fn credit_thread(w: ThreadWaits) {
+    add(|v| {
+        v.pool_wait = v.pool_wait.saturating_add(w.pool_wait);
+        v.lock_wait = v.lock_wait.saturating_add(w.lock_wait);
+        v.held = v.held.saturating_add(w.held);
+    });
+}
+
 pub(crate) fn add_pool_wait(d: Duration) {
     add(|w| w.pool_wait = w.pool_wait.saturating_add(nanos(d)));
 }

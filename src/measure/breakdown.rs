@@ -9,11 +9,17 @@
 //! at the start and end of the phase. A run-queue delay is not stamped per
 //! wait, so it is taken out of the stamped parts in proportion to their
 //! size: the parts then add up to the summed latency.
+//!
+//! An async workload's operations are futures polled on a runtime worker:
+//! the time inside `poll` is the operation's busy time, where the stamps
+//! above are taken; the rest of its latency it spent awaiting (idle: on
+//! I/O, a timer, another thread such as sqlx's, or a free worker).
 
 use serde::{Deserialize, Serialize};
 
 use crate::db::waits::ThreadWaits;
 use crate::units::Nanos;
+use crate::workload::PollTally;
 
 /// Summed over every measured operation of a run (all threads).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -37,6 +43,31 @@ pub struct LatencyBreakdown {
     pub rest: Nanos,
     /// Whether the run-queue delay could be read.
     pub run_queue_measured: bool,
+    /// An async workload's time awaiting: its futures not being polled
+    /// (zero for a sync workload).
+    #[serde(default)]
+    pub awaiting: Nanos,
+    /// How an async workload's futures were polled (absent for a sync one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polled: Option<Polled>,
+}
+
+/// How an async workload's futures were polled, summed over the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Polled {
+    /// Time inside `poll` (busy on a runtime worker).
+    pub busy: Nanos,
+    /// Polls.
+    pub polls: u64,
+    /// The longest single poll: a long one held a runtime worker that
+    /// other operations were waiting for (blocking in async).
+    pub longest: Nanos,
+    /// Operations kept in flight (`--concurrency`).
+    #[serde(default)]
+    pub in_flight: usize,
+    /// Polls of [`crate::workload::defaults::LONG_POLL`] or longer.
+    #[serde(default)]
+    pub long_polls: u64,
 }
 
 /// A part of the latency.
@@ -53,19 +84,24 @@ pub enum Part {
     RunQueue,
     /// [`LatencyBreakdown::rest`].
     Rest,
+    /// [`LatencyBreakdown::awaiting`].
+    Awaiting,
 }
 
 impl Part {
     /// Every part, in table order.
-    pub const ALL: [Part; 5] = [
+    pub const ALL: [Part; 6] = [
         Part::PoolWait,
         Part::LockWait,
         Part::InSqlite,
         Part::RunQueue,
         Part::Rest,
+        Part::Awaiting,
     ];
 
-    /// Whether the part is waiting (not working).
+    /// Whether the part is waiting (not working) for something profkit
+    /// can name. Awaiting is idle but not such a wait: what a future
+    /// awaits (I/O, a timer, another thread) is its own business.
     pub fn is_waiting(self) -> bool {
         matches!(self, Part::PoolWait | Part::LockWait | Part::RunQueue)
     }
@@ -78,6 +114,7 @@ impl Part {
             Part::InSqlite => "in sqlite",
             Part::RunQueue => "cpu wait (run queue)",
             Part::Rest => "rest",
+            Part::Awaiting => "awaiting (idle)",
         }
     }
 }
@@ -86,6 +123,53 @@ impl LatencyBreakdown {
     /// The breakdown of `ops` operations of summed latency `total`, from
     /// the database's stamps and the threads' run-queue delay.
     pub fn new(ops: u64, total: u64, waits: ThreadWaits, run_queue: Option<u64>) -> Self {
+        Self::with_polls(ops, total, waits, run_queue, None)
+    }
+
+    /// [`LatencyBreakdown::new`] for an async workload when `polls` is
+    /// given: the stamps were taken inside its polls, so they are parts of
+    /// the busy time; the run-queue delay (the runner's threads waking to
+    /// see an operation end) comes out of the time not polled, and the
+    /// rest of that is [`LatencyBreakdown::awaiting`].
+    pub fn with_polls(
+        ops: u64,
+        total: u64,
+        waits: ThreadWaits,
+        run_queue: Option<u64>,
+        polls: Option<PollTally>,
+    ) -> Self {
+        let Some(p) = polls else {
+            return Self::sync(ops, total, waits, run_queue);
+        };
+        let busy = p.busy.min(total);
+        let pool = waits.pool_wait.min(busy);
+        let lock = waits.lock_wait.min(busy - pool);
+        let sqlite = waits
+            .held
+            .saturating_sub(waits.lock_wait)
+            .min(busy - pool - lock);
+        let runq = run_queue.unwrap_or(0).min(total - busy);
+        LatencyBreakdown {
+            ops,
+            total: Nanos(total),
+            pool_wait: Nanos(pool),
+            lock_wait: Nanos(lock),
+            in_sqlite: Nanos(sqlite),
+            run_queue: Nanos(runq),
+            rest: Nanos(busy - pool - lock - sqlite),
+            run_queue_measured: run_queue.is_some(),
+            awaiting: Nanos(total - busy - runq),
+            polled: Some(Polled {
+                busy: Nanos(busy),
+                polls: p.polls,
+                longest: Nanos(p.longest),
+                in_flight: 0,
+                long_polls: p.long,
+            }),
+        }
+    }
+
+    fn sync(ops: u64, total: u64, waits: ThreadWaits, run_queue: Option<u64>) -> Self {
         let pool = waits.pool_wait.min(total);
         let lock = waits.lock_wait.min(total - pool);
         let sqlite = waits
@@ -111,6 +195,8 @@ impl LatencyBreakdown {
             run_queue: Nanos(runq),
             rest,
             run_queue_measured: run_queue.is_some(),
+            awaiting: Nanos(0),
+            polled: None,
         }
     }
 
@@ -122,6 +208,7 @@ impl LatencyBreakdown {
             Part::InSqlite => self.in_sqlite,
             Part::RunQueue => self.run_queue,
             Part::Rest => self.rest,
+            Part::Awaiting => self.awaiting,
         }
     }
 
@@ -160,10 +247,18 @@ impl LatencyBreakdown {
             )
     }
 
-    /// One line: `pool wait 0 %, write-lock wait 83 %, …`.
+    /// Whether the part has a figure in this run: awaiting only in an
+    /// async workload's.
+    pub fn has(&self, part: Part) -> bool {
+        part != Part::Awaiting || self.polled.is_some()
+    }
+
+    /// One line: `pool wait 0 %, write-lock wait 83 %, …` (an async
+    /// workload's ends with `awaiting (idle) 40 %`).
     pub fn summary(&self) -> String {
         Part::ALL
             .iter()
+            .filter(|p| self.has(**p))
             .map(|p| format!("{} {:.0} %", p.label(), 100.0 * self.share(*p)))
             .collect::<Vec<_>>()
             .join(", ")

@@ -219,6 +219,8 @@ struct WorkerTally {
     waits: waits::ThreadWaits,
     /// Run-queue delay during the phase, when readable.
     run_queue: Option<u64>,
+    /// How an async workload's futures were polled.
+    polls: crate::workload::PollTally,
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -226,7 +228,9 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Runs one phase: T threads perform operations until `stop`.
+/// Runs one phase: T threads perform operations until `stop` (an async
+/// workload: [`Workload::concurrency`] threads, each waiting for one
+/// operation on the workload's runtime, which has T workers).
 fn run_phase(
     workload: &dyn Workload,
     threads: usize,
@@ -242,6 +246,7 @@ fn run_phase(
         Stop::Ops(_) => None,
     };
     let finished = AtomicBool::new(false);
+    let threads = workload.concurrency().unwrap_or(threads);
     let tallies = std::thread::scope(|scope| -> anyhow::Result<Vec<WorkerTally>> {
         let mut handles = Vec::with_capacity(threads);
         for t in 0..threads {
@@ -260,6 +265,7 @@ fn run_phase(
                         latency_sum: 0,
                         waits: waits::ThreadWaits::default(),
                         run_queue: None,
+                        polls: Default::default(),
                     };
                     trace::take_thread_tallies();
                     trace::set_operation("");
@@ -310,6 +316,7 @@ fn run_phase(
                         nested: after.nested - sql_before.nested,
                     };
                     tally.statements = trace::take_thread_tallies();
+                    tally.polls = ctx.polls;
                     tally
                 })?;
             handles.push(handle);
@@ -370,7 +377,9 @@ pub fn measure_detailed(
     let mut statements = trace::Tallies::new();
     let (mut latency_sum, mut waited) = (0u64, waits::ThreadWaits::default());
     let mut run_queue = Some(0u64);
+    let mut polls = crate::workload::PollTally::default();
     for t in tallies {
+        polls.add(&t.polls);
         latency_sum += t.latency_sum;
         waited.pool_wait += t.waits.pool_wait;
         waited.lock_wait += t.waits.lock_wait;
@@ -390,6 +399,16 @@ pub fn measure_detailed(
     let sql_on = workload.database().is_some_and(|db| db.config().sql_trace);
     let latency = LatencySummary::from_histogram(&histogram);
     let summed_latency = latency.mean.0 as f64 * ops as f64;
+    let mut breakdown = LatencyBreakdown::with_polls(
+        ops,
+        latency_sum,
+        waited,
+        run_queue,
+        (polls.ops > 0).then_some(polls),
+    );
+    if let Some(p) = breakdown.polled.as_mut() {
+        p.in_flight = workload.concurrency().unwrap_or(plan.threads);
+    }
     let bench = BenchResult {
         schema_version: SCHEMA_VERSION,
         workload: workload.name().to_string(),
@@ -414,7 +433,7 @@ pub fn measure_detailed(
                 0.0
             },
         }),
-        breakdown: Some(LatencyBreakdown::new(ops, latency_sum, waited, run_queue)),
+        breakdown: Some(breakdown),
         instrumented: sql_on,
         metrics,
         interrupted: interrupted(),

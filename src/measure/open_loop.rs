@@ -204,6 +204,9 @@ fn run_schedule(
     let next = AtomicU64::new(0);
     let start = Instant::now();
     let end_by = start + window;
+    // An async workload: as many in flight as its concurrency, on its
+    // runtime's workers.
+    let threads = workload.concurrency().unwrap_or(threads);
     let tallies = std::thread::scope(|scope| -> anyhow::Result<Vec<Tally>> {
         let mut handles = Vec::with_capacity(threads);
         for t in 0..threads {

@@ -43,8 +43,11 @@ pub enum Warmup {
 pub struct RunOptions {
     /// Data volume.
     pub rows: Option<u64>,
-    /// Worker threads.
+    /// Worker threads (an async workload's runtime workers).
     pub threads: Option<usize>,
+    /// Operations an async workload keeps in flight (default: the
+    /// workload's, [`crate::workload::defaults::CONCURRENCY`] for an async one).
+    pub concurrency: Option<usize>,
     /// Measured operations or duration.
     pub stop: Option<Stop>,
     /// Warm-up (default [`Warmup::Auto`]).
@@ -59,6 +62,9 @@ pub mod defaults {
     pub const SEED: u64 = 42;
     /// Most threads a run may ask for.
     pub const MAX_THREADS: usize = 1024;
+    /// Most operations in flight a run may ask for (each waits on a
+    /// thread of the runner's).
+    pub const MAX_CONCURRENCY: usize = 1024;
     /// Largest data volume a run may ask for.
     pub const MAX_ROWS: u64 = 100_000_000;
     /// Most operations a run (or its warm-up) may ask for: hours even for
@@ -77,6 +83,12 @@ pub enum PlanError {
     /// Absurd thread count.
     #[error("--threads {0} is more than the limit of {max}", max = defaults::MAX_THREADS)]
     TooManyThreads(usize),
+    /// Zero operations in flight.
+    #[error("--concurrency must be at least 1")]
+    ZeroConcurrency,
+    /// Absurd concurrency.
+    #[error("--concurrency {0} is more than the limit of {max}", max = defaults::MAX_CONCURRENCY)]
+    TooMuchConcurrency(usize),
     /// Zero rows asked for.
     #[error("--rows must be at least 1")]
     ZeroRows,
@@ -132,6 +144,11 @@ impl RunPlan {
         };
         if options.rows == Some(0) {
             return Err(PlanError::ZeroRows);
+        }
+        match options.concurrency.unwrap_or(defaults.concurrency) {
+            0 => return Err(PlanError::ZeroConcurrency),
+            n if n > defaults::MAX_CONCURRENCY => return Err(PlanError::TooMuchConcurrency(n)),
+            _ => {}
         }
         match plan {
             RunPlan { threads: 0, .. } => Err(PlanError::ZeroThreads),

@@ -272,6 +272,8 @@ pub struct ChildArgs {
     /// Run flags passed on.
     pub threads: Option<usize>,
     /// Run flags passed on.
+    pub concurrency: Option<usize>,
+    /// Run flags passed on.
     pub seed: Option<u64>,
     /// Run flags passed on.
     pub keep_runtime_frames: bool,
@@ -290,6 +292,7 @@ impl ChildArgs {
             out: session.config().out_dir.clone(),
             rows: None,
             threads: None,
+            concurrency: None,
             seed: None,
             keep_runtime_frames: session.config().keep_runtime_frames,
         }
@@ -323,6 +326,9 @@ pub fn spawn_child(args: &ChildArgs) -> anyhow::Result<String> {
     }
     if let Some(t) = args.threads {
         cmd.arg("--threads").arg(t.to_string());
+    }
+    if let Some(c) = args.concurrency {
+        cmd.arg("--concurrency").arg(c.to_string());
     }
     if let Some(s) = args.seed {
         cmd.arg("--seed").arg(s.to_string());

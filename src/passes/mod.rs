@@ -49,8 +49,15 @@ pub fn rank_findings(dir: &Path, workload: &str) -> anyhow::Result<Findings> {
     let leaks = store::read_opt_json(&dir.join(files::LEAKS), "leak report")?;
     let bench: Option<BenchResult> = store::read_opt_json(&dir.join(files::BENCH), "bench result")?;
     let mut ranked = findings::rank(workload, sql.as_ref(), cpu.as_ref(), leaks.as_ref());
+    let blocking = bench
+        .as_ref()
+        .and_then(|b| crate::analyze::blocking::finding(b, cpu.as_ref()));
     if let Some(waiting) = bench.and_then(|b| waits::finding(&b, crate::measure::sys::cores())) {
         ranked.findings.push(waiting);
+        ranked = Findings::new(workload, ranked.findings);
+    }
+    if let Some(blocking) = blocking {
+        ranked.findings.push(blocking);
         ranked = Findings::new(workload, ranked.findings);
     }
     store::write_json(&dir.join(files::FINDINGS), &ranked)?;

@@ -168,6 +168,7 @@ pub fn run(
                 let child = ChildArgs {
                     rows: base.rows,
                     threads: base.threads,
+                    concurrency: base.concurrency,
                     seed: base.seed,
                     leak_secs: super::heap::defaults::LEAK_SECS * options.scale,
                     ..ChildArgs::sized(&p.name, p.planned_ops, &session, &p.outcome.dir.path)

@@ -146,6 +146,9 @@ impl Session {
             rows: plan.rows,
             seed: plan.seed,
             threads: plan.threads,
+            concurrency: options
+                .concurrency
+                .unwrap_or(workload.defaults().concurrency),
             db_path,
             template_dir,
             sql_trace,

@@ -10,7 +10,7 @@ use crate::analyze::leaks::LeakReport;
 use crate::analyze::sql::SqlReport;
 use crate::measure::breakdown::Part;
 use crate::measure::BenchResult;
-use crate::units::Bytes;
+use crate::units::{Bytes, Nanos};
 
 /// A new table in profkit's style: the one table helper every text
 /// table of the crate is drawn with.
@@ -90,12 +90,26 @@ pub fn bench_table(r: &BenchResult) -> String {
     }
     if let Some(b) = r.breakdown.as_ref().filter(|b| b.ops > 0) {
         for part in Part::ALL {
-            if part == Part::RunQueue && !b.run_queue_measured {
+            if (part == Part::RunQueue && !b.run_queue_measured) || !b.has(part) {
                 continue;
             }
             row(
                 &format!("latency: {}", part.label()),
                 format!("{} / op ({:.0} %)", b.per_op(part), 100.0 * b.share(part)),
+            );
+        }
+        if let Some(p) = &b.polled {
+            let ops = b.ops.max(1);
+            row(
+                "latency: polled (busy)",
+                format!(
+                    "{} / op ({:.0} %), {:.1} polls / op, longest poll {}, {} in flight",
+                    Nanos(p.busy.0 / ops),
+                    100.0 * p.busy.0 as f64 / b.total.0.max(1) as f64,
+                    p.polls as f64 / ops as f64,
+                    p.longest,
+                    p.in_flight
+                ),
             );
         }
     }

@@ -366,6 +366,7 @@ mod tests {
             rows: 50,
             seed: 1,
             threads: 1,
+            concurrency: 1,
             db_path: dir.path().join("t.db"),
             template_dir: None,
             sql_trace: false,

@@ -49,6 +49,7 @@ impl Workload for FreshStatements {
             rows: 2000,
             ops: 5000,
             threads: 1,
+            ..WorkloadDefaults::default()
         }
     }
 
@@ -99,6 +100,7 @@ impl Workload for ChurnLeak {
             rows: CHURN_BLOCKS as u64,
             ops: 2000,
             threads: 1,
+            ..WorkloadDefaults::default()
         }
     }
 

@@ -171,6 +171,7 @@ mod tests {
             rows: 10,
             seed: 1,
             threads: 1,
+            concurrency: 1,
             db_path: std::env::temp_dir().join("profkit-from-fn-unused.db"),
             template_dir: None,
             sql_trace: false,

@@ -5,10 +5,15 @@
 //! your own code and every profkit feature (measured runs, CPU, heap and SQL
 //! profiles, sweeps, reports) works on it; see `examples/custom_workload.rs`.
 
+#[cfg(feature = "service")]
+mod async_synthetic;
 mod cache;
 mod db_ops;
 mod fixtures;
+#[cfg(feature = "service")]
+mod from_async_fn;
 mod from_fn;
+mod polls;
 mod synthetic;
 mod tenant;
 
@@ -23,7 +28,10 @@ use rand_chacha::ChaCha8Rng;
 use crate::db::{DatabaseManager, DbConfig};
 
 pub use self::db_ops::DbWorkload;
+#[cfg(feature = "service")]
+pub use self::from_async_fn::{from_async_fn, AsyncFnWorkload};
 pub use self::from_fn::{from_fn, FnWorkload};
+pub use self::polls::{defaults, PollTally};
 
 /// Figures a workload reports about itself after a run (rows written, cache
 /// size, …), by name.
@@ -36,8 +44,11 @@ pub struct WorkloadDefaults {
     pub rows: u64,
     /// Measured operations: about a second of work on this class of machine.
     pub ops: u64,
-    /// Worker threads.
+    /// Worker threads (an async workload's runtime workers).
     pub threads: usize,
+    /// Operations in flight at once, for an async workload (a sync one
+    /// has one per thread and ignores it).
+    pub concurrency: usize,
 }
 
 impl Default for WorkloadDefaults {
@@ -46,6 +57,7 @@ impl Default for WorkloadDefaults {
             rows: 100_000,
             ops: 1000,
             threads: 1,
+            concurrency: 1,
         }
     }
 }
@@ -57,8 +69,12 @@ pub struct SetupEnv {
     pub rows: u64,
     /// Seed of the data generator and of the workers' random streams.
     pub seed: u64,
-    /// Worker threads that will call [`Workload::operation`].
+    /// Worker threads that will call [`Workload::operation`] (an async
+    /// workload's runtime workers).
     pub threads: usize,
+    /// Operations an async workload keeps in flight (`--concurrency`);
+    /// a sync workload has one per thread and ignores it.
+    pub concurrency: usize,
     /// The database file to use.
     pub db_path: PathBuf,
     /// Where populated databases are kept for reuse (a copy of a populated
@@ -192,6 +208,9 @@ pub struct WorkerCtx {
     pub op: u64,
     /// A random stream of this worker's own, seeded from the run's seed.
     pub rng: ChaCha8Rng,
+    /// How an async workload's operations were polled, summed over this
+    /// worker's operations (zero for a sync workload).
+    pub polls: PollTally,
 }
 
 impl WorkerCtx {
@@ -203,6 +222,7 @@ impl WorkerCtx {
             rng: ChaCha8Rng::seed_from_u64(
                 seed ^ (thread as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             ),
+            polls: PollTally::default(),
         }
     }
 }
@@ -226,6 +246,15 @@ pub trait Workload: Send + Sync {
     /// Performs one operation. Called from many threads at once.
     fn operation(&self, ctx: &mut WorkerCtx) -> anyhow::Result<()>;
 
+    /// Operations kept in flight at once, for a workload whose operations
+    /// run on a runtime of its own ([`from_async_fn`]): the runner then
+    /// calls [`Workload::operation`] from this many threads, each waiting
+    /// for one operation, whatever `--threads` (the runtime's workers) is.
+    /// `None` (a sync workload): one operation per thread.
+    fn concurrency(&self) -> Option<usize> {
+        None
+    }
+
     /// The database under test, when there is one: profkit reads its pool
     /// and SQL statistics.
     fn database(&self) -> Option<&DatabaseManager> {
@@ -237,6 +266,14 @@ pub trait Workload: Send + Sync {
     fn finish(&self) -> anyhow::Result<Metrics> {
         Ok(Metrics::new())
     }
+}
+
+/// The built-in async workloads (none without the `service` feature).
+fn async_builtins() -> Vec<(&'static str, Factory)> {
+    #[cfg(feature = "service")]
+    return async_synthetic::builtins();
+    #[cfg(not(feature = "service"))]
+    Vec::new()
 }
 
 /// How the built-in lists name their constructors.
@@ -337,6 +374,7 @@ impl Registry {
         for (name, make) in synthetic::builtins()
             .into_iter()
             .chain(fixtures::builtins())
+            .chain(async_builtins())
         {
             r.push(name, Arc::new(make), false);
         }
@@ -430,6 +468,7 @@ mod tests {
             rows: 300,
             seed: 7,
             threads: 1,
+            concurrency: 1,
             db_path: dir.path().join(format!("run-{name}.db")),
             template_dir: Some(dir.path().to_path_buf()),
             sql_trace: false,
@@ -502,6 +541,7 @@ mod tests {
             rows: 0,
             seed: 1,
             threads: 1,
+            concurrency: 1,
             db_path: dir.path().join("own.db"),
             template_dir: None,
             sql_trace: false,

@@ -162,6 +162,7 @@ impl Workload for Synthetic {
             rows,
             ops,
             threads: 1,
+            ..WorkloadDefaults::default()
         }
     }
 

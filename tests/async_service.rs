@@ -1,0 +1,187 @@
+//! `examples/async_service.rs`, an axum + sqlx service profkit has never
+//! seen, profiled in place at small sizes: its planted problems come out
+//! as findings of their own endpoints, its clean endpoints get none, and
+//! it also runs as a plain server.
+//!
+//! The example is built by `cargo test` (all targets); run alone, this
+//! test needs `cargo build --examples` first.
+
+#![cfg(feature = "service")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The example binary, built beside the `profkit` binary.
+fn example() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_profkit"));
+    let path = bin.with_file_name("examples").join("async_service");
+    assert!(
+        path.is_file(),
+        "{} is not built: run `cargo test` (which builds the examples) or `cargo build --examples`",
+        path.display()
+    );
+    path
+}
+
+fn findings(run: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(run.join("findings.json")).expect("findings.json");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["findings"].as_array().unwrap().clone()
+}
+
+/// The one run folder of `workload` under `out/profiles`.
+fn run_dir(out: &Path, workload: &str) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(out.join("profiles"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(&format!("Z-{workload}")))
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0].clone()
+}
+
+const LEAK_SITE: &str = "async_service::remember_render (examples/async_service.rs:";
+
+#[test]
+fn profile_names_the_leaking_cache_and_the_blocking_call_of_their_endpoints_and_nothing_on_clean_ones(
+) {
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::new(example())
+        .args([
+            "profile",
+            "--workloads",
+            "customers-id,reports-forecast,orders-id,health",
+            "--rows",
+            "2000",
+            "--scale",
+            "0.25",
+        ])
+        .current_dir(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let leaky = findings(&run_dir(out.path(), "customers-id"));
+    let top = &leaky[0];
+    assert_eq!(top["kind"], "leak", "{leaky:#?}");
+    assert!(
+        top["title"].as_str().unwrap().contains(LEAK_SITE),
+        "{leaky:#?}"
+    );
+    assert_eq!(top["workload"], "customers-id");
+    // The blocking call: its endpoint, the poll, and frames of the call.
+    let blocking = findings(&run_dir(out.path(), "reports-forecast"));
+    let top = &blocking[0];
+    assert_eq!(top["kind"], "blocking", "{blocking:#?}");
+    let title = top["title"].as_str().unwrap();
+    assert!(
+        title.starts_with("reports-forecast: one poll held a runtime worker for ")
+            && (title.contains("in `rusqlite::")
+                || title.contains("in `async_service::run_forecast`")),
+        "{title}"
+    );
+    let evidence = top["evidence"].to_string();
+    assert!(
+        evidence.contains("async_service::run_forecast"),
+        "{evidence}"
+    );
+    for clean in ["orders-id", "health"] {
+        let found = findings(&run_dir(out.path(), clean));
+        let planted: Vec<_> = found
+            .iter()
+            .filter(|f| ["leak", "n-plus-one", "blocking"].contains(&f["kind"].as_str().unwrap()))
+            .collect();
+        assert!(planted.is_empty(), "{clean}: {planted:#?}");
+    }
+}
+
+#[test]
+fn serve_app_answers_over_http_on_loopback_and_refuses_bad_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("shop.db").display());
+    let mut child = Command::new(example())
+        .args([
+            "serve-app",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &url,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    let health = get("/health");
+    let orders = get("/orders/recent?from=5");
+    let bad = get("/orders/abc");
+    // profkit's router is mounted: its endpoints answer a loopback peer.
+    let endpoints = get("/debug/profkit/endpoints?seconds=1");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.ends_with("ok"),
+        "{health}"
+    );
+    assert!(
+        endpoints.starts_with("HTTP/1.1 200") && endpoints.contains("\"endpoints\""),
+        "{endpoints}"
+    );
+    assert!(
+        orders.starts_with("HTTP/1.1 200") && orders.contains("\"customer\":\"customer "),
+        "{orders}"
+    );
+    assert!(
+        bad.starts_with("HTTP/1.1 400")
+            && bad.contains("{\"error\":\"order id must be a number, got 'abc'\"}"),
+        "{bad}"
+    );
+
+    for (args, message) in [
+        (
+            &["serve-app", "--listen", "0.0.0.0:0"][..],
+            "not a loopback address",
+        ),
+        (
+            &["serve-app", "--listen", "here"][..],
+            "--listen 'here' is not an address",
+        ),
+        (
+            &["serve-app", "--database-url", "postgres://x"][..],
+            "not a SQLite URL",
+        ),
+        (&["serve-app", "--bogus"][..], "unknown argument '--bogus'"),
+    ] {
+        let out = Command::new(example()).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("Error: ") && stderr.contains(message),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    }
+}
