@@ -107,6 +107,13 @@ pub fn frame_changes(
         .flat_map(|c| c.incl.keys().copied())
         .collect();
     let single = base.len() == 1 && current.len() == 1;
+    let fewest = bc
+        .iter()
+        .chain(&cc)
+        .map(|c| c.total)
+        .min()
+        .unwrap_or(0)
+        .max(1);
     let mut in_noise = 0;
     let mut changed: HashMap<&str, FrameChange> = HashMap::new();
     for f in names {
@@ -124,9 +131,13 @@ pub fn frame_changes(
         if c.delta().abs() < 1e-9 {
             continue;
         }
-        // The model's spread of a share p: its spread at 50 %, scaled.
+        // The model's spread of a share p (its spread at 50 %, scaled),
+        // plus the sampling noise of the smallest run's sample count:
+        // a share of 12 samples moves by far more than the model's points.
         let p = ((c.base_total + c.current_total) / 200.0).clamp(0.0, 1.0);
-        let model_sd = model.share_sd_pp * (p * (1.0 - p)).sqrt() / 0.5;
+        let run_model = model.share_sd_pp * (p * (1.0 - p)).sqrt() / 0.5;
+        let binomial = 1e4 * p * (1.0 - p) / fewest as f64;
+        let model_sd = (run_model * run_model + binomial).sqrt();
         // The model's spread is also the least believed between runs.
         let ci = change_interval(
             &bt,

@@ -162,9 +162,24 @@ pub struct CompareArgs {
     /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Output format: text (default), json, or github (a pull-request
+    /// comment: verdict first, significant changes only, <= 65,536 chars).
+    #[arg(long, value_enum, conflicts_with = "json")]
+    pub format: Option<CompareFormat>,
     /// Compare two runs of different workloads (declared twins need no --force).
     #[arg(long)]
     pub force: bool,
+}
+
+/// `compare`'s output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareFormat {
+    /// Plain text for the terminal.
+    Text,
+    /// The comparison's JSON.
+    Json,
+    /// Markdown for a pull-request comment.
+    Github,
 }
 
 /// Report formats.
@@ -453,6 +468,10 @@ pub struct ProfileArgs {
     /// Compare the session against this baseline at the end and write reports.
     #[arg(long)]
     pub baseline: Option<String>,
+    /// With --baseline: print the comparison as this format (github: the
+    /// pull-request comment, also written to the session's comment.md).
+    #[arg(long, value_enum, requires = "baseline")]
+    pub format: Option<CompareFormat>,
     /// Run options (override every workload's defaults).
     #[command(flatten)]
     pub run: RunFlags,
