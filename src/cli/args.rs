@@ -71,6 +71,8 @@ pub enum Command {
     Serve(super::serve::ServeArgs),
     /// Export a run's CPU profile for speedscope or the Firefox Profiler.
     Export(super::export::ExportArgs),
+    /// Find the first commit that made a workload significantly slower.
+    Bisect(super::bisect::BisectArgs),
     /// Drive `profkit serve` with Locust in distributed mode (master + workers): bench.json, locust.json and Locust's CSVs in a run folder.
     Load(super::serve::LoadArgs),
 }

@@ -34,6 +34,7 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<()> {
         Command::HeapPass(a) => heap_pass(a, registry),
         Command::Serve(a) => super::serve::serve(a),
         Command::Export(a) => super::export::export_cmd(a),
+        Command::Bisect(a) => super::bisect::bisect_cmd(a),
         Command::Load(a) => super::serve::load(a),
     }
 }

@@ -7,6 +7,7 @@
 pub mod args;
 mod args_budget;
 mod args_cpu;
+mod bisect;
 mod dispatch;
 mod export;
 mod harness;
@@ -205,6 +206,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<reports::WouldOverwrite>()
             || c.is::<NothingChecked>()
             || c.is::<export::NoCpuData>()
+            || c.is::<crate::passes::bisect::BisectError>()
             || c.is::<export::ExportExists>()
             || c.is::<crate::analyze::compare::DifferentWorkloads>()
             || c.is::<ServeError>()
