@@ -9,7 +9,10 @@ pub mod measure;
 pub mod passes;
 pub mod profile;
 pub mod render;
+#[cfg(feature = "service")]
 pub mod serve;
+#[cfg(feature = "service")]
+pub mod service;
 pub mod store;
 pub mod units;
 pub mod unwind;

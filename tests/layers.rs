@@ -30,14 +30,19 @@ fn allowed(layer: &str) -> &'static [&'static str] {
         "passes" => &[
             "store", "render", "analyze", "profile", "measure", "workload", "db", "units", "alloc",
         ],
+        // A user's service, profiled in place: serves and collects, runs
+        // nothing (no passes, no store).
+        "service" => &[
+            "render", "analyze", "profile", "measure", "db", "units", "alloc",
+        ],
         // The HTTP server: runs things like a pass, over passes and below.
         "serve" => &[
-            "passes", "store", "render", "analyze", "profile", "measure", "workload", "db",
-            "units", "alloc",
+            "service", "passes", "store", "render", "analyze", "profile", "measure", "workload",
+            "db", "units", "alloc",
         ],
         "cli" => &[
-            "serve", "passes", "store", "render", "analyze", "profile", "measure", "workload",
-            "db", "units", "alloc",
+            "service", "serve", "passes", "store", "render", "analyze", "profile", "measure",
+            "workload", "db", "units", "alloc",
         ],
         _ => &[],
     }

@@ -1,6 +1,8 @@
 //! `profkit serve` in process: real HTTP requests to a server on a free
 //! loopback port, over a small real database.
 
+#![cfg(feature = "service")]
+
 use std::io::Read as _;
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
@@ -264,6 +266,7 @@ fn metrics_count_routes_statements_and_pool() {
 
 #[test]
 fn pprof_profile_is_gzipped_protobuf_with_server_samples_and_one_at_a_time() {
+    let _one = ONE_PROFILE.lock().unwrap_or_else(|p| p.into_inner());
     let s = start(2000);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = traffic(&s, stop.clone());
@@ -350,4 +353,47 @@ fn shutdown_lets_in_flight_requests_finish() {
         std::net::TcpStream::connect(addr).is_err(),
         "still accepting after shutdown"
     );
+}
+
+/// The tests that take the process's one CPU profile, one after the other
+/// (a second would get 409).
+static ONE_PROFILE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn endpoints_report_names_the_n_plus_one_route_only() {
+    let _one = ONE_PROFILE.lock().unwrap_or_else(|p| p.into_inner());
+    let s = start(500);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = traffic(&s, stop.clone());
+    let report = get_json(&s.url("/debug/profkit/endpoints?seconds=2"));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.join().unwrap();
+    let endpoints = report["endpoints"].as_array().unwrap();
+    let find = |route: &str| {
+        endpoints
+            .iter()
+            .find(|e| e["endpoint"].as_str() == Some(route))
+            .unwrap_or_else(|| panic!("no {route} in {report}"))
+    };
+    let n1 = find("GET /api/tenants/{tenant}/recent/n-plus-one");
+    let read = find("GET /api/tenants/{tenant}/emails/{id}");
+    assert!(n1["requests"].as_u64().unwrap() > 0, "{n1}");
+    // The handlers' statements run on the blocking pool, charged to their
+    // request through service::spawn_blocking.
+    assert!(
+        n1["statements_per_request"].as_f64().unwrap() >= 20.0,
+        "{n1}"
+    );
+    let kinds = |e: &Value| -> Vec<String> {
+        e["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(kinds(n1).contains(&"n-plus-one".to_string()), "{n1}");
+    assert!(!kinds(read).contains(&"n-plus-one".to_string()), "{read}");
+    assert!(read["cpu_samples"].as_u64().is_some(), "{read}");
+    s.stop();
 }

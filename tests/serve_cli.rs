@@ -1,6 +1,8 @@
 //! `profkit serve` and `profkit load --locust` through the real binary:
 //! bad addresses, SIGTERM, and a bounded distributed Locust run.
 
+#![cfg(feature = "service")]
+
 mod common;
 
 use std::io::{BufRead as _, BufReader};

@@ -213,6 +213,10 @@ pub struct CpuReport {
     pub threads: Vec<ThreadShare>,
     /// Warnings: frequency not honoured, too few samples.
     pub warnings: Vec<String>,
+    /// Known causes of CPU time in database code (read-lock churn, memory
+    /// statistics, preparation, …) with their shares.
+    #[serde(default)]
+    pub causes: Vec<super::causes::CauseShare>,
 }
 
 /// Analyses a profile: top `top` frames by self and total samples, the
@@ -300,6 +304,7 @@ pub fn analyze(profile: &CpuProfile, workload: &str, top: usize) -> CpuReport {
             })
             .collect(),
         warnings,
+        causes: super::causes::analyze(profile),
     }
 }
 

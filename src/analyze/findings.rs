@@ -53,6 +53,9 @@ pub enum FindingKind {
     Leak,
     /// Most of the latency is waiting (write lock, pool, CPU).
     Waiting,
+    /// A known cause of CPU time in the database code (read-lock churn,
+    /// memory statistics, statement preparation, fsync, page reads).
+    CpuCause,
 }
 
 /// One verdict.
@@ -324,7 +327,7 @@ pub fn supported(findings: Vec<Finding>, cpu_samples: Option<u64>) -> (Vec<Findi
     let before = findings.len();
     let kept: Vec<Finding> = findings
         .into_iter()
-        .filter(|f| !(few && f.kind == FindingKind::CpuHotspot))
+        .filter(|f| !(few && matches!(f.kind, FindingKind::CpuHotspot | FindingKind::CpuCause)))
         .collect();
     let withheld = before - kept.len();
     (kept, withheld)
@@ -471,6 +474,7 @@ pub fn rank(
     if let Some(cpu) = cpu {
         let extra = from_cpu(cpu, sql, &mut all);
         all.extend(extra);
+        all.extend(super::causes::findings(cpu, sql));
     }
     if let Some(leaks) = leaks {
         all.extend(from_leaks(leaks));

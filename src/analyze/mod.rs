@@ -4,9 +4,11 @@
 //! Nothing here reads or writes files or runs a workload; [`crate::passes`]
 //! feeds it data and [`crate::store`] keeps what it returns.
 
+pub mod advice;
 pub mod alloc;
 pub mod budget;
 pub mod calibrate;
+pub mod causes;
 pub mod changes;
 pub mod compare;
 pub mod cpu;

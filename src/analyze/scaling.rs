@@ -47,6 +47,11 @@ pub mod defaults {
     /// … and only when the fitted cost grows at least this much over the
     /// range swept (1.5: +50 %).
     pub const MATERIAL_GROWTH: f64 = 1.5;
+    /// Below this log–log exponent (point estimate, so also whenever its
+    /// whole interval lies below) the printed model is never O(n) or worse:
+    /// a cost that grows less than √ of the data is not linear over the
+    /// range measured, whatever fits its residuals.
+    pub const SUBLINEAR_EXPONENT: f64 = 0.5;
 }
 
 /// Errors in sweep options.
@@ -214,6 +219,12 @@ pub struct ComplexityFit {
     pub growth: f64,
     /// Every model's fit, simplest first.
     pub models: Vec<ModelFit>,
+    /// The model the residuals alone chose when it was linear or worse but
+    /// the exponent said the cost grew sublinearly over the range (an O(n)
+    /// term on a large fixed cost): `best` is then the closest sublinear
+    /// model, so the label agrees with the exponent.
+    #[serde(default)]
+    pub relabelled_from: Option<Complexity>,
 }
 
 /// Fits `cost = a + b × shape(n)` (b ≥ 0) for one model.
@@ -260,7 +271,7 @@ pub fn fit_complexity(points: &[(f64, f64)]) -> Option<ComplexityFit> {
         .map(|&m| fit_model(m, points))
         .collect();
     let best_residual = models.iter().map(|m| m.nrmse).fold(f64::INFINITY, f64::min);
-    let chosen = *models
+    let mut chosen = *models
         .iter()
         .find(|m| m.nrmse <= best_residual * defaults::FIT_SLACK + defaults::FIT_TOLERANCE)
         .unwrap_or(&models[0]);
@@ -271,6 +282,20 @@ pub fn fit_complexity(points: &[(f64, f64)]) -> Option<ComplexityFit> {
     let (lo, hi) = (sizes[0], sizes[sizes.len() - 1]);
     let growth = power.map_or(1.0, |p| p.ratio(lo, hi));
     let exponent = power.map_or(0.0, |p| p.k);
+    let mut relabelled_from = None;
+    if chosen.model.is_linear_or_worse()
+        && power.is_some_and(|p| p.k < defaults::SUBLINEAR_EXPONENT)
+    {
+        // The closest sublinear model by the same rule: O(1) while it fits
+        // nearly as well as O(log n), else O(log n).
+        let sub = &models[..2];
+        let best_sub = sub.iter().map(|m| m.nrmse).fold(f64::INFINITY, f64::min);
+        relabelled_from = Some(chosen.model);
+        chosen = *sub
+            .iter()
+            .find(|m| m.nrmse <= best_sub * defaults::FIT_SLACK + defaults::FIT_TOLERANCE)
+            .unwrap_or(&sub[1]);
+    }
     Some(ComplexityFit {
         best: chosen.model,
         nrmse: chosen.nrmse,
@@ -281,6 +306,7 @@ pub fn fit_complexity(points: &[(f64, f64)]) -> Option<ComplexityFit> {
         exponent_high: power.map_or(0.0, |p| p.high),
         growth,
         models,
+        relabelled_from,
     })
 }
 
@@ -355,6 +381,35 @@ mod tests {
         let fit = fit_complexity(&pts).unwrap();
         assert_eq!(fit.best, Complexity::Linear, "{fit:?}");
         assert!(fit.r_squared > 0.99);
+    }
+
+    #[test]
+    fn the_label_agrees_with_the_exponent() {
+        // The sweep: 1,000 → 100,000 rows, cost 1.9× (n^0.14): a
+        // fixed cost with a small linear term fits best, yet "O(n)" would
+        // mislead.
+        let pts: Vec<_> = [1e3, 1e4, 1e5]
+            .iter()
+            .map(|&n| (n, 4000.0 * (1.0 + 9.17e-6 * n)))
+            .collect();
+        let fit = fit_complexity(&pts).unwrap();
+        assert!(fit.exponent < 0.2, "{fit:?}");
+        assert!(!fit.best.is_linear_or_worse(), "{fit:?}");
+        assert_eq!(fit.relabelled_from, Some(Complexity::Linear), "{fit:?}");
+        assert!(!fit.flagged);
+        // Logarithmic growth with jitter, its whole interval below 0.5.
+        let jitter = [1.0, 1.03, 0.98, 1.01, 0.97];
+        let pts: Vec<_> = points(|n| 1000.0 + 300.0 * n.ln())
+            .into_iter()
+            .zip(jitter)
+            .map(|((n, c), j)| (n, c * j))
+            .collect();
+        let fit = fit_complexity(&pts).unwrap();
+        assert!(fit.exponent_high < 0.5, "{fit:?}");
+        assert!(!fit.best.is_linear_or_worse(), "{fit:?}");
+        // Linear growth keeps its label.
+        let fit = fit_complexity(&points(|n| 300.0 + 2.0 * n)).unwrap();
+        assert_eq!((fit.best, fit.relabelled_from), (Complexity::Linear, None));
     }
 
     /// Row ranges a user might sweep: short and long, small and large data.

@@ -183,6 +183,13 @@ pub struct StatementStats {
     pub full_scans: Vec<String>,
     /// Temp B-trees built.
     pub temp_btrees: Vec<String>,
+    /// Runs that followed a fresh `prepare` (no statement cache hit).
+    #[serde(default)]
+    pub prepares: u64,
+    /// Times SQLite re-prepared it on its own while it ran (a bound value
+    /// its plan depends on, or a schema change).
+    #[serde(default)]
+    pub reprepares: u64,
 }
 
 /// An operation's SQL.
@@ -289,6 +296,8 @@ fn stats_for(
         },
         full_scans: scans,
         temp_btrees: btrees,
+        prepares: merged.prepares,
+        reprepares: merged.reprepares,
         plan,
         slowest,
         shape,

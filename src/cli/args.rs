@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use super::args_advise::AdviseArgs;
 pub use super::args_budget::{BudgetArgs, BudgetCommand};
 pub use super::args_cpu::{CpuArgs, SamplerArg};
 use crate::analyze::leaks::{self, LeakOptions};
@@ -48,6 +49,8 @@ pub enum Command {
     Sql(SqlArgs),
     /// Heap-profile one workload (dhat, or --sampled): heap.json, heap.pb.gz, allocation flamegraphs, alloc.json.
     Heap(HeapArgs),
+    /// Try each mechanical fix (an index, a PRAGMA) on a scratch copy of the database and measure it against the original: the gain with its interval and the SQL to paste.
+    Advise(AdviseArgs),
     /// Look for memory leaks: live heap growth over N, 2N, 4N operations, or an RSS soak run.
     Leaks(LeaksArgs),
     /// Heap and leak passes of `profkit profile`, run in a child process.
@@ -68,12 +71,14 @@ pub enum Command {
     /// Write a report of a run or session (RUN) or of a comparison (BASE..CURRENT) as Markdown, HTML or JSON.
     Report(ReportArgs),
     /// Serve the email store over HTTP/JSON with /metrics and /debug/pprof endpoints.
+    #[cfg(feature = "service")]
     Serve(super::serve::ServeArgs),
     /// Export a run's CPU profile for speedscope or the Firefox Profiler.
     Export(super::export::ExportArgs),
     /// Find the first commit that made a workload significantly slower.
     Bisect(super::bisect::BisectArgs),
     /// Drive `profkit serve` with Locust in distributed mode (master + workers): bench.json, locust.json and Locust's CSVs in a run folder.
+    #[cfg(feature = "service")]
     Load(super::serve::LoadArgs),
 }
 
@@ -584,6 +589,9 @@ pub struct HeapPassArgs {
     /// N of the leak check.
     #[arg(long)]
     pub leak_ops: u64,
+    /// Seconds the leak check may take (default: the main job's).
+    #[arg(long)]
+    pub leak_secs: Option<f64>,
     /// Run options (rows, threads, seed).
     #[command(flatten)]
     pub run: RunFlags,

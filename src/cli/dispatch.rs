@@ -24,6 +24,7 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<()> {
         Command::Cpu(a) => cpu(a, registry),
         Command::Flamegraph(a) => reports::flamegraph_cmd(a),
         Command::Sql(a) => sql(a, registry),
+        Command::Advise(a) => advise(a, registry),
         Command::Check(a) => reports::check(a, registry),
         Command::Budget(a) => reports::budget_cmd(a),
         Command::Baseline(a) => reports::baseline_cmd(a),
@@ -32,9 +33,11 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<()> {
         Command::Heap(a) => heap(a, registry),
         Command::Leaks(a) => leaks(a, registry),
         Command::HeapPass(a) => heap_pass(a, registry),
+        #[cfg(feature = "service")]
         Command::Serve(a) => super::serve::serve(a),
         Command::Export(a) => super::export::export_cmd(a),
         Command::Bisect(a) => super::bisect::bisect_cmd(a),
+        #[cfg(feature = "service")]
         Command::Load(a) => super::serve::load(a),
     }
 }
@@ -217,6 +220,19 @@ fn cpu(a: CpuArgs, registry: &Registry) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn advise(a: AdviseArgs, registry: &Registry) -> anyhow::Result<()> {
+    let ctor = registry.ctor(&a.workload)?;
+    let config = SessionConfig::from(&a.run);
+    let out = passes::advise::run(&config, &|| ctor(), &RunOptions::from(&a.run), &(&a).into())?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&out.advice)?);
+    } else {
+        print!("{}", crate::render::advice::advice_text(&out.advice));
+        println!("wrote {}", out.dir.path.display());
+    }
+    Ok(())
+}
+
 fn sql(a: SqlArgs, registry: &Registry) -> anyhow::Result<()> {
     let workload = registry.get(&a.workload)?;
     let mut session = Session::new(SessionConfig::from(&a.run))?;
@@ -282,6 +298,9 @@ fn heap_pass(a: HeapPassArgs, registry: &Registry) -> anyhow::Result<()> {
         &into,
         a.heap_ops,
         a.leak_ops,
+        a.leak_secs
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .unwrap_or(passes::heap::defaults::LEAK_SECS),
     )?;
     let s = &heap.summary;
     println!(

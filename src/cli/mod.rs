@@ -5,6 +5,7 @@
 //! `Harness::builtins().run()`.
 
 pub mod args;
+mod args_advise;
 mod args_budget;
 mod args_cpu;
 mod bisect;
@@ -12,6 +13,7 @@ mod dispatch;
 mod export;
 mod harness;
 mod reports;
+#[cfg(feature = "service")]
 pub mod serve;
 
 use clap::error::ErrorKind;
@@ -29,7 +31,9 @@ use crate::measure::PlanError;
 use crate::profile::cpu::CpuError;
 use crate::profile::dhat::DhatError;
 use crate::render::input::InputError;
+#[cfg(feature = "service")]
 use crate::serve::locust::LocustError;
+#[cfg(feature = "service")]
 use crate::serve::ServeError;
 use crate::store::baseline::BaselineError;
 use crate::store::{OutputError, RunError};
@@ -164,7 +168,9 @@ pub fn wants_heap_profiling(cli: &Cli) -> bool {
     match &cli.command {
         args::Command::Heap(_) | args::Command::HeapPass(_) | args::Command::Leaks(_) => true,
         // A server samples its heap unless told not to.
+        #[cfg(feature = "service")]
         args::Command::Serve(a) => !a.no_heap_profile,
+        #[cfg(feature = "service")]
         args::Command::Load(a) => !a.no_heap_profile,
         _ => false,
     }
@@ -182,10 +188,25 @@ pub fn heap_sample_interval(cli: &Cli) -> Option<u64> {
         // A soak run is timed: sampling, never exact.
         args::Command::Leaks(a) if a.soak.is_some() => Some(a.sample_interval),
         // So is a server, under load or not.
+        #[cfg(feature = "service")]
         args::Command::Serve(a) => Some(a.heap_sample_interval),
+        #[cfg(feature = "service")]
         args::Command::Load(a) => Some(a.heap_sample_interval),
         args::Command::Leaks(a) if a.dhat => None,
         _ => Some(EXACT),
+    }
+}
+
+/// Bad input to `serve` or `load` (none without the `service` feature).
+fn service_error(c: &(dyn std::error::Error + 'static)) -> bool {
+    #[cfg(feature = "service")]
+    {
+        c.is::<ServeError>() || c.is::<LocustError>()
+    }
+    #[cfg(not(feature = "service"))]
+    {
+        let _ = c;
+        false
     }
 }
 
@@ -201,6 +222,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<StressError>()
             || c.is::<RateError>()
             || c.is::<BudgetError>()
+            || c.is::<crate::passes::advise::AdviseError>()
             || c.is::<RunError>()
             || c.is::<BadTarget>()
             || c.is::<reports::WouldOverwrite>()
@@ -209,8 +231,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<crate::passes::bisect::BisectError>()
             || c.is::<export::ExportExists>()
             || c.is::<crate::analyze::compare::DifferentWorkloads>()
-            || c.is::<ServeError>()
-            || c.is::<LocustError>()
+            || service_error(c)
             || matches!(
                 c.downcast_ref::<CpuError>(),
                 Some(CpuError::BadFrequency(_) | CpuError::TooFewSamples { .. })

@@ -10,6 +10,7 @@ pub mod pool;
 pub mod schema;
 pub mod sqlite_alloc;
 pub mod trace;
+pub mod trial;
 pub mod waits;
 
 use std::fs::File;

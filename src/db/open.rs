@@ -70,6 +70,8 @@ fn configure(conn: &Connection, config: &DbConfig) -> rusqlite::Result<()> {
         conn.execute_batch("PRAGMA query_only = ON")?;
     }
     conn.set_prepared_statement_cache_capacity(64);
+    // The advisor's trial PRAGMAs, last, so they win.
+    super::trial::apply(conn)?;
     if config.sql_trace {
         trace::install(conn);
     }

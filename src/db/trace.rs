@@ -53,6 +53,14 @@ pub struct StatementTally {
     /// (SQLite may plan a statement anew for the values bound, so the plan
     /// of the slowest run can differ from the generic one).
     pub slowest: Option<(u64, String)>,
+    /// Runs that were the first of a freshly prepared statement (SQLite's
+    /// `SQLITE_STMTSTATUS_RUN` was 1 when it finished): one per
+    /// `prepare` that missed a statement cache.
+    pub prepares: u64,
+    /// Times SQLite prepared the statement again on its own while it ran
+    /// (`SQLITE_STMTSTATUS_REPREPARE`): a schema change, or a bound value
+    /// the planner looks at (STAT4 ranges, LIKE patterns, FTS5 MATCH).
+    pub reprepares: u64,
 }
 
 impl Default for StatementTally {
@@ -64,6 +72,8 @@ impl Default for StatementTally {
             histogram: Histogram::new_with_bounds(1, 3_600_000_000_000, 2)
                 .expect("valid histogram bounds"),
             slowest: None,
+            prepares: 0,
+            reprepares: 0,
         }
     }
 }
@@ -74,6 +84,8 @@ impl StatementTally {
         self.executions += other.executions;
         self.nanos += other.nanos;
         self.rows += other.rows;
+        self.prepares += other.prepares;
+        self.reprepares += other.reprepares;
         self.histogram
             .add(&other.histogram)
             .expect("histograms of one precision merge");
@@ -208,8 +220,22 @@ unsafe fn handle(event: c_uint, p: *mut c_void, x: *mut c_void) {
                         by_sql.entry(sql.as_ref().into()).or_default()
                     }
                 };
+                if let Some(listen) = LISTENER.get() {
+                    listen(sql.as_ref(), nanos, rows);
+                }
                 s.counts.statements += 1;
                 s.counts.nanos += nanos;
+                // SAFETY: `p` is the statement being reported on.
+                let (runs, reprepares) = unsafe {
+                    let stmt = p as *mut ffi::sqlite3_stmt;
+                    (
+                        ffi::sqlite3_stmt_status(stmt, ffi::SQLITE_STMTSTATUS_RUN, 0),
+                        // Read and reset: each run counts its own.
+                        ffi::sqlite3_stmt_status(stmt, ffi::SQLITE_STMTSTATUS_REPREPARE, 1),
+                    )
+                };
+                tally.prepares += u64::from(runs == 1);
+                tally.reprepares += reprepares.max(0) as u64;
                 tally.executions += 1;
                 tally.nanos += nanos;
                 tally.rows += rows;
@@ -237,6 +263,18 @@ unsafe fn handle(event: c_uint, p: *mut c_void, x: *mut c_void) {
         }
         _ => {}
     }
+}
+
+/// Told of every statement the hook records (see [`set_listener`]).
+static LISTENER: std::sync::OnceLock<fn(&str, u64, u64)> = std::sync::OnceLock::new();
+
+/// Also hands every statement the hook records (its SQL text as prepared,
+/// nanoseconds, rows) to `listen`, on the thread that ran it: how
+/// `profkit::service` attributes rusqlite statements to the request running
+/// there. Set once per process; later calls are ignored. `listen` must not
+/// run SQL itself.
+pub fn set_listener(listen: fn(&str, u64, u64)) {
+    let _ = LISTENER.set(listen);
 }
 
 /// Database files of the connections the hook was installed on, for the
@@ -363,5 +401,33 @@ mod tests {
         assert_eq!(by_sql.len(), 3, "{:?}", by_sql.keys().collect::<Vec<_>>());
         let total: u64 = by_sql.values().map(|t| t.histogram.len()).sum();
         assert_eq!(total, 12);
+    }
+
+    #[test]
+    fn counts_fresh_preparations_apart_from_cached_runs() {
+        let conn = crate::db::sqlite_alloc::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+            .unwrap();
+        install(&conn);
+        take_thread_tallies();
+        for i in 0..6 {
+            // `execute` prepares the statement anew each time.
+            conn.execute("INSERT INTO t (v) VALUES (?1)", [format!("v{i}")])
+                .unwrap();
+        }
+        for i in 0..6 {
+            let n: i64 = conn
+                .prepare_cached("SELECT count(*) FROM t WHERE id <= ?1")
+                .unwrap()
+                .query_row([i], |r| r.get(0))
+                .unwrap();
+            assert_eq!(n, i.min(6));
+        }
+        let tallies = take_thread_tallies();
+        let by_sql = &tallies[""];
+        let insert = &by_sql["INSERT INTO t (v) VALUES (?1)"];
+        assert_eq!((insert.executions, insert.prepares), (6, 6));
+        let select = &by_sql["SELECT count(*) FROM t WHERE id <= ?1"];
+        assert_eq!((select.executions, select.prepares), (6, 1));
     }
 }

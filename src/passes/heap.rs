@@ -32,9 +32,18 @@ use crate::workload::{Make, Workload};
 pub mod defaults {
     /// Seconds of dhat-tracked work in the heap pass.
     pub const HEAP_PASS_SECS: f64 = 0.2;
-    /// Allocations tracked by the leak check (about 0.5 s under dhat):
-    /// leaky-cache's 96 B/op leak then shows over N = 750 operations.
+    /// Allocations tracked by the leak check (about 0.5 s in a release
+    /// build): the least it checks, as before it was sized by time.
     pub const LEAK_BLOCKS: f64 = 100_000.0;
+    /// Seconds of tracked work the leak check may take (its N, 2N, 4N
+    /// points and their warm-ups), from the heap pass's time per
+    /// operation: a budget in blocks alone left a workload allocating
+    /// 1,000 blocks per operation at N = 20, too few for a 60 B/op leak
+    /// to pass the growth threshold (2N × 60 B ≥ 16 KiB needs N ≥ 137).
+    pub const LEAK_SECS: f64 = 2.0;
+    /// Largest N the time budget buys: enough for a 16 B/op leak to pass
+    /// the growth threshold (2N × 16 B = 16 KiB).
+    pub const LEAK_MAX_N: u64 = 512;
     /// The heap pass's operations: this share of the bench pass's.
     pub const HEAP_SHARE: f64 = 1.0 / 20.0;
     /// N of the leak check: this share of the bench pass's operations
@@ -253,6 +262,9 @@ pub struct ChildArgs {
     pub heap_ops: u64,
     /// N of the leak check.
     pub leak_ops: u64,
+    /// Seconds the leak check may take ([`defaults::LEAK_SECS`] × the
+    /// main job's `--scale`).
+    pub leak_secs: f64,
     /// Root of run folders.
     pub out: PathBuf,
     /// Run flags passed on.
@@ -274,6 +286,7 @@ impl ChildArgs {
             templates: session.temp_dir().to_path_buf(),
             heap_ops: ((bench_ops * defaults::HEAP_SHARE).round() as u64).max(1),
             leak_ops: ((bench_ops * defaults::LEAK_SHARE).round() as u64).max(1),
+            leak_secs: defaults::LEAK_SECS,
             out: session.config().out_dir.clone(),
             rows: None,
             threads: None,
@@ -299,6 +312,8 @@ pub fn spawn_child(args: &ChildArgs) -> anyhow::Result<String> {
         .arg(args.heap_ops.to_string())
         .arg("--leak-ops")
         .arg(args.leak_ops.to_string())
+        .arg("--leak-secs")
+        .arg(args.leak_secs.to_string())
         .arg("--out")
         .arg(&args.out)
         .stdin(Stdio::null())
@@ -328,9 +343,31 @@ pub fn spawn_child(args: &ChildArgs) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// N of the leak check, its operations with warm-ups, and the heap pass's
+/// seconds per operation: the larger of what [`defaults::LEAK_BLOCKS`]
+/// (capped by `leak_ops`, as before) and `leak_secs` (capped at
+/// [`defaults::LEAK_MAX_N`]) allow.
+fn leak_size(heap: &HeapOutputs, leak_ops: u64, leak_secs: f64) -> (u64, u64, f64) {
+    let ops_done = heap.ops.max(1) as f64;
+    let per_op_blocks = heap.summary.total_blocks as f64 / ops_done;
+    let secs_per_op = heap.summary.duration_us as f64 / 1e6 / ops_done;
+    let by_blocks = (defaults::LEAK_BLOCKS / per_op_blocks.max(1e-9)).floor() as u64;
+    let by_time = if secs_per_op > 0.0 {
+        (leak_secs / secs_per_op).floor() as u64
+    } else {
+        0
+    };
+    let n_blocks = leak_ops.min(by_blocks / leak_defaults::OPS_PER_N);
+    let n_time = (by_time / leak_defaults::OPS_PER_N).min(defaults::LEAK_MAX_N);
+    let n = n_blocks.max(n_time).max(1);
+    let budget = by_blocks.max(by_time.min(n * leak_defaults::OPS_PER_N));
+    (n, budget, secs_per_op)
+}
+
 /// The child's side: the heap pass (at most `heap_ops` operations and
-/// [`defaults::HEAP_PASS_SECS`]), then a leak check sized by allocations per
-/// operation to stay within [`defaults::LEAK_BLOCKS`], both into `into`.
+/// [`defaults::HEAP_PASS_SECS`]), then a leak check sized by the heap
+/// pass's allocations and time per operation ([`leak_size`]), both into
+/// `into`.
 pub fn child(
     session: &mut Session,
     make: Make<'_>,
@@ -338,6 +375,7 @@ pub fn child(
     into: &RunDir,
     heap_ops: u64,
     leak_ops: u64,
+    leak_secs: f64,
 ) -> anyhow::Result<(HeapOutputs, LeakReport)> {
     let name = make().name().to_string();
     let mut options = options.clone();
@@ -352,16 +390,16 @@ pub fn child(
     };
     let (_, out) = run(session, make(), &options, &heap_options)?;
     let ops_done = out.ops.max(1);
-    let per_op = out.summary.total_blocks as f64 / ops_done as f64;
-    let budget = (defaults::LEAK_BLOCKS / per_op.max(1e-9)).floor() as u64;
+    let (n, budget, secs_per_op) = leak_size(&out, leak_ops, leak_secs);
     let report = if budget < defaults::MIN_LEAK_BUDGET {
         let mut r = LeakReport::skipped(&name);
         r.verdict = format!(
-            "skipped: one operation allocates {per_op:.0} blocks, too many for the profile's time budget; run `profkit leaks {name}`"
+            "skipped: one operation takes {:.0} ms and {:.0} blocks under the heap profiler, too much for the profile's budget; run `profkit leaks {name}`",
+            1e3 * secs_per_op,
+            out.summary.total_blocks as f64 / ops_done as f64
         );
         r
     } else {
-        let n = leak_ops.min(budget / leak_defaults::OPS_PER_N).max(1);
         let mut leak = LeakOptions::for_ops(n);
         let measured = leak_defaults::MEASURED_PER_N * n;
         let warmups = leak_defaults::POINTS.len() as u64;

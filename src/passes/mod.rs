@@ -12,6 +12,7 @@
 //! - [`compare`]: comparisons and their differential flamegraphs;
 //! - [`profile`]: the main job, every pass over every workload, and its index.
 
+pub mod advise;
 pub mod bisect;
 pub mod compare;
 pub mod cpu;

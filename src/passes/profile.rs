@@ -169,6 +169,7 @@ pub fn run(
                     rows: base.rows,
                     threads: base.threads,
                     seed: base.seed,
+                    leak_secs: super::heap::defaults::LEAK_SECS * options.scale,
                     ..ChildArgs::sized(&p.name, p.planned_ops, &session, &p.outcome.dir.path)
                 };
                 (p.name.clone(), child)

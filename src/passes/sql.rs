@@ -30,7 +30,7 @@ pub struct SqlRun {
 
 /// Measures a prepared workload with statement tracing and analyses it.
 /// The workload must have been prepared with `sql_trace` on.
-fn measure_traced(prepared: &Prepared, session: &Session) -> anyhow::Result<SqlRun> {
+pub(super) fn measure_traced(prepared: &Prepared, session: &Session) -> anyhow::Result<SqlRun> {
     anyhow::ensure!(
         prepared.env.sql_trace,
         "the SQL pass needs a workload prepared with the trace hook on"

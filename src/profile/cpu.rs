@@ -351,6 +351,30 @@ pub fn profile<T>(
     options: &CpuOptions,
     f: impl FnOnce() -> T,
 ) -> Result<(T, CpuProfile), CpuError> {
+    profile_timed(options, f).map(|(v, p, _)| (v, p))
+}
+
+/// Every sample of a profile with its thread and time, unsymbolised: what
+/// the per-thread stack sampler ([`Sampler::PerfStack`]) saw, for matching
+/// samples to what ran on their thread at that moment (the tracing layer
+/// of `profkit::service` labels them with the request). Empty for the
+/// samplers that unwind in a signal handler (no time per sample).
+#[derive(Debug, Default)]
+pub struct Timed {
+    /// The samples, each with its thread id, time (CLOCK_MONOTONIC, ns)
+    /// and index into `stacks`.
+    pub samples: Vec<super::perf_stack::TimedSample>,
+    /// Distinct stacks: addresses, leaf first.
+    pub stacks: Vec<Vec<usize>>,
+    /// Thread names by id.
+    pub names: std::collections::HashMap<i32, String>,
+}
+
+/// [`profile`], also returning each sample with its time ([`Timed`]).
+pub fn profile_timed<T>(
+    options: &CpuOptions,
+    f: impl FnOnce() -> T,
+) -> Result<(T, CpuProfile, Timed), CpuError> {
     let mode = options.sampler.mode();
     let mut frequency = options.frequency();
     if frequency == 0 || frequency > defaults::MAX_FREQUENCY {
@@ -407,6 +431,7 @@ pub fn profile<T>(
             .0
             .saturating_sub(cpu_before.total().0),
     );
+    let mut timed = Timed::default();
     let stacks = match guard {
         // The report must be built before the guard drops: stopping clears it.
         Some(guard) => convert(
@@ -416,7 +441,12 @@ pub fn profile<T>(
                 .map_err(|e| CpuError::Report(e.to_string()))?,
         ),
         None => {
-            let c = collected.unwrap_or_default().samples;
+            let mut c = collected.unwrap_or_default().samples;
+            timed = Timed {
+                samples: std::mem::take(&mut c.timed),
+                stacks: std::mem::take(&mut c.interned),
+                names: c.names.clone(),
+            };
             super::cpu_stacks::stacks(c.stacks.into_iter().map(|((tid, ips), n)| {
                 let name = c
                     .names
@@ -443,6 +473,7 @@ pub fn profile<T>(
             started_unix_nanos,
             stacks,
         },
+        timed,
     ))
 }
 

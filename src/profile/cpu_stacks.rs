@@ -98,8 +98,16 @@ fn symbolize(lookup: usize) -> Vec<Frame> {
 /// inline scope are found), frames of the profiler are cut off, equal
 /// stacks merged, in a deterministic order (by thread, then frames).
 pub fn stacks(samples: impl IntoIterator<Item = (String, Vec<usize>, u64)>) -> Vec<Stack> {
+    sorted(stacks_by(samples))
+}
+
+/// [`stacks`] grouped by any key (a thread name, or a thread and a request
+/// label), merged but not sorted.
+pub fn stacks_by<K: std::hash::Hash + Eq>(
+    samples: impl IntoIterator<Item = (K, Vec<usize>, u64)>,
+) -> HashMap<(K, Vec<Frame>), u64> {
     let mut cache: HashMap<usize, Vec<Frame>> = HashMap::new();
-    let mut merged: HashMap<(String, Vec<Frame>), u64> = HashMap::new();
+    let mut merged: HashMap<(K, Vec<Frame>), u64> = HashMap::new();
     for (thread, ips, count) in samples {
         let lookups: Vec<usize> = ips
             .iter()
@@ -121,7 +129,7 @@ pub fn stacks(samples: impl IntoIterator<Item = (String, Vec<usize>, u64)>) -> V
             .collect();
         *merged.entry((thread, stack)).or_default() += count;
     }
-    sorted(merged)
+    merged
 }
 
 /// Sample counts by (thread, frames) as stacks in [`CpuProfile`]'s order:

@@ -26,9 +26,9 @@ pub const STACK_BYTES: u32 = 16 * 1024;
 /// Deepest stack kept (frames).
 const MAX_FRAMES: usize = 256;
 
-/// Size of one sample record: header, pid/tid, ABI, 3 registers, stack
-/// size, stack, dynamic size.
-const RECORD_BYTES: u64 = 8 + 8 + 8 + 3 * 8 + 8 + STACK_BYTES as u64 + 8;
+/// Size of one sample record: header, pid/tid, time, ABI, 3 registers,
+/// stack size, stack, dynamic size.
+const RECORD_BYTES: u64 = 8 + 8 + 8 + 8 + 3 * 8 + 8 + STACK_BYTES as u64 + 8;
 
 /// Largest ring buffer per thread, in data pages (1 MiB of 4 KiB pages).
 const MAX_PAGES: usize = 256;
@@ -45,8 +45,17 @@ const REGS_MASK: u64 =
 /// Sets up `attr` to copy registers and stack into each sample record.
 #[cfg(target_arch = "x86_64")]
 pub(super) fn configure(attr: &mut b::perf_event_attr) {
-    attr.sample_type =
-        u64::from(b::PERF_SAMPLE_TID | b::PERF_SAMPLE_REGS_USER | b::PERF_SAMPLE_STACK_USER);
+    attr.sample_type = u64::from(
+        b::PERF_SAMPLE_TID
+            | b::PERF_SAMPLE_TIME
+            | b::PERF_SAMPLE_REGS_USER
+            | b::PERF_SAMPLE_STACK_USER,
+    );
+    // Sample times on CLOCK_MONOTONIC, the clock `profkit::service`'s
+    // tracing layer stamps span entries and exits with, so that a sample
+    // can be matched to the request running on its thread at that moment.
+    attr.set_use_clockid(1);
+    attr.clockid = libc::CLOCK_MONOTONIC;
     attr.sample_regs_user = REGS_MASK;
     attr.sample_stack_user = STACK_BYTES;
     // Nobody waits on the descriptor: the watcher polls.
@@ -72,10 +81,11 @@ pub fn ring_span(pages: usize, page: usize, frequency: u32) -> Duration {
 /// One record of the ring buffer, as far as the sampler cares.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Record<'a> {
-    /// A sample: the thread, its registers (none for a kernel thread) and
-    /// the valid part of its stack copy.
+    /// A sample: the thread, when (CLOCK_MONOTONIC, ns), its registers
+    /// (none for a kernel thread) and the valid part of its stack copy.
     Sample {
         tid: i32,
+        time: u64,
         regs: Option<unwind::Regs>,
         stack: &'a [u8],
     },
@@ -97,8 +107,9 @@ pub(super) fn parse(r: &[u8]) -> Option<Record<'_>> {
         b::PERF_RECORD_LOST => Some(Record::Lost(u64_at(r, 16)?)),
         b::PERF_RECORD_SAMPLE => {
             let tid = u32::from_ne_bytes(r.get(12..16)?.try_into().ok()?) as i32;
-            let abi = u64_at(r, 16)?;
-            let mut at = 24;
+            let time = u64_at(r, 16)?;
+            let abi = u64_at(r, 24)?;
+            let mut at = 32;
             let regs = if abi == 0 {
                 None
             } else {
@@ -121,6 +132,7 @@ pub(super) fn parse(r: &[u8]) -> Option<Record<'_>> {
             };
             Some(Record::Sample {
                 tid,
+                time,
                 regs,
                 stack: &stack[..valid],
             })
@@ -129,12 +141,29 @@ pub(super) fn parse(r: &[u8]) -> Option<Record<'_>> {
     }
 }
 
+/// One sample with its time, for matching it to what ran on its thread
+/// then (see [`StackSamples::timed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimedSample {
+    /// Thread id.
+    pub tid: i32,
+    /// CLOCK_MONOTONIC, nanoseconds.
+    pub time: u64,
+    /// Index of its stack in [`StackSamples::interned`].
+    pub stack: u32,
+}
+
 /// Samples gathered by the watcher: per thread and stack (addresses leaf
 /// first: the interrupted instruction, then return addresses), a count.
 #[derive(Debug, Default)]
 pub struct StackSamples {
     /// (thread id, frames leaf first) → samples.
     pub stacks: HashMap<(i32, Vec<usize>), u64>,
+    /// Every sample in the order read, with its time (16 bytes each).
+    pub timed: Vec<TimedSample>,
+    /// The distinct stacks [`TimedSample::stack`] points into.
+    pub interned: Vec<Vec<usize>>,
+    index: HashMap<Vec<usize>, u32>,
     /// Thread names (`/proc/self/task/<tid>/comm`), read when the thread's
     /// event opened and again at its first sample (a new thread may name
     /// itself just after it starts).
@@ -152,13 +181,33 @@ impl StackSamples {
     /// Takes one ring-buffer record.
     pub(super) fn record(&mut self, raw: &[u8]) {
         match parse(raw) {
-            Some(Record::Sample { tid, regs, stack }) => {
+            Some(Record::Sample {
+                tid,
+                time,
+                regs,
+                stack,
+            }) => {
                 self.frames.resize(MAX_FRAMES, 0);
                 let n = match regs {
                     Some(regs) => unwind::from_regs(regs, stack, &mut self.frames),
                     None => 0,
                 };
-                let key = (tid, self.frames[..n].to_vec());
+                let frames = &self.frames[..n];
+                let id = match self.index.get(frames) {
+                    Some(&id) => id,
+                    None => {
+                        let id = self.interned.len() as u32;
+                        self.interned.push(frames.to_vec());
+                        self.index.insert(frames.to_vec(), id);
+                        id
+                    }
+                };
+                self.timed.push(TimedSample {
+                    tid,
+                    time,
+                    stack: id,
+                });
+                let key = (tid, frames.to_vec());
                 *self.stacks.entry(key).or_default() += 1;
                 if self.named.insert(tid) {
                     if let Some(name) = thread_name(tid) {
@@ -212,6 +261,7 @@ mod tests {
         r.extend_from_slice(&[0, 0, 0, 0]); // misc, size: not read here
         r.extend_from_slice(&7u32.to_ne_bytes());
         r.extend_from_slice(&tid.to_ne_bytes());
+        r.extend_from_slice(&1234u64.to_ne_bytes());
         match regs {
             Some(v) => {
                 r.extend_from_slice(&2u64.to_ne_bytes());
@@ -243,6 +293,7 @@ mod tests {
             parse(&r),
             Some(Record::Sample {
                 tid: 42,
+                time: 1234,
                 regs: Some(unwind::Regs {
                     pc: 0x1234,
                     sp: 0x5000,
@@ -257,6 +308,7 @@ mod tests {
             parse(&r),
             Some(Record::Sample {
                 tid: 9,
+                time: 1234,
                 regs: None,
                 stack: &[]
             })
@@ -279,6 +331,9 @@ mod tests {
         s.record(&[1, 2, 3]);
         assert_eq!((s.lost, s.total(), s.bad), (17, 2, 1));
         assert_eq!(s.per_thread()[&5], 2);
+        assert_eq!(s.timed.len(), 2);
+        assert_eq!((s.timed[1].tid, s.timed[1].time), (5, 1234));
+        assert_eq!(s.interned.len(), 1);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! pprof, dhat) sit together in [`input`]. Writing files is
 //! [`crate::store`]'s job; deciding what to write is [`crate::passes`]'.
 
+pub mod advice;
 pub mod budget;
 pub mod cpu_table;
 pub mod diffgraph;

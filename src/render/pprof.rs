@@ -242,6 +242,14 @@ pub const THREAD_LABEL: &str = "thread";
 /// and cpu/nanoseconds (cpu = samples × the true sample period measured
 /// from process CPU time), period = that true period.
 pub fn to_pprof(profile: &CpuProfile) -> Profile {
+    to_pprof_labelled(profile, &[])
+}
+
+/// [`to_pprof`] with labels of its own on each sample: `labels[i]` (key,
+/// value pairs) go on the sample of `profile.stacks[i]`, beside the thread
+/// label (`go tool pprof -tagfocus key=value` selects them). Stacks past
+/// the end of `labels` get none.
+pub fn to_pprof_labelled(profile: &CpuProfile, labels: &[Vec<(String, String)>]) -> Profile {
     let mut strings = Strings::new();
     let mut functions: Vec<Function> = Vec::new();
     let mut function_ids: HashMap<(&str, Option<&str>), u64> = HashMap::new();
@@ -259,7 +267,7 @@ pub fn to_pprof(profile: &CpuProfile) -> Profile {
     let thread_key = strings.get(THREAD_LABEL);
     let mapping = exe_mapping(&mut strings);
     let mut samples = Vec::with_capacity(profile.stacks.len());
-    for stack in &profile.stacks {
+    for (i, stack) in profile.stacks.iter().enumerate() {
         // Split root-first frames into physical frames: a non-inlined
         // frame followed by the frames inlined into it.
         let mut groups: Vec<&[Frame]> = Vec::new();
@@ -312,14 +320,22 @@ pub fn to_pprof(profile: &CpuProfile) -> Profile {
             }
             ids.push(id);
         }
+        let mut label = vec![Label {
+            key: thread_key,
+            str: strings.get(&stack.thread),
+            ..Default::default()
+        }];
+        for (k, v) in labels.get(i).into_iter().flatten() {
+            label.push(Label {
+                key: strings.get(k),
+                str: strings.get(v),
+                ..Default::default()
+            });
+        }
         samples.push(Sample {
             location_id: ids,
             value: vec![stack.samples as i64, stack.samples as i64 * period],
-            label: vec![Label {
-                key: thread_key,
-                str: strings.get(&stack.thread),
-                ..Default::default()
-            }],
+            label,
         });
     }
     let comment = vec![strings.get(&format!(
@@ -347,6 +363,14 @@ pub fn to_pprof(profile: &CpuProfile) -> Profile {
 /// The profile as gzipped protobuf bytes (`cpu.pb.gz`).
 pub fn to_pprof_gz(profile: &CpuProfile) -> std::io::Result<Vec<u8>> {
     gzip(&to_pprof(profile).encode_to_vec())
+}
+
+/// [`to_pprof_labelled`] as gzipped protobuf bytes.
+pub fn to_pprof_labelled_gz(
+    profile: &CpuProfile,
+    labels: &[Vec<(String, String)>],
+) -> std::io::Result<Vec<u8>> {
+    gzip(&to_pprof_labelled(profile, labels).encode_to_vec())
 }
 
 /// The allocator's own frames, as a `drop_frames` regex: pprof cuts each

@@ -140,9 +140,16 @@ pub fn sweep_table(r: &SweepResult) -> String {
                 f.r_squared,
                 100.0 * f.nrmse,
                 if f.flagged {
-                    " — FLAG: cost grows linearly or worse with the data"
+                    " — FLAG: cost grows linearly or worse with the data".to_string()
+                } else if let Some(m) = f.relabelled_from {
+                    format!(
+                        "; sublinear over this range ({m} on a large fixed cost fits the residuals too, but the cost grew {:.2}× for {:.0}× the data)",
+                        f.growth,
+                        r.levels.last().map_or(1.0, |l| l.rows as f64)
+                            / r.levels.first().map_or(1.0, |l| l.rows.max(1) as f64)
+                    )
                 } else {
-                    ""
+                    String::new()
                 }
             )),
             None => out.push_str("\ngrowth: not fitted (needs at least 3 row levels)"),

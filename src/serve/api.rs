@@ -13,17 +13,20 @@ use axum::{Json, Router};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use tracing::Instrument as _;
+
 use super::debug;
 use super::state::Shared;
 use crate::db::data::{random_email, rare_code};
 use crate::db::{DatabaseManager, Email, Scope, SenderStats};
+use crate::service::Access;
 
 /// Most rows one request may ask for.
 const MAX_LIMIT: usize = 1000;
 
 /// Every route of the server.
 pub(super) fn router(state: Shared) -> Router {
-    let routes: [(&'static str, MethodRouter<Shared>); 14] = [
+    let routes: [(&'static str, MethodRouter<Shared>); 11] = [
         ("/api/info", get(info)),
         ("/api/random-emails", get(random_emails)),
         ("/api/tenants/{tenant}/emails", post(insert)),
@@ -37,11 +40,18 @@ pub(super) fn router(state: Shared) -> Router {
             get(recent_n_plus_one),
         ),
         ("/api/tenants/{tenant}/recent/batched", get(recent_batched)),
-        ("/metrics", get(debug::metrics)),
-        ("/debug/pprof/profile", get(debug::pprof_profile)),
-        ("/debug/pprof/heap", get(debug::pprof_heap)),
-        ("/debug/profkit/sql", get(debug::sql_window)),
+        (
+            "/debug/profkit/sql",
+            get(debug::sql_window).route_layer(middleware::from_fn_with_state(
+                std::sync::Arc::new(Access::default()),
+                crate::service::guard,
+            )),
+        ),
     ];
+    // /debug/pprof/*, /debug/profkit/endpoints and /flamegraph, /metrics:
+    // profkit::service's, for loopback peers. Built first: it installs the
+    // metrics recorder the counters below are declared in.
+    let debug = crate::service::routes(Access::default(), false);
     let mut router = Router::new();
     for (path, handler) in routes {
         // Declared at 0 from the start, as Prometheus clients expect: a
@@ -51,10 +61,23 @@ pub(super) fn router(state: Shared) -> Router {
     }
     router
         .route_layer(middleware::from_fn_with_state(state.clone(), track))
-        .with_state(state)
+        .with_state(state.clone())
+        // /debug/pprof/*, /debug/profkit/endpoints and /flamegraph, /metrics:
+        // profkit::service's, for loopback peers.
+        .merge(debug)
+        .layer(middleware::from_fn_with_state(state, pool_gauges))
 }
 
-/// Counts and times every request by its route.
+/// Sets the pool gauges before `/metrics` renders them.
+async fn pool_gauges(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    if req.uri().path() == "/metrics" {
+        debug::pool_gauges(&state);
+    }
+    next.run(req).await
+}
+
+/// Counts and times every request by its route, in a root span naming it
+/// (the request profkit::service's layer follows).
 async fn track(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -62,7 +85,8 @@ async fn track(State(state): State<Shared>, req: Request, next: Next) -> Respons
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
     let started = Instant::now();
-    let response = next.run(req).await;
+    let span = tracing::info_span!("request", method = method.as_str(), route = route.as_str());
+    let response = next.run(req).instrument(span).await;
     let status = response.status();
     state.count_request();
     metrics::counter!("profkit_http_requests_total", "route" => route.clone(), "method" => method, "status" => status.as_u16().to_string()).increment(1);
@@ -102,7 +126,7 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&DatabaseManager) -> anyhow::Result<T> + Send + 'static,
 ) -> ApiResult<T> {
     let state = state.clone();
-    let out = tokio::task::spawn_blocking(move || state.traced(label, f))
+    let out = crate::service::spawn_blocking(move || state.traced(label, f))
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     Ok(Json(out))

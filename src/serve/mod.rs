@@ -198,14 +198,24 @@ impl Server {
         } else {
             None
         };
+        // Requests become spans the service layer follows (unless the
+        // embedding process installed a subscriber of its own).
+        {
+            use tracing_subscriber::layer::SubscriberExt as _;
+            let _ = tracing::subscriber::set_global_default(
+                tracing_subscriber::registry().with(crate::service::layer()),
+            );
+        }
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener)?;
             let app = api::router(state.clone());
-            let upkeep = tokio::spawn(debug::upkeep());
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop_signal(stop))
-                .await?;
-            upkeep.abort();
+            // ConnectInfo: the debug routes answer loopback peers only.
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop_signal(stop))
+            .await?;
             anyhow::Ok(())
         })?;
         // In-flight blocking calls are done; the database goes last.

@@ -23,8 +23,6 @@ pub(super) struct AppState {
     pub(super) db: DatabaseManager,
     requests: AtomicU64,
     window: Mutex<Option<SqlWindow>>,
-    /// A CPU profile is being taken.
-    pub(super) profiling: AtomicBool,
     /// A SQL window is open.
     pub(super) sql_busy: AtomicBool,
 }
@@ -49,12 +47,10 @@ impl Drop for Busy<'_> {
 
 impl AppState {
     pub(super) fn new(db: DatabaseManager) -> anyhow::Result<AppState> {
-        super::debug::install_recorder()?;
         Ok(AppState {
             db,
             requests: AtomicU64::new(0),
             window: Mutex::new(None),
-            profiling: AtomicBool::new(false),
             sql_busy: AtomicBool::new(false),
         })
     }

@@ -40,6 +40,8 @@ pub mod files {
     pub const LOAD: &str = "load.json";
     /// Ranked findings.
     pub const FINDINGS: &str = "findings.json";
+    /// Fixes tried on scratch copies of the database, measured.
+    pub const ADVICE: &str = "advice.json";
     /// CPU profile, pprof protobuf, gzipped.
     pub const CPU_PPROF: &str = "cpu.pb.gz";
     /// CPU profile, folded stacks.

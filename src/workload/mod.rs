@@ -7,6 +7,7 @@
 
 mod cache;
 mod db_ops;
+mod fixtures;
 mod from_fn;
 mod synthetic;
 mod tenant;
@@ -333,7 +334,10 @@ impl Registry {
         for (name, make) in all {
             r.push(name, Arc::new(make), true);
         }
-        for (name, make) in synthetic::builtins() {
+        for (name, make) in synthetic::builtins()
+            .into_iter()
+            .chain(fixtures::builtins())
+        {
             r.push(name, Arc::new(make), false);
         }
         r

@@ -1,0 +1,416 @@
+//! What the tracing layer gathers, and who reads it: the requests in
+//! flight (one per root span), the span each thread is running (so a SQL
+//! statement or a CPU sample can be charged to its request), and the open
+//! [`Recording`]s that fold finished requests into per-endpoint figures.
+//!
+//! Nothing is gathered unless someone reads: with no recording and no CPU
+//! profile open, every callback of the layer returns after one atomic load.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use parking_lot::{Mutex, RwLock};
+
+use crate::analyze::sql::normalize;
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock the per-thread CPU sampler
+/// stamps its samples with.
+pub(super) fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+/// Readers: open recordings plus CPU profiles being taken.
+static CONSUMERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether anyone reads what the layer gathers.
+#[inline]
+pub(super) fn active() -> bool {
+    CONSUMERS.load(Ordering::Relaxed) > 0
+}
+
+/// Counts one reader while alive.
+pub(super) struct Consumer(());
+
+impl Consumer {
+    pub(super) fn new() -> Consumer {
+        CONSUMERS.fetch_add(1, Ordering::AcqRel);
+        Consumer(())
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        CONSUMERS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A label id meaning "no request".
+pub(super) const NO_LABEL: u32 = u32::MAX;
+
+/// (endpoint, span path) pairs, interned: a CPU sample carries a `u32`.
+#[derive(Default)]
+struct Labels {
+    ids: HashMap<(Arc<str>, Arc<str>), u32>,
+    list: Vec<(Arc<str>, Arc<str>)>,
+}
+
+static LABELS: LazyLock<RwLock<Labels>> = LazyLock::new(Default::default);
+
+/// The id of (endpoint, span path).
+pub(super) fn intern(endpoint: &Arc<str>, path: &str) -> u32 {
+    let key = (endpoint.clone(), Arc::<str>::from(path));
+    if let Some(&id) = LABELS.read().ids.get(&key) {
+        return id;
+    }
+    let mut l = LABELS.write();
+    if let Some(&id) = l.ids.get(&key) {
+        return id;
+    }
+    let id = l.list.len() as u32;
+    l.list.push(key.clone());
+    l.ids.insert(key, id);
+    id
+}
+
+/// The (endpoint, span path) of a label id.
+pub(super) fn label(id: u32) -> Option<(Arc<str>, Arc<str>)> {
+    LABELS.read().list.get(id as usize).cloned()
+}
+
+/// One poll that held its thread longer than the blocking threshold.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct LongPoll {
+    pub(super) tid: i32,
+    pub(super) start: u64,
+    pub(super) end: u64,
+}
+
+/// Runs of one normalised statement.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct StmtAcc {
+    pub(super) count: u64,
+    pub(super) nanos: u64,
+    pub(super) rows: u64,
+}
+
+/// What one request did so far.
+#[derive(Default)]
+pub(super) struct RequestData {
+    pub(super) busy: u64,
+    pub(super) polls: u64,
+    pub(super) long_polls: Vec<LongPoll>,
+    pub(super) statements: HashMap<String, StmtAcc>,
+}
+
+/// One request: a root span and everything under it.
+pub(super) struct Request {
+    pub(super) endpoint: Arc<str>,
+    pub(super) started: u64,
+    pub(super) data: Mutex<RequestData>,
+}
+
+impl Request {
+    pub(super) fn new(endpoint: Arc<str>) -> Request {
+        Request {
+            endpoint,
+            started: now_ns(),
+            data: Mutex::new(RequestData::default()),
+        }
+    }
+}
+
+/// A span entered on this thread.
+struct Entered {
+    span: u64,
+    label: u32,
+    request: Arc<Request>,
+    /// The request's root span entered with nothing else on the thread: a
+    /// poll of the request's future by a runtime worker.
+    poll: bool,
+    at: u64,
+}
+
+/// Span entries and exits of one thread while a CPU profile is taken:
+/// from each time on, the label running (or [`NO_LABEL`]).
+struct ThreadLog {
+    tid: i32,
+    generation: u64,
+    transitions: Vec<(u64, u32)>,
+}
+
+/// Most transitions kept per thread and profile (16 bytes each); later
+/// samples of that thread go unlabelled.
+const MAX_TRANSITIONS: usize = 2_000_000;
+
+static LOGS: Mutex<Vec<Arc<Mutex<ThreadLog>>>> = Mutex::new(Vec::new());
+static CPU_ON: AtomicBool = AtomicBool::new(false);
+static CPU_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static STACK: RefCell<Vec<Entered>> = const { RefCell::new(Vec::new()) };
+    static LOG: Arc<Mutex<ThreadLog>> = {
+        let log = Arc::new(Mutex::new(ThreadLog {
+            tid: gettid(),
+            generation: 0,
+            transitions: Vec::new(),
+        }));
+        LOGS.lock().push(log.clone());
+        log
+    };
+}
+
+fn log_transition(at: u64, label: u32) {
+    let generation = CPU_GENERATION.load(Ordering::Acquire);
+    let _ = LOG.try_with(|l| {
+        let mut l = l.lock();
+        if l.generation != generation {
+            l.transitions.clear();
+            l.generation = generation;
+        }
+        if l.transitions.len() < MAX_TRANSITIONS {
+            l.transitions.push((at, label));
+        }
+    });
+}
+
+/// A span of `request` labelled `label` is entered on this thread.
+pub(super) fn enter(span: u64, label: u32, request: Arc<Request>, root: bool) {
+    let at = now_ns();
+    let _ = STACK.try_with(|s| {
+        let mut s = s.borrow_mut();
+        let poll = root && s.is_empty();
+        s.push(Entered {
+            span,
+            label,
+            request,
+            poll,
+            at,
+        });
+    });
+    if CPU_ON.load(Ordering::Relaxed) {
+        log_transition(at, label);
+    }
+}
+
+/// A span is exited on this thread. A span exited on another thread than
+/// it was entered on (or never seen entered) is ignored.
+pub(super) fn exit(span: u64, threshold: u64) {
+    let Ok(Some((e, top))) = STACK.try_with(|s| {
+        let mut s = s.borrow_mut();
+        let i = s.iter().rposition(|e| e.span == span)?;
+        let e = s.remove(i);
+        Some((e, s.last().map_or(NO_LABEL, |t| t.label)))
+    }) else {
+        return;
+    };
+    let at = now_ns();
+    if e.poll {
+        let length = at.saturating_sub(e.at);
+        let mut d = e.request.data.lock();
+        d.busy += length;
+        d.polls += 1;
+        if length >= threshold {
+            d.long_polls.push(LongPoll {
+                tid: gettid(),
+                start: e.at,
+                end: at,
+            });
+        }
+    }
+    if CPU_ON.load(Ordering::Relaxed) {
+        log_transition(at, top);
+    }
+}
+
+/// The request whose span is running on this thread, if any.
+pub(super) fn current_request() -> Option<Arc<Request>> {
+    STACK
+        .try_with(|s| s.borrow().last().map(|e| e.request.clone()))
+        .ok()
+        .flatten()
+}
+
+/// Starts labelling CPU samples: returns what keeps the layer active.
+pub(super) fn cpu_begin() -> Consumer {
+    CPU_GENERATION.fetch_add(1, Ordering::AcqRel);
+    CPU_ON.store(true, Ordering::Release);
+    Consumer::new()
+}
+
+/// Stops labelling; the transitions of every thread, by thread id.
+pub(super) fn cpu_end(consumer: Consumer) -> HashMap<i32, Vec<(u64, u32)>> {
+    CPU_ON.store(false, Ordering::Release);
+    drop(consumer);
+    let generation = CPU_GENERATION.load(Ordering::Acquire);
+    let logs: Vec<_> = LOGS.lock().clone();
+    let mut out = HashMap::new();
+    for log in logs {
+        let mut l = log.lock();
+        if l.generation == generation {
+            let mut t = std::mem::take(&mut l.transitions);
+            t.sort_by_key(|x| x.0);
+            out.insert(l.tid, t);
+        }
+    }
+    out
+}
+
+/// The label running at `time` according to a thread's sorted transitions.
+pub(super) fn label_at(transitions: &[(u64, u32)], time: u64) -> u32 {
+    match transitions.partition_point(|t| t.0 <= time) {
+        0 => NO_LABEL,
+        i => transitions[i - 1].1,
+    }
+}
+
+/// Per endpoint, what finished requests did during a recording.
+pub(super) struct EndpointAcc {
+    pub(super) requests: u64,
+    pub(super) latency: Histogram<u64>,
+    pub(super) busy: u64,
+    pub(super) idle: u64,
+    pub(super) polls: u64,
+    pub(super) long_polls: Vec<LongPoll>,
+    pub(super) statements: HashMap<String, StmtAcc>,
+    /// Most runs of each statement in one request.
+    pub(super) most_per_request: HashMap<String, u64>,
+}
+
+impl EndpointAcc {
+    fn new() -> EndpointAcc {
+        EndpointAcc {
+            requests: 0,
+            latency: Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
+                .expect("valid histogram bounds"),
+            busy: 0,
+            idle: 0,
+            polls: 0,
+            long_polls: Vec::new(),
+            statements: HashMap::new(),
+            most_per_request: HashMap::new(),
+        }
+    }
+}
+
+/// What a recording gathered.
+pub(super) struct RecData {
+    pub(super) endpoints: HashMap<Arc<str>, EndpointAcc>,
+    /// Statements run outside any request.
+    pub(super) outside: HashMap<String, StmtAcc>,
+    /// SQL events without the fields they should carry.
+    pub(super) skipped_events: u64,
+}
+
+static RECORDINGS: Mutex<Vec<Weak<Mutex<RecData>>>> = Mutex::new(Vec::new());
+
+/// An open recording: from [`super::record`] until [`Recording::finish`],
+/// every request that ends is folded into its endpoint's figures.
+pub struct Recording {
+    pub(super) data: Arc<Mutex<RecData>>,
+    pub(super) started: Instant,
+    _consumer: Consumer,
+}
+
+/// Starts a recording of the layer's per-endpoint figures (requests,
+/// latency, busy and idle time, polls, SQL statements). Any number may be
+/// open at once; each sees the requests that end while it is open.
+pub fn record() -> Recording {
+    let data = Arc::new(Mutex::new(RecData {
+        endpoints: HashMap::new(),
+        outside: HashMap::new(),
+        skipped_events: 0,
+    }));
+    let mut all = RECORDINGS.lock();
+    all.retain(|w| w.strong_count() > 0);
+    all.push(Arc::downgrade(&data));
+    Recording {
+        data,
+        started: Instant::now(),
+        _consumer: Consumer::new(),
+    }
+}
+
+fn each_recording(mut f: impl FnMut(&mut RecData)) {
+    let live: Vec<_> = RECORDINGS.lock().iter().filter_map(Weak::upgrade).collect();
+    for r in live {
+        f(&mut r.lock());
+    }
+}
+
+/// A request's root span closed: fold it into every open recording.
+pub(super) fn request_done(request: &Request) {
+    let end = now_ns();
+    let life = end.saturating_sub(request.started);
+    let d = std::mem::take(&mut *request.data.lock());
+    each_recording(|r| {
+        let e = r
+            .endpoints
+            .entry(request.endpoint.clone())
+            .or_insert_with(EndpointAcc::new);
+        e.requests += 1;
+        e.latency.saturating_record(life.max(1));
+        e.busy += d.busy;
+        e.idle += life.saturating_sub(d.busy);
+        e.polls += d.polls;
+        e.long_polls.extend_from_slice(&d.long_polls);
+        for (sql, s) in &d.statements {
+            let t = e.statements.entry(sql.clone()).or_default();
+            t.count += s.count;
+            t.nanos += s.nanos;
+            t.rows += s.rows;
+            let most = e.most_per_request.entry(sql.clone()).or_default();
+            *most = (*most).max(s.count);
+        }
+    });
+}
+
+/// A statement ran (its text as given: literals are stripped here), for
+/// `request` or outside any.
+pub(super) fn statement(request: Option<&Request>, sql: &str, nanos: u64, rows: u64) {
+    let shape = normalize(sql);
+    let add = |t: &mut StmtAcc| {
+        t.count += 1;
+        t.nanos += nanos;
+        t.rows += rows;
+    };
+    match request {
+        Some(r) => add(r.data.lock().statements.entry(shape).or_default()),
+        None => each_recording(|r| add(r.outside.entry(shape.clone()).or_default())),
+    }
+}
+
+/// A SQL event without the fields it should carry.
+pub(super) fn skipped_event() {
+    each_recording(|r| r.skipped_events += 1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_follow_transitions() {
+        let t = [(10, 1), (20, NO_LABEL), (30, 2)];
+        assert_eq!(label_at(&t, 5), NO_LABEL);
+        assert_eq!(label_at(&t, 10), 1);
+        assert_eq!(label_at(&t, 19), 1);
+        assert_eq!(label_at(&t, 25), NO_LABEL);
+        assert_eq!(label_at(&t, 99), 2);
+        assert_eq!(label_at(&[], 99), NO_LABEL);
+    }
+}

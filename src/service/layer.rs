@@ -1,0 +1,309 @@
+//! The `tracing_subscriber::Layer`: follows span entries and exits per
+//! poll (so a task that moves between worker threads keeps its request),
+//! reads sqlx's query events, and hands both to [`super::collect`].
+//!
+//! A request is a root span. Its endpoint is the route it records
+//! (`http.route`, `matched_path` or `route`, with `method` or
+//! `http.request.method` in front when present, e.g. `GET /orders/{id}`),
+//! or else the span's name. A poll is the root span entered with nothing
+//! else entered on that thread; one longer than
+//! [`LayerOptions::blocking_threshold`] is blocking in async.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::subscriber::Interest;
+use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context, Filter, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+use super::collect::{self, Request};
+use super::defaults;
+
+/// sqlx's query logger writes its events to this target.
+pub const SQLX_TARGET: &str = "sqlx::query";
+
+/// Options of the layer, with documented defaults.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerOptions {
+    /// One poll longer than this is blocking in async (default
+    /// [`defaults::BLOCKING_THRESHOLD`], 10 ms).
+    pub blocking_threshold: Duration,
+}
+
+impl Default for LayerOptions {
+    fn default() -> Self {
+        LayerOptions {
+            blocking_threshold: defaults::BLOCKING_THRESHOLD,
+        }
+    }
+}
+
+impl LayerOptions {
+    /// The layer, filtered to what it reads (every span; events of
+    /// [`SQLX_TARGET`] at DEBUG and above), so it turns on sqlx's DEBUG
+    /// events for itself without turning them on for the other layers.
+    pub fn build<S>(self) -> impl Layer<S> + Send + Sync + 'static
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        crate::db::trace::set_listener(on_rusqlite);
+        ProfkitLayer {
+            threshold: self.blocking_threshold.as_nanos() as u64,
+        }
+        .with_filter(ProfkitFilter)
+    }
+}
+
+/// The layer with its defaults: `registry().with(profkit::service::layer())`.
+/// Gathers nothing (one atomic load per callback) until a CPU profile or
+/// a window is asked of the router, or a [`super::record`]ing is open.
+pub fn layer<S>() -> impl Layer<S> + Send + Sync + 'static
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    LayerOptions::default().build()
+}
+
+/// What the layer reads: every span, and sqlx's query events.
+struct ProfkitFilter;
+
+fn wanted(meta: &Metadata<'_>) -> bool {
+    meta.is_span() || meta.target() == SQLX_TARGET
+}
+
+impl<S> Filter<S> for ProfkitFilter {
+    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        wanted(meta)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        if wanted(meta) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+}
+
+/// What the layer keeps in a span's extensions.
+struct SpanInfo {
+    label: u32,
+    root: bool,
+    path: Arc<str>,
+    request: Arc<Request>,
+}
+
+/// The layer (see the module docs).
+pub struct ProfkitLayer {
+    threshold: u64,
+}
+
+/// Reads a root span's route and method.
+#[derive(Default)]
+struct RouteVisitor {
+    route: Option<String>,
+    method: Option<String>,
+}
+
+impl Visit for RouteVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "http.route" | "matched_path" | "route" => self.route = Some(value.to_string()),
+            "method" | "http.request.method" | "http.method" => {
+                self.method = Some(value.to_string())
+            }
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let text = format!("{value:?}");
+        // `?method` and `?matched_path` record Debug forms, quoted or not.
+        let text = text.trim_matches('"').to_string();
+        match field.name() {
+            "http.route" | "matched_path" | "route" => self.route = Some(text),
+            "method" | "http.request.method" | "http.method" => self.method = Some(text),
+            _ => {}
+        }
+    }
+}
+
+impl<S> Layer<S> for ProfkitLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if !collect::active() {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let name = span.name();
+        let info = match span.parent() {
+            Some(parent) => {
+                let ext = parent.extensions();
+                // A parent from before anyone read: not followed.
+                let Some(p) = ext.get::<SpanInfo>() else {
+                    return;
+                };
+                let path: Arc<str> = format!("{};{name}", p.path).into();
+                SpanInfo {
+                    label: collect::intern(&p.request.endpoint, &path),
+                    root: false,
+                    path,
+                    request: p.request.clone(),
+                }
+            }
+            None => {
+                let mut v = RouteVisitor::default();
+                attrs.record(&mut v);
+                let endpoint: Arc<str> = match (v.method, v.route) {
+                    (Some(m), Some(r)) => format!("{m} {r}").into(),
+                    (None, Some(r)) => r.into(),
+                    _ => name.into(),
+                };
+                let path: Arc<str> = name.into();
+                SpanInfo {
+                    label: collect::intern(&endpoint, &path),
+                    root: true,
+                    path,
+                    request: Arc::new(Request::new(endpoint)),
+                }
+            }
+        };
+        span.extensions_mut().insert(info);
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if !collect::active() {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let ext = span.extensions();
+        if let Some(info) = ext.get::<SpanInfo>() {
+            collect::enter(id.into_u64(), info.label, info.request.clone(), info.root);
+        }
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        // Also when no longer active: the thread's stack is kept straight.
+        collect::exit(id.into_u64(), self.threshold);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let ext = span.extensions();
+        if let Some(info) = ext.get::<SpanInfo>() {
+            if info.root && collect::active() {
+                collect::request_done(&info.request);
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if !collect::active() || event.metadata().target() != SQLX_TARGET {
+            return;
+        }
+        let mut v = SqlxVisitor::default();
+        event.record(&mut v);
+        let Some((text, secs)) = v.statement() else {
+            collect::skipped_event();
+            return;
+        };
+        let rows = v.rows_returned.unwrap_or(0) + v.rows_affected.unwrap_or(0);
+        let request = ctx
+            .event_span(event)
+            .and_then(|s| s.extensions().get::<SpanInfo>().map(|i| i.request.clone()))
+            .or_else(collect::current_request);
+        collect::statement(
+            request.as_deref(),
+            &text,
+            (secs.max(0.0) * 1e9) as u64,
+            rows,
+        );
+    }
+}
+
+/// The fields of one sqlx query event.
+#[derive(Default, Debug)]
+pub(super) struct SqlxVisitor {
+    statement: Option<String>,
+    summary: Option<String>,
+    elapsed_secs: Option<f64>,
+    rows_returned: Option<u64>,
+    rows_affected: Option<u64>,
+}
+
+impl SqlxVisitor {
+    /// The statement's text and seconds, or `None` when a field is
+    /// missing: `db.statement` (empty when the statement is four words or
+    /// fewer) or else `summary`, and `elapsed_secs`.
+    pub(super) fn statement(&self) -> Option<(String, f64)> {
+        let long = self
+            .statement
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let text = match long {
+            Some(s) => s.to_string(),
+            // sqlx's summary of a longer statement ends with "…": its first
+            // words only, not the statement.
+            None => self
+                .summary
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty() && !s.ends_with('…'))?
+                .to_string(),
+        };
+        Some((text, self.elapsed_secs?))
+    }
+}
+
+impl Visit for SqlxVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "db.statement" => self.statement = Some(value.to_string()),
+            "summary" => self.summary = Some(value.to_string()),
+            _ => {}
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if field.name() == "elapsed_secs" {
+            self.elapsed_secs = Some(value);
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        match field.name() {
+            "rows_returned" => self.rows_returned = Some(value),
+            "rows_affected" => self.rows_affected = Some(value),
+            _ => {}
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.record_u64(field, value.max(0) as u64);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // Strings recorded with `?`/`%` arrive here.
+        match field.name() {
+            "db.statement" | "summary" => {
+                let s = format!("{value:?}");
+                self.record_str(field, s.trim_matches('"'));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// profkit's rusqlite hook: a statement on this thread.
+fn on_rusqlite(sql: &str, nanos: u64, rows: u64) {
+    if collect::active() {
+        collect::statement(collect::current_request().as_deref(), sql, nanos, rows);
+    }
+}
