@@ -53,6 +53,9 @@ pub enum FindingKind {
     Leak,
     /// Most of the latency is waiting (write lock, pool, CPU).
     Waiting,
+    /// Data the run asked for and did not get (e.g. a service endpoint
+    /// that answered 404 to `profkit attach`).
+    Missing,
     /// A known cause of CPU time in the database code (read-lock churn,
     /// memory statistics, statement preparation, fsync, page reads).
     CpuCause,
@@ -111,7 +114,7 @@ impl Findings {
     }
 }
 
-fn severity_for(share: f64) -> Severity {
+pub(crate) fn severity_for(share: f64) -> Severity {
     if share >= 0.5 {
         Severity::Critical
     } else if share >= 0.1 {

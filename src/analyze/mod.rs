@@ -16,6 +16,7 @@ pub mod findings;
 pub mod fit;
 pub mod leaks;
 pub mod pairing;
+pub mod pg_plan;
 pub mod replicates;
 pub mod rundata;
 pub mod scaling;

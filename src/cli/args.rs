@@ -80,6 +80,8 @@ pub enum Command {
     /// Drive `profkit serve` with Locust in distributed mode (master + workers): bench.json, locust.json and Locust's CSVs in a run folder.
     #[cfg(feature = "service")]
     Load(super::serve::LoadArgs),
+    /// Load a running service with Locust while pulling its /debug profiles (CPU, heap, SQL, endpoints) into a run folder.
+    Attach(super::attach::AttachArgs),
 }
 
 /// `profkit check`.

@@ -39,6 +39,7 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<()> {
         Command::Bisect(a) => super::bisect::bisect_cmd(a),
         #[cfg(feature = "service")]
         Command::Load(a) => super::serve::load(a),
+        Command::Attach(a) => super::attach::attach(a),
     }
 }
 

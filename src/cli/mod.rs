@@ -8,6 +8,7 @@ pub mod args;
 mod args_advise;
 mod args_budget;
 mod args_cpu;
+pub mod attach;
 mod bisect;
 mod dispatch;
 mod export;
@@ -28,6 +29,7 @@ use crate::analyze::stress::StressError;
 use crate::db::DbError;
 use crate::measure::open_loop::RateError;
 use crate::measure::PlanError;
+use crate::passes::attach::AttachError;
 use crate::profile::cpu::CpuError;
 use crate::profile::dhat::DhatError;
 use crate::render::input::InputError;
@@ -232,6 +234,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<export::ExportExists>()
             || c.is::<crate::analyze::compare::DifferentWorkloads>()
             || service_error(c)
+            || c.is::<AttachError>()
             || matches!(
                 c.downcast_ref::<CpuError>(),
                 Some(CpuError::BadFrequency(_) | CpuError::TooFewSamples { .. })

@@ -13,6 +13,9 @@
 //! - [`profile`]: the main job, every pass over every workload, and its index.
 
 pub mod advise;
+pub mod attach;
+mod attach_locust;
+mod attach_out;
 pub mod bisect;
 pub mod compare;
 pub mod cpu;

@@ -94,3 +94,5 @@ pub fn runs(program: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+pub mod pg;

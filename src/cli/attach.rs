@@ -1,0 +1,144 @@
+//! `profkit attach URL`: arguments and dispatch.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::passes::attach::{self, AttachOptions};
+use crate::store;
+use crate::units::{parse_count, parse_duration};
+
+fn count_arg(s: &str) -> Result<u64, String> {
+    parse_count(s)
+}
+
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+/// `profkit attach`.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The running service Locust loads (http://127.0.0.1:PORT; loopback only).
+    pub url: String,
+    /// An instance to profile (repeat for replicas; default: URL).
+    #[arg(long = "target", value_name = "URL")]
+    pub targets: Vec<String>,
+    /// Length of the load and of the profiling window (10s, 1m).
+    #[arg(long, value_parser = duration_arg, default_value = attach::defaults::DURATION)]
+    pub duration: Duration,
+    /// Simulated users (over all workers).
+    #[arg(long, value_parser = count_arg, default_value_t = attach::defaults::USERS)]
+    pub users: u64,
+    /// Users started per second.
+    #[arg(long, default_value_t = attach::defaults::SPAWN_RATE)]
+    pub spawn_rate: f64,
+    /// Locust worker processes.
+    #[arg(long, default_value_t = attach::defaults::WORKERS)]
+    pub workers: usize,
+    /// Your locustfile (default: one generated from --mix, or from the routes /debug/profkit/endpoints has seen).
+    #[arg(long, conflicts_with = "mix")]
+    pub locustfile: Option<PathBuf>,
+    /// JSON object of routes and weights, e.g. {"GET /orders/{id}": 10, "POST /orders": 1}.
+    #[arg(long)]
+    pub mix: Option<PathBuf>,
+    /// Folder of run folders.
+    #[arg(long, default_value = store::defaults::OUT_DIR)]
+    pub out: PathBuf,
+}
+
+impl From<AttachArgs> for AttachOptions {
+    fn from(a: AttachArgs) -> Self {
+        AttachOptions {
+            url: a.url,
+            targets: a.targets,
+            duration: a.duration,
+            users: a.users,
+            spawn_rate: a.spawn_rate,
+            workers: a.workers,
+            locustfile: a.locustfile,
+            mix: a.mix,
+            out_dir: a.out,
+            ..AttachOptions::default()
+        }
+    }
+}
+
+pub(super) fn attach(a: AttachArgs) -> anyhow::Result<()> {
+    let run = attach::run(&AttachOptions::from(a))?;
+    let s = &run.summary;
+    println!(
+        "Locust {} · {} workers · {} users · {} against {}",
+        s.locust_version, s.workers, s.users, s.duration, s.url
+    );
+    for e in s.endpoints.iter().chain(std::iter::once(&s.aggregated)) {
+        println!(
+            "  {:40} {:>8} requests {:>6} failed  p50 {:>5.0} ms  p99 {:>5.0} ms",
+            format!("{} {}", e.method, e.name).trim(),
+            e.requests,
+            e.failures,
+            e.p50_ms,
+            e.p99_ms
+        );
+    }
+    for inst in &s.instances {
+        for p in &inst.pulls {
+            let status = serde_json::to_value(&p.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            match &p.detail {
+                Some(d) => println!("  {:9} {:12} {} ({d})", p.what, status, p.url),
+                None => println!("  {:9} {:12} {}", p.what, status, p.url),
+            }
+        }
+    }
+    for note in &s.notes {
+        eprintln!("note: {note}");
+    }
+    println!("run folder: {}", run.dir.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::args::{Cli, Command};
+    use clap::Parser as _;
+
+    #[test]
+    fn attach_flags_become_options() {
+        let cli = Cli::try_parse_from([
+            "profkit",
+            "attach",
+            "http://127.0.0.1:8080",
+            "--target",
+            "http://127.0.0.1:8081",
+            "--target",
+            "http://127.0.0.1:8082",
+            "--users",
+            "2k",
+            "--duration",
+            "3s",
+        ])
+        .unwrap();
+        let Command::Attach(a) = cli.command else {
+            panic!("not attach")
+        };
+        let o = super::AttachOptions::from(a);
+        assert_eq!(o.targets.len(), 2);
+        assert_eq!((o.users, o.duration.as_secs()), (2000, 3));
+        assert_eq!(o.workers, super::attach::defaults::WORKERS);
+        assert!(Cli::try_parse_from(["profkit", "attach"]).is_err());
+        assert!(Cli::try_parse_from([
+            "profkit",
+            "attach",
+            "http://x:1",
+            "--mix",
+            "m",
+            "--locustfile",
+            "f"
+        ])
+        .is_err());
+    }
+}

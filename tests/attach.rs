@@ -1,0 +1,380 @@
+//! `profkit attach` through the real binary against `profkit serve`
+//! instances on loopback: bad URLs, a bounded Locust run with 2 workers
+//! whose run folder `report` renders, two replicas, and Ctrl-C.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::profkit;
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(assert_cmd::cargo::cargo_bin("profkit"))
+}
+
+/// A `profkit serve` on a free loopback port, stopped when dropped.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+fn serve(dir: &Path) -> Served {
+    let mut child = bin()
+        .args(["serve", "--addr", "127.0.0.1:0", "--rows", "300"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("serve says where it listens").unwrap();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // Keep draining its stderr so it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Served { child, url }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn locust_available() -> bool {
+    common::tool_available("locust", common::runs("locust"), "pip install locust")
+}
+
+/// One Locust run at a time in this file: three masters with two workers
+/// each start slowly on a 2-core machine.
+static LOCUST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_locust_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    LOCUST.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn the_run(out: &Path) -> PathBuf {
+    std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("attach.json").exists())
+        .expect("a run folder with attach.json")
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{path:?}: {e}")))
+        .unwrap()
+}
+
+fn assert_no_process_left(summary: &Value) {
+    for pid in summary["pids"].as_array().unwrap() {
+        let pid = pid.as_u64().unwrap();
+        let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            !cmd.contains("locust"),
+            "Locust process {pid} outlived the run: {cmd}"
+        );
+    }
+}
+
+fn locustfile() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/locustfile.py")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn an_unreachable_or_remote_url_is_one_line_and_exit_2_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for (url, says) in [
+        (format!("http://127.0.0.1:{closed}"), "unreachable"),
+        ("http://10.9.8.7:80".to_string(), "loopback"),
+        ("127.0.0.1:80".to_string(), "http://"),
+    ] {
+        let started = Instant::now();
+        let out = profkit(dir.path())
+            .args(["attach", &url, "--duration", "2s"])
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10), "{url}: slow");
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(&url) && err.contains(says), "{err}");
+    }
+    // A second target that is down fails the same way, before Locust starts.
+    let up = serve(dir.path());
+    let out = profkit(dir.path())
+        .args(["attach", &up.url, "--target", &up.url])
+        .args(["--target", &format!("http://127.0.0.1:{closed}")])
+        .args(["--out", "runs"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !dir.path().join("runs").exists(),
+        "a run folder was started"
+    );
+}
+
+#[test]
+fn two_workers_load_a_served_instance_into_a_run_folder_report_renders() {
+    if !locust_available() {
+        return;
+    }
+    let _one = one_locust_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path());
+    let out = profkit(dir.path())
+        .args(["attach", &served.url, "--locustfile", &locustfile()])
+        .args(["--workers", "2", "--users", "4", "--spawn-rate", "4"])
+        .args(["--duration", "4s", "--out", "runs"])
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let run = the_run(&dir.path().join("runs"));
+    let summary = json(&run.join("attach.json"));
+    assert!(
+        summary["aggregated"]["requests"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    assert_eq!(
+        summary["aggregated"]["failures"].as_u64(),
+        Some(0),
+        "{summary}"
+    );
+    assert_eq!(summary["interrupted"], false);
+    assert_no_process_left(&summary);
+    // profkit serve has the pprof and SQL endpoints, not /debug/profkit/endpoints.
+    let status: Vec<(String, String)> = summary["instances"][0]["pulls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["what"].as_str().unwrap().into(),
+                p["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("cpu", "ok"),
+            ("heap", "ok"),
+            ("sql", "ok"),
+            ("endpoints", "missing")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    for f in [
+        "cpu.pb.gz",
+        "cpu.folded",
+        "heap.pb.gz",
+        "sql.json",
+        "bench.json",
+        "manifest.json",
+    ] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+    let folded = std::fs::read_to_string(run.join("cpu.folded")).unwrap();
+    assert!(!folded.trim().is_empty());
+    let bench = json(&run.join("bench.json"));
+    assert_eq!(bench["ops"], summary["aggregated"]["requests"]);
+    // The missing endpoint is named in the findings, and so in the report.
+    let findings = json(&run.join("findings.json"));
+    assert!(
+        findings["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "missing"
+                && f["title"]
+                    .as_str()
+                    .unwrap()
+                    .contains("/debug/profkit/endpoints")),
+        "{findings}"
+    );
+    let report = profkit(dir.path())
+        .args(["report"])
+        .arg(&run)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        report.status.success(),
+        "{md}\n{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    assert!(md.contains("| attach |"), "{md}");
+    assert!(md.contains("/debug/profkit/endpoints answered 404"), "{md}");
+    let id = run.file_name().unwrap().to_string_lossy().to_string();
+    assert!(dir
+        .path()
+        .join(format!("flamegraphs/{id}-cpu.svg"))
+        .exists());
+}
+
+#[test]
+fn two_replicas_give_per_instance_and_merged_profiles_from_a_generated_mix() {
+    if !locust_available() {
+        return;
+    }
+    let _one = one_locust_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (serve(dir.path()), serve(dir.path()));
+    let mix = dir.path().join("mix.json");
+    std::fs::write(
+        &mix,
+        r#"{"GET /api/random-emails": 3, "GET /api/tenants/1/senders/top": 1}"#,
+    )
+    .unwrap();
+    let out = profkit(dir.path())
+        .args(["attach", &a.url, "--target", &a.url, "--target", &b.url])
+        .arg("--mix")
+        .arg(&mix)
+        .args(["--workers", "2", "--users", "2", "--spawn-rate", "2"])
+        .args(["--duration", "3s", "--out", "runs"])
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = the_run(&dir.path().join("runs"));
+    let summary = json(&run.join("attach.json"));
+    assert!(summary["locustfile"].as_str().unwrap().contains("--mix"));
+    let names: Vec<&str> = summary["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"GET /api/random-emails"), "{names:?}");
+    assert_eq!(
+        summary["aggregated"]["failures"].as_u64(),
+        Some(0),
+        "{summary}"
+    );
+    let instances = summary["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 2);
+    let mut per_instance = 0;
+    for inst in instances {
+        let sub = run.join("instances").join(inst["name"].as_str().unwrap());
+        for f in ["cpu.pb.gz", "cpu.folded", "heap.pb.gz", "sql.json"] {
+            assert!(sub.join(f).exists(), "{sub:?}/{f} missing");
+        }
+        per_instance += std::fs::read_to_string(sub.join("cpu.folded"))
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum::<u64>();
+    }
+    // The merged profile holds both instances' samples.
+    let merged: u64 = std::fs::read_to_string(run.join("cpu.folded"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(merged, per_instance);
+    assert!(merged > 0);
+    let id = run.file_name().unwrap().to_string_lossy().to_string();
+    for inst in instances {
+        let svg = format!(
+            "flamegraphs/{id}-cpu-{}.svg",
+            inst["name"].as_str().unwrap()
+        );
+        assert!(dir.path().join(&svg).exists(), "{svg}");
+    }
+}
+
+#[test]
+fn ctrl_c_stops_locust_and_keeps_the_partial_figures_marked_interrupted() {
+    if !locust_available() {
+        return;
+    }
+    let _one = one_locust_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path());
+    let mut child = bin()
+        .args(["attach", &served.url, "--locustfile", &locustfile()])
+        .args(["--workers", "2", "--users", "2", "--spawn-rate", "2"])
+        .args(["--duration", "60s", "--out", "runs"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let logs = |name: &str| {
+            std::fs::read_dir(dir.path().join("runs"))
+                .into_iter()
+                .flatten()
+                .map(|e| e.unwrap().path().join(name))
+                .find_map(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_default()
+        };
+        let log =
+            logs("locust-master.log") + &logs("locust-worker-0.log") + &logs("locust-worker-1.log");
+        if log.contains("All users spawned") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "Locust did not start: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Past a worker's first report to the master (every 3 s).
+    std::thread::sleep(Duration::from_secs(4));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "profkit did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    let run = the_run(&dir.path().join("runs"));
+    let summary = json(&run.join("attach.json"));
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    assert!(
+        summary["aggregated"]["requests"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    assert_no_process_left(&summary);
+    assert_eq!(json(&run.join("bench.json"))["interrupted"], true);
+    assert_eq!(json(&run.join("manifest.json"))["interrupted"], true);
+}
