@@ -12,6 +12,7 @@
 # >= 9 of 10 slowdowns flagged.
 #
 #   PK=/path/to/profkit PAIRS=10 RUNS=3 OPS=100000 scripts/bench-compare.sh
+#   (KEEP=dir keeps the runs; REUSE=1 KEEP=dir compares them again)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PK=${PK:-${CARGO_TARGET_DIR:-target}/release/profkit}
@@ -33,7 +34,9 @@ for p in $(seq "$PAIRS"); do
     for kind in id sl; do
         slow=""
         [ "$kind" = sl ] && slow=0.15
+        # REUSE=1 with KEEP=dir: compare the runs an earlier call kept.
         for _ in $(seq "$RUNS"); do
+            [ -n "${REUSE:-}" ] && break
             one "$OUT/$kind$p/a"
             one "$OUT/$kind$p/b" "$slow"
         done

@@ -107,6 +107,13 @@ pub fn frame_changes(
         .flat_map(|c| c.incl.keys().copied())
         .collect();
     let single = base.len() == 1 && current.len() == 1;
+    let fewest = bc
+        .iter()
+        .chain(&cc)
+        .map(|c| c.total)
+        .min()
+        .unwrap_or(0)
+        .max(1);
     let mut in_noise = 0;
     let mut changed: HashMap<&str, FrameChange> = HashMap::new();
     for f in names {
@@ -124,9 +131,13 @@ pub fn frame_changes(
         if c.delta().abs() < 1e-9 {
             continue;
         }
-        // The model's spread of a share p: its spread at 50 %, scaled.
+        // The model's spread of a share p (its spread at 50 %, scaled),
+        // plus the sampling noise of the smallest run's sample count:
+        // a share of 12 samples moves by far more than the model's points.
         let p = ((c.base_total + c.current_total) / 200.0).clamp(0.0, 1.0);
-        let model_sd = model.share_sd_pp * (p * (1.0 - p)).sqrt() / 0.5;
+        let run_model = model.share_sd_pp * (p * (1.0 - p)).sqrt() / 0.5;
+        let binomial = 1e4 * p * (1.0 - p) / fewest as f64;
+        let model_sd = (run_model * run_model + binomial).sqrt();
         // The model's spread is also the least believed between runs.
         let ci = change_interval(
             &bt,
@@ -250,33 +261,39 @@ impl SiteChange {
     }
 }
 
-/// Whether a frame is the allocator's own (Rust's `__rust_alloc`,
-/// `alloc::alloc`, `RawVec`, `Box::new`, profkit's hook, SQLite's malloc
-/// wrappers): not where a program asked for memory.
+/// Whether a frame is the allocator's own or the standard library's way
+/// to it (`__rust_alloc`, `alloc::…`, `core::…`, `std::…`, `hashbrown`'s
+/// tables, `<T as alloc::…>` impls), profkit's hook, or SQLite's malloc
+/// wrappers: not where a program asked for memory.
 pub fn is_allocator_frame(name: &str) -> bool {
     let n = name.trim_start_matches('<');
-    [
-        "__rust_",
-        "__rustc::",
+    let library = [
+        "alloc::",
+        "core::",
+        "std::",
+        "hashbrown::",
+        "__rust",
         "__rdl_",
-        "alloc::alloc::",
-        "alloc::raw_vec::",
-        "alloc::boxed::box_new",
-        "profkit::alloc::",
-        "profkit::db::sqlite_alloc::",
-        "sqlite3Malloc",
-        "sqlite3MallocZero",
-        "mallocWithAlarm",
-        "sqlite3Realloc",
-        "dbReallocFinish",
-        "sqlite3DbMalloc",
-        "sqlite3DbRealloc",
-        "malloc",
-        "realloc",
-        "calloc",
-    ]
-    .iter()
-    .any(|p| n.starts_with(p))
+    ];
+    library.iter().any(|p| n.starts_with(p))
+        || [" as alloc::", " as core::", " as std::"]
+            .iter()
+            .any(|p| n.contains(p))
+        || [
+            "profkit::alloc::",
+            "profkit::db::sqlite_alloc::",
+            "sqlite3Malloc",
+            "mallocWithAlarm",
+            "sqlite3Realloc",
+            "dbReallocFinish",
+            "sqlite3DbMalloc",
+            "sqlite3DbRealloc",
+            "malloc",
+            "realloc",
+            "calloc",
+        ]
+        .iter()
+        .any(|p| n.starts_with(p))
 }
 
 /// The allocation sites whose bytes (mean over each side's runs) changed
@@ -429,11 +446,14 @@ mod tests {
         let c = folded(&[("main;step", 1300), ("main;other", 8700)]);
         let (ch, _) = one(&b, &c);
         assert!(ch.is_empty(), "{ch:?}");
-        // The same change, steady over three runs a side: listed.
+        // A larger change (19 % → 5 %), steady over three runs a side:
+        // listed (three runs' own spread is believed no smaller than the
+        // model's, so 6 points stay within it).
+        let c = folded(&[("main;step", 500), ("main;other", 9500)]);
         let b2 = folded(&[("main;step", 1880), ("main;other", 8120)]);
-        let c2 = folded(&[("main;step", 1310), ("main;other", 8690)]);
+        let c2 = folded(&[("main;step", 510), ("main;other", 9490)]);
         let b3 = folded(&[("main;step", 1920), ("main;other", 8080)]);
-        let c3 = folded(&[("main;step", 1290), ("main;other", 8710)]);
+        let c3 = folded(&[("main;step", 490), ("main;other", 9510)]);
         let (ch, _) = frame_changes(
             &[&b, &b2, &b3],
             &[&c, &c2, &c3],

@@ -46,12 +46,12 @@ impl Default for NoiseModel {
     /// cry wolf".
     fn default() -> Self {
         let sd = [
-            (Metric::Mean, 0.12),
-            (Metric::P50, 0.12),
-            (Metric::P95, 0.20),
+            (Metric::Mean, 0.45),
+            (Metric::P50, 0.03),
+            (Metric::P95, 0.08),
             (Metric::P99, 0.30),
-            (Metric::Throughput, 0.12),
-            (Metric::CpuPerOp, 0.12),
+            (Metric::Throughput, 0.45),
+            (Metric::CpuPerOp, 0.10),
             (Metric::PeakHeap, 0.05),
             (Metric::AllocPerOp, 0.02),
             (Metric::SqlPerOp, 0.005),
@@ -66,7 +66,7 @@ impl Default for NoiseModel {
             source: "built-in: identical-code runs on the 2-core development machine".into(),
             sd,
             share_sd_pp: 4.0,
-            df: 18.0,
+            df: 50.0,
         }
     }
 }
@@ -154,30 +154,40 @@ pub fn change_interval(
     let (b, c) = (tr(base)?, tr(current)?);
     let (nb, nc) = (b.len() as f64, c.len() as f64);
     let d = mean(&c) - mean(&b);
+    // Several runs: their own spread, pooled with the noise model's (as
+    // many degrees of freedom as the model rests on), so three runs that
+    // agree by chance do not make a narrow interval, nor three that
+    // disagree by chance a useless one.
+    let pool = |var: f64, df: f64, model_var: f64| -> (f64, f64) {
+        let total = df + model_df.max(0.0);
+        if total <= 0.0 {
+            return (var, df.max(1.0));
+        }
+        ((df * var + model_df.max(0.0) * model_var) / total, total)
+    };
+    let m2 = model_sd * model_sd;
     let (se, df, basis) = if b.len() == c.len() && b.len() >= 2 {
         let diffs: Vec<f64> = c.iter().zip(&b).map(|(x, y)| x - y).collect();
         let floor = 2.0 * floor_sd * floor_sd;
-        (
-            (variance(&diffs).max(floor) / nb).sqrt(),
-            nb - 1.0,
-            Basis::Paired,
-        )
+        let (var, df) = pool(variance(&diffs).max(floor), nb - 1.0, 2.0 * m2);
+        ((var / nb).sqrt(), df, Basis::Paired)
     } else if b.len() >= 2 || c.len() >= 2 {
         let floor = floor_sd * floor_sd;
-        let (vb, vc) = (variance(&b).max(floor), variance(&c).max(floor));
         // A side of one run has no spread of its own: it borrows the
         // other side's.
-        let (vb, vc) = match (b.len(), c.len()) {
-            (1, _) => (vc, vc),
-            (_, 1) => (vb, vb),
-            _ => (vb, vc),
+        let (vb, vc) = (variance(&b).max(floor), variance(&c).max(floor));
+        let (dfb, dfc) = (nb - 1.0, nc - 1.0);
+        let (vb, dfb) = pool(vb, dfb, m2);
+        let (vc, dfc) = pool(vc, dfc, m2);
+        let (vb, vc, dfb, dfc) = match (b.len(), c.len()) {
+            (1, _) => (vc, vc, dfc, dfc),
+            (_, 1) => (vb, vb, dfb, dfb),
+            _ => (vb, vc, dfb, dfc),
         };
         let (qb, qc) = (vb / nb, vc / nc);
         let se2 = qb + qc;
-        let dfb = if b.len() >= 2 { nb - 1.0 } else { nc - 1.0 };
-        let dfc = if c.len() >= 2 { nc - 1.0 } else { nb - 1.0 };
         let df = if se2 > 0.0 {
-            se2 * se2 / (qb * qb / dfb + qc * qc / dfc)
+            se2 * se2 / (qb * qb / dfb.max(1.0) + qc * qc / dfc.max(1.0))
         } else {
             dfb.min(dfc)
         };
@@ -306,16 +316,20 @@ mod tests {
     fn intervals_contain_their_point_estimates_and_widen_with_spread() {
         let base = [100.0, 104.0, 98.0, 101.0];
         let cur = [115.0, 118.0, 114.0, 117.0];
-        let i = change_interval(&base, &cur, Scale::Relative, 0.1, 10.0, 0.95, 0.0).unwrap();
+        let i = change_interval(&base, &cur, Scale::Relative, 0.02, 10.0, 0.95, 0.0).unwrap();
         assert_eq!(i.basis, Basis::Paired);
         assert!(i.lo <= i.point && i.point <= i.hi, "{i:?}");
         assert!(i.lo > 0.05 && (i.point - 0.15).abs() < 0.02, "{i:?}");
-        // Identical runs: a zero-width interval at 0.
+        // Identical runs: at 0, as wide as the noise model says (runs
+        // that agree exactly are no proof of no noise).
         let same = change_interval(&base, &base, Scale::Relative, 0.1, 10.0, 0.95, 0.0).unwrap();
         assert!(
-            same.point.abs() < 1e-12 && same.hi - same.lo < 1e-12,
+            same.point.abs() < 1e-12 && same.lo < -0.05 && same.hi > 0.05,
             "{same:?}"
         );
+        // Without a model, their own (zero) spread.
+        let bare = change_interval(&base, &base, Scale::Relative, 0.0, 0.0, 0.95, 0.0).unwrap();
+        assert!(bare.hi - bare.lo < 1e-12, "{bare:?}");
         // One run a side: the noise model decides the width.
         let one =
             change_interval(&[100.0], &[115.0], Scale::Relative, 0.12, 18.0, 0.95, 0.0).unwrap();

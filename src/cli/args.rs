@@ -75,6 +75,8 @@ pub enum Command {
     Serve(super::serve::ServeArgs),
     /// Export a run's CPU profile for speedscope or the Firefox Profiler.
     Export(super::export::ExportArgs),
+    /// Find the first commit that made a workload significantly slower.
+    Bisect(super::bisect::BisectArgs),
     /// Drive `profkit serve` with Locust in distributed mode (master + workers): bench.json, locust.json and Locust's CSVs in a run folder.
     #[cfg(feature = "service")]
     Load(super::serve::LoadArgs),
@@ -170,9 +172,24 @@ pub struct CompareArgs {
     /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Output format: text (default), json, or github (a pull-request
+    /// comment: verdict first, significant changes only, <= 65,536 chars).
+    #[arg(long, value_enum, conflicts_with = "json")]
+    pub format: Option<CompareFormat>,
     /// Compare two runs of different workloads (declared twins need no --force).
     #[arg(long)]
     pub force: bool,
+}
+
+/// `compare`'s output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareFormat {
+    /// Plain text for the terminal.
+    Text,
+    /// The comparison's JSON.
+    Json,
+    /// Markdown for a pull-request comment.
+    Github,
 }
 
 /// Report formats.
@@ -471,6 +488,10 @@ pub struct ProfileArgs {
     /// Compare the session against this baseline at the end and write reports.
     #[arg(long)]
     pub baseline: Option<String>,
+    /// With --baseline: print the comparison as this format (github: the
+    /// pull-request comment, also written to the session's comment.md).
+    #[arg(long, value_enum, requires = "baseline")]
+    pub format: Option<CompareFormat>,
     /// Run options (override every workload's defaults).
     #[command(flatten)]
     pub run: RunFlags,

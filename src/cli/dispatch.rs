@@ -36,6 +36,7 @@ pub fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<()> {
         #[cfg(feature = "service")]
         Command::Serve(a) => super::serve::serve(a),
         Command::Export(a) => super::export::export_cmd(a),
+        Command::Bisect(a) => super::bisect::bisect_cmd(a),
         #[cfg(feature = "service")]
         Command::Load(a) => super::serve::load(a),
         #[cfg(feature = "service")]
@@ -122,7 +123,7 @@ pub(super) fn profile(a: ProfileArgs, registry: &Registry) -> anyhow::Result<()>
         run: RunOptions::from(&a.run),
         baseline,
     };
-    run_profile(registry, SessionConfig::from(&a.run), &options)
+    run_profile(registry, SessionConfig::from(&a.run), &options, a.format)
 }
 
 /// Runs the main job and prints its summary (`profile`, `check --profile`).
@@ -130,6 +131,7 @@ pub(super) fn run_profile(
     registry: &Registry,
     config: SessionConfig,
     options: &passes::profile::ProfileOptions,
+    format: Option<CompareFormat>,
 ) -> anyhow::Result<()> {
     let out = passes::profile::run(registry, config, options)?;
     let benches: Vec<_> = out.workloads.iter().map(|w| w.bench.clone()).collect();
@@ -143,6 +145,18 @@ pub(super) fn run_profile(
         out.index.file(store::files::INDEX_MD).display()
     );
     if let Some(b) = &out.baseline {
+        let comment = b
+            .reports
+            .iter()
+            .find(|p| p.ends_with(passes::compare::COMMENT_MD));
+        if let (Some(CompareFormat::Github), Some(comment)) = (format, comment) {
+            print!("\n{}", std::fs::read_to_string(comment)?);
+            return Ok(());
+        }
+        if format == Some(CompareFormat::Json) {
+            println!("{}", serde_json::to_string_pretty(&b.comparison)?);
+            return Ok(());
+        }
         print!("\n{}", report::comparison_text(&b.comparison));
         println!("comparison: {}", b.json.display());
         let reports: Vec<_> = b.reports.iter().map(|p| p.display().to_string()).collect();

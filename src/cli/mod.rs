@@ -10,6 +10,7 @@ mod args_budget;
 mod args_cpu;
 #[cfg(feature = "service")]
 pub mod attach;
+mod bisect;
 mod dispatch;
 mod export;
 mod harness;
@@ -231,6 +232,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<reports::WouldOverwrite>()
             || c.is::<NothingChecked>()
             || c.is::<export::NoCpuData>()
+            || c.is::<crate::passes::bisect::BisectError>()
             || c.is::<export::ExportExists>()
             || c.is::<crate::analyze::compare::DifferentWorkloads>()
             || service_error(c)

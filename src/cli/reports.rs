@@ -64,7 +64,12 @@ pub(super) fn check(a: CheckArgs, registry: &Registry) -> anyhow::Result<()> {
             run: Default::default(),
             baseline: None,
         };
-        super::dispatch::run_profile(registry, session_config(&a.out, None, false), &options)?;
+        super::dispatch::run_profile(
+            registry,
+            session_config(&a.out, None, false),
+            &options,
+            None,
+        )?;
     }
     let sets = resolve_runs(&a.runs, &a.out)?;
     let runs: Vec<_> = sets.iter().flat_map(|s| s.runs.iter()).collect();
@@ -191,10 +196,23 @@ pub(super) fn compare_cmd(a: CompareArgs) -> anyhow::Result<()> {
         ..CompareOptions::default()
     };
     let comparison = passes::compare::compare_and_draw(&base, &current, &options, &a.flamegraphs);
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&comparison)?);
-    } else {
-        print!("{}", report::comparison_text(&comparison));
+    let format = match (a.format, a.json) {
+        (Some(f), _) => f,
+        (None, true) => CompareFormat::Json,
+        (None, false) => CompareFormat::Text,
+    };
+    match format {
+        CompareFormat::Json => println!("{}", serde_json::to_string_pretty(&comparison)?),
+        CompareFormat::Text => print!("{}", report::comparison_text(&comparison)),
+        CompareFormat::Github => print!(
+            "{}",
+            crate::render::github::github_comment(
+                &comparison,
+                &base,
+                &current,
+                crate::render::github::LIMIT
+            )
+        ),
     }
     Ok(())
 }

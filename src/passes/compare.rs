@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use crate::analyze::compare::{self, CompareOptions, Comparison};
 use crate::analyze::rundata::RunSet;
 use crate::analyze::stacks::Folded;
-use crate::render::diffgraph;
 use crate::render::report::{Format, ReportInput};
+use crate::render::{diffgraph, github};
 use crate::store::{self, files, RunDir};
 
 /// Compares two run sets and writes the differential flamegraphs of every
@@ -66,6 +66,9 @@ fn merged(runs: &[&crate::analyze::rundata::LoadedRun]) -> Option<Folded> {
     Some(out)
 }
 
+/// The pull-request comment a profile session against a baseline writes.
+pub const COMMENT_MD: &str = "comment.md";
+
 /// Where the end of `profkit profile --baseline` wrote its files.
 #[derive(Clone, Debug)]
 pub struct BaselineOutcome {
@@ -102,6 +105,11 @@ pub fn against_baseline(
         store::write_atomic(&path, format.exporter().render(&input).as_bytes())?;
         reports.push(path);
     }
+    // The pull-request comment (`--format github`).
+    let path = index_dir.file(COMMENT_MD);
+    let comment = github::github_comment(&comparison, base, &current, github::LIMIT);
+    store::write_atomic(&path, comment.as_bytes())?;
+    reports.push(path);
     Ok(BaselineOutcome {
         comparison,
         json,

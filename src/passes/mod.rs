@@ -19,6 +19,7 @@ pub mod attach;
 mod attach_locust;
 #[cfg(feature = "service")]
 mod attach_out;
+pub mod bisect;
 pub mod compare;
 pub mod cpu;
 pub mod heap;

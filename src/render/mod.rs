@@ -11,6 +11,7 @@ pub mod diffgraph;
 pub mod export;
 pub mod flamegraph;
 pub mod folded;
+pub mod github;
 pub mod html;
 mod html_embed;
 pub mod input;
