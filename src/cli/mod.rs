@@ -8,6 +8,7 @@ pub mod args;
 mod args_advise;
 mod args_budget;
 mod args_cpu;
+mod args_reports;
 #[cfg(feature = "service")]
 pub mod attach;
 mod bisect;
