@@ -193,12 +193,19 @@ fn assemble(
             cut_blocks += details.len();
         }
     }
-    if cut_rows > 0 || cut_blocks > 0 {
+    let cut: Vec<String> = [
+        (cut_rows, "table row", "table rows"),
+        (cut_blocks, "block", "blocks"),
+    ]
+    .into_iter()
+    .filter(|(n, _, _)| *n > 0)
+    .map(|(n, one, many)| plural(n, one, many))
+    .collect();
+    if !cut.is_empty() {
         let _ = write!(
             out,
-            "\n_Cut to GitHub's {LIMIT}-character limit: {} and {} left out; the full comparison is in compare.json._\n",
-            plural(cut_rows, "table row", "table rows"),
-            plural(cut_blocks, "block", "blocks")
+            "\n_Cut to GitHub's {LIMIT}-character limit: {} left out; the full comparison is in compare.json._\n",
+            cut.join(" and ")
         );
     }
     out
