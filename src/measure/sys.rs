@@ -125,7 +125,7 @@ pub fn ram_scratch(free: u64) -> Option<std::path::PathBuf> {
         if unsafe { libc::statfs(c.as_ptr(), &mut fs) } != 0 {
             return None;
         }
-        let tmpfs = fs.f_type as i64 == libc::TMPFS_MAGIC as i64;
+        let tmpfs = fs.f_type as u64 == libc::TMPFS_MAGIC as u64;
         let available = (fs.f_bavail as u64).saturating_mul(fs.f_bsize as u64);
         // Writable by us (a read-only or foreign /dev/shm is no use).
         // SAFETY: access only reads the path.
