@@ -463,6 +463,10 @@ fn serve_args(args: &[String]) -> anyhow::Result<ServeArgs> {
 
 /// Runs the shop as a plain server until Ctrl-C.
 fn serve_app(args: ServeArgs) -> anyhow::Result<()> {
+    // Sample the heap (a backtrace per 512 KiB allocated, on average), so
+    // /debug/pprof/heap answers as it does under `profkit serve`.
+    profkit::alloc::enable_sampled_heap_profiling(512 * 1024)?;
+    let _heap = profkit::profile::sampled::SampledProfiler::start()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let app = open_app(&args.database, 20_000, |_| {}).await?;
