@@ -242,14 +242,77 @@ fn a_target_without_the_debug_routes_is_named_in_the_report_and_the_rest_is_coll
             .map(|p| p["status"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(status(0), ["ok"; 4], "{summary}");
-    assert_eq!(status(1), ["missing"; 4], "{summary}");
+    // The SQLite shop serves no plans (an optional pull: no finding).
+    assert_eq!(status(0), ["ok", "ok", "ok", "ok", "missing"], "{summary}");
+    assert_eq!(status(1), ["missing"; 5], "{summary}");
     let missing = findings(&run)
         .into_iter()
         .filter(|(k, _)| k == "missing")
         .count();
-    assert_eq!(missing, 4, "one finding per missing endpoint");
+    assert_eq!(missing, 4, "one finding per missing endpoint but plans");
     let md = report(dir.path(), &run);
     let named = format!("{bare}/debug/pprof/profile");
     assert!(md.contains(&named) && md.contains("404"), "{md}");
+}
+
+#[test]
+fn on_postgres_attach_names_the_n_plus_one_and_the_planted_seq_scan() {
+    if !locust_available() {
+        return;
+    }
+    // Fails, not skips, under CI when PostgreSQL is missing.
+    let Some(cluster) = common::pg::start() else {
+        return;
+    };
+    let _one = one_locust_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let shop = ExampleServer::start(
+        "async_service",
+        &[
+            "serve-app",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &cluster.url,
+        ],
+        dir.path(),
+    );
+    let run = attach(dir.path(), &shop.url, &[]);
+    let summary = json(&run.join("attach.json"));
+    assert_eq!(
+        summary["aggregated"]["failures"].as_u64(),
+        Some(0),
+        "{summary}"
+    );
+    let plans = &summary["instances"][0]["pulls"][4];
+    assert_eq!(plans["status"], "ok", "{summary}");
+    let all = json(&run.join("findings.json"));
+    let found = findings(&run);
+    assert!(
+        found.contains(&("n-plus-one".into(), "GET /orders/recent".into())),
+        "{found:?}"
+    );
+    let scan = all["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "full-scan")
+        .unwrap_or_else(|| panic!("no full-scan finding: {all}"));
+    assert_eq!(scan["workload"], "GET /customers/{id}", "{scan}");
+    let title = scan["title"].as_str().unwrap();
+    assert!(title.contains("Seq Scan on orders"), "{title}");
+    assert!(
+        scan["hint"]
+            .as_str()
+            .unwrap()
+            .contains("CREATE INDEX ON orders (customer)"),
+        "{scan}"
+    );
+    // The clean order lookup (primary key) gets no full scan.
+    assert!(
+        !found.contains(&("full-scan".into(), "GET /orders/{id}".into())),
+        "{found:?}"
+    );
+    let md = report(dir.path(), &run);
+    assert!(md.contains("Seq Scan on orders"), "{md}");
 }

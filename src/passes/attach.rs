@@ -33,13 +33,20 @@ pub mod defaults {
     pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 }
 
-/// What profkit pulls from each target: (name, path).
-pub const PULLS: [(&str, &str); 4] = [
+/// What profkit pulls from each target: (name, path). `plans` is
+/// optional: a service on PostgreSQL answers it with the findings of the
+/// plans (`EXPLAIN (FORMAT JSON)`, never `ANALYZE`) of the statements it
+/// ran over the window, through its own pool; its 404 is no finding.
+pub const PULLS: [(&str, &str); 5] = [
     ("cpu", "/debug/pprof/profile"),
     ("heap", "/debug/pprof/heap"),
     ("sql", "/debug/profkit/sql"),
     ("endpoints", "/debug/profkit/endpoints"),
+    ("plans", "/debug/profkit/plans"),
 ];
+
+/// Pulls whose 404 is expected of most services.
+pub const OPTIONAL_PULLS: [&str; 1] = ["plans"];
 
 /// Bad input to `profkit attach`: exit 2.
 #[derive(Debug, thiserror::Error)]

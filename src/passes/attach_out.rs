@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::attach::{AttachSummary, Instance, Pull, PullStatus, PULLS};
+use super::attach::{AttachSummary, Instance, Pull, PullStatus, OPTIONAL_PULLS, PULLS};
 use crate::analyze::findings::{self, Finding, FindingKind, Findings, Severity};
 use crate::analyze::sql::SqlReport;
 use crate::analyze::stacks::Folded;
@@ -321,6 +321,11 @@ pub fn write_instances(
                             }
                             file
                         }
+                        "plans" => {
+                            let file = format!("{sub}plans.json");
+                            store::write_atomic(&dir.path.join(&file), &bytes)?;
+                            file
+                        }
                         _ => {
                             let file = format!("{sub}endpoints.json");
                             store::write_atomic(&dir.path.join(&file), &bytes)?;
@@ -434,6 +439,15 @@ pub fn findings_and_flamegraphs(
                             .unwrap_or_default();
                     all.extend(service_findings(&v, several.then_some(inst.url.as_str())));
                 }
+                (PullStatus::Ok, Some(file)) if p.what == "plans" => {
+                    let v: serde_json::Value =
+                        serde_json::from_slice(&std::fs::read(dir.path.join(file))?)
+                            .unwrap_or_default();
+                    let plans: Vec<Finding> =
+                        serde_json::from_value(v["findings"].clone()).unwrap_or_default();
+                    all.extend(plans);
+                }
+                (PullStatus::Missing, _) if OPTIONAL_PULLS.contains(&p.what.as_str()) => {}
                 (PullStatus::Missing, _) => all.push(Finding {
                     kind: FindingKind::Missing,
                     severity: Severity::Warning,
