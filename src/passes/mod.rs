@@ -25,6 +25,10 @@ pub mod cpu;
 pub mod heap;
 pub mod leaks;
 pub mod load;
+#[cfg(feature = "service")]
+pub mod load_locust;
+#[cfg(feature = "service")]
+pub mod locust;
 pub mod probe;
 pub mod profile;
 pub mod session;
