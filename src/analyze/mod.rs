@@ -8,6 +8,7 @@ pub mod advice;
 pub mod alloc;
 pub mod blocking;
 pub mod budget;
+pub mod budget_check;
 pub mod calibrate;
 pub mod causes;
 pub mod changes;

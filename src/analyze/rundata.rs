@@ -63,6 +63,10 @@ pub struct ToolVersions {
     pub profkit: String,
     /// The bundled SQLite library.
     pub sqlite: String,
+    /// Built without optimisations (`debug_assertions` on): timings are not
+    /// comparable with an optimised build's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub debug_build: bool,
 }
 
 /// What ran: `manifest.json`.
