@@ -5,6 +5,7 @@
 //! feeds it data and [`crate::store`] keeps what it returns.
 
 pub mod advice;
+pub mod advice_plan;
 pub mod alloc;
 pub mod blocking;
 pub mod budget;

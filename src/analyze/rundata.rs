@@ -151,6 +151,9 @@ pub struct LoadedRun {
     /// `findings.json`, most important first, without the CPU findings its
     /// CPU samples do not support ([`super::findings::supported`]).
     pub findings: Vec<Finding>,
+    /// The advice section of `findings.json`: what `profkit advise` would
+    /// try per finding, or what it measured.
+    pub advice: Vec<super::advice_plan::AdviceLine>,
     /// CPU findings withheld: too few CPU samples.
     pub withheld_cpu_findings: usize,
     /// `sql.json`, when present.

@@ -61,6 +61,8 @@ pub fn rank_findings(dir: &Path, workload: &str) -> anyhow::Result<Findings> {
         ranked.findings.push(blocking);
         ranked = Findings::new(workload, ranked.findings);
     }
+    let advice = store::read_opt_json(&dir.join(files::ADVICE), "advice file")?;
+    ranked.advice = crate::analyze::advice_plan::plan(workload, &ranked.findings, advice.as_ref());
     store::write_json(&dir.join(files::FINDINGS), &ranked)?;
     Ok(ranked)
 }
