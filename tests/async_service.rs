@@ -195,8 +195,12 @@ fn serve_app_answers_over_http_on_loopback_and_refuses_bad_flags() {
             "--listen 'here' is not an address",
         ),
         (
-            &["serve-app", "--database-url", "postgres://x"][..],
-            "not a SQLite URL",
+            &["serve-app", "--database-url", "postgres://127.0.0.1:1/shop"][..],
+            "cannot connect to 127.0.0.1:1",
+        ),
+        (
+            &["serve-app", "--database-url", "postgres://nosuchhost.invalid"][..],
+            "cannot connect to nosuchhost.invalid:5432",
         ),
         (&["serve-app", "--bogus"][..], "unknown argument '--bogus'"),
     ] {
