@@ -382,8 +382,12 @@ fn endpoint(
     })
 }
 
+/// The example's workloads, with the service layer as a probe: the
+/// endpoint each run served names its findings, and the layer's own (the
+/// N+1 over sqlx, which profkit's rusqlite hook cannot see) join them.
 fn harness() -> profkit::Harness {
     profkit::Harness::new()
+        .probe(profkit::cli::ServiceProbe)
         .register(endpoint(
             "orders-recent",
             "/orders/recent",
