@@ -286,6 +286,11 @@ fn on_postgres_attach_names_the_n_plus_one_and_the_planted_seq_scan() {
     );
     let plans = &summary["instances"][0]["pulls"][4];
     assert_eq!(plans["status"], "ok", "{summary}");
+    // Every statement seen was planned (a PREPARE name left on a pooled
+    // connection once made the second plan there fail).
+    let answer = json(&run.join("plans.json"));
+    assert_eq!(answer["errors"], serde_json::json!([]), "{answer}");
+    assert!(answer["statements_planned"].as_u64() >= Some(4), "{answer}");
     let all = json(&run.join("findings.json"));
     let found = findings(&run);
     assert!(
