@@ -187,6 +187,11 @@ fn serve_app_answers_over_http_on_loopback_and_refuses_bad_flags() {
             "--listen 'here' is not an address",
         ),
         (
+            // postgres:// runs the shop on PostgreSQL (tests/attach_service.rs).
+            &["serve-app", "--database-url", "mysql://x"][..],
+            "is not a URL like sqlite:shop.db or postgres://",
+        ),
+        (
             &["serve-app", "--database-url", "postgres://127.0.0.1:1/shop"][..],
             "cannot connect to 127.0.0.1:1",
         ),
@@ -199,6 +204,17 @@ fn serve_app_answers_over_http_on_loopback_and_refuses_bad_flags() {
             "cannot connect to nosuchhost.invalid:5432",
         ),
         (&["serve-app", "--bogus"][..], "unknown argument '--bogus'"),
+        // A Postgres URL that refuses: host and port named, never the password.
+        (
+            &[
+                "serve-app",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                "postgres://shop:secret@127.0.0.1:1/shop",
+            ][..],
+            "cannot connect to 127.0.0.1:1",
+        ),
     ] {
         let out = Command::new(example()).args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -208,5 +224,6 @@ fn serve_app_answers_over_http_on_loopback_and_refuses_bad_flags() {
             "{args:?}: {stderr}"
         );
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(!stderr.contains("secret"), "{stderr}");
     }
 }
