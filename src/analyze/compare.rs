@@ -50,8 +50,9 @@ pub struct CompareOptions {
     pub noise: f64,
     /// Confidence level ([`defaults::CONFIDENCE`]).
     pub confidence: f64,
-    /// Run-to-run spread for sides of one run ([`NoiseModel::default`]:
-    /// measured on the development machine).
+    /// Run-to-run spread for sides of one run (default: the built-in
+    /// [`NoiseModel::default`], measured on the development machine;
+    /// `profkit noise` measures one on this machine).
     pub noise_model: NoiseModel,
     /// Length of top lists ([`defaults::TOP`]).
     pub top: usize,

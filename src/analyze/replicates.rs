@@ -11,8 +11,8 @@
 //! - otherwise, with ≥ 2 runs on some side: Welch's t interval (a side of
 //!   one run borrows the other side's spread);
 //! - one run per side: the spread of a [`NoiseModel`] measured on this
-//!   machine (repeated runs of identical code, `scripts/bench-compare.sh`),
-//!   never the within-run resampling alone.
+//!   machine (`profkit noise`, [`super::noise`]; else the built-in figures
+//!   of the development machine), never the within-run resampling alone.
 //!
 //! Times, rates and sizes are compared on a log scale (a ratio), so the
 //! interval of the relative change `exp(d) − 1` always contains its point
@@ -38,6 +38,10 @@ pub struct NoiseModel {
     pub share_sd_pp: f64,
     /// Degrees of freedom the figures rest on (runs − 1, summed).
     pub df: f64,
+    /// Metrics (and `share`) a measured model did not measure (no data in
+    /// its runs): their figures are the built-in model's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from_builtin: Vec<String>,
 }
 
 impl Default for NoiseModel {
@@ -67,6 +71,7 @@ impl Default for NoiseModel {
             sd,
             share_sd_pp: 4.0,
             df: 50.0,
+            from_builtin: Vec::new(),
         }
     }
 }

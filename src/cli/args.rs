@@ -77,6 +77,8 @@ pub enum Command {
     Export(super::export::ExportArgs),
     /// Find the first commit that made a workload significantly slower.
     Bisect(super::bisect::BisectArgs),
+    /// Measure this machine's run-to-run noise (noise.json), which compare judges one-run sides by.
+    Noise(super::noise::NoiseArgs),
     /// Drive `profkit serve` with Locust in distributed mode (master + workers): bench.json, locust.json and Locust's CSVs in a run folder.
     #[cfg(feature = "service")]
     Load(super::serve::LoadArgs),
@@ -345,6 +347,10 @@ pub struct ProfileArgs {
     /// pull-request comment, also written to the session's comment.md).
     #[arg(long, value_enum, requires = "baseline")]
     pub format: Option<CompareFormat>,
+    /// With --baseline: the noise model for sides of one run (default:
+    /// <out>/noise.json when `profkit noise` wrote one, else built-in).
+    #[arg(long, requires = "baseline")]
+    pub noise_model: Option<PathBuf>,
     /// Run options (override every workload's defaults).
     #[command(flatten)]
     pub run: RunFlags,

@@ -102,6 +102,10 @@ pub struct CompareArgs {
     /// Compare two runs of different workloads (declared twins need no --force).
     #[arg(long)]
     pub force: bool,
+    /// Noise model for sides of one run, written by `profkit noise`
+    /// (default: <out>/noise.json when it exists, else the built-in one).
+    #[arg(long)]
+    pub noise_model: Option<PathBuf>,
 }
 
 /// `compare`'s output formats.

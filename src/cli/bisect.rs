@@ -56,6 +56,10 @@ pub struct BisectArgs {
     /// WORKLOAD --json` of the worktree's build).
     #[arg(long)]
     pub run_cmd: Option<String>,
+    /// Noise model pooled with the probes' spread, written by `profkit
+    /// noise` (default: profiles/noise.json when it exists, else built-in).
+    #[arg(long)]
+    pub noise_model: Option<PathBuf>,
 }
 
 pub(super) fn bisect_cmd(a: BisectArgs) -> anyhow::Result<()> {
@@ -69,6 +73,10 @@ pub(super) fn bisect_cmd(a: BisectArgs) -> anyhow::Result<()> {
         noise: a.noise,
         build_cmd: a.build_cmd.clone(),
         run_cmd: a.run_cmd.clone(),
+        noise_model: crate::store::noise::noise_model_for(
+            a.noise_model.as_deref(),
+            std::path::Path::new(crate::store::defaults::OUT_DIR),
+        )?,
     };
     bisect::check(&options)?;
     let scratch = tempfile::Builder::new()

@@ -40,6 +40,7 @@ pub fn dispatch(cli: Cli, harness: &super::Harness) -> anyhow::Result<()> {
         Command::Serve(a) => super::serve::serve(a),
         Command::Export(a) => super::export::export_cmd(a),
         Command::Bisect(a) => super::bisect::bisect_cmd(a),
+        Command::Noise(a) => super::noise::noise_cmd(a, registry),
         #[cfg(feature = "service")]
         Command::Load(a) => super::serve::load(a),
         #[cfg(feature = "service")]
@@ -129,6 +130,7 @@ pub(super) fn profile(
         heap: !a.no_heap,
         run: RunOptions::from(&a.run),
         baseline,
+        noise_model: store::noise::noise_model_for(a.noise_model.as_deref(), &a.run.out)?,
     };
     let config = SessionConfig {
         probes: probes.clone(),

@@ -15,6 +15,7 @@ mod bisect;
 mod dispatch;
 mod export;
 mod harness;
+mod noise;
 #[cfg(feature = "service")]
 mod probe;
 mod reports;
@@ -239,6 +240,14 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
             || c.is::<export::NoCpuData>()
             || c.is::<crate::passes::bisect::BisectError>()
             || c.is::<export::ExportExists>()
+            || matches!(
+                c.downcast_ref::<crate::passes::noise::NoiseError>(),
+                Some(crate::passes::noise::NoiseError::TooFewRuns(_))
+            )
+            || matches!(
+                c.downcast_ref::<crate::store::noise::NoiseWriteError>(),
+                Some(crate::store::noise::NoiseWriteError::NotAModel { .. })
+            )
             || c.is::<crate::analyze::compare::DifferentWorkloads>()
             || service_error(c)
             || matches!(

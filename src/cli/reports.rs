@@ -63,6 +63,7 @@ pub(super) fn check(a: CheckArgs, registry: &Registry) -> anyhow::Result<()> {
             heap: true,
             run: Default::default(),
             baseline: None,
+            noise_model: Default::default(),
         };
         super::dispatch::run_profile(
             registry,
@@ -193,6 +194,7 @@ pub(super) fn compare_cmd(a: CompareArgs) -> anyhow::Result<()> {
     warn_interrupted(&[&base, &current]);
     let options = CompareOptions {
         noise: a.noise,
+        noise_model: store::noise::noise_model_for(a.noise_model.as_deref(), &a.out)?,
         ..CompareOptions::default()
     };
     let comparison = passes::compare::compare_and_draw(&base, &current, &options, &a.flamegraphs);
@@ -262,6 +264,7 @@ pub(super) fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
             warn_interrupted(&[&base, &current]);
             let options = CompareOptions {
                 noise: a.noise,
+                noise_model: store::noise::noise_model_for(None, &a.out)?,
                 ..CompareOptions::default()
             };
             let comparison = compare::compare(&base, &current, &options);

@@ -43,6 +43,9 @@ pub struct BisectOptions {
     pub build_cmd: Option<String>,
     /// Shell command that runs the workload once and prints the metric.
     pub run_cmd: Option<String>,
+    /// Run-to-run spread pooled with the probes' own (the built-in model
+    /// unless `profkit noise` measured one).
+    pub noise_model: NoiseModel,
 }
 
 /// Input bisect refuses: exit 2, nothing left behind.
@@ -247,7 +250,7 @@ fn probe(
 
 /// Whether `probe` is significantly worse than `good`.
 fn worse(good: &[f64], probe: &[f64], o: &BisectOptions) -> Option<(f64, f64, f64)> {
-    let model = NoiseModel::default();
+    let model = &o.noise_model;
     let i = change_interval(
         good,
         probe,

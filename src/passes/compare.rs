@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::analyze::compare::{self, CompareOptions, Comparison};
+use crate::analyze::compare::{self, CompareOptions, Comparison, NoiseModel};
 use crate::analyze::rundata::RunSet;
 use crate::analyze::stacks::Folded;
 use crate::render::report::{Format, ReportInput};
@@ -80,15 +80,21 @@ pub struct BaselineOutcome {
     pub reports: Vec<PathBuf>,
 }
 
-/// Compares a finished profile session against `base` and writes
+/// Compares a finished profile session against `base` (one-run sides
+/// judged by `noise_model`) and writes
 /// `compare.json`, `report.md` and `report.html` into the session folder.
 pub fn against_baseline(
     base: &RunSet,
     index_dir: &RunDir,
     flamegraphs: &Path,
+    noise_model: &NoiseModel,
 ) -> anyhow::Result<BaselineOutcome> {
     let current = store::load_set(&index_dir.path)?;
-    let comparison = compare_and_draw(base, &current, &CompareOptions::default(), flamegraphs);
+    let options = CompareOptions {
+        noise_model: noise_model.clone(),
+        ..CompareOptions::default()
+    };
+    let comparison = compare_and_draw(base, &current, &options, flamegraphs);
     let json = index_dir.file(files::COMPARE);
     store::write_json(&json, &comparison)?;
     let input = ReportInput::Compare {

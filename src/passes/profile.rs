@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use super::heap::ChildArgs;
 use super::session::{RunOutcome, Session, SessionConfig};
 use super::{cpu, heap, sql, sweep};
+use crate::analyze::replicates::NoiseModel;
 use crate::analyze::rundata::{Index, IndexEntry, RunSet};
 use crate::analyze::scaling::SweepResult;
 use crate::measure::{self, BenchResult, PlanError, RunOptions, Stop};
@@ -49,6 +50,9 @@ pub struct ProfileOptions {
     pub run: RunOptions,
     /// Compare the session against this baseline at the end.
     pub baseline: Option<RunSet>,
+    /// The run-to-run spread that comparison judges sides of one run by
+    /// (default: the built-in model; `profkit noise` measures one).
+    pub noise_model: NoiseModel,
 }
 
 /// One workload's line of the main job.
@@ -221,6 +225,7 @@ pub fn run(
             base,
             &index,
             &session.config().flamegraph_dir,
+            &options.noise_model,
         )?),
         None => None,
     };

@@ -192,6 +192,9 @@ pub fn comparison_text(c: &Comparison) -> String {
         c.noise * 100.0,
         c.confidence * 100.0
     );
+    if !c.noise_model.is_empty() {
+        let _ = writeln!(s, "noise model: {}", c.noise_model);
+    }
     if c.same_runs {
         let _ = writeln!(
             s,

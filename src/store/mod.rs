@@ -6,6 +6,7 @@
 //! Every file name of a run folder is a constant in [`files`].
 
 pub mod baseline;
+pub mod noise;
 pub mod runs;
 
 use std::io::Write as _;
