@@ -96,4 +96,5 @@ pub fn runs(program: &str) -> bool {
 }
 
 pub mod example;
+pub mod locust;
 pub mod pg;
