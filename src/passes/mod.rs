@@ -29,6 +29,7 @@ pub mod load;
 pub mod load_locust;
 #[cfg(feature = "service")]
 pub mod locust;
+pub mod locust_load;
 pub mod probe;
 pub mod profile;
 pub mod session;
