@@ -43,15 +43,18 @@ fn run_dir(out: &Path, workload: &str) -> PathBuf {
 
 const LEAK_SITE: &str = "async_service::remember_render (examples/async_service.rs:";
 
+/// The finding kinds planted in the example.
+const PLANTED: [&str; 3] = ["leak", "n-plus-one", "blocking"];
+
 #[test]
-fn profile_names_the_leaking_cache_and_the_blocking_call_of_their_endpoints_and_nothing_on_clean_ones(
+fn profile_names_the_n_plus_one_the_leaking_cache_and_the_blocking_call_by_endpoint_and_nothing_on_clean_ones(
 ) {
     let out = tempfile::tempdir().unwrap();
     let output = Command::new(example())
         .args([
             "profile",
             "--workloads",
-            "customers-id,reports-forecast,orders-id,health",
+            "orders-recent,customers-id,reports-forecast,orders-id,health",
             "--rows",
             "2000",
             "--scale",
@@ -65,11 +68,23 @@ fn profile_names_the_leaking_cache_and_the_blocking_call_of_their_endpoints_and_
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // The N+1 over sqlx, which only the service layer sees: its endpoint
+    // and the repeated statement.
+    let n1 = findings(&run_dir(out.path(), "orders-recent"));
+    let top = &n1[0];
+    assert_eq!(top["kind"], "n-plus-one", "{n1:#?}");
+    let title = top["title"].as_str().unwrap();
+    assert!(
+        title.starts_with("GET /orders/recent: ")
+            && title.contains("`SELECT name FROM customers WHERE id = ?`"),
+        "{title}"
+    );
     let leaky = findings(&run_dir(out.path(), "customers-id"));
     let top = &leaky[0];
     assert_eq!(top["kind"], "leak", "{leaky:#?}");
+    let title = top["title"].as_str().unwrap();
     assert!(
-        top["title"].as_str().unwrap().contains(LEAK_SITE),
+        title.starts_with("GET /customers/{id}: ") && title.contains(LEAK_SITE),
         "{leaky:#?}"
     );
     assert_eq!(top["workload"], "customers-id");
@@ -79,7 +94,7 @@ fn profile_names_the_leaking_cache_and_the_blocking_call_of_their_endpoints_and_
     assert_eq!(top["kind"], "blocking", "{blocking:#?}");
     let title = top["title"].as_str().unwrap();
     assert!(
-        title.starts_with("reports-forecast: one poll held a runtime worker for ")
+        title.starts_with("GET /reports/forecast: one poll held a runtime worker for ")
             && (title.contains("in `rusqlite::")
                 || title.contains("in `async_service::run_forecast`")),
         "{title}"
@@ -89,13 +104,23 @@ fn profile_names_the_leaking_cache_and_the_blocking_call_of_their_endpoints_and_
         evidence.contains("async_service::run_forecast"),
         "{evidence}"
     );
-    for clean in ["orders-id", "health"] {
-        let found = findings(&run_dir(out.path(), clean));
-        let planted: Vec<_> = found
+    // Each planted problem on its own endpoint only.
+    for (workload, own) in [
+        ("orders-recent", "n-plus-one"),
+        ("customers-id", "leak"),
+        ("reports-forecast", "blocking"),
+        ("orders-id", ""),
+        ("health", ""),
+    ] {
+        let found = findings(&run_dir(out.path(), workload));
+        let others: Vec<_> = found
             .iter()
-            .filter(|f| ["leak", "n-plus-one", "blocking"].contains(&f["kind"].as_str().unwrap()))
+            .filter(|f| {
+                let kind = f["kind"].as_str().unwrap();
+                PLANTED.contains(&kind) && kind != own
+            })
             .collect();
-        assert!(planted.is_empty(), "{clean}: {planted:#?}");
+        assert!(others.is_empty(), "{workload}: {others:#?}");
     }
 }
 

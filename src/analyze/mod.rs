@@ -18,6 +18,7 @@ pub mod cpu;
 pub mod findings;
 pub mod fit;
 pub mod leaks;
+pub mod observed;
 pub mod pairing;
 pub mod pg_plan;
 pub mod replicates;

@@ -13,17 +13,20 @@ use crate::render::{cpu_table, report, scale, table};
 use crate::store::{self, RunDir};
 use crate::workload::Registry;
 
-/// Runs the parsed command over the workloads of `registry`.
-pub fn dispatch(cli: Cli, registry: &Registry) -> anyhow::Result<()> {
+/// Runs the parsed command over the harness's workloads (its probes watch
+/// the SQL passes of `profile` and `sql`).
+pub fn dispatch(cli: Cli, harness: &super::Harness) -> anyhow::Result<()> {
+    let registry = harness.registry();
+    let probes = harness.probes();
     match cli.command {
         Command::List => list(registry),
         Command::Run(a) => run(a, registry),
-        Command::Profile(a) => profile(a, registry),
+        Command::Profile(a) => profile(a, registry, probes),
         Command::Sweep(a) => sweep(a, registry),
         Command::Stress(a) => stress(a, registry),
         Command::Cpu(a) => cpu(a, registry),
         Command::Flamegraph(a) => reports::flamegraph_cmd(a),
-        Command::Sql(a) => sql(a, registry),
+        Command::Sql(a) => sql(a, registry, probes),
         Command::Advise(a) => advise(a, registry),
         Command::Check(a) => reports::check(a, registry),
         Command::Budget(a) => reports::budget_cmd(a),
@@ -111,7 +114,11 @@ fn run(a: RunArgs, registry: &Registry) -> anyhow::Result<()> {
     }
 }
 
-pub(super) fn profile(a: ProfileArgs, registry: &Registry) -> anyhow::Result<()> {
+pub(super) fn profile(
+    a: ProfileArgs,
+    registry: &Registry,
+    probes: &passes::Probes,
+) -> anyhow::Result<()> {
     let baseline = match &a.baseline {
         Some(name) => Some(store::resolve(name, &a.run.out)?),
         None => None,
@@ -123,7 +130,11 @@ pub(super) fn profile(a: ProfileArgs, registry: &Registry) -> anyhow::Result<()>
         run: RunOptions::from(&a.run),
         baseline,
     };
-    run_profile(registry, SessionConfig::from(&a.run), &options, a.format)
+    let config = SessionConfig {
+        probes: probes.clone(),
+        ..SessionConfig::from(&a.run)
+    };
+    run_profile(registry, config, &options, a.format)
 }
 
 /// Runs the main job and prints its summary (`profile`, `check --profile`).
@@ -238,9 +249,12 @@ fn advise(a: AdviseArgs, registry: &Registry) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sql(a: SqlArgs, registry: &Registry) -> anyhow::Result<()> {
+fn sql(a: SqlArgs, registry: &Registry, probes: &passes::Probes) -> anyhow::Result<()> {
     let workload = registry.get(&a.workload)?;
-    let mut session = Session::new(SessionConfig::from(&a.run))?;
+    let mut session = Session::new(SessionConfig {
+        probes: probes.clone(),
+        ..SessionConfig::from(&a.run)
+    })?;
     let (dir, run) = passes::sql::run(&mut session, workload, &RunOptions::from(&a.run), None)?;
     println!("{}\n", table::sql_table(&run.report, a.top));
     print!("{}", table::findings_text(&run.findings));

@@ -4,6 +4,7 @@
 
 use std::ffi::OsString;
 
+use crate::passes::{Probe, Probes};
 use crate::workload::{Registry, Workload, WorkloadError};
 
 /// A binary's profkit command line: `list run cpu heap leaks sql sweep
@@ -33,6 +34,8 @@ pub struct Harness {
     /// The first registration error, reported when the harness runs.
     error: Option<String>,
     default_workload: Option<String>,
+    /// Instrumentation the SQL passes open (see [`Harness::probe`]).
+    probes: Probes,
 }
 
 impl Harness {
@@ -72,6 +75,23 @@ impl Harness {
     pub fn default_workload(mut self, name: &str) -> Harness {
         self.default_workload = Some(name.to_string());
         self
+    }
+
+    /// Adds a probe: instrumentation outside the passes' own data, opened
+    /// while the SQL pass of `profile` or `sql` runs a workload, whose
+    /// findings join the run's `findings.json` (and which names the
+    /// endpoint the run served, when it served one). For an async service
+    /// with profkit's tracing layer installed, [`super::ServiceProbe`]: its
+    /// N+1 over sqlx, which profkit's rusqlite hook cannot see, becomes a
+    /// finding of `profile`.
+    pub fn probe(mut self, probe: impl Probe + 'static) -> Harness {
+        self.probes.push(std::sync::Arc::new(probe));
+        self
+    }
+
+    /// The probes added with [`Harness::probe`].
+    pub fn probes(&self) -> &Probes {
+        &self.probes
     }
 
     /// The registered workloads.
@@ -150,6 +170,7 @@ impl From<Registry> for Harness {
             registry,
             error: None,
             default_workload: None,
+            probes: Probes::default(),
         }
     }
 }

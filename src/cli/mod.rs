@@ -15,6 +15,8 @@ mod bisect;
 mod dispatch;
 mod export;
 mod harness;
+#[cfg(feature = "service")]
+mod probe;
 mod reports;
 #[cfg(feature = "service")]
 pub mod serve;
@@ -23,6 +25,8 @@ use clap::error::ErrorKind;
 
 pub use args::Cli;
 pub use harness::{Harness, HarnessError};
+#[cfg(feature = "service")]
+pub use probe::ServiceProbe;
 pub use reports::{BadTarget, CheckFailed, NothingChecked};
 
 use crate::analyze::budget::BudgetError;
@@ -33,11 +37,11 @@ use crate::measure::open_loop::RateError;
 use crate::measure::PlanError;
 #[cfg(feature = "service")]
 use crate::passes::attach::AttachError;
+#[cfg(feature = "service")]
+use crate::passes::load_locust::LocustError;
 use crate::profile::cpu::CpuError;
 use crate::profile::dhat::DhatError;
 use crate::render::input::InputError;
-#[cfg(feature = "service")]
-use crate::serve::locust::LocustError;
 #[cfg(feature = "service")]
 use crate::serve::ServeError;
 use crate::store::baseline::BaselineError;
@@ -84,7 +88,7 @@ pub fn main_with(harness: impl Into<Harness>) -> ! {
         eprintln!("profkit: interrupted: finishing the current run and writing its files (Ctrl-C again to quit now)");
         crate::measure::interrupt();
     });
-    if let Err(e) = dispatch::dispatch(cli, harness.registry()) {
+    if let Err(e) = dispatch::dispatch(cli, &harness) {
         eprintln!("Error: {}", one_line(&e));
         // Ctrl-C that cut the work short (a populate, say) is still 130.
         std::process::exit(if crate::measure::interrupted() {

@@ -25,6 +25,11 @@ pub mod cpu;
 pub mod heap;
 pub mod leaks;
 pub mod load;
+#[cfg(feature = "service")]
+pub mod load_locust;
+#[cfg(feature = "service")]
+pub mod locust;
+pub mod probe;
 pub mod profile;
 pub mod session;
 pub mod sql;
@@ -33,22 +38,26 @@ pub mod sweep;
 
 use std::path::Path;
 
+pub use probe::{Probe, Probes, Watch};
 pub use session::{Prepared, RunOutcome, Session, SessionConfig};
 
 use crate::analyze::findings::{self, Findings};
+use crate::analyze::observed::{self, Observed};
 use crate::analyze::waits;
 use crate::measure::BenchResult;
 use crate::store::{self, files};
 
 /// Ranked findings from every analysis a run folder holds (`sql.json`,
 /// `cpu.json`, `leaks.json`, the latency breakdown of `bench.json`,
-/// whichever are there), written to
+/// whichever are there, joined with a probe's `observed.json`), written to
 /// `findings.json`.
 pub fn rank_findings(dir: &Path, workload: &str) -> anyhow::Result<Findings> {
     let sql = store::read_opt_json(&dir.join(files::SQL_JSON), "SQL report")?;
     let cpu = store::read_opt_json(&dir.join(files::CPU_JSON), "CPU report")?;
     let leaks = store::read_opt_json(&dir.join(files::LEAKS), "leak report")?;
     let bench: Option<BenchResult> = store::read_opt_json(&dir.join(files::BENCH), "bench result")?;
+    let observed: Option<Observed> =
+        store::read_opt_json(&dir.join(files::OBSERVED), "probe observations")?;
     let mut ranked = findings::rank(workload, sql.as_ref(), cpu.as_ref(), leaks.as_ref());
     let blocking = bench
         .as_ref()
@@ -60,6 +69,9 @@ pub fn rank_findings(dir: &Path, workload: &str) -> anyhow::Result<Findings> {
     if let Some(blocking) = blocking {
         ranked.findings.push(blocking);
         ranked = Findings::new(workload, ranked.findings);
+    }
+    if let Some(observed) = &observed {
+        ranked = observed::join(ranked, observed);
     }
     let advice = store::read_opt_json(&dir.join(files::ADVICE), "advice file")?;
     ranked.advice = crate::analyze::advice_plan::plan(workload, &ranked.findings, advice.as_ref());

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use anyhow::Context as _;
 
+use super::probe::Probes;
 use crate::analyze::rundata::Pass;
 use crate::measure::{self, BenchResult, Progress, RunOptions, RunPlan};
 use crate::store::{self, defaults, files, RunDir};
@@ -34,6 +35,9 @@ pub struct SessionConfig {
     /// Keep runtime plumbing frames (thread start, panic guards, closure
     /// shims) in CPU and heap stacks; default off: they are folded.
     pub keep_runtime_frames: bool,
+    /// Instrumentation the SQL pass opens while it runs a workload, whose
+    /// findings join the run's (default none; a [`crate::Harness`] fills it).
+    pub probes: Probes,
 }
 
 impl Default for SessionConfig {
@@ -45,6 +49,7 @@ impl Default for SessionConfig {
             progress: false,
             sql_trace: false,
             keep_runtime_frames: false,
+            probes: Probes::default(),
         }
     }
 }

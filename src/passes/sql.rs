@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use super::session::{Prepared, Session};
 use crate::analyze::findings::{self, Findings};
+use crate::analyze::observed::{self, Observed};
 use crate::analyze::rundata::Pass;
 use crate::analyze::sql::{self, SqlReport};
 use crate::measure::{self, BenchResult, RunOptions};
@@ -24,8 +25,10 @@ pub struct SqlRun {
     pub bench: BenchResult,
     /// Per-statement analysis.
     pub report: SqlReport,
-    /// Findings drawn from it.
+    /// Findings drawn from it (joined with what the probes saw).
     pub findings: Findings,
+    /// What the session's probes saw during the run.
+    pub observed: Option<Observed>,
 }
 
 /// Measures a prepared workload with statement tracing and analyses it.
@@ -36,8 +39,11 @@ pub(super) fn measure_traced(prepared: &Prepared, session: &Session) -> anyhow::
         "the SQL pass needs a workload prepared with the trace hook on"
     );
     let progress = session.progress(prepared.workload.name());
-    let (bench, tallies) =
-        measure::measure_detailed(prepared.workload.as_ref(), &prepared.plan, &progress)?;
+    // Probes watch this pass: it counts, so their cost distorts no timing.
+    let watches = session.config().probes.start();
+    let measured = measure::measure_detailed(prepared.workload.as_ref(), &prepared.plan, &progress);
+    let observed = watches.finish(prepared.workload.name());
+    let (bench, tallies) = measured?;
     // The run's database first (the file the workload opened: readers
     // share one, see `SetupEnv::open_shared_db`), then any file a workload
     // traced itself.
@@ -50,11 +56,15 @@ pub(super) fn measure_traced(prepared: &Prepared, session: &Session) -> anyhow::
             .chain(traced.iter().map(|p| p.as_path())),
     );
     let report = sql::analyze(&bench, &tallies, &|s: &str| planner.plan(s));
-    let findings = Findings::new(&bench.workload, findings::from_sql(&report));
+    let mut findings = Findings::new(&bench.workload, findings::from_sql(&report));
+    if let Some(o) = &observed {
+        findings = observed::join(findings, o);
+    }
     Ok(SqlRun {
         bench,
         report,
         findings,
+        observed,
     })
 }
 
@@ -68,6 +78,9 @@ fn write(dir: &RunDir, run: &SqlRun, session: &Session) -> anyhow::Result<Option
     let text = folded::to_text(&stacks);
     store::write_atomic(&dir.file(files::SQL_FOLDED), text.as_bytes())?;
     store::write_json(&dir.file(files::FINDINGS), &run.findings)?;
+    if let Some(o) = &run.observed {
+        store::write_json(&dir.file(files::OBSERVED), o)?;
+    }
     if stacks.is_empty() {
         return Ok(None);
     }

@@ -45,6 +45,7 @@ mod cpu;
 mod endpoints;
 mod layer;
 mod metrics;
+mod observed;
 mod router;
 mod side;
 
@@ -57,6 +58,7 @@ pub use endpoints::{
     ENDPOINTS_SCHEMA_VERSION,
 };
 pub use layer::{layer, LayerOptions, ProfkitLayer, SQLX_TARGET};
+pub use observed::SOURCE as OBSERVED_SOURCE;
 pub(crate) use router::routes;
 pub use router::{router, router_with, window, ApiError};
 pub use side::{spawn, spawn_with, ServiceError, SideServer, SpawnOptions};

@@ -66,6 +66,8 @@ pub mod files {
     pub const ALLOC: &str = "alloc.json";
     /// Leak check.
     pub const LEAKS: &str = "leaks.json";
+    /// What a probe (the service layer) saw during the SQL pass.
+    pub const OBSERVED: &str = "observed.json";
     /// Sweep result.
     pub const SWEEP: &str = "sweep.json";
     /// Stress result.

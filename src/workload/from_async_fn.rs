@@ -33,29 +33,27 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::{Metrics, PollTally, SetupEnv, WorkerCtx, Workload, WorkloadDefaults};
-use crate::db::{trace, waits, DatabaseManager};
+use super::closures::{not_set_up, Body, Closures};
+use super::{PollTally, SetupEnv, WorkerCtx, WorkloadDefaults};
+use crate::db::{trace, waits};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send>>;
 type LocalFuture<T> = Pin<Box<dyn Future<Output = anyhow::Result<T>>>>;
 type Setup<S> = dyn Fn(SetupEnv) -> LocalFuture<S> + Send + Sync;
 type Operation<S> = dyn Fn(Arc<S>, &mut WorkerCtx) -> BoxFuture<()> + Send + Sync;
-type Finish<S> = dyn Fn(&S) -> anyhow::Result<Metrics> + Send + Sync;
-type Database<S> = dyn Fn(&S) -> Option<&DatabaseManager> + Send + Sync;
 
 /// How long dropping a workload waits for its runtime's tasks to end.
 const SHUTDOWN: Duration = Duration::from_secs(2);
 
 /// An async workload made of closures; see [`from_async_fn`]. Cloning
 /// gives a fresh, not yet set up instance (no runtime, no state).
-pub struct AsyncFnWorkload<S> {
-    name: String,
-    description: String,
-    defaults: WorkloadDefaults,
+pub type AsyncFnWorkload<S> = Closures<S, AsyncBody<S>>;
+
+/// The closures and, once set up, the runtime and state of an
+/// [`AsyncFnWorkload`].
+pub struct AsyncBody<S> {
     setup: Arc<Setup<S>>,
     operation: Arc<Operation<S>>,
-    finish: Option<Arc<Finish<S>>>,
-    database: Option<Arc<Database<S>>>,
     running: Option<Running<S>>,
 }
 
@@ -100,120 +98,54 @@ where
     SF: Future<Output = anyhow::Result<S>> + 'static,
     OF: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    AsyncFnWorkload {
-        name: name.to_string(),
-        description: format!("{name} (async closure workload)"),
-        defaults: WorkloadDefaults {
-            threads: super::defaults::RUNTIME_WORKERS,
-            concurrency: super::defaults::CONCURRENCY,
-            ..WorkloadDefaults::default()
-        },
+    let defaults = WorkloadDefaults {
+        threads: super::defaults::RUNTIME_WORKERS,
+        concurrency: super::defaults::CONCURRENCY,
+        ..WorkloadDefaults::default()
+    };
+    let body = AsyncBody {
         setup: Arc::new(move |env| Box::pin(setup(env)) as LocalFuture<S>),
         operation: Arc::new(move |state, ctx| Box::pin(operation(state, ctx)) as BoxFuture<()>),
-        finish: None,
-        database: None,
         running: None,
-    }
-}
-
-impl<S> Clone for AsyncFnWorkload<S> {
-    fn clone(&self) -> Self {
-        AsyncFnWorkload {
-            name: self.name.clone(),
-            description: self.description.clone(),
-            defaults: self.defaults,
-            setup: self.setup.clone(),
-            operation: self.operation.clone(),
-            finish: self.finish.clone(),
-            database: self.database.clone(),
-            running: None,
-        }
-    }
+    };
+    Closures::new(name, "async closure workload", defaults, body)
 }
 
 impl<S> AsyncFnWorkload<S> {
-    /// The line `profkit list` shows.
-    pub fn describe(mut self, text: &str) -> Self {
-        self.description = text.to_string();
-        self
-    }
-
-    /// Data volume when the user gives no `--rows` (default 100,000).
-    pub fn rows(mut self, rows: u64) -> Self {
-        self.defaults.rows = rows;
-        self
-    }
-
-    /// Measured operations when the user gives no `--ops` (default 1,000).
-    pub fn ops(mut self, ops: u64) -> Self {
-        self.defaults.ops = ops;
-        self
-    }
-
-    /// Runtime workers when the user gives no `--threads` (default
-    /// [`super::defaults::RUNTIME_WORKERS`]).
-    pub fn threads(mut self, threads: usize) -> Self {
-        self.defaults.threads = threads;
-        self
-    }
-
     /// Operations in flight when the user gives no `--concurrency`
     /// (default [`super::defaults::CONCURRENCY`]).
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.defaults.concurrency = concurrency;
         self
     }
+}
 
-    /// Called after the last operation: check invariants, report figures.
-    pub fn on_finish(
-        mut self,
-        finish: impl Fn(&S) -> anyhow::Result<Metrics> + Send + Sync + 'static,
-    ) -> Self {
-        self.finish = Some(Arc::new(finish));
-        self
-    }
-
-    /// The profkit [`DatabaseManager`] in the state, if it holds one.
-    pub fn with_database(
-        mut self,
-        database: impl Fn(&S) -> Option<&DatabaseManager> + Send + Sync + 'static,
-    ) -> Self {
-        self.database = Some(Arc::new(database));
-        self
-    }
-
-    fn running(&self) -> anyhow::Result<(&tokio::runtime::Runtime, &Arc<S>, &Running<S>)> {
-        let not_set_up = || anyhow::anyhow!("workload '{}' was not set up", self.name);
-        let r = self.running.as_ref().ok_or_else(not_set_up)?;
+impl<S> AsyncBody<S> {
+    fn running(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<(&tokio::runtime::Runtime, &Arc<S>, &Running<S>)> {
+        let r = self.running.as_ref().ok_or_else(|| not_set_up(name))?;
         match (&r.runtime, &r.state) {
             (Some(rt), Some(state)) => Ok((rt, state, r)),
-            _ => Err(not_set_up()),
+            _ => Err(not_set_up(name)),
         }
-    }
-
-    fn state(&self) -> Option<&S> {
-        self.running.as_ref()?.state.as_deref()
     }
 }
 
-impl<S: Send + Sync + 'static> Workload for AsyncFnWorkload<S> {
-    fn name(&self) -> &str {
-        &self.name
+impl<S: Send + Sync + 'static> Body<S> for AsyncBody<S> {
+    fn fresh(&self) -> Self {
+        AsyncBody {
+            setup: self.setup.clone(),
+            operation: self.operation.clone(),
+            running: None,
+        }
     }
 
-    fn description(&self) -> &str {
-        &self.description
-    }
-
-    fn defaults(&self) -> WorkloadDefaults {
-        self.defaults
-    }
-
-    fn setup(&mut self, env: &SetupEnv) -> anyhow::Result<()> {
+    fn setup(&mut self, name: &str, env: &SetupEnv) -> anyhow::Result<()> {
         anyhow::ensure!(
             tokio::runtime::Handle::try_current().is_err(),
-            "workload '{}' is set up inside a tokio runtime: run profkit from a plain thread (not from #[tokio::main])",
-            self.name
+            "workload '{name}' is set up inside a tokio runtime: run profkit from a plain thread (not from #[tokio::main])"
         );
         self.running = None;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -236,8 +168,8 @@ impl<S: Send + Sync + 'static> Workload for AsyncFnWorkload<S> {
         Ok(())
     }
 
-    fn operation(&self, ctx: &mut WorkerCtx) -> anyhow::Result<()> {
-        let (rt, state, running) = self.running()?;
+    fn operation(&self, name: &str, ctx: &mut WorkerCtx) -> anyhow::Result<()> {
+        let (rt, state, running) = self.running(name)?;
         let future = (self.operation)(state.clone(), ctx);
         let metered = Metered {
             inner: future,
@@ -249,35 +181,22 @@ impl<S: Send + Sync + 'static> Workload for AsyncFnWorkload<S> {
             Ok(done) => done,
             Err(e) if e.is_panic() => {
                 return Err(anyhow::anyhow!(
-                    "operation of '{}' panicked: {}",
-                    self.name,
+                    "operation of '{name}' panicked: {}",
                     panic_message(e.into_panic())
                 ))
             }
-            Err(e) => return Err(anyhow::anyhow!("operation of '{}': {e}", self.name)),
+            Err(e) => return Err(anyhow::anyhow!("operation of '{name}': {e}")),
         };
         meter.credit(ctx);
         result
     }
 
-    fn concurrency(&self) -> Option<usize> {
-        Some(
-            self.running
-                .as_ref()
-                .map_or(self.defaults.concurrency, |r| r.concurrency),
-        )
+    fn state(&self) -> Option<&S> {
+        self.running.as_ref()?.state.as_deref()
     }
 
-    fn database(&self) -> Option<&DatabaseManager> {
-        let f = self.database.as_ref()?;
-        f(self.state()?)
-    }
-
-    fn finish(&self) -> anyhow::Result<Metrics> {
-        match (&self.finish, self.state()) {
-            (Some(f), Some(s)) => f(s),
-            _ => Ok(Metrics::new()),
-        }
+    fn concurrency(&self, default: usize) -> Option<usize> {
+        Some(self.running.as_ref().map_or(default, |r| r.concurrency))
     }
 }
 

@@ -20,24 +20,21 @@
 
 use std::sync::Arc;
 
-use super::{Metrics, SetupEnv, WorkerCtx, Workload, WorkloadDefaults};
-use crate::db::DatabaseManager;
+use super::closures::{not_set_up, Body, Closures};
+use super::{SetupEnv, WorkerCtx, WorkloadDefaults};
 
 type Setup<S> = dyn Fn(&SetupEnv) -> anyhow::Result<S> + Send + Sync;
 type Operation<S> = dyn Fn(&S, &mut WorkerCtx) -> anyhow::Result<()> + Send + Sync;
-type Finish<S> = dyn Fn(&S) -> anyhow::Result<Metrics> + Send + Sync;
-type Database<S> = dyn Fn(&S) -> Option<&DatabaseManager> + Send + Sync;
 
 /// A workload made of closures; see [`from_fn`]. Cloning gives a fresh,
 /// not yet set up instance (what a registry's constructor needs).
-pub struct FnWorkload<S> {
-    name: String,
-    description: String,
-    defaults: WorkloadDefaults,
+pub type FnWorkload<S> = Closures<S, SyncBody<S>>;
+
+/// The state and closures of a [`FnWorkload`]: operations run on the
+/// runner's threads.
+pub struct SyncBody<S> {
     setup: Arc<Setup<S>>,
     operation: Arc<Operation<S>>,
-    finish: Option<Arc<Finish<S>>>,
-    database: Option<Arc<Database<S>>>,
     state: Option<S>,
 }
 
@@ -50,120 +47,42 @@ pub fn from_fn<S: Send + Sync + 'static>(
     setup: impl Fn(&SetupEnv) -> anyhow::Result<S> + Send + Sync + 'static,
     operation: impl Fn(&S, &mut WorkerCtx) -> anyhow::Result<()> + Send + Sync + 'static,
 ) -> FnWorkload<S> {
-    FnWorkload {
-        name: name.to_string(),
-        description: format!("{name} (closure workload)"),
-        defaults: WorkloadDefaults::default(),
+    let body = SyncBody {
         setup: Arc::new(setup),
         operation: Arc::new(operation),
-        finish: None,
-        database: None,
         state: None,
-    }
+    };
+    Closures::new(name, "closure workload", WorkloadDefaults::default(), body)
 }
 
-impl<S> Clone for FnWorkload<S> {
-    fn clone(&self) -> Self {
-        FnWorkload {
-            name: self.name.clone(),
-            description: self.description.clone(),
-            defaults: self.defaults,
+impl<S: Send + Sync> Body<S> for SyncBody<S> {
+    fn fresh(&self) -> Self {
+        SyncBody {
             setup: self.setup.clone(),
             operation: self.operation.clone(),
-            finish: self.finish.clone(),
-            database: self.database.clone(),
             state: None,
         }
     }
-}
 
-impl<S> FnWorkload<S> {
-    /// The line `profkit list` shows.
-    pub fn describe(mut self, text: &str) -> Self {
-        self.description = text.to_string();
-        self
-    }
-
-    /// Data volume when the user gives no `--rows` (default 100,000).
-    pub fn rows(mut self, rows: u64) -> Self {
-        self.defaults.rows = rows;
-        self
-    }
-
-    /// Measured operations when the user gives no `--ops` (default 1,000).
-    pub fn ops(mut self, ops: u64) -> Self {
-        self.defaults.ops = ops;
-        self
-    }
-
-    /// Worker threads when the user gives no `--threads` (default 1).
-    pub fn threads(mut self, threads: usize) -> Self {
-        self.defaults.threads = threads;
-        self
-    }
-
-    /// Called after the last operation: check invariants, report figures.
-    pub fn on_finish(
-        mut self,
-        finish: impl Fn(&S) -> anyhow::Result<Metrics> + Send + Sync + 'static,
-    ) -> Self {
-        self.finish = Some(Arc::new(finish));
-        self
-    }
-
-    /// The profkit [`DatabaseManager`] in the state, if it holds one (its
-    /// pool figures then appear in the run).
-    pub fn with_database(
-        mut self,
-        database: impl Fn(&S) -> Option<&DatabaseManager> + Send + Sync + 'static,
-    ) -> Self {
-        self.database = Some(Arc::new(database));
-        self
-    }
-}
-
-impl<S: Send + Sync> Workload for FnWorkload<S> {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn description(&self) -> &str {
-        &self.description
-    }
-
-    fn defaults(&self) -> WorkloadDefaults {
-        self.defaults
-    }
-
-    fn setup(&mut self, env: &SetupEnv) -> anyhow::Result<()> {
+    fn setup(&mut self, _name: &str, env: &SetupEnv) -> anyhow::Result<()> {
         self.state = Some((self.setup)(env)?);
         Ok(())
     }
 
-    fn operation(&self, ctx: &mut WorkerCtx) -> anyhow::Result<()> {
-        let state = self
-            .state
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("workload '{}' was not set up", self.name))?;
+    fn operation(&self, name: &str, ctx: &mut WorkerCtx) -> anyhow::Result<()> {
+        let state = self.state.as_ref().ok_or_else(|| not_set_up(name))?;
         (self.operation)(state, ctx)
     }
 
-    fn database(&self) -> Option<&DatabaseManager> {
-        let f = self.database.as_ref()?;
-        f(self.state.as_ref()?)
-    }
-
-    fn finish(&self) -> anyhow::Result<Metrics> {
-        match (&self.finish, &self.state) {
-            (Some(f), Some(s)) => f(s),
-            _ => Ok(Metrics::new()),
-        }
+    fn state(&self) -> Option<&S> {
+        self.state.as_ref()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::{Metrics, Workload};
     use std::sync::atomic::{AtomicU64, Ordering};
 
     fn env() -> SetupEnv {
@@ -201,6 +120,6 @@ mod tests {
         w.operation(&mut ctx).unwrap();
         assert_eq!(calls.load(Ordering::Relaxed), 40);
         assert_eq!(Workload::finish(&w).unwrap()["state"], 20.0);
-        assert!(fresh.state.is_none() && w.clone().state.is_none());
+        assert!(fresh.body.state.is_none() && w.clone().body.state.is_none());
     }
 }

@@ -8,6 +8,7 @@
 #[cfg(feature = "service")]
 mod async_synthetic;
 mod cache;
+mod closures;
 mod db_ops;
 mod fixtures;
 #[cfg(feature = "service")]
@@ -27,10 +28,11 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::db::{DatabaseManager, DbConfig};
 
+pub use self::closures::{Body, Closures};
 pub use self::db_ops::DbWorkload;
 #[cfg(feature = "service")]
-pub use self::from_async_fn::{from_async_fn, AsyncFnWorkload};
-pub use self::from_fn::{from_fn, FnWorkload};
+pub use self::from_async_fn::{from_async_fn, AsyncBody, AsyncFnWorkload};
+pub use self::from_fn::{from_fn, FnWorkload, SyncBody};
 pub use self::polls::{defaults, PollTally};
 
 /// Figures a workload reports about itself after a run (rows written, cache
