@@ -11,6 +11,7 @@ pub mod dhat;
 pub mod heap;
 pub mod perf;
 pub mod perf_stack;
+pub mod plt;
 pub mod runtime;
 pub mod sampled;
 pub mod sql;
