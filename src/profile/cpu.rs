@@ -19,6 +19,7 @@
 //!   mutex here serialises every profiled section.
 
 use std::collections::BTreeMap;
+#[cfg(feature = "pprof-rs")]
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
@@ -319,8 +320,10 @@ impl CpuProfile {
 }
 
 static PROFILER: Mutex<()> = Mutex::new(());
+#[cfg(feature = "pprof-rs")]
 static PRIMED: AtomicBool = AtomicBool::new(false);
 
+#[cfg(feature = "pprof-rs")]
 /// pprof-rs's framehop unwinder lists the loaded binaries lazily, on the
 /// first `SIGPROF`, inside the signal handler — and that allocates. If the
 /// first sample interrupts `malloc` (an allocation-heavy workload), the
@@ -434,12 +437,7 @@ pub fn profile_timed<T>(
     let mut timed = Timed::default();
     let stacks = match guard {
         // The report must be built before the guard drops: stopping clears it.
-        Some(guard) => convert(
-            &guard
-                .report()
-                .build_unresolved()
-                .map_err(|e| CpuError::Report(e.to_string()))?,
-        ),
+        Some(guard) => guard_stacks(guard)?,
         None => {
             let mut c = collected.unwrap_or_default().samples;
             timed = Timed {
@@ -477,8 +475,44 @@ pub fn profile_timed<T>(
     ))
 }
 
+/// pprof-rs's profiler, running.
+#[cfg(feature = "pprof-rs")]
+type Guard = pprof::ProfilerGuard<'static>;
+
+/// No pprof-rs in this build: no guard can exist.
+#[cfg(not(feature = "pprof-rs"))]
+enum Guard {}
+
+/// The stacks a pprof-rs profiler took (the report must be built before
+/// the guard drops: stopping clears it).
+#[cfg(feature = "pprof-rs")]
+fn guard_stacks(guard: Guard) -> Result<Vec<Stack>, CpuError> {
+    let report = guard
+        .report()
+        .build_unresolved()
+        .map_err(|e| CpuError::Report(e.to_string()))?;
+    Ok(convert(&report))
+}
+
+#[cfg(not(feature = "pprof-rs"))]
+fn guard_stacks(guard: Guard) -> Result<Vec<Stack>, CpuError> {
+    match guard {}
+}
+
+/// Without pprof-rs, the process-timer and perf-signal samplers are not
+/// there: say which feature brings them.
+#[cfg(not(feature = "pprof-rs"))]
+fn pprof_guard(_frequency: u32) -> Result<Guard, CpuError> {
+    Err(CpuError::Start(
+        "the process-timer and perf-signal samplers need profkit's `pprof-rs` feature (on by default, off in this build): \
+         enable it, or use --sampler perf-stack where the kernel allows perf_event (/proc/sys/kernel/perf_event_paranoid)"
+            .to_string(),
+    ))
+}
+
 /// pprof-rs's profiler (its `SIGPROF` handler and process timer at
 /// `frequency` Hz), primed first. Called with [`PROFILER`] held.
+#[cfg(feature = "pprof-rs")]
 fn pprof_guard(frequency: u32) -> Result<pprof::ProfilerGuard<'static>, CpuError> {
     prime_unwinder()?;
     pprof::ProfilerGuardBuilder::default()
@@ -508,6 +542,7 @@ fn set_process_timer(frequency: u32) {
 }
 
 /// pprof-rs's samples as stacks (see [`super::cpu_stacks::stacks`]).
+#[cfg(feature = "pprof-rs")]
 fn convert(report: &pprof::UnresolvedReport) -> Vec<Stack> {
     let samples = report.data.iter().filter(|(_, &n)| n > 0).map(|(u, &n)| {
         let name = &u.thread_name[..u.thread_name_length];
