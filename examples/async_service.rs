@@ -36,6 +36,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use tower::ServiceExt as _;
 
+#[path = "async_service_parts/postgres.rs"]
+mod postgres;
+
 #[global_allocator]
 static PROFKIT_ALLOC: profkit::alloc::ProfkitAlloc = profkit::alloc::ProfkitAlloc;
 
@@ -418,13 +421,23 @@ fn harness() -> profkit::Harness {
 struct ServeArgs {
     listen: SocketAddr,
     database: std::path::PathBuf,
+    /// A `postgres://` URL: the shop on PostgreSQL instead.
+    postgres: Option<String>,
     allow_remote: bool,
+}
+
+/// `host:port` of a database URL, for errors (never the password).
+fn host_port(url: &str) -> String {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let host = rest.rsplit('@').next().unwrap_or(rest);
+    host.split('/').next().unwrap_or(host).to_string()
 }
 
 fn serve_args(args: &[String]) -> anyhow::Result<ServeArgs> {
     let mut out = ServeArgs {
         listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
         database: std::path::PathBuf::from("async_service.db"),
+        postgres: None,
         allow_remote: false,
     };
     let mut it = args.iter();
@@ -442,12 +455,16 @@ fn serve_args(args: &[String]) -> anyhow::Result<ServeArgs> {
             }
             "--database-url" => {
                 let v = value()?;
+                if v.starts_with("postgres://") || v.starts_with("postgresql://") {
+                    out.postgres = Some(v.clone());
+                    continue;
+                }
                 let path = v
                     .strip_prefix("sqlite://")
                     .or(v.strip_prefix("sqlite:"))
                     .ok_or_else(|| {
                         anyhow::anyhow!(
-                            "--database-url '{v}' is not a SQLite URL like sqlite:shop.db"
+                            "--database-url '{v}' is not a URL like sqlite:shop.db or postgres://user@host:port/db"
                         )
                     })?;
                 out.database = path.into();
@@ -467,13 +484,20 @@ fn serve_args(args: &[String]) -> anyhow::Result<ServeArgs> {
 
 /// Runs the shop as a plain server until Ctrl-C.
 fn serve_app(args: ServeArgs) -> anyhow::Result<()> {
+    // Sample the heap (a backtrace per 512 KiB allocated, on average), so
+    // /debug/pprof/heap answers as it does under `profkit serve`.
+    profkit::alloc::enable_sampled_heap_profiling(512 * 1024)?;
+    let _heap = profkit::profile::sampled::SampledProfiler::start()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let app = open_app(&args.database, 20_000, |_| {}).await?;
+        let shop = match &args.postgres {
+            Some(url) => postgres::routes(url, 20_000).await?,
+            None => routes(open_app(&args.database, 20_000, |_| {}).await?),
+        };
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         println!("listening on http://{}", listener.local_addr()?);
         // profkit's /debug routes, answering loopback peers only.
-        let routes = routes(app).merge(profkit::service::router());
+        let routes = shop.merge(profkit::service::router());
         axum::serve(
             listener,
             routes.into_make_service_with_connect_info::<SocketAddr>(),

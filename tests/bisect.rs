@@ -102,3 +102,98 @@ fn bad_input_is_one_line_and_exit_2() {
     assert!(err.contains("uncommitted changes"), "{err}");
     assert_eq!(worktrees(dir.path()), 1);
 }
+
+/// Whether process `pid` is gone (or a zombie nobody has reaped yet).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Ctrl-C in the middle of a probe's build: the build is stopped, the
+/// worktree removed, the temporary folder deleted, and profkit exits 130.
+#[test]
+fn ctrl_c_mid_build_leaves_no_worktree_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    let c = scratch_repo(&repo);
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let pidfile = dir.path().join("build.pid");
+    // The build records its pid (exec keeps it) and takes a minute.
+    let build = format!("echo $$ > '{}'; exec sleep 60", pidfile.display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_profkit"))
+        .current_dir(&repo)
+        .env("TMPDIR", &tmp)
+        .args(["bisect", &c[0], &c[4], "--workload", "sleep", "--runs", "3"])
+        .args(["--build-cmd", &build, "--run-cmd", "sh run.sh"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let build_pid: i32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the build never started"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "bisect ended early");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // Mid-build: a worktree and a temporary folder exist.
+    assert_eq!(worktrees(&repo), 2, "no worktree during the build");
+    let temps = || {
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("profkit-bisect"))
+            .count()
+    };
+    assert_eq!(temps(), 1, "no temporary folder during the build");
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    // It ends well before the build's minute is up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("bisect still running 20 s after Ctrl-C");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert_eq!(worktrees(&repo), 1, "a worktree was left behind: {err}");
+    assert!(
+        std::fs::read_dir(repo.join(".git/worktrees"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true),
+        "git still records a worktree"
+    );
+    assert_eq!(temps(), 0, "a temporary folder was left behind: {err}");
+    // The build it started was stopped, not left running.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !gone(build_pid) {
+        if std::time::Instant::now() > deadline {
+            unsafe { libc::kill(build_pid, libc::SIGKILL) };
+            panic!("the build (pid {build_pid}) still runs after Ctrl-C");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

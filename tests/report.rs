@@ -589,6 +589,24 @@ fn the_committed_budget_fails_exactly_on_the_slow_twins_and_the_report_stays_sma
         .map(pair),
     );
     assert_eq!(failing(&stdout), want, "{stdout}");
+    // No false alarms: only the slow twins warn or fail. Timings count only
+    // beyond the machine's run-to-run noise (and not at all in a debug
+    // build); deterministic figures exactly.
+    let alarmed: std::collections::BTreeSet<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("WARN (target missed)") || l.ends_with("FAIL (critical)"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let twins = [
+        "leaky-cache",
+        "n-plus-one",
+        "random-emails-naive",
+        "search-like",
+    ];
+    assert!(
+        alarmed.iter().all(|w| twins.contains(w)),
+        "alarms beyond the slow twins: {alarmed:?}\n{stdout}"
+    );
 
     // The shareable report of the 14-workload session: one flamegraph per
     // workload, inferno's script once, at most 3 MB.

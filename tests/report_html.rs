@@ -74,8 +74,33 @@ fn html_report_is_self_contained_and_escaped() {
     // Hostile names appear only escaped (twice inside srcdoc documents).
     assert!(!html.contains(EVIL), "raw <script> from a profile");
     assert!(!html.contains("<img"), "raw <img> from a profile");
-    assert!(html.contains("&amp;lt;script&amp;gt;alert(1)&amp;lt;/script&amp;gt;"));
+    // Flamegraphs are packed documents (gzip, base64) in data-svgz; inside
+    // each, hostile names appear only escaped once (it is parsed as HTML).
     assert!(html.matches("<iframe class=\"flamegraph\"").count() >= 2);
+    let docs: Vec<String> = html
+        .split(" data-svgz=\"")
+        .skip(1)
+        .map(|p| profkit::render::html::unpack(&p[..p.find('"').unwrap()]).expect("packed"))
+        .collect();
+    assert_eq!(
+        docs.len(),
+        html.matches("<iframe class=\"flamegraph\"").count()
+    );
+    assert!(docs
+        .iter()
+        .any(|d| d.contains("&lt;script&gt;alert(1)&lt;/script&gt;")));
+    for d in &docs {
+        assert!(
+            !d.contains(EVIL) && !d.contains("<img"),
+            "raw name in a frame"
+        );
+        assert!(!d.contains("http://") && !d.contains("https://"));
+    }
+    // The picture comes first: the overview figure before any table or frame.
+    let fig = html
+        .find("<figure id=\"overview\">")
+        .expect("an overview figure");
+    assert!(fig < html.find("<table").unwrap() && fig < html.find("<iframe").unwrap());
     assert!(html.contains("random-emails → random-emails-naive"));
 }
 
@@ -389,6 +414,62 @@ fn html_report_works_in_a_real_browser() {
     let url = format!("file://{}", path.display());
     cdp.call(s, "Page.navigate", json!({"url": url}));
     cdp.wait_event("Page.loadEventFired");
+    // The page unpacks its flamegraphs after loading: wait until every
+    // frame has its graph and inferno's script (it marks them data-ready).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = cdp.call(
+            s,
+            "Runtime.evaluate",
+            json!({"expression": "[document.querySelectorAll('iframe.flamegraph').length, document.querySelectorAll('iframe.flamegraph[data-ready]').length]", "returnByValue": true}),
+        );
+        let v = &r["result"]["value"];
+        if v[0].as_u64() >= Some(2) && v[0] == v[1] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "flamegraphs not unpacked: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // It opens on a picture: the overview figure is the first thing after
+    // the title, drawn at the top of the first screen, one row per compared
+    // workload with its base and current bars and its top finding.
+    let fig = cdp.call(
+        s,
+        "Runtime.evaluate",
+        json!({"expression": "(() => { const fig = document.querySelector('figure#overview');
+            if (!fig) return null;
+            const kids = [...document.body.children].filter(e => e.tagName !== 'H1' && e.tagName !== 'SCRIPT' && !e.classList.contains('meta'));
+            const r = fig.querySelector('svg').getBoundingClientRect();
+            return { first: kids[0] === fig, top: r.top, bottom: r.bottom, width: r.width, screen: innerHeight,
+                     parts: [...fig.querySelectorAll('rect.part')].map(p => p.getBoundingClientRect().width).filter(w => w > 0).length,
+                     names: [...fig.querySelectorAll('text.wl')].map(t => t.lastChild.textContent),
+                     findings: [...fig.querySelectorAll('text.finding')].map(t => t.lastChild.textContent) }; })()",
+               "returnByValue": true}),
+    );
+    let fig = &fig["result"]["value"];
+    assert_eq!(
+        fig["first"], true,
+        "the picture is not the first thing: {fig}"
+    );
+    assert!(fig["top"].as_f64().unwrap() < 200.0, "{fig}");
+    assert!(
+        fig["bottom"].as_f64().unwrap() < fig["screen"].as_f64().unwrap(),
+        "{fig}"
+    );
+    assert!(fig["width"].as_f64().unwrap() > 500.0, "{fig}");
+    assert_eq!(
+        fig["names"],
+        json!(["random-emails → random-emails-naive"]),
+        "{fig}"
+    );
+    assert!(
+        fig["parts"].as_u64().unwrap() >= 2,
+        "base and current bars drawn: {fig}"
+    );
+    assert!(
+        fig["findings"][0].as_str().unwrap().contains("SCAN emails"),
+        "the current run's top finding: {fig}"
+    );
     // It rendered: the title and the tables are there.
     let title = cdp.call(
         s,

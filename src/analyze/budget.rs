@@ -26,6 +26,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::budget_check::{verdict, CheckLine, CheckReport, Status, NOISE_Z};
 use super::rundata::LoadedRun;
 
 /// Errors of a budget file.
@@ -401,133 +402,6 @@ impl Budget {
             all.extend(own.iter().map(|(m, l)| (*m, *l)));
         }
         all
-    }
-
-    /// Checks every run against the budget.
-    pub fn check<'a>(&self, runs: impl IntoIterator<Item = &'a LoadedRun>) -> CheckReport {
-        let mut lines = Vec::new();
-        for run in runs {
-            for (metric, limit) in self.limits_for(&run.workload) {
-                let measured = metric.value(run);
-                let verdict = match measured {
-                    None => Status::NotMeasured,
-                    Some(v) => {
-                        let beyond = |bound: Option<f64>| {
-                            bound.is_some_and(|b| {
-                                if metric.higher_is_better() {
-                                    v < b
-                                } else {
-                                    v > b
-                                }
-                            })
-                        };
-                        if beyond(limit.critical) {
-                            Status::Fail
-                        } else if beyond(limit.target) {
-                            Status::Warn
-                        } else {
-                            Status::Ok
-                        }
-                    }
-                };
-                lines.push(CheckLine {
-                    workload: run.workload.clone(),
-                    run_id: run.id.clone(),
-                    metric,
-                    measured,
-                    limit,
-                    status: verdict,
-                });
-            }
-        }
-        CheckReport { lines }
-    }
-}
-
-/// The verdict of one budget line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    /// The run lacks the data.
-    NotMeasured,
-    /// Meets its target.
-    Ok,
-    /// Misses its target, within the critical threshold.
-    Warn,
-    /// Breaks the critical threshold.
-    Fail,
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Status::NotMeasured => "not measured",
-            Status::Ok => "ok",
-            Status::Warn => "WARN (target missed)",
-            Status::Fail => "FAIL (critical)",
-        })
-    }
-}
-
-/// One metric of one run against its limit.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CheckLine {
-    /// Workload.
-    pub workload: String,
-    /// Run.
-    pub run_id: String,
-    /// Metric.
-    pub metric: Metric,
-    /// Measured value (None: not measured).
-    pub measured: Option<f64>,
-    /// Its limit.
-    pub limit: Limit,
-    /// Verdict.
-    pub status: Status,
-}
-
-impl fmt::Display for CheckLine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.metric;
-        let bound = |b: Option<f64>| b.map(|v| m.format(v)).unwrap_or_else(|| "-".into());
-        let measured = self
-            .measured
-            .map(|v| m.format(v))
-            .unwrap_or_else(|| "-".into());
-        let rel = if m.higher_is_better() { "≥" } else { "≤" };
-        write!(
-            f,
-            "{} {}: {measured} vs allowed {rel} {} / {} {}",
-            self.workload,
-            m,
-            bound(self.limit.target),
-            bound(self.limit.critical),
-            self.status
-        )
-    }
-}
-
-/// The result of a budget check.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct CheckReport {
-    /// One line per workload and metric.
-    pub lines: Vec<CheckLine>,
-}
-
-impl CheckReport {
-    /// The worst verdict (NotMeasured counts as Ok).
-    pub fn worst(&self) -> Status {
-        self.lines
-            .iter()
-            .map(|l| l.status)
-            .max()
-            .unwrap_or(Status::Ok)
-            .max(Status::Ok)
-    }
-
-    /// Lines with this verdict.
-    pub fn count(&self, s: Status) -> usize {
-        self.lines.iter().filter(|l| l.status == s).count()
     }
 }
 

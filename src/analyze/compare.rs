@@ -456,3 +456,7 @@ fn metric_change(
     };
     out
 }
+
+#[cfg(test)]
+#[path = "compare_tests.rs"]
+mod tests;

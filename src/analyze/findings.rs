@@ -92,6 +92,10 @@ pub struct Findings {
     pub workload: String,
     /// Most important first.
     pub findings: Vec<Finding>,
+    /// What `profkit advise` would try per finding, or what it measured
+    /// ([`super::advice_plan`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub advice: Vec<super::advice_plan::AdviceLine>,
 }
 
 impl Findings {
@@ -107,6 +111,7 @@ impl Findings {
             schema_version: FINDINGS_SCHEMA_VERSION,
             workload: workload.to_string(),
             findings,
+            advice: Vec::new(),
         }
     }
 

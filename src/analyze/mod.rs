@@ -5,9 +5,11 @@
 //! feeds it data and [`crate::store`] keeps what it returns.
 
 pub mod advice;
+pub mod advice_plan;
 pub mod alloc;
 pub mod blocking;
 pub mod budget;
+pub mod budget_check;
 pub mod calibrate;
 pub mod causes;
 pub mod changes;

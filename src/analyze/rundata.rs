@@ -63,6 +63,10 @@ pub struct ToolVersions {
     pub profkit: String,
     /// The bundled SQLite library.
     pub sqlite: String,
+    /// Built without optimisations (`debug_assertions` on): timings are not
+    /// comparable with an optimised build's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub debug_build: bool,
 }
 
 /// What ran: `manifest.json`.
@@ -147,6 +151,9 @@ pub struct LoadedRun {
     /// `findings.json`, most important first, without the CPU findings its
     /// CPU samples do not support ([`super::findings::supported`]).
     pub findings: Vec<Finding>,
+    /// The advice section of `findings.json`: what `profkit advise` would
+    /// try per finding, or what it measured.
+    pub advice: Vec<super::advice_plan::AdviceLine>,
     /// CPU findings withheld: too few CPU samples.
     pub withheld_cpu_findings: usize,
     /// `sql.json`, when present.

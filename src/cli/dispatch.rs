@@ -150,6 +150,9 @@ pub(super) fn run_profile(
     println!("top finding per workload:");
     for w in &out.workloads {
         println!("  {:<20} {}", w.bench.workload, w.top_finding);
+        if let Some(a) = &w.advice {
+            println!("  {:<20} advice: {a}", "");
+        }
     }
     println!(
         "index: {}",

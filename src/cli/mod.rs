@@ -37,11 +37,11 @@ use crate::measure::open_loop::RateError;
 use crate::measure::PlanError;
 #[cfg(feature = "service")]
 use crate::passes::attach::AttachError;
+#[cfg(feature = "service")]
+use crate::passes::load_locust::LocustError;
 use crate::profile::cpu::CpuError;
 use crate::profile::dhat::DhatError;
 use crate::render::input::InputError;
-#[cfg(feature = "service")]
-use crate::serve::locust::LocustError;
 #[cfg(feature = "service")]
 use crate::serve::ServeError;
 use crate::store::baseline::BaselineError;

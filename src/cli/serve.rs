@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::args::parse_size_arg;
 
-use crate::serve::locust::{self, LocustOptions};
+use crate::passes::load_locust::{self as locust, LocustOptions};
 use crate::serve::{self as server, ServeOptions, Server};
 use crate::store;
 use crate::units::{parse_count, parse_duration};
@@ -74,7 +74,7 @@ pub struct LoadArgs {
     #[arg(long, value_parser = duration_arg, default_value = locust::defaults::DURATION)]
     pub duration: Duration,
     /// Emails in the server's database.
-    #[arg(long, value_parser = count_arg, default_value_t = server::defaults::ROWS)]
+    #[arg(long, value_parser = count_arg, default_value_t = locust::defaults::ROWS)]
     pub rows: u64,
     /// JSON file of task weights, e.g. {"read_email": 10, "insert": 2}; unnamed tasks keep their default weight.
     #[arg(long)]
@@ -119,7 +119,7 @@ pub(super) fn load(a: LoadArgs) -> anyhow::Result<()> {
         out_dir: a.out,
         ..LocustOptions::default()
     };
-    let run = locust::run(&options)?;
+    let run = locust::run(&options, crate::serve::locust::start)?;
     print!("{}", locust::table(&run.summary));
     for note in &run.summary.notes {
         eprintln!("note: {note}");

@@ -108,6 +108,37 @@ pub fn total_memory() -> Bytes {
     Bytes(pages.max(0) as u64 * page.max(0) as u64)
 }
 
+/// A RAM-backed folder (`/dev/shm`, when it is a tmpfs with at least
+/// `free` bytes available) for the scratch databases of passes that count
+/// rather than time: SQLite allocates the same blocks whether its file is
+/// on a disk or in RAM, so an allocation count or a leak slope measured
+/// there is the same figure, without the disk writes. `None` elsewhere.
+pub fn ram_scratch(free: u64) -> Option<std::path::PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = std::path::Path::new("/dev/shm");
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        // SAFETY: statfs writes into the zeroed buffer we own; the path is
+        // a valid NUL-terminated string.
+        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statfs(c.as_ptr(), &mut fs) } != 0 {
+            return None;
+        }
+        let tmpfs = fs.f_type as u64 == libc::TMPFS_MAGIC as u64;
+        let available = (fs.f_bavail as u64).saturating_mul(fs.f_bsize as u64);
+        // Writable by us (a read-only or foreign /dev/shm is no use).
+        // SAFETY: access only reads the path.
+        let writable = unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } == 0;
+        (tmpfs && writable && available >= free).then(|| dir.to_path_buf())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = free;
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +174,14 @@ mod tests {
         assert!(current.0 < total_memory().0, "{current:?}");
         drop(block);
         assert!(cores() >= 1);
+    }
+
+    #[test]
+    fn a_ram_scratch_folder_is_writable_and_never_promised_beyond_its_space() {
+        assert_eq!(ram_scratch(u64::MAX), None);
+        if let Some(dir) = ram_scratch(0) {
+            let f = tempfile::tempfile_in(&dir).expect("a file in the RAM scratch folder");
+            drop(f);
+        }
     }
 }

@@ -12,12 +12,13 @@
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::attach_locust::{self as locust, Children, EndpointStats, Route};
+use super::attach_locust::{self as locust, Route};
 use super::attach_out;
+use super::locust::{self as driver, EndpointStats, Spec};
 use crate::analyze::rundata::Pass;
 use crate::measure::{RunPlan, Stop, Warmup};
 use crate::store::{self, files, RunDir};
@@ -25,29 +26,27 @@ use crate::units::Nanos;
 
 /// Defaults of an attach run, defined once.
 pub mod defaults {
-    /// Locust worker processes.
-    pub const WORKERS: usize = 2;
-    /// Simulated users.
-    pub const USERS: u64 = 10;
-    /// Users started per second.
-    pub const SPAWN_RATE: f64 = 5.0;
-    /// Length of the window.
-    pub const DURATION: &str = "10s";
+    pub use super::driver::defaults::{DURATION, SPAWN_RATE, USERS, WORKERS};
     /// Longest window (the services' own cap on `seconds` may be lower).
     pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(300);
-    /// Most workers.
-    pub const MAX_WORKERS: usize = 64;
     /// How long a target may take to accept a connection.
     pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 }
 
-/// What profkit pulls from each target: (name, path).
-pub const PULLS: [(&str, &str); 4] = [
+/// What profkit pulls from each target: (name, path). `plans` is
+/// optional: a service on PostgreSQL answers it with the findings of the
+/// plans (`EXPLAIN (FORMAT JSON)`, never `ANALYZE`) of the statements it
+/// ran over the window, through its own pool; its 404 is no finding.
+pub const PULLS: [(&str, &str); 5] = [
     ("cpu", "/debug/pprof/profile"),
     ("heap", "/debug/pprof/heap"),
     ("sql", "/debug/profkit/sql"),
     ("endpoints", "/debug/profkit/endpoints"),
+    ("plans", "/debug/profkit/plans"),
 ];
+
+/// Pulls whose 404 is expected of most services.
+pub const OPTIONAL_PULLS: [&str; 1] = ["plans"];
 
 /// Bad input to `profkit attach`: exit 2.
 #[derive(Debug, thiserror::Error)]
@@ -254,28 +253,14 @@ fn check_reachable(url: &str, addr: SocketAddr) -> Result<(), AttachError> {
 }
 
 fn check(options: &AttachOptions) -> Result<(), AttachError> {
-    if options.workers == 0 || options.workers > defaults::MAX_WORKERS {
-        return Err(AttachError::BadOption(format!(
-            "--workers {} is out of range: use 1 to {}",
-            options.workers,
-            defaults::MAX_WORKERS
-        )));
-    }
-    if options.users == 0 {
-        return Err(AttachError::BadOption("--users must be at least 1".into()));
-    }
-    if !(options.spawn_rate > 0.0 && options.spawn_rate.is_finite()) {
-        return Err(AttachError::BadOption(
-            "--spawn-rate must be above 0".into(),
-        ));
-    }
-    if options.duration < Duration::from_secs(1) || options.duration > defaults::MAX_DURATION {
-        return Err(AttachError::BadOption(format!(
-            "--duration must be 1s to {}s",
-            defaults::MAX_DURATION.as_secs()
-        )));
-    }
-    Ok(())
+    driver::check_counts(
+        options.workers,
+        options.users,
+        options.spawn_rate,
+        options.duration,
+        defaults::MAX_DURATION,
+    )
+    .map_err(AttachError::BadOption)
 }
 
 /// Routes and weights from a `--mix` file.
@@ -378,115 +363,38 @@ pub fn run(options: &AttachOptions) -> anyhow::Result<AttachRun> {
         ),
     };
     let heap_at_once = attach_out::heap_answers_at_once(&targets);
-    let version = locust::version(&options.program)
+    let version = driver::version(&options.program)
         .ok_or_else(|| AttachError::NoLocust(options.program.clone()))?;
     let started = SystemTime::now();
     let dir = RunDir::create(&options.out_dir, "attach", started)?;
     store::write_atomic(&dir.file("locustfile.py"), file_text.as_bytes())?;
 
-    let port = locust::free_port()?;
     let secs = options.duration.as_secs().max(1);
-    let master_args: Vec<String> = [
-        "-f",
-        "locustfile.py",
-        "--headless",
-        "--master",
-        "--master-bind-host",
-        "127.0.0.1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([
-        "--master-bind-port".into(),
-        port.to_string(),
-        "--expect-workers".into(),
-        options.workers.to_string(),
-        "--expect-workers-max-wait".into(),
-        "30".into(),
-        "-u".into(),
-        options.users.to_string(),
-        "-r".into(),
-        options.spawn_rate.to_string(),
-        "-t".into(),
-        format!("{secs}s"),
-        "--stop-timeout".into(),
-        "2".into(),
-        "--host".into(),
-        url.clone(),
-        "--csv".into(),
-        "locust".into(),
-        "--only-summary".into(),
-        "--exit-code-on-error".into(),
-        "0".into(),
-    ])
-    .collect();
-    let worker_args: Vec<String> = [
-        "-f",
-        "locustfile.py",
-        "--worker",
-        "--master-host",
-        "127.0.0.1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain(["--master-port".into(), port.to_string()])
-    .collect();
-    let mut notes = Vec::new();
-    let mut children = Children(Vec::new());
-    let master_log = "locust-master.log";
-    children.0.push((
-        "master".into(),
-        locust::spawn(&options.program, &master_args, &dir.path, master_log)?,
-    ));
-    for i in 0..options.workers {
-        let log = format!("locust-worker-{i}.log");
-        let child = locust::spawn(&options.program, &worker_args, &dir.path, &log)?;
-        children.0.push((format!("worker {i}"), child));
-    }
-
-    // The window opens when Locust starts its users (the master logs "Run
-    // time limit set to …" once its workers are in), so the profiles cover
+    let spec = Spec {
+        program: &options.program,
+        locustfile: "locustfile.py",
+        host: &url,
+        workers: options.workers,
+        users: options.users,
+        spawn_rate: options.spawn_rate,
+        duration: options.duration,
+        env: Vec::new(),
+    };
+    // The window opens when Locust starts its users, so the profiles cover
     // the load and not Locust's start-up.
     let (tx, rx) = mpsc::channel::<(usize, usize, attach_out::Got)>();
     let mut pulling = false;
-    let mut interrupted = false;
-    let clock = Instant::now();
-    let deadline = clock + options.duration + Duration::from_secs(90);
-    let master_status = loop {
-        if crate::measure::interrupted() {
-            interrupted = true;
-            notes.push("interrupted: Locust was stopped early; its partial stats are kept".into());
-            children.stop_master_first(Duration::from_secs(8));
-            break None;
-        }
-        if Instant::now() > deadline {
-            notes.push("Locust did not finish in time and was stopped".into());
-            children.stop_all();
-            break None;
-        }
-        let ramping = || {
-            std::fs::read_to_string(dir.file(master_log)).is_ok_and(|log| {
-                log.contains("Run time limit set to") || log.contains("Sending spawn jobs")
-            })
-        };
-        if !pulling && (ramping() || clock.elapsed() > Duration::from_secs(35)) {
+    let driven = driver::drive(&spec, &dir.path, |users_started| {
+        if !pulling && users_started {
             pulling = true;
             attach_out::start_pulls(&targets, &heap_at_once, secs, &tx);
         }
-        if let Ok(Some(status)) = children.0[0].1.try_wait() {
-            break Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    })?;
     drop(tx);
-    if let Some(s) = master_status.filter(|s| !s.success()) {
-        notes.push(format!(
-            "the Locust master exited with {s}; see {master_log}"
-        ));
+    let (interrupted, mut notes) = (driven.interrupted, driven.notes);
+    if !pulling {
+        notes.push("Locust never started its users: nothing was pulled".into());
     }
-    children.stop_all();
-    let pids: Vec<u32> = children.0.iter().map(|(_, c)| c.id()).collect();
-    drop(children);
     // The pulls end with their window; after Ctrl-C only the finished ones
     // are kept.
     let wait = if interrupted {
@@ -495,13 +403,7 @@ pub fn run(options: &AttachOptions) -> anyhow::Result<AttachRun> {
         Duration::from_secs(secs + 30)
     };
     let pulled = attach_out::collect(&rx, targets.len(), wait);
-    let (endpoints, aggregated) = match locust::read_stats(&dir.file("locust_stats.csv")) {
-        Ok(stats) => stats,
-        Err(e) => {
-            notes.push(format!("{e:#}"));
-            (Vec::new(), EndpointStats::default())
-        }
-    };
+    let (endpoints, aggregated, pids) = (driven.endpoints, driven.aggregated, driven.pids);
     let instances = attach_out::write_instances(&dir, &targets, pulled, &mut notes)?;
     let summary = AttachSummary {
         schema_version: 1,
@@ -527,7 +429,14 @@ pub fn run(options: &AttachOptions) -> anyhow::Result<AttachRun> {
         warmup: Warmup::Ops(0),
         seed: 0,
     };
-    store::write_json(&dir.file(files::BENCH), &attach_out::bench(&summary, plan))?;
+    let bench = driver::bench(
+        "attach",
+        &summary.aggregated,
+        options.duration,
+        plan,
+        interrupted,
+    );
+    store::write_json(&dir.file(files::BENCH), &bench)?;
     attach_out::findings_and_flamegraphs(&dir, &summary, &options.flamegraph_dir)?;
     let mut manifest = store::manifest(
         &dir,

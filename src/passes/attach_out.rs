@@ -10,14 +10,13 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::attach::{AttachSummary, Instance, Pull, PullStatus, PULLS};
+use super::attach::{AttachSummary, Instance, Pull, PullStatus, OPTIONAL_PULLS, PULLS};
 use crate::analyze::findings::{self, Finding, FindingKind, Findings, Severity};
 use crate::analyze::sql::SqlReport;
 use crate::analyze::stacks::Folded;
-use crate::measure::{BenchResult, CpuUsage, LatencySummary, MemoryUsage, RunPlan};
+
 use crate::render;
 use crate::store::{self, files, RunDir};
-use crate::units::{Nanos, OpsPerSec};
 
 /// What a GET gave.
 #[derive(Debug)]
@@ -322,6 +321,11 @@ pub fn write_instances(
                             }
                             file
                         }
+                        "plans" => {
+                            let file = format!("{sub}plans.json");
+                            store::write_atomic(&dir.path.join(&file), &bytes)?;
+                            file
+                        }
                         _ => {
                             let file = format!("{sub}endpoints.json");
                             store::write_atomic(&dir.path.join(&file), &bytes)?;
@@ -357,48 +361,6 @@ pub fn write_instances(
     Ok(instances)
 }
 
-/// Locust's aggregate as a `bench.json`, so `report`, `compare` and
-/// `check` read the run. Latencies are Locust's (milliseconds, from its
-/// own rounded histogram).
-pub fn bench(s: &AttachSummary, plan: RunPlan) -> BenchResult {
-    let a = &s.aggregated;
-    let ms = |v: f64| Nanos((v * 1e6).max(0.0) as u64);
-    let secs = if a.rps > 0.0 {
-        a.requests as f64 / a.rps
-    } else {
-        s.duration.as_secs_f64()
-    };
-    BenchResult {
-        schema_version: crate::measure::SCHEMA_VERSION,
-        workload: "attach".into(),
-        plan,
-        ops: a.requests,
-        errors: a.failures,
-        error_rate: a.failures as f64 / a.requests.max(1) as f64,
-        first_error: None,
-        elapsed: Nanos((secs * 1e9) as u64),
-        throughput: OpsPerSec(a.rps),
-        latency: LatencySummary {
-            mean: ms(a.mean_ms),
-            p50: ms(a.p50_ms),
-            p90: ms(a.p90_ms),
-            p95: ms(a.p95_ms),
-            p99: ms(a.p99_ms),
-            p999: ms(a.max_ms),
-            max: ms(a.max_ms),
-            ..LatencySummary::default()
-        },
-        cpu: CpuUsage::default(),
-        memory: MemoryUsage::default(),
-        pool: None,
-        sql: None,
-        metrics: Default::default(),
-        breakdown: None,
-        instrumented: false,
-        interrupted: s.interrupted,
-    }
-}
-
 /// The service's own findings (`endpoints.json`: N+1 and blocking per
 /// endpoint), in profkit's finding type.
 fn service_findings(endpoints: &serde_json::Value, instance: Option<&str>) -> Vec<Finding> {
@@ -423,9 +385,13 @@ fn service_findings(endpoints: &serde_json::Value, instance: Option<&str>) -> Ve
                     FindingKind::NPlusOne,
                     "batch them: one query with IN (…) or a JOIN",
                 ),
+                Some("blocking") => (
+                    FindingKind::Blocking,
+                    "move blocking work off the runtime's workers (spawn_blocking) or make it async",
+                ),
                 _ => (
                     FindingKind::Waiting,
-                    "move blocking work off the runtime's workers (spawn_blocking) or make it async",
+                    "see the service's endpoints.json for this finding",
                 ),
             };
             let mut evidence: Vec<String> = f["frames"]
@@ -473,6 +439,15 @@ pub fn findings_and_flamegraphs(
                             .unwrap_or_default();
                     all.extend(service_findings(&v, several.then_some(inst.url.as_str())));
                 }
+                (PullStatus::Ok, Some(file)) if p.what == "plans" => {
+                    let v: serde_json::Value =
+                        serde_json::from_slice(&std::fs::read(dir.path.join(file))?)
+                            .unwrap_or_default();
+                    let plans: Vec<Finding> =
+                        serde_json::from_value(v["findings"].clone()).unwrap_or_default();
+                    all.extend(plans);
+                }
+                (PullStatus::Missing, _) if OPTIONAL_PULLS.contains(&p.what.as_str()) => {}
                 (PullStatus::Missing, _) => all.push(Finding {
                     kind: FindingKind::Missing,
                     severity: Severity::Warning,
@@ -545,6 +520,7 @@ pub fn findings_and_flamegraphs(
 mod tests {
     use super::*;
     use crate::profile::cpu::{CpuProfile, Frame, Stack};
+    use crate::units::Nanos;
     use prost::Message as _;
 
     #[test]

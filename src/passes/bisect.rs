@@ -6,6 +6,10 @@
 //! Each probed commit is checked out in a temporary `git worktree`, built
 //! (`cargo build --release --bin profkit`, one shared target dir) and run
 //! `runs` times; the worktree is removed after each probe, on errors too.
+//! Ctrl-C stops the probe's build or run (each runs in a process group of
+//! its own, so the whole group is stopped, cargo's rustc children too),
+//! removes its worktree and returns [`BisectError::Interrupted`]; the
+//! caller's temporary folder goes with it.
 //! A commit that fails to build is skipped and named, as `git bisect skip`
 //! does. `build_cmd`/`run_cmd` replace the build and the run with shell
 //! commands run in the worktree (the run command prints the metric's
@@ -13,7 +17,7 @@
 //! profkit itself, and for tests.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use crate::analyze::budget::Metric;
 use crate::analyze::replicates::{change_interval, NoiseModel, Scale};
@@ -58,6 +62,9 @@ pub enum BisectError {
         /// BAD.
         bad: String,
     },
+    /// Ctrl-C: the probe was stopped and its worktree removed.
+    #[error("interrupted (Ctrl-C): the probe was stopped and its worktree removed")]
+    Interrupted,
     /// Not a git repository, or git missing.
     #[error("'{}' is not a git repository (or git is missing)", .0.display())]
     NotARepo(PathBuf),
@@ -114,16 +121,62 @@ impl Drop for Worktree<'_> {
     }
 }
 
-fn sh(cmd: &str, dir: &Path, target: &Path) -> Option<String> {
-    let out = Command::new("sh")
+/// Runs `cmd` with `sh -c` in `dir`, its own process group; its stdout
+/// when it succeeds. Ctrl-C ([`crate::measure::interrupted`]) stops the
+/// whole group (TERM, then KILL after two seconds).
+fn sh(cmd: &str, dir: &Path, target: &Path) -> Result<Option<String>, BisectError> {
+    use std::io::Read as _;
+    use std::os::unix::process::CommandExt as _;
+    use std::time::{Duration, Instant};
+    if crate::measure::interrupted() {
+        return Err(BisectError::Interrupted);
+    }
+    let Ok(mut child) = Command::new("sh")
         .args(["-c", cmd])
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", target)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+    else {
+        return Ok(None);
+    };
+    let mut stdout = child.stdout.take();
+    // Read on a thread: a full pipe must not stall the child.
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(o) = stdout.as_mut() {
+            let _ = o.read_to_string(&mut text);
+        }
+        text
+    });
+    let group = child.id() as libc::pid_t;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                let text = reader.join().unwrap_or_default();
+                return Ok(status.success().then_some(text));
+            }
+            Ok(None) => {}
+            Err(_) => return Ok(None),
+        }
+        if crate::measure::interrupted() {
+            // SAFETY: kill(2) on the child's own process group.
+            unsafe { libc::kill(-group, libc::SIGTERM) };
+            let until = Instant::now() + Duration::from_secs(2);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // SAFETY: as above; the group may be gone already.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+            let _ = child.wait();
+            // The reader is left to end with the pipe.
+            return Err(BisectError::Interrupted);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The metric from a run's output: a number on the last line, or
@@ -146,22 +199,34 @@ fn metric_of(out: &str, metric: Metric) -> Option<f64> {
 }
 
 /// Builds `commit` in a temporary worktree and runs the workload.
-fn probe(o: &BisectOptions, commit: &str, scratch: &Path, target: &Path) -> Probe {
+fn probe(
+    o: &BisectOptions,
+    commit: &str,
+    scratch: &Path,
+    target: &Path,
+) -> Result<Probe, BisectError> {
+    if crate::measure::interrupted() {
+        return Err(BisectError::Interrupted);
+    }
     let path = scratch.join(&commit[..commit.len().min(12)]);
     let p = path.display().to_string();
-    if git(&o.repo, &["worktree", "add", "--detach", &p, commit]).is_none() {
-        return Probe::Skipped("no worktree".into());
-    }
+    // The guard first: whatever happens from here, the worktree goes.
     let wt = Worktree {
         repo: &o.repo,
         path,
     };
+    if git(&o.repo, &["worktree", "add", "--detach", &p, commit]).is_none() {
+        if crate::measure::interrupted() {
+            return Err(BisectError::Interrupted);
+        }
+        return Ok(Probe::Skipped("no worktree".into()));
+    }
     let build = o
         .build_cmd
         .clone()
         .unwrap_or_else(|| "cargo build --release --bin profkit".into());
-    if sh(&build, &wt.path, target).is_none() {
-        return Probe::Skipped("build failed".into());
+    if sh(&build, &wt.path, target)?.is_none() {
+        return Ok(Probe::Skipped("build failed".into()));
     }
     let run = o.run_cmd.clone().unwrap_or_else(|| {
         format!(
@@ -172,12 +237,12 @@ fn probe(o: &BisectOptions, commit: &str, scratch: &Path, target: &Path) -> Prob
     });
     let mut values = Vec::new();
     for _ in 0..o.runs.max(1) {
-        match sh(&run, &wt.path, target).and_then(|out| metric_of(&out, o.metric)) {
+        match sh(&run, &wt.path, target)?.and_then(|out| metric_of(&out, o.metric)) {
             Some(x) => values.push(x),
-            None => return Probe::Skipped("run failed or printed no metric".into()),
+            None => return Ok(Probe::Skipped("run failed or printed no metric".into())),
         }
     }
-    Probe::Measured(values)
+    Ok(Probe::Measured(values))
 }
 
 /// Whether `probe` is significantly worse than `good`.
@@ -256,30 +321,31 @@ pub fn run(o: &BisectOptions, scratch: &Path, target: &Path) -> anyhow::Result<B
         skipped: Vec::new(),
         probed: Vec::new(),
     };
-    let base = match probe(o, &good, scratch, target) {
+    let base = match probe(o, &good, scratch, target)? {
         Probe::Measured(v) => v,
         Probe::Skipped(why) => anyhow::bail!("GOOD ({}) could not be measured: {why}", o.good),
     };
     let mut results: Vec<Option<Option<(f64, f64, f64)>>> = vec![None; commits.len()];
-    let mut judge = |i: usize, out: &mut BisectOutcome| -> Option<Option<(f64, f64, f64)>> {
+    type Verdict = Option<(f64, f64, f64)>;
+    let mut judge = |i: usize, out: &mut BisectOutcome| -> Result<Option<Verdict>, BisectError> {
         if let Some(r) = results[i] {
-            return Some(r);
+            return Ok(Some(r));
         }
         out.probed.push(commits[i].clone());
-        match probe(o, &commits[i], scratch, target) {
+        match probe(o, &commits[i], scratch, target)? {
             Probe::Measured(v) => {
                 let r = worse(&base, &v, o);
                 results[i] = Some(r);
-                Some(r)
+                Ok(Some(r))
             }
             Probe::Skipped(why) => {
                 out.skipped.push((commits[i].clone(), why));
-                None
+                Ok(None)
             }
         }
     };
     let last = commits.len() - 1;
-    if !matches!(judge(last, &mut out), Some(Some(_))) {
+    if !matches!(judge(last, &mut out)?, Some(Some(_))) {
         return Ok(out);
     }
     // Invariant: everything at or before `lo` is not worse (GOOD is -1),
@@ -293,7 +359,7 @@ pub fn run(o: &BisectOptions, scratch: &Path, target: &Path) -> anyhow::Result<B
         let mut candidates: Vec<i64> = (lo + 1..hi).collect();
         candidates.sort_by_key(|c| (c - mid).abs());
         for c in candidates {
-            if let Some(r) = judge(c as usize, &mut out) {
+            if let Some(r) = judge(c as usize, &mut out)? {
                 verdict = Some(r);
                 at = c;
                 break;

@@ -52,6 +52,10 @@ pub mod defaults {
     /// Fewest operations' worth of tracked allocations that make a leak
     /// check (N = 1, no warm-up).
     pub const MIN_LEAK_BUDGET: u64 = crate::analyze::leaks::defaults::MEASURED_PER_N;
+    /// RAM a heap child's scratch databases may need (two run at once;
+    /// populate's copy and its inserts take about 0.5 GB): below this much
+    /// free in `/dev/shm` they stay in the system's temporary folder.
+    pub const RAM_SCRATCH_FREE: u64 = 2 << 30;
 }
 
 /// The files a heap pass leaves in a run folder.
@@ -335,6 +339,12 @@ pub fn spawn_child(args: &ChildArgs) -> anyhow::Result<String> {
     }
     if args.keep_runtime_frames {
         cmd.arg("--keep-runtime-frames");
+    }
+    // Allocation counts do not depend on where the database file lives:
+    // the child's scratch copies go to RAM when there is room, so the heap
+    // lane writes nothing to the disk (BENCHMARKS.md, "Disk writes").
+    if let Some(dir) = crate::measure::sys::ram_scratch(defaults::RAM_SCRATCH_FREE) {
+        cmd.env("TMPDIR", dir);
     }
     let out = cmd.output().context("starting the heap pass")?;
     if !out.status.success() {

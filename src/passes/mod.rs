@@ -25,6 +25,10 @@ pub mod cpu;
 pub mod heap;
 pub mod leaks;
 pub mod load;
+#[cfg(feature = "service")]
+pub mod load_locust;
+#[cfg(feature = "service")]
+pub mod locust;
 pub mod probe;
 pub mod profile;
 pub mod session;
@@ -69,6 +73,8 @@ pub fn rank_findings(dir: &Path, workload: &str) -> anyhow::Result<Findings> {
     if let Some(observed) = &observed {
         ranked = observed::join(ranked, observed);
     }
+    let advice = store::read_opt_json(&dir.join(files::ADVICE), "advice file")?;
+    ranked.advice = crate::analyze::advice_plan::plan(workload, &ranked.findings, advice.as_ref());
     store::write_json(&dir.join(files::FINDINGS), &ranked)?;
     Ok(ranked)
 }

@@ -60,6 +60,9 @@ pub struct WorkloadOutcome {
     pub bench: BenchResult,
     /// The top finding, one line.
     pub top_finding: String,
+    /// The first line of its advice (what `profkit advise` would try, or
+    /// measured), if any.
+    pub advice: Option<String>,
 }
 
 /// What the main job left behind.
@@ -203,10 +206,13 @@ pub fn run(
             .top()
             .map(|f| format!("[{:?}] {}", f.severity, f.title))
             .unwrap_or_else(|| "no findings".into());
+        // The summary's advice line: the first of findings.json's section.
+        let advice = ranked.advice.first().map(|a| a.action.clone());
         workloads.push(WorkloadOutcome {
             dir: p.outcome.dir,
             bench,
             top_finding,
+            advice,
         });
     }
     let index = write_index(&session, started, &workloads, &sweeps)?;

@@ -273,6 +273,7 @@ impl CpuProfile {
                 .filter(|(_, k)| *k)
                 .map(|(f, _)| f)
                 .collect();
+            let frames = fold_allocator_hooks(frames);
             *merged.entry((s.thread, frames)).or_default() += s.samples;
         }
         self.stacks = super::cpu_stacks::sorted(merged);
@@ -555,6 +556,40 @@ fn convert(report: &pprof::UnresolvedReport) -> Vec<Stack> {
         (thread, ips, n as u64)
     });
     super::cpu_stacks::stacks(samples)
+}
+
+/// Each run of profkit's allocator hooks in `frames` (see
+/// [`super::runtime::allocator_hook_runs`]) as one frame,
+/// [`super::runtime::ALLOCATOR_HOOK`].
+fn fold_allocator_hooks(frames: Vec<Frame>) -> Vec<Frame> {
+    let runs = super::runtime::allocator_hook_runs(
+        &frames
+            .iter()
+            .map(|f| f.function.as_str())
+            .collect::<Vec<_>>(),
+    );
+    if runs.is_empty() {
+        return frames;
+    }
+    let mut out = Vec::with_capacity(frames.len());
+    let mut runs = runs.into_iter().peekable();
+    for (i, f) in frames.into_iter().enumerate() {
+        match runs.peek() {
+            Some(r) if r.start == i => out.push(Frame {
+                function: super::runtime::ALLOCATOR_HOOK.to_string(),
+                file: None,
+                line: None,
+                module: f.module,
+                inlined: false,
+            }),
+            Some(r) if r.contains(&i) => {}
+            _ => out.push(f),
+        }
+        if runs.peek().is_some_and(|r| r.end == i + 1) {
+            runs.next();
+        }
+    }
+    out
 }
 
 #[cfg(test)]

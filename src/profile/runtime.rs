@@ -57,6 +57,66 @@ pub fn is_runtime_frame(name: &str) -> bool {
         || PREFIX.iter().any(|p| name.starts_with(p))
 }
 
+/// The one frame that stands for profkit's own allocator hooks: the global
+/// allocator [`crate::alloc::ProfkitAlloc`] and the `SQLITE_CONFIG_MALLOC`
+/// methods of [`crate::db::sqlite_alloc`] that route SQLite's memory through
+/// it. They are profkit's code, not the user's: folded into one labelled
+/// frame so that nobody mistakes them for their own (what they cost: README,
+/// "Frames with names").
+pub const ALLOCATOR_HOOK: &str = "profkit: allocator hook";
+
+/// A frame of profkit's allocator hooks proper.
+fn is_allocator_hook(name: &str) -> bool {
+    name.starts_with("profkit::db::sqlite_alloc::")
+        || name.starts_with("<profkit::alloc::ProfkitAlloc as ")
+        || name == "profkit::alloc::mode"
+}
+
+/// Rust's allocator shims and the helpers a hook calls (inlined or, in a
+/// debug build, not): part of a hook when they follow or precede one.
+fn is_allocator_glue(name: &str) -> bool {
+    let n = name.strip_prefix("__rustc::").unwrap_or(name);
+    matches!(
+        n,
+        "__rust_alloc" | "__rust_dealloc" | "__rust_realloc" | "__rust_alloc_zeroed"
+    ) || name.starts_with("core::")
+        || name.starts_with("<core::")
+        || name.starts_with("std::alloc::")
+        || name.starts_with("<std::alloc::System as ")
+        || name.starts_with("std::sys::alloc::")
+        || name.starts_with("std::sys::pal::unix::alloc::")
+}
+
+/// The runs of frames (root first) that are profkit's allocator hooks: each
+/// starts at a hook frame, or at Rust's allocator shim (`__rust_alloc` …)
+/// right before one, and goes on towards the leaf over hooks and the
+/// helpers they call. A caller's `core::` frames above the hook stay.
+pub fn allocator_hook_runs<S: AsRef<str>>(frames: &[S]) -> Vec<std::ops::Range<usize>> {
+    let names: Vec<&str> = frames.iter().map(|f| f.as_ref()).collect();
+    let shim = |n: &str| {
+        let n = n.strip_prefix("__rustc::").unwrap_or(n);
+        n.starts_with("__rust_") && is_allocator_glue(n)
+    };
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < names.len() {
+        let starts = is_allocator_hook(names[i])
+            || (shim(names[i]) && names.get(i + 1).is_some_and(|n| is_allocator_hook(n)));
+        if !starts {
+            i += 1;
+            continue;
+        }
+        let mut end = i + 1;
+        while end < names.len() && (is_allocator_hook(names[end]) || is_allocator_glue(names[end]))
+        {
+            end += 1;
+        }
+        runs.push(i..end);
+        i = end;
+    }
+    runs
+}
+
 /// `f::{{closure}}::{{closure}}` → `f`.
 fn without_closures(name: &str) -> &str {
     let mut s = name;
@@ -116,6 +176,34 @@ mod tests {
             fold_line(WORKER, true),
             "pk-worker-0;<profkit::workload::db_ops::DbWorkload as profkit::workload::Workload>::operation;profkit::workload::db_ops::builtins::{{closure}}::{{closure}};profkit::db::DatabaseManager::recent_emails_n_plus_one;profkit::db::DatabaseManager::get_email;rusqlite::statement::Statement::query_row"
         );
+    }
+
+    #[test]
+    fn allocator_hooks_are_found_as_runs_below_their_caller() {
+        // SQLite → profkit's SQLite hook → Rust's shim → the global allocator → libc.
+        let s = [
+            "sqlite3Malloc",
+            "profkit::db::sqlite_alloc::x_malloc",
+            "profkit::db::sqlite_alloc::layout",
+            "core::alloc::layout::Layout::from_size_align",
+            "__rustc::__rust_alloc",
+            "<profkit::alloc::ProfkitAlloc as core::alloc::global::GlobalAlloc>::alloc",
+            "<std::alloc::System as core::alloc::global::GlobalAlloc>::alloc",
+            "malloc",
+        ];
+        assert_eq!(allocator_hook_runs(&s), vec![1..7]);
+        // A Vec growing: alloc::alloc::alloc is the caller's, the shim joins the hook.
+        let v = [
+            "app::f",
+            "core::ptr::drop_in_place<app::X>",
+            "alloc::alloc::alloc",
+            "__rustc::__rust_alloc",
+            "<profkit::alloc::ProfkitAlloc as core::alloc::global::GlobalAlloc>::alloc",
+        ];
+        assert_eq!(allocator_hook_runs(&v), vec![3..5]);
+        // Without profkit's allocator the shim is nobody's hook.
+        let plain = ["app::f", "alloc::alloc::alloc", "__rust_alloc", "malloc"];
+        assert!(allocator_hook_runs(&plain).is_empty());
     }
 
     #[test]

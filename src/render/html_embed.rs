@@ -69,8 +69,9 @@ pub fn inline_svg(svg: &str) -> String {
 }
 
 /// The script each flamegraph frame gets before inferno's: history calls
-/// are no-ops (an embedded graph has no URL of its own to keep state in),
-/// and the self-test listener.
+/// are no-ops (an embedded graph has no URL of its own to keep state in);
+/// it runs inferno's script when the page hands it over and answers
+/// `ready` (the page marks the frame `data-ready`).
 pub(super) const FRAME_SHIM: &str = r##"<script>
 try { history.replaceState = function () {}; } catch (e) {}
 window.addEventListener("message", function (ev) {
@@ -81,66 +82,39 @@ window.addEventListener("message", function (ev) {
   s.textContent = "void 0;\n" + ev.data.code;
   document.head.appendChild(s);
   init();
-});
-var profkitAlerts = 0;
-window.alert = function () { profkitAlerts++; };
-window.addEventListener("message", function (ev) {
-  if (!ev.data || ev.data.profkit !== "selftest") return;
-  var r = { id: ev.data.id, ok: false };
-  try {
-    var g = document.querySelector("#frames g");
-    var name = g.querySelector("title").textContent.replace(/ \([^()]*\)$/, "");
-    search(name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
-    r.term = name;
-    r.matched = document.getElementById("matched").textContent;
-    r.highlighted = document.querySelectorAll("#frames rect[fill='rgb(230,0,230)'], #frames rect[fill='#e600e6']").length;
-    zoom(g);
-    r.zoomed = !document.getElementById("unzoom").classList.contains("hide");
-    unzoom();
-    reset_search();
-    r.ok = r.zoomed && r.matched.length > 0;
-    r.alerts = profkitAlerts;
-    r.imgs = document.getElementsByTagName("img").length;
-    r.scripts = document.getElementsByTagName("script").length;
-  } catch (e) { r.error = String(e); }
-  ev.source.postMessage(r, "*");
+  ev.source.postMessage({ profkit: "ready" }, "*");
 });
 </script>"##;
 
-/// The report page's own script: the self-test driver,
-/// `profkitSelftest()`, a promise of every flamegraph's answer.
+/// The report page's own script: unpacks each flamegraph's document
+/// (base64 of gzip, in `data-svgz`) into its frame's `srcdoc` with the
+/// browser's `DecompressionStream`, hands inferno's script to the frame
+/// once it has loaded, and marks the frame `data-ready` when it answers.
 const PAGE_SCRIPT: &str = r##"
-window.addEventListener("load", function () {
+function profkitUnpack(packed) {
+  var bin = atob(packed), bytes = new Uint8Array(bin.length);
+  for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  return new Response(stream).text();
+}
+window.addEventListener("message", function (ev) {
+  if (!ev.data || ev.data.profkit !== "ready") return;
   document.querySelectorAll("iframe.flamegraph").forEach(function (f) {
-    f.contentWindow.postMessage({ profkit: "inferno", code: profkitInfernoScript }, "*");
+    if (f.contentWindow === ev.source) f.setAttribute("data-ready", "");
   });
 });
-window.profkitSelftest = function () {
-  return new Promise(function (resolve) {
-    var frames = document.querySelectorAll("iframe.flamegraph");
-    var results = [];
-    var done = function () {
-      var out = { frames: frames.length, results: results };
-      var pre = document.createElement("pre");
-      pre.id = "profkit-selftest";
-      pre.textContent = JSON.stringify(out);
-      document.body.appendChild(pre);
-      resolve(out);
-    };
-    if (!frames.length) { done(); return; }
-    window.addEventListener("message", function (ev) {
-      if (!ev.data || ev.data.id === undefined) return;
-      results.push(ev.data);
-      if (results.length === frames.length) done();
+window.addEventListener("load", function () {
+  document.querySelectorAll("iframe.flamegraph[data-svgz]").forEach(function (f) {
+    if (typeof DecompressionStream !== "function") {
+      f.srcdoc = "<p style=\"font:13px system-ui\">This browser cannot unpack the flamegraph (no DecompressionStream): open its SVG in the flamegraphs folder.<\/p>";
+      return;
+    }
+    f.addEventListener("load", function () {
+      f.contentWindow.postMessage({ profkit: "inferno", code: profkitInfernoScript }, "*");
     });
-    frames.forEach(function (f, i) {
-      f.contentWindow.postMessage({ profkit: "selftest", id: i }, "*");
-    });
+    profkitUnpack(f.getAttribute("data-svgz")).then(function (doc) { f.srcdoc = doc; });
   });
-};
-if (location.hash === "#profkit-selftest") {
-  window.addEventListener("load", function () { window.profkitSelftest(); });
-}
+});
 </script>"##;
 
 /// inferno's flamegraph script, as every SVG it draws carries it (the
@@ -172,7 +146,7 @@ pub(super) fn inferno_script() -> &'static str {
 
 /// The report page's script: inferno's script once (a JSON string, with
 /// `</` and `://` written so that neither ends the element nor reads as a
-/// URL), handed to the frames, and the self-test driver.
+/// URL), handed to the frames, and the unpacking of the frames.
 pub(super) fn page_script() -> String {
     let code = serde_json::to_string(inferno_script())
         .unwrap_or_else(|_| "\"\"".into())
@@ -206,7 +180,18 @@ td:first-child, th:first-child, td.text { text-align: left; } th { background: #
 iframe { width: 100%; border: 1px solid #ddd; background: #fff; }
 </style>"#;
 
+/// What a flamegraph frame shows until the page has unpacked its graph
+/// (and for good, with scripts off).
+const PACKED_PLACEHOLDER: &str = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body style=\"font:13px system-ui,sans-serif;color:#555\"><p>A flamegraph, packed in the report: showing it needs JavaScript. Every flamegraph of the run is also an SVG file in the flamegraphs folder.</p></body></html>";
+
 /// Embeds an SVG in a sandboxed iframe; `interactive` lets its script run.
+///
+/// An interactive graph (a flamegraph) is packed: its document, gzipped
+/// and base64-encoded, sits in the frame's `data-svgz` attribute and the
+/// page's script unpacks it into `srcdoc`. A flamegraph's SVG is
+/// thousands of near-identical `<g>` elements; packed it is about a tenth
+/// of its `srcdoc` form (where every quote is also written `&quot;`).
+/// Plots (no script) stay plain `srcdoc`: small, and shown without script.
 pub fn embed_svg(svg: &str, interactive: bool, label: &str) -> String {
     let height = svg
         .find("<svg")
@@ -223,12 +208,43 @@ pub fn embed_svg(svg: &str, interactive: bool, label: &str) -> String {
         if interactive { FRAME_SHIM } else { "" },
         inline_svg(shared.as_deref().unwrap_or(svg))
     );
+    let (srcdoc, packed) = if interactive {
+        (PACKED_PLACEHOLDER, format!(" data-svgz=\"{}\"", pack(&doc)))
+    } else {
+        (doc.as_str(), String::new())
+    };
     format!(
-        "<iframe class=\"{}\" title=\"{}\" sandbox=\"{}\" style=\"height:{}px\" srcdoc=\"{}\"></iframe>",
+        "<iframe class=\"{}\" title=\"{}\" sandbox=\"{}\" style=\"height:{}px\"{packed} srcdoc=\"{}\"></iframe>",
         if interactive { "flamegraph" } else { "plot" },
         escape(label),
         if interactive { "allow-scripts allow-modals" } else { "" },
         height.ceil() as u64 + 8,
-        escape(&doc)
+        escape(srcdoc)
     )
+}
+
+/// `text` gzipped (best compression) and base64-encoded: only letters,
+/// digits, `+`, `/` and `=`, safe in an attribute value unescaped.
+pub fn pack(text: &str) -> String {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    // Writing to a Vec cannot fail.
+    let _ = z.write_all(text.as_bytes());
+    let bytes = z.finish().unwrap_or_default();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The document [`pack`] packed, if `packed` is such a string.
+pub fn unpack(packed: &str) -> Option<String> {
+    use base64::Engine as _;
+    use std::io::Read as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(packed)
+        .ok()?;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes.as_slice())
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
 }

@@ -87,6 +87,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
             md.push('\n');
             provenance(&mut md, &set.runs);
             findings(&mut md, &set.runs);
+            advice(&mut md, &set.runs);
             if let Some(c) = check {
                 let bad: Vec<_> = c
                     .lines
@@ -323,6 +324,29 @@ fn findings(md: &mut String, runs: &[LoadedRun]) {
             escape(&r.workload),
             escape(&f.title),
             escape(&f.hint)
+        );
+    }
+    md.push('\n');
+}
+
+/// The advice section: per run, what `profkit advise` would try or measured.
+fn advice(md: &mut String, runs: &[LoadedRun]) {
+    let lines: Vec<_> = runs
+        .iter()
+        .flat_map(|r| r.advice.iter().map(move |a| (r, a)))
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    md.push_str("### Advice\n\n");
+    for (r, a) in lines {
+        let how = if a.measured { "measured" } else { "proposed" };
+        let _ = writeln!(
+            md,
+            "- {} ({how}) {}: {}",
+            escape(&r.workload),
+            escape(&a.finding),
+            escape(&a.action)
         );
     }
     md.push('\n');

@@ -14,6 +14,7 @@ pub mod folded;
 pub mod github;
 pub mod html;
 mod html_embed;
+mod html_overview;
 pub mod input;
 pub mod json;
 pub mod markdown;

@@ -26,7 +26,6 @@
 mod api;
 mod debug;
 pub mod locust;
-mod locust_stats;
 mod state;
 
 use std::net::SocketAddr;

@@ -260,6 +260,7 @@ pub fn tool_versions() -> ToolVersions {
     ToolVersions {
         profkit: env!("CARGO_PKG_VERSION").to_string(),
         sqlite: rusqlite::version().to_string(),
+        debug_build: cfg!(debug_assertions),
     }
 }
 

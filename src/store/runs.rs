@@ -184,9 +184,10 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let findings = read_opt_json::<Findings>(&dir.join(files::FINDINGS), "findings file")?
-        .map(|f| f.findings)
-        .unwrap_or_default();
+    let (findings, advice) =
+        read_opt_json::<Findings>(&dir.join(files::FINDINGS), "findings file")?
+            .map(|f| (f.findings, f.advice))
+            .unwrap_or_default();
     let cpu_folded = folded(dir, files::CPU_FOLDED)?;
     let cpu_samples: Option<u64> = cpu_folded.as_ref().map(|f| f.values().sum());
     let (findings, withheld_cpu_findings) =
@@ -225,6 +226,7 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
         manifest,
         heap_only,
         findings,
+        advice,
         withheld_cpu_findings,
         sql: read_opt_json(&dir.join(files::SQL_JSON), "SQL report")?,
         cpu_folded,

@@ -95,4 +95,5 @@ pub fn runs(program: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+pub mod example;
 pub mod pg;

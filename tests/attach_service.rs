@@ -1,0 +1,318 @@
+//! `profkit attach` against `examples/async_service.rs` running as a plain
+//! server (`serve-app`, SQLite): 2 Locust workers for a few seconds, the
+//! planted N+1 and blocking endpoints named by the run's findings and
+//! `profkit report` rendering the folder; two replicas; and a target
+//! without profkit's /debug routes, whose 404s are named in the report.
+
+#![cfg(feature = "service")]
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::example::ExampleServer;
+use common::profkit;
+use serde_json::Value;
+
+fn locust_available() -> bool {
+    common::tool_available("locust", common::runs("locust"), "pip install locust")
+}
+
+/// One Locust run at a time: a master and two workers start slowly on a
+/// 2-core machine.
+static LOCUST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_locust_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    LOCUST.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The shop on SQLite, in `dir/name.db`, on a free loopback port.
+fn shop(dir: &Path, name: &str) -> ExampleServer {
+    let url = format!("sqlite:{}", dir.join(format!("{name}.db")).display());
+    ExampleServer::start(
+        "async_service",
+        &[
+            "serve-app",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &url,
+        ],
+        dir,
+    )
+}
+
+/// Every route of the shop, the planted ones included.
+fn mix(dir: &Path) -> PathBuf {
+    let path = dir.join("mix.json");
+    std::fs::write(
+        &path,
+        r#"{"GET /orders/recent": 4, "GET /orders/{id}": 4, "GET /customers/{id}": 2,
+            "GET /reports/forecast": 2, "GET /health": 1}"#,
+    )
+    .unwrap();
+    path
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{path:?}: {e}")))
+        .unwrap()
+}
+
+fn the_run(out: &Path) -> PathBuf {
+    std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("attach.json").exists())
+        .expect("a run folder with attach.json")
+}
+
+/// `profkit attach URL args…` into `dir/runs`; the run folder.
+fn attach(dir: &Path, url: &str, args: &[&str]) -> PathBuf {
+    let out = profkit(dir)
+        .args(["attach", url])
+        .arg("--mix")
+        .arg(mix(dir))
+        .args(["--workers", "2", "--users", "4", "--spawn-rate", "4"])
+        .args(["--duration", "4s", "--out", "runs"])
+        .args(args)
+        .timeout(Duration::from_secs(240))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    the_run(&dir.join("runs"))
+}
+
+fn report(dir: &Path, run: &Path) -> String {
+    let out = profkit(dir)
+        .arg("report")
+        .arg(run)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{md}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    md
+}
+
+/// (kind, endpoint) of every finding in the run.
+fn findings(run: &Path) -> Vec<(String, String)> {
+    json(&run.join("findings.json"))["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["workload"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn attach_names_the_shops_n_plus_one_and_blocking_endpoints_and_report_renders() {
+    if !locust_available() {
+        return;
+    }
+    let _one = one_locust_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let shop = shop(dir.path(), "shop");
+    let run = attach(dir.path(), &shop.url, &[]);
+    let summary = json(&run.join("attach.json"));
+    assert!(
+        summary["aggregated"]["requests"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    assert_eq!(
+        summary["aggregated"]["failures"].as_u64(),
+        Some(0),
+        "{summary}"
+    );
+    let found = findings(&run);
+    let has = |kind: &str, endpoint: &str| found.iter().any(|(k, e)| k == kind && e == endpoint);
+    assert!(has("n-plus-one", "GET /orders/recent"), "{found:?}");
+    assert!(has("blocking", "GET /reports/forecast"), "{found:?}");
+    // The clean endpoints get neither.
+    for clean in ["GET /orders/{id}", "GET /health"] {
+        assert!(!found.iter().any(|(_, e)| e == clean), "{clean}: {found:?}");
+    }
+    let md = report(dir.path(), &run);
+    assert!(md.contains("| attach |"), "{md}");
+    assert!(md.contains("GET /orders/recent"), "{md}");
+}
+
+#[test]
+fn two_replicas_of_the_shop_give_per_instance_and_merged_profiles() {
+    if !locust_available() {
+        return;
+    }
+    let _one = one_locust_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (shop(dir.path(), "a"), shop(dir.path(), "b"));
+    let run = attach(
+        dir.path(),
+        &a.url,
+        &["--target", &a.url, "--target", &b.url],
+    );
+    let summary = json(&run.join("attach.json"));
+    assert_eq!(summary["aggregated"]["failures"].as_u64(), Some(0));
+    let samples = |folded: &Path| -> u64 {
+        std::fs::read_to_string(folded)
+            .unwrap_or_else(|e| panic!("{folded:?}: {e}"))
+            .lines()
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    let instances = summary["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 2, "{summary}");
+    let mut per_instance = Vec::new();
+    for inst in instances {
+        let sub = run.join("instances").join(inst["name"].as_str().unwrap());
+        for f in [
+            "cpu.pb.gz",
+            "heap.pb.gz",
+            "service-sql.json",
+            "endpoints.json",
+        ] {
+            assert!(sub.join(f).exists(), "{sub:?}/{f} missing");
+        }
+        per_instance.push(samples(&sub.join("cpu.folded")));
+    }
+    // Locust loads the first; the second idles but is profiled all the same.
+    assert!(per_instance[0] > 0, "{per_instance:?}");
+    assert_eq!(
+        samples(&run.join("cpu.folded")),
+        per_instance.iter().sum::<u64>()
+    );
+}
+
+/// A loopback HTTP server answering 404 to everything (a service without
+/// profkit's /debug routes), until the test ends.
+fn not_found_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn a_target_without_the_debug_routes_is_named_in_the_report_and_the_rest_is_collected() {
+    if !locust_available() {
+        return;
+    }
+    let _one = one_locust_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let shop = shop(dir.path(), "shop");
+    let bare = not_found_server();
+    let run = attach(
+        dir.path(),
+        &shop.url,
+        &["--target", &shop.url, "--target", &bare],
+    );
+    let summary = json(&run.join("attach.json"));
+    let status = |i: usize| -> Vec<String> {
+        summary["instances"][i]["pulls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["status"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // The SQLite shop serves no plans (an optional pull: no finding).
+    assert_eq!(status(0), ["ok", "ok", "ok", "ok", "missing"], "{summary}");
+    assert_eq!(status(1), ["missing"; 5], "{summary}");
+    let missing = findings(&run)
+        .into_iter()
+        .filter(|(k, _)| k == "missing")
+        .count();
+    assert_eq!(missing, 4, "one finding per missing endpoint but plans");
+    let md = report(dir.path(), &run);
+    let named = format!("{bare}/debug/pprof/profile");
+    assert!(md.contains(&named) && md.contains("404"), "{md}");
+}
+
+#[test]
+fn on_postgres_attach_names_the_n_plus_one_and_the_planted_seq_scan() {
+    if !locust_available() {
+        return;
+    }
+    // Fails, not skips, under CI when PostgreSQL is missing.
+    let Some(cluster) = common::pg::start() else {
+        return;
+    };
+    let _one = one_locust_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let shop = ExampleServer::start(
+        "async_service",
+        &[
+            "serve-app",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &cluster.url,
+        ],
+        dir.path(),
+    );
+    let run = attach(dir.path(), &shop.url, &[]);
+    let summary = json(&run.join("attach.json"));
+    assert_eq!(
+        summary["aggregated"]["failures"].as_u64(),
+        Some(0),
+        "{summary}"
+    );
+    let plans = &summary["instances"][0]["pulls"][4];
+    assert_eq!(plans["status"], "ok", "{summary}");
+    let all = json(&run.join("findings.json"));
+    let found = findings(&run);
+    assert!(
+        found.contains(&("n-plus-one".into(), "GET /orders/recent".into())),
+        "{found:?}"
+    );
+    let scan = all["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "full-scan")
+        .unwrap_or_else(|| panic!("no full-scan finding: {all}"));
+    assert_eq!(scan["workload"], "GET /customers/{id}", "{scan}");
+    let title = scan["title"].as_str().unwrap();
+    assert!(title.contains("Seq Scan on orders"), "{title}");
+    assert!(
+        scan["hint"]
+            .as_str()
+            .unwrap()
+            .contains("CREATE INDEX ON orders (customer)"),
+        "{scan}"
+    );
+    // The clean order lookup (primary key) gets no full scan.
+    assert!(
+        !found.contains(&("full-scan".into(), "GET /orders/{id}".into())),
+        "{found:?}"
+    );
+    let md = report(dir.path(), &run);
+    assert!(md.contains("Seq Scan on orders"), "{md}");
+}
