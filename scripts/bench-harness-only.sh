@@ -6,12 +6,12 @@
 # script run, so they see the same machine; each gets a cold target
 # directory and `-j2` (JOBS to change it); the load average is printed
 # before and after each build (the machine is shared). Usage:
-# scripts/bench-harness-only.sh [WORKDIR]
+# [MODES="service harness-only"] [JOBS=2] scripts/bench-harness-only.sh [WORKDIR]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${1:-$(mktemp -d)}"
 mkdir -p "$work"
-for mode in service harness-only; do
+for mode in ${MODES:-service harness-only}; do
     dir="$work/$mode"
     rm -rf "$dir"
     cp -r "$root/tests/fixtures/harness-only" "$dir"
