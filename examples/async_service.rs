@@ -430,7 +430,12 @@ struct ServeArgs {
 fn host_port(url: &str) -> String {
     let rest = url.split("://").nth(1).unwrap_or(url);
     let host = rest.rsplit('@').next().unwrap_or(rest);
-    host.split('/').next().unwrap_or(host).to_string()
+    let host = host.split(['/', '?']).next().unwrap_or(host);
+    // PostgreSQL's default port, said when the URL leaves it out.
+    match host.rsplit_once(':') {
+        Some((_, port)) if port.parse::<u16>().is_ok() => host.to_string(),
+        _ => format!("{host}:5432"),
+    }
 }
 
 fn serve_args(args: &[String]) -> anyhow::Result<ServeArgs> {

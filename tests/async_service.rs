@@ -2,26 +2,18 @@
 //! seen, profiled in place at small sizes: its planted problems come out
 //! as findings of their own endpoints, its clean endpoints get none, and
 //! it also runs as a plain server.
-//!
-//! The example is built by `cargo test` (all targets); run alone, this
-//! test needs `cargo build --examples` first.
 
 #![cfg(feature = "service")]
+
+mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The example binary, built beside the `profkit` binary.
+/// The example binary (built when a narrow run did not build it).
 fn example() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_profkit"));
-    let path = bin.with_file_name("examples").join("async_service");
-    assert!(
-        path.is_file(),
-        "{} is not built: run `cargo test` (which builds the examples) or `cargo build --examples`",
-        path.display()
-    );
-    path
+    common::example::example("async_service")
 }
 
 fn findings(run: &Path) -> Vec<serde_json::Value> {
@@ -195,10 +187,34 @@ fn serve_app_answers_over_http_on_loopback_and_refuses_bad_flags() {
             "--listen 'here' is not an address",
         ),
         (
-            &["serve-app", "--database-url", "postgres://x"][..],
-            "not a SQLite URL",
+            // postgres:// runs the shop on PostgreSQL (tests/attach_service.rs).
+            &["serve-app", "--database-url", "mysql://x"][..],
+            "is not a URL like sqlite:shop.db or postgres://",
+        ),
+        (
+            &["serve-app", "--database-url", "postgres://127.0.0.1:1/shop"][..],
+            "cannot connect to 127.0.0.1:1",
+        ),
+        (
+            &[
+                "serve-app",
+                "--database-url",
+                "postgres://nosuchhost.invalid",
+            ][..],
+            "cannot connect to nosuchhost.invalid:5432",
         ),
         (&["serve-app", "--bogus"][..], "unknown argument '--bogus'"),
+        // A Postgres URL that refuses: host and port named, never the password.
+        (
+            &[
+                "serve-app",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                "postgres://shop:secret@127.0.0.1:1/shop",
+            ][..],
+            "cannot connect to 127.0.0.1:1",
+        ),
     ] {
         let out = Command::new(example()).args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -208,5 +224,6 @@ fn serve_app_answers_over_http_on_loopback_and_refuses_bad_flags() {
             "{args:?}: {stderr}"
         );
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(!stderr.contains("secret"), "{stderr}");
     }
 }

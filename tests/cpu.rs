@@ -204,8 +204,12 @@ fn the_perf_sampler_is_not_capped_by_the_kernel_tick() {
         p >= 0.7 * 997.0,
         "perf {p:.0} Hz of 997 asked (tick {tick_hz:.0} Hz)"
     );
+    // A quarter over: on a loaded machine the tick charges a whole jiffy
+    // to a process that ran part of it, so the timer fires a little more
+    // often than once per CPU-tick (265 Hz on a 250 Hz tick at load 10);
+    // uncapped it would be near 997.
     assert!(
-        i <= 1.05 * tick_hz.min(997.0),
+        i <= 1.25 * tick_hz.min(997.0),
         "itimer {i:.0} Hz above the {tick_hz:.0} Hz tick"
     );
     if tick_hz <= 500.0 {

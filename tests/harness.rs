@@ -2,25 +2,14 @@
 //! (its own rusqlite connection, a planted N+1 and a planted leak) and the
 //! built-in examples, each a binary of its own running `profile`.
 //!
-//! The examples are built by `cargo test` (all targets); run alone, this
-//! test needs `cargo build --examples` first.
+//! The examples are built when a narrow run did not build them.
 
 mod common;
 
+use common::example::example;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// The example binary `name`, built beside the `profkit` binary.
-fn example(name: &str) -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_profkit"));
-    let path = bin.with_file_name("examples").join(name);
-    assert!(
-        path.is_file(),
-        "{} is not built: run `cargo test` (which builds the examples) or `cargo build --examples`",
-        path.display()
-    );
-    path
-}
 
 fn findings(run: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(run.join("findings.json")).expect("findings.json");

@@ -157,26 +157,34 @@ async fn explain(pool: &PgPool, sql: &str) -> anyhow::Result<Option<pg_plan::Pla
     if pg_plan::explain_statement(&sql).is_none() {
         return Ok(None);
     }
+    // PREPARE is per connection, not per transaction: a fresh name each
+    // time, deallocated after (a rollback does not drop it).
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let name = format!(
+        "profkit_plan_{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     let mut tx = pool.begin().await?;
     sqlx::query("SET LOCAL plan_cache_mode = force_generic_plan")
         .execute(&mut *tx)
         .await?;
     // The statement is one the service itself ran (normalized), planned only.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "PREPARE profkit_plan AS {sql}"
-    )))
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("PREPARE {name} AS {sql}")))
+        .execute(&mut *tx)
+        .await?;
     let args = vec!["NULL"; params].join(", ");
     let execute = if params == 0 {
-        "EXPLAIN (FORMAT JSON) EXECUTE profkit_plan".to_string()
+        format!("EXPLAIN (FORMAT JSON) EXECUTE {name}")
     } else {
-        format!("EXPLAIN (FORMAT JSON) EXECUTE profkit_plan({args})")
+        format!("EXPLAIN (FORMAT JSON) EXECUTE {name}({args})")
     };
     let row = sqlx::query(sqlx::AssertSqlSafe(execute))
         .fetch_one(&mut *tx)
         .await?;
     let text: String = row.try_get_unchecked(0)?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DEALLOCATE {name}")))
+        .execute(&mut *tx)
+        .await?;
     tx.rollback().await?;
     Ok(Some(pg_plan::parse(&text)?))
 }

@@ -38,6 +38,7 @@ fn run(p50: u64, throughput: f64) -> LoadedRun {
         leaks: None,
         sweep: None,
         plots: Vec::new(),
+        advice: Vec::new(),
     }
 }
 

@@ -75,7 +75,12 @@ pub(super) fn attach(a: AttachArgs) -> anyhow::Result<()> {
     for e in s.endpoints.iter().chain(std::iter::once(&s.aggregated)) {
         println!(
             "  {:40} {:>8} requests {:>6} failed  p50 {:>5.0} ms  p99 {:>5.0} ms",
-            format!("{} {}", e.method, e.name).trim(),
+            // A generated locustfile names requests "GET /path" already.
+            if e.name.starts_with(&format!("{} ", e.method)) {
+                e.name.clone()
+            } else {
+                format!("{} {}", e.method, e.name).trim().to_string()
+            },
             e.requests,
             e.failures,
             e.p50_ms,

@@ -31,10 +31,11 @@ pub mod defaults {
     pub const LOCUST_VERSION: &str = "2.37.14";
     /// Most workers a run may start on this host.
     pub const MAX_WORKERS: usize = 64;
-    /// How long the master waits for its workers to connect, in seconds.
-    pub const WORKERS_MAX_WAIT: u64 = 60;
-    /// Time allowed past the run for start-up and shutdown.
-    pub const SLACK: std::time::Duration = std::time::Duration::from_secs(120);
+    /// Longest wait for Locust to start its users (Python start-up of a
+    /// master and its workers takes seconds, more on a loaded machine).
+    pub const STARTUP_MAX: std::time::Duration = std::time::Duration::from_secs(180);
+    /// Time allowed past the run for the master to stop its workers.
+    pub const SHUTDOWN_MAX: std::time::Duration = std::time::Duration::from_secs(60);
     /// The master's log, in the run folder.
     pub const MASTER_LOG: &str = "locust-master.log";
     /// Locust's per-endpoint stats, in the run folder.
@@ -258,8 +259,12 @@ pub fn drive(spec: &Spec, dir: &Path, mut tick: impl FnMut(bool)) -> anyhow::Res
         port.to_string(),
         "--expect-workers".into(),
         spec.workers.to_string(),
+        // No fixed wait of Locust's own (0: wait for every worker): a fixed
+        // 30 s made the master give up on a loaded machine, where Python
+        // start-up alone can take that long. The loop below watches the
+        // workers instead, and bounds the start-up by STARTUP_MAX.
         "--expect-workers-max-wait".into(),
-        defaults::WORKERS_MAX_WAIT.to_string(),
+        "0".into(),
         "-u".into(),
         spec.users.to_string(),
         "-r".into(),
@@ -306,7 +311,6 @@ pub fn drive(spec: &Spec, dir: &Path, mut tick: impl FnMut(bool)) -> anyhow::Res
     }
     let mut started: Option<Instant> = None;
     let clock = Instant::now();
-    let deadline = clock + spec.duration + defaults::SLACK;
     let mut dead_workers = vec![false; spec.workers];
     let master_status = loop {
         if crate::measure::interrupted() {
@@ -316,9 +320,19 @@ pub fn drive(spec: &Spec, dir: &Path, mut tick: impl FnMut(bool)) -> anyhow::Res
             children.stop_master_first(Duration::from_secs(8));
             break None;
         }
-        if Instant::now() > deadline {
-            out.notes
-                .push("Locust did not finish in time and was stopped".into());
+        let overdue = match started {
+            None => clock.elapsed() > defaults::STARTUP_MAX,
+            Some(t) => t.elapsed() > spec.duration + defaults::SHUTDOWN_MAX,
+        };
+        if overdue {
+            out.notes.push(match started {
+                None => format!(
+                    "Locust did not start its users within {} s (see {}) and was stopped",
+                    defaults::STARTUP_MAX.as_secs(),
+                    defaults::MASTER_LOG
+                ),
+                Some(_) => "Locust did not finish in time and was stopped".into(),
+            });
             children.stop_master_first(Duration::from_secs(8));
             break None;
         }
@@ -347,6 +361,17 @@ pub fn drive(spec: &Spec, dir: &Path, mut tick: impl FnMut(bool)) -> anyhow::Res
         }
         if let Ok(Some(status)) = children.0[0].1.try_wait() {
             break Some(status);
+        }
+        // A worker gone before the users start never reports ready, and the
+        // master would wait for it for ever.
+        if started.is_none() {
+            if let Some(i) = dead_workers.iter().position(|d| *d) {
+                out.notes.push(format!(
+                    "Locust worker {i} exited before the users started (see locust-worker-{i}.log)"
+                ));
+                children.stop_master_first(Duration::from_secs(8));
+                break None;
+            }
         }
         std::thread::sleep(Duration::from_millis(100));
     };
