@@ -6,6 +6,7 @@
 //! ([`crate::db::trace`]).
 
 pub mod cpu;
+mod cpu_pprof;
 pub mod cpu_stacks;
 pub mod dhat;
 pub mod heap;
