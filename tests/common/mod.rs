@@ -95,6 +95,7 @@ pub fn runs(program: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+pub mod cdp;
 pub mod example;
 pub mod locust;
 pub mod pg;
