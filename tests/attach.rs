@@ -7,10 +7,11 @@
 mod common;
 
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::locust::{assert_loaded_without_failures, json, one_at_a_time, the_attach_run};
 use common::profkit;
 use serde_json::Value;
 
@@ -50,31 +51,6 @@ impl Drop for Served {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
     }
-}
-
-fn locust_available() -> bool {
-    common::tool_available("locust", common::runs("locust"), "pip install locust")
-}
-
-/// One Locust run at a time in this file: three masters with two workers
-/// each start slowly on a 2-core machine.
-static LOCUST: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_locust_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    LOCUST.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn the_run(out: &Path) -> PathBuf {
-    std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.join("attach.json").exists())
-        .expect("a run folder with attach.json")
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{path:?}: {e}")))
-        .unwrap()
 }
 
 fn assert_no_process_left(summary: &Value) {
@@ -182,10 +158,10 @@ fn a_bad_mix_or_a_missing_locust_is_one_line_and_exit_2_with_no_run_folder() {
 
 #[test]
 fn two_workers_load_a_served_instance_into_a_run_folder_report_renders() {
-    if !locust_available() {
+    if !common::locust::available() {
         return;
     }
-    let _one = one_locust_at_a_time();
+    let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let served = serve(dir.path());
     let out = profkit(dir.path())
@@ -198,17 +174,9 @@ fn two_workers_load_a_served_instance_into_a_run_folder_report_renders() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    let run = the_run(&dir.path().join("runs"));
+    let run = the_attach_run(&dir.path().join("runs"));
     let summary = json(&run.join("attach.json"));
-    assert!(
-        summary["aggregated"]["requests"].as_u64().unwrap() > 0,
-        "{summary}"
-    );
-    assert_eq!(
-        summary["aggregated"]["failures"].as_u64(),
-        Some(0),
-        "{summary}"
-    );
+    assert_loaded_without_failures(&summary);
     assert_eq!(summary["interrupted"], false);
     assert_no_process_left(&summary);
     // profkit serve is a profkit::service user: it has all four.
@@ -273,10 +241,10 @@ fn two_workers_load_a_served_instance_into_a_run_folder_report_renders() {
 
 #[test]
 fn two_replicas_give_per_instance_and_merged_profiles_from_a_generated_mix() {
-    if !locust_available() {
+    if !common::locust::available() {
         return;
     }
-    let _one = one_locust_at_a_time();
+    let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (serve(dir.path()), serve(dir.path()));
     let mix = dir.path().join("mix.json");
@@ -300,7 +268,7 @@ fn two_replicas_give_per_instance_and_merged_profiles_from_a_generated_mix() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run = the_run(&dir.path().join("runs"));
+    let run = the_attach_run(&dir.path().join("runs"));
     let summary = json(&run.join("attach.json"));
     assert!(summary["locustfile"].as_str().unwrap().contains("--mix"));
     let names: Vec<&str> = summary["endpoints"]
@@ -349,10 +317,10 @@ fn two_replicas_give_per_instance_and_merged_profiles_from_a_generated_mix() {
 
 #[test]
 fn ctrl_c_stops_locust_and_keeps_the_partial_figures_marked_interrupted() {
-    if !locust_available() {
+    if !common::locust::available() {
         return;
     }
-    let _one = one_locust_at_a_time();
+    let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let served = serve(dir.path());
     let mut child = bin()
@@ -409,7 +377,7 @@ fn ctrl_c_stops_locust_and_keeps_the_partial_figures_marked_interrupted() {
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(130), "{err}");
-    let run = the_run(&dir.path().join("runs"));
+    let run = the_attach_run(&dir.path().join("runs"));
     let summary = json(&run.join("attach.json"));
     assert_eq!(summary["interrupted"], true, "{summary}");
     assert!(
@@ -423,10 +391,10 @@ fn ctrl_c_stops_locust_and_keeps_the_partial_figures_marked_interrupted() {
 
 #[test]
 fn workers_slower_to_start_than_30_s_still_get_the_run_going() {
-    if !locust_available() {
+    if !common::locust::available() {
         return;
     }
-    let _one = one_locust_at_a_time();
+    let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let served = serve(dir.path());
     // A locust whose workers start 35 s late, as Python start-up can on a
@@ -452,7 +420,7 @@ fn workers_slower_to_start_than_30_s_still_get_the_run_going() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let run = the_run(&dir.path().join("runs"));
+    let run = the_attach_run(&dir.path().join("runs"));
     let summary = json(&run.join("attach.json"));
     assert!(
         summary["aggregated"]["requests"].as_u64().unwrap() > 0,

@@ -13,20 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::example::ExampleServer;
+use common::locust::{assert_loaded_without_failures, json, one_at_a_time, the_attach_run};
 use common::profkit;
-use serde_json::Value;
-
-fn locust_available() -> bool {
-    common::tool_available("locust", common::runs("locust"), "pip install locust")
-}
-
-/// One Locust run at a time: a master and two workers start slowly on a
-/// 2-core machine.
-static LOCUST: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_locust_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    LOCUST.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The shop on SQLite, in `dir/name.db`, on a free loopback port.
 fn shop(dir: &Path, name: &str) -> ExampleServer {
@@ -56,19 +44,6 @@ fn mix(dir: &Path) -> PathBuf {
     path
 }
 
-fn json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{path:?}: {e}")))
-        .unwrap()
-}
-
-fn the_run(out: &Path) -> PathBuf {
-    std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.join("attach.json").exists())
-        .expect("a run folder with attach.json")
-}
-
 /// `profkit attach URL args…` into `dir/runs`; the run folder.
 fn attach(dir: &Path, url: &str, args: &[&str]) -> PathBuf {
     let out = profkit(dir)
@@ -87,7 +62,7 @@ fn attach(dir: &Path, url: &str, args: &[&str]) -> PathBuf {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    the_run(&dir.join("runs"))
+    the_attach_run(&dir.join("runs"))
 }
 
 fn report(dir: &Path, run: &Path) -> String {
@@ -123,23 +98,15 @@ fn findings(run: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn attach_names_the_shops_n_plus_one_and_blocking_endpoints_and_report_renders() {
-    if !locust_available() {
+    if !common::locust::available() {
         return;
     }
-    let _one = one_locust_at_a_time();
+    let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let shop = shop(dir.path(), "shop");
     let run = attach(dir.path(), &shop.url, &[]);
     let summary = json(&run.join("attach.json"));
-    assert!(
-        summary["aggregated"]["requests"].as_u64().unwrap() > 0,
-        "{summary}"
-    );
-    assert_eq!(
-        summary["aggregated"]["failures"].as_u64(),
-        Some(0),
-        "{summary}"
-    );
+    assert_loaded_without_failures(&summary);
     let found = findings(&run);
     let has = |kind: &str, endpoint: &str| found.iter().any(|(k, e)| k == kind && e == endpoint);
     assert!(has("n-plus-one", "GET /orders/recent"), "{found:?}");
@@ -155,10 +122,10 @@ fn attach_names_the_shops_n_plus_one_and_blocking_endpoints_and_report_renders()
 
 #[test]
 fn two_replicas_of_the_shop_give_per_instance_and_merged_profiles() {
-    if !locust_available() {
+    if !common::locust::available() {
         return;
     }
-    let _one = one_locust_at_a_time();
+    let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (shop(dir.path(), "a"), shop(dir.path(), "b"));
     let run = attach(
@@ -233,10 +200,10 @@ fn not_found_server() -> String {
 
 #[test]
 fn a_target_without_the_debug_routes_is_named_in_the_report_and_the_rest_is_collected() {
-    if !locust_available() {
+    if !common::locust::available() {
         return;
     }
-    let _one = one_locust_at_a_time();
+    let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let shop = shop(dir.path(), "shop");
     let bare = not_found_server();
@@ -269,14 +236,14 @@ fn a_target_without_the_debug_routes_is_named_in_the_report_and_the_rest_is_coll
 
 #[test]
 fn on_postgres_attach_names_the_n_plus_one_and_the_planted_seq_scan() {
-    if !locust_available() {
+    if !common::locust::available() {
         return;
     }
     // Fails, not skips, under CI when PostgreSQL is missing.
     let Some(cluster) = common::pg::start() else {
         return;
     };
-    let _one = one_locust_at_a_time();
+    let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let shop = ExampleServer::start(
         "async_service",

@@ -169,15 +169,9 @@ fn a_missing_locust_says_how_to_install_it() {
     assert!(err.contains("pip install locust=="), "{err}");
 }
 
-/// Locust present, or (with `CI` set) a failure: the distributed run is
-/// never silently untested there.
-fn locust_available() -> bool {
-    common::tool_available("locust", common::runs("locust"), "pip install locust")
-}
-
 #[test]
 fn locust_master_and_two_workers_load_the_server_into_a_run_folder() {
-    if !locust_available() {
+    if !common::locust::available() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -302,7 +296,7 @@ fn assert_no_process_left(summary: &serde_json::Value) {
 
 #[test]
 fn ctrl_c_stops_master_workers_and_server_and_keeps_the_partial_stats() {
-    if !locust_available() {
+    if !common::locust::available() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -20,7 +20,8 @@ pub const MIN_LONG_SHARE: f64 = 0.02;
 pub const FRAME_SHARE: f64 = 30.0;
 
 /// Frames of the runtime, the standard library, profkit or the HTTP
-/// stack (tokio, futures, axum, tower, hyper): not the blocking call.
+/// stack (tokio, futures, axum, tower, hyper, tracing's instrumented
+/// futures): not the blocking call.
 fn is_plumbing(f: &str) -> bool {
     const STD: &[&str] = &[
         "std::",
@@ -41,6 +42,9 @@ fn is_plumbing(f: &str) -> bool {
         "tower::",
         "hyper::",
         "hyper_util::",
+        "tower_http::",
+        // `Instrumented<T>::poll`: a span entered around the handler.
+        "tracing::",
     ];
     crate::profile::runtime::is_runtime_frame(f)
         || STD.iter().any(|p| f.starts_with(p))
@@ -166,6 +170,14 @@ mod tests {
         .unwrap();
         r.top_total = vec![
             frame("tokio::runtime::task::raw::poll", 99.0),
+            frame(
+                "<tracing::instrument::Instrumented<T> as core::future::future::Future>::poll",
+                98.0,
+            ),
+            frame(
+                "<tower_http::trace::service::Trace<S> as tower_service::Service>::call",
+                98.0,
+            ),
             frame("shop::report::{{closure}}", 97.0),
             frame("shop::run_report", 95.0),
             frame("rusqlite::Connection::query_row", 94.0),
@@ -185,7 +197,10 @@ mod tests {
         let frames = f.evidence.last().unwrap();
         assert!(frames.contains("shop::run_report"), "{frames}");
         assert!(
-            !frames.contains("tokio::") && !frames.contains("elsewhere"),
+            !frames.contains("tokio::")
+                && !frames.contains("tracing::")
+                && !frames.contains("tower_http::")
+                && !frames.contains("elsewhere"),
             "{frames}"
         );
         // Without a CPU profile: still a finding, no frames.

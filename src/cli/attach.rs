@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::passes::attach::{self, AttachOptions};
+use crate::passes::locust::Load;
 use crate::store;
 use crate::units::{parse_count, parse_duration};
 
@@ -53,10 +54,12 @@ impl From<AttachArgs> for AttachOptions {
         AttachOptions {
             url: a.url,
             targets: a.targets,
-            duration: a.duration,
-            users: a.users,
-            spawn_rate: a.spawn_rate,
-            workers: a.workers,
+            load: Load {
+                workers: a.workers,
+                users: a.users,
+                spawn_rate: a.spawn_rate,
+                duration: a.duration,
+            },
             locustfile: a.locustfile,
             mix: a.mix,
             out_dir: a.out,
@@ -67,12 +70,12 @@ impl From<AttachArgs> for AttachOptions {
 
 pub(super) fn attach(a: AttachArgs) -> anyhow::Result<()> {
     let run = attach::run(&AttachOptions::from(a))?;
-    let s = &run.summary;
+    let (s, f) = (&run.summary, &run.summary.figures);
     println!(
         "Locust {} · {} workers · {} users · {} against {}",
-        s.locust_version, s.workers, s.users, s.duration, s.url
+        f.locust_version, f.workers, f.users, f.duration, s.url
     );
-    for e in s.endpoints.iter().chain(std::iter::once(&s.aggregated)) {
+    for e in f.endpoints.iter().chain(std::iter::once(&f.aggregated)) {
         println!(
             "  {:40} {:>8} requests {:>6} failed  p50 {:>5.0} ms  p99 {:>5.0} ms",
             // A generated locustfile names requests "GET /path" already.
@@ -132,8 +135,8 @@ mod tests {
         };
         let o = super::AttachOptions::from(a);
         assert_eq!(o.targets.len(), 2);
-        assert_eq!((o.users, o.duration.as_secs()), (2000, 3));
-        assert_eq!(o.workers, super::attach::defaults::WORKERS);
+        assert_eq!((o.load.users, o.load.duration.as_secs()), (2000, 3));
+        assert_eq!(o.load.workers, super::attach::defaults::WORKERS);
         assert!(Cli::try_parse_from(["profkit", "attach"]).is_err());
         assert!(Cli::try_parse_from([
             "profkit",

@@ -9,6 +9,7 @@ use clap::Args;
 use super::args::parse_size_arg;
 
 use crate::passes::load_locust::{self as locust, LocustOptions};
+use crate::passes::locust::Load;
 use crate::serve::{self as server, ServeOptions, Server};
 use crate::store;
 use crate::units::{parse_count, parse_duration};
@@ -110,10 +111,12 @@ pub(super) fn serve(a: ServeArgs) -> anyhow::Result<()> {
 
 pub(super) fn load(a: LoadArgs) -> anyhow::Result<()> {
     let options = LocustOptions {
-        workers: a.workers,
-        users: a.users,
-        spawn_rate: a.spawn_rate,
-        duration: a.duration,
+        load: Load {
+            workers: a.workers,
+            users: a.users,
+            spawn_rate: a.spawn_rate,
+            duration: a.duration,
+        },
         rows: a.rows,
         mix: a.mix,
         out_dir: a.out,

@@ -18,11 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use super::attach_locust::{self as locust, Route};
 use super::attach_out;
-use super::locust::{self as driver, EndpointStats, Spec};
+use super::locust::{self as driver, Figures, Load, Spec};
 use crate::analyze::rundata::Pass;
 use crate::measure::{RunPlan, Stop, Warmup};
 use crate::store::{self, files, RunDir};
-use crate::units::Nanos;
 
 /// Defaults of an attach run, defined once.
 pub mod defaults {
@@ -93,14 +92,8 @@ pub struct AttachOptions {
     pub url: String,
     /// The instances to profile (default: `url` alone).
     pub targets: Vec<String>,
-    /// Length of the window (default [`defaults::DURATION`]).
-    pub duration: Duration,
-    /// Simulated users (default [`defaults::USERS`]).
-    pub users: u64,
-    /// Users started per second (default [`defaults::SPAWN_RATE`]).
-    pub spawn_rate: f64,
-    /// Locust worker processes (default [`defaults::WORKERS`]).
-    pub workers: usize,
+    /// Workers, users, spawn rate and length (defaults in [`Load`]).
+    pub load: Load,
     /// The user's locustfile.
     pub locustfile: Option<PathBuf>,
     /// JSON object of routes and weights, `{"GET /orders/{id}": 10}`.
@@ -118,10 +111,7 @@ impl Default for AttachOptions {
         AttachOptions {
             url: String::new(),
             targets: Vec::new(),
-            duration: Duration::from_secs(10),
-            users: defaults::USERS,
-            spawn_rate: defaults::SPAWN_RATE,
-            workers: defaults::WORKERS,
+            load: Load::default(),
             locustfile: None,
             mix: None,
             out_dir: PathBuf::from(store::defaults::OUT_DIR),
@@ -182,20 +172,9 @@ pub struct AttachSummary {
     pub url: String,
     /// Where the locustfile came from.
     pub locustfile: String,
-    /// Locust version.
-    pub locust_version: String,
-    /// Worker processes.
-    pub workers: usize,
-    /// Simulated users.
-    pub users: u64,
-    /// Users started per second.
-    pub spawn_rate: f64,
-    /// The window asked.
-    pub duration: Nanos,
-    /// Locust's figures per endpoint, busiest first.
-    pub endpoints: Vec<EndpointStats>,
-    /// All endpoints together.
-    pub aggregated: EndpointStats,
+    /// What Locust was asked and measured.
+    #[serde(flatten)]
+    pub figures: Figures,
     /// The profiled instances.
     pub instances: Vec<Instance>,
     /// Cut short by Ctrl-C: figures are partial.
@@ -253,14 +232,10 @@ fn check_reachable(url: &str, addr: SocketAddr) -> Result<(), AttachError> {
 }
 
 fn check(options: &AttachOptions) -> Result<(), AttachError> {
-    driver::check_counts(
-        options.workers,
-        options.users,
-        options.spawn_rate,
-        options.duration,
-        defaults::MAX_DURATION,
-    )
-    .map_err(AttachError::BadOption)
+    options
+        .load
+        .check(defaults::MAX_DURATION)
+        .map_err(AttachError::BadOption)
 }
 
 /// Routes and weights from a `--mix` file.
@@ -369,15 +344,12 @@ pub fn run(options: &AttachOptions) -> anyhow::Result<AttachRun> {
     let dir = RunDir::create(&options.out_dir, "attach", started)?;
     store::write_atomic(&dir.file("locustfile.py"), file_text.as_bytes())?;
 
-    let secs = options.duration.as_secs().max(1);
+    let secs = options.load.duration.as_secs().max(1);
     let spec = Spec {
         program: &options.program,
         locustfile: "locustfile.py",
         host: &url,
-        workers: options.workers,
-        users: options.users,
-        spawn_rate: options.spawn_rate,
-        duration: options.duration,
+        load: options.load,
         env: Vec::new(),
     };
     // The window opens when Locust starts its users, so the profiles cover
@@ -403,36 +375,30 @@ pub fn run(options: &AttachOptions) -> anyhow::Result<AttachRun> {
         Duration::from_secs(secs + 30)
     };
     let pulled = attach_out::collect(&rx, targets.len(), wait);
-    let (endpoints, aggregated, pids) = (driven.endpoints, driven.aggregated, driven.pids);
+    let figures = Figures::new(version, &spec, driven.endpoints, driven.aggregated);
     let instances = attach_out::write_instances(&dir, &targets, pulled, &mut notes)?;
     let summary = AttachSummary {
         schema_version: 1,
         url,
         locustfile: source,
-        locust_version: version,
-        workers: options.workers,
-        users: options.users,
-        spawn_rate: options.spawn_rate,
-        duration: options.duration.into(),
-        endpoints,
-        aggregated,
+        figures,
         instances,
         interrupted,
         notes,
-        pids,
+        pids: driven.pids,
     };
     store::write_json(&dir.file("attach.json"), &summary)?;
     let plan = RunPlan {
         rows: 0,
-        threads: options.users as usize,
-        stop: Stop::Duration(options.duration.into()),
+        threads: options.load.users as usize,
+        stop: Stop::Duration(options.load.duration.into()),
         warmup: Warmup::Ops(0),
         seed: 0,
     };
     let bench = driver::bench(
         "attach",
-        &summary.aggregated,
-        options.duration,
+        &summary.figures.aggregated,
+        options.load.duration,
         plan,
         interrupted,
     );

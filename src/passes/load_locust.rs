@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::locust::{self, EndpointStats, Spec};
+use super::locust::{self, Figures, Load, Spec};
 use crate::analyze::rundata::Pass;
 use crate::analyze::sql::SqlReport;
 use crate::measure::{RunPlan, Stop, Warmup};
@@ -20,7 +20,6 @@ use crate::profile::cpu::{self, CpuOptions};
 use crate::profile::sampled;
 use crate::render::pprof::{heap_to_pprof_gz, to_pprof_gz};
 use crate::store::{self, files, RunDir};
-use crate::units::Nanos;
 
 /// The task mix Locust runs (also in the repository as `scripts/locustfile.py`).
 pub const LOCUSTFILE: &str = include_str!("../../scripts/locustfile.py");
@@ -72,14 +71,8 @@ pub enum LocustError {
 /// How to run Locust.
 #[derive(Clone, Debug)]
 pub struct LocustOptions {
-    /// Worker processes (default [`defaults::WORKERS`]).
-    pub workers: usize,
-    /// Simulated users (default [`defaults::USERS`]).
-    pub users: u64,
-    /// Users started per second (default [`defaults::SPAWN_RATE`]).
-    pub spawn_rate: f64,
-    /// Length of the run (default [`defaults::DURATION`]).
-    pub duration: Duration,
+    /// Workers, users, spawn rate and length (defaults in [`Load`]).
+    pub load: Load,
     /// Emails in the server's database (default [`defaults::ROWS`]).
     pub rows: u64,
     /// JSON file of task weights (default: the locustfile's).
@@ -93,10 +86,7 @@ pub struct LocustOptions {
 impl Default for LocustOptions {
     fn default() -> Self {
         LocustOptions {
-            workers: defaults::WORKERS,
-            users: defaults::USERS,
-            spawn_rate: defaults::SPAWN_RATE,
-            duration: Duration::from_secs(10),
+            load: Load::default(),
             rows: defaults::ROWS,
             mix: None,
             out_dir: PathBuf::from(store::defaults::OUT_DIR),
@@ -133,20 +123,9 @@ pub struct Started {
 pub struct LocustSummary {
     /// Version of this layout.
     pub schema_version: u32,
-    /// Locust version that ran.
-    pub locust_version: String,
-    /// Worker processes.
-    pub workers: usize,
-    /// Simulated users.
-    pub users: u64,
-    /// Users started per second.
-    pub spawn_rate: f64,
-    /// Asked length of the run.
-    pub duration: Nanos,
-    /// Per endpoint, busiest first.
-    pub endpoints: Vec<EndpointStats>,
-    /// All endpoints together.
-    pub aggregated: EndpointStats,
+    /// What Locust was asked and measured.
+    #[serde(flatten)]
+    pub figures: Figures,
     /// Requests the server counted (Locust's and any others).
     pub server_requests: u64,
     /// What went wrong or was left out (a worker that died, no CPU profile…).
@@ -166,14 +145,10 @@ pub struct LocustRun {
 }
 
 fn check(options: &LocustOptions) -> anyhow::Result<Option<String>> {
-    locust::check_counts(
-        options.workers,
-        options.users,
-        options.spawn_rate,
-        options.duration,
-        defaults::MAX_DURATION,
-    )
-    .map_err(LocustError::BadOption)?;
+    options
+        .load
+        .check(defaults::MAX_DURATION)
+        .map_err(LocustError::BadOption)?;
     let Some(path) = &options.mix else {
         return Ok(None);
     };
@@ -224,10 +199,11 @@ pub fn run(
     // The steady part: from when the users are all spawned (counted from
     // the server's first request, as Locust takes seconds to start) plus a
     // second, until a second before the end.
-    let ramp = Duration::try_from_secs_f64(options.users as f64 / options.spawn_rate)
+    let ramp = Duration::try_from_secs_f64(options.load.users as f64 / options.load.spawn_rate)
         .unwrap_or(defaults::MAX_DURATION)
         + Duration::from_secs(1);
     let steady = options
+        .load
         .duration
         .saturating_sub(ramp + Duration::from_secs(1));
     let mut load_started: Option<Instant> = None;
@@ -236,10 +212,7 @@ pub fn run(
         program: &options.program,
         locustfile: "locustfile.py",
         host: &url,
-        workers: options.workers,
-        users: options.users,
-        spawn_rate: options.spawn_rate,
-        duration: options.duration,
+        load: options.load,
         env: mix
             .map(|m| ("PROFKIT_MIX".to_string(), m))
             .into_iter()
@@ -293,13 +266,7 @@ pub fn run(
     let server_requests = stop()?;
     let summary = LocustSummary {
         schema_version: 1,
-        locust_version: version,
-        workers: options.workers,
-        users: options.users,
-        spawn_rate: options.spawn_rate,
-        duration: options.duration.into(),
-        endpoints: driven.endpoints,
-        aggregated: driven.aggregated,
+        figures: Figures::new(version, &spec, driven.endpoints, driven.aggregated),
         server_requests,
         pids: driven.pids,
         notes,
@@ -307,15 +274,15 @@ pub fn run(
     store::write_json(&dir.file("locust.json"), &summary)?;
     let plan = RunPlan {
         rows: options.rows,
-        threads: options.users as usize,
-        stop: Stop::Duration(options.duration.into()),
+        threads: options.load.users as usize,
+        stop: Stop::Duration(options.load.duration.into()),
         warmup: Warmup::Ops(0),
         seed,
     };
     let bench = locust::bench(
         "locust",
-        &summary.aggregated,
-        options.duration,
+        &summary.figures.aggregated,
+        options.load.duration,
         plan,
         driven.interrupted,
     );
@@ -338,6 +305,7 @@ pub fn run(
 
 /// The per-endpoint table printed after a run.
 pub fn table(s: &LocustSummary) -> String {
+    let s = &s.figures;
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::NOTHING);
     t.set_header([
@@ -399,19 +367,31 @@ mod tests {
     fn out_of_range_options_are_refused() {
         for o in [
             LocustOptions {
-                workers: 0,
+                load: Load {
+                    workers: 0,
+                    ..Load::default()
+                },
                 ..LocustOptions::default()
             },
             LocustOptions {
-                users: 0,
+                load: Load {
+                    users: 0,
+                    ..Load::default()
+                },
                 ..LocustOptions::default()
             },
             LocustOptions {
-                spawn_rate: 0.0,
+                load: Load {
+                    spawn_rate: 0.0,
+                    ..Load::default()
+                },
                 ..LocustOptions::default()
             },
             LocustOptions {
-                duration: Duration::from_millis(10),
+                load: Load {
+                    duration: Duration::from_millis(10),
+                    ..Load::default()
+                },
                 ..LocustOptions::default()
             },
         ] {

@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use crate::measure::{BenchResult, CpuUsage, LatencySummary, MemoryUsage, RunPlan};
 use crate::units::{Nanos, OpsPerSec};
 
+pub use super::locust_load::{Figures, Load};
+
 /// Defaults of a Locust run, defined once (`load --locust` and `attach`).
 pub mod defaults {
     /// Worker processes.
@@ -51,14 +53,8 @@ pub struct Spec<'a> {
     pub locustfile: &'a str,
     /// The URL loaded (`--host`).
     pub host: &'a str,
-    /// Worker processes.
-    pub workers: usize,
-    /// Simulated users.
-    pub users: u64,
-    /// Users started per second.
-    pub spawn_rate: f64,
-    /// Length of the run.
-    pub duration: Duration,
+    /// How hard and how long.
+    pub load: Load,
     /// Extra environment for every process (e.g. `PROFKIT_MIX`).
     pub env: Vec<(String, String)>,
 }
@@ -245,7 +241,7 @@ pub fn users_started(master_log: &str) -> bool {
 /// process stopped and reaped and Locust's stats read.
 pub fn drive(spec: &Spec, dir: &Path, mut tick: impl FnMut(bool)) -> anyhow::Result<Driven> {
     let port = free_port()?;
-    let secs = spec.duration.as_secs().max(1);
+    let secs = spec.load.duration.as_secs().max(1);
     let master_args: Vec<String> = strings(&[
         "-f",
         spec.locustfile,
@@ -258,7 +254,7 @@ pub fn drive(spec: &Spec, dir: &Path, mut tick: impl FnMut(bool)) -> anyhow::Res
         "--master-bind-port".into(),
         port.to_string(),
         "--expect-workers".into(),
-        spec.workers.to_string(),
+        spec.load.workers.to_string(),
         // No fixed wait of Locust's own (0: wait for every worker): a fixed
         // 30 s made the master give up on a loaded machine, where Python
         // start-up alone can take that long. The loop below watches the
@@ -266,9 +262,9 @@ pub fn drive(spec: &Spec, dir: &Path, mut tick: impl FnMut(bool)) -> anyhow::Res
         "--expect-workers-max-wait".into(),
         "0".into(),
         "-u".into(),
-        spec.users.to_string(),
+        spec.load.users.to_string(),
         "-r".into(),
-        spec.spawn_rate.to_string(),
+        spec.load.spawn_rate.to_string(),
         "-t".into(),
         format!("{secs}s"),
         "--stop-timeout".into(),
@@ -304,14 +300,14 @@ pub fn drive(spec: &Spec, dir: &Path, mut tick: impl FnMut(bool)) -> anyhow::Res
             &spec.env,
         )?,
     ));
-    for i in 0..spec.workers {
+    for i in 0..spec.load.workers {
         let log = format!("locust-worker-{i}.log");
         let child = spawn(spec.program, &worker_args, dir, &log, &spec.env)?;
         children.0.push((format!("worker {i}"), child));
     }
     let mut started: Option<Instant> = None;
     let clock = Instant::now();
-    let mut dead_workers = vec![false; spec.workers];
+    let mut dead_workers = vec![false; spec.load.workers];
     let master_status = loop {
         if crate::measure::interrupted() {
             out.interrupted = true;
@@ -322,7 +318,7 @@ pub fn drive(spec: &Spec, dir: &Path, mut tick: impl FnMut(bool)) -> anyhow::Res
         }
         let overdue = match started {
             None => clock.elapsed() > defaults::STARTUP_MAX,
-            Some(t) => t.elapsed() > spec.duration + defaults::SHUTDOWN_MAX,
+            Some(t) => t.elapsed() > spec.load.duration + defaults::SHUTDOWN_MAX,
         };
         if overdue {
             out.notes.push(match started {
@@ -345,7 +341,7 @@ pub fn drive(spec: &Spec, dir: &Path, mut tick: impl FnMut(bool)) -> anyhow::Res
         tick(started.is_some());
         // Workers quit when the master ends the run; one that ends before
         // the run could have, or with a failure, died mid-run.
-        let early = started.is_none_or(|t| t.elapsed() < spec.duration);
+        let early = started.is_none_or(|t| t.elapsed() < spec.load.duration);
         for (i, dead) in dead_workers.iter_mut().enumerate() {
             let (name, child) = &mut children.0[i + 1];
             if !*dead {

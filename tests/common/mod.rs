@@ -97,4 +97,5 @@ pub fn runs(program: &str) -> bool {
 
 pub mod cdp;
 pub mod example;
+pub mod locust;
 pub mod pg;
