@@ -95,5 +95,6 @@ pub fn runs(program: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+pub mod cdp;
 pub mod example;
 pub mod pg;
