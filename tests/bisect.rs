@@ -54,7 +54,11 @@ fn scratch_repo(dir: &Path) -> Vec<String> {
 
 fn bisect(dir: &Path, good: &str, bad: &str) -> std::process::Output {
     common::profkit(dir)
+        // The planted sleep is 5x; on a loaded machine a 50 ms sleep
+        // overshoots by several ms from run to run, which the default 5 %
+        // threshold can read as a change.
         .args(["bisect", good, bad, "--workload", "sleep", "--runs", "3"])
+        .args(["--noise", "50%"])
         .args(["--build-cmd", "true", "--run-cmd", "sh run.sh"])
         .output()
         .unwrap()

@@ -327,7 +327,14 @@ pub struct Budget {
     pub default: BTreeMap<Metric, Limit>,
     /// From `[<workload>]`.
     pub workloads: BTreeMap<String, BTreeMap<Metric, Limit>>,
+    /// `timings_optimised_only = true` at the top of the file: timing
+    /// targets are calibrated on optimised builds, so a debug build's
+    /// timings are not judged (deterministic figures still are).
+    pub timings_optimised_only: bool,
 }
+
+/// The file's top-level key for [`Budget::timings_optimised_only`].
+pub const TIMINGS_OPTIMISED_ONLY: &str = "timings_optimised_only";
 
 impl Budget {
     /// Parses budget text; the error says which table and metric is wrong.
@@ -337,6 +344,13 @@ impl Budget {
             .map_err(|e: toml::de::Error| e.to_string().lines().next().unwrap_or("").to_string())?;
         let mut budget = Budget::default();
         for (section, body) in doc {
+            if section == TIMINGS_OPTIMISED_ONLY {
+                let toml::Value::Boolean(b) = body else {
+                    return Err(format!("'{section}' must be true or false"));
+                };
+                budget.timings_optimised_only = b;
+                continue;
+            }
             let toml::Value::Table(body) = body else {
                 return Err(format!(
                     "'{section}' must be a table ([{section}]) of metrics"

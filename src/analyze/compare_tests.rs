@@ -28,6 +28,7 @@ fn run(p50: u64, throughput: f64) -> LoadedRun {
         heap_only: false,
         bench,
         findings: Vec::new(),
+        advice: Vec::new(),
         withheld_cpu_findings: 0,
         sql: None,
         cpu_folded: None,
@@ -38,7 +39,6 @@ fn run(p50: u64, throughput: f64) -> LoadedRun {
         leaks: None,
         sweep: None,
         plots: Vec::new(),
-        advice: Vec::new(),
     }
 }
 

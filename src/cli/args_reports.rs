@@ -59,7 +59,7 @@ pub enum BaselineCommand {
 }
 
 /// Noise threshold: `5%` or `0.05`.
-fn parse_noise(s: &str) -> Result<f64, String> {
+pub(super) fn parse_noise(s: &str) -> Result<f64, String> {
     let t = s.trim();
     let v = match t.strip_suffix('%') {
         Some(p) => p.trim().parse::<f64>().map(|x| x / 100.0),

@@ -39,6 +39,11 @@ pub struct BisectArgs {
     /// Runs per probed commit.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Smallest change that makes a commit bad (5%, 0.05): a change must
+    /// pass it and lie beyond the runs' noise. Raise it to hunt one large
+    /// regression among small ones.
+    #[arg(long, default_value_t = crate::analyze::compare::defaults::NOISE, value_parser = super::args_reports::parse_noise)]
+    pub noise: f64,
     /// The repository (default: the current directory).
     #[arg(long, default_value = ".")]
     pub repo: PathBuf,
@@ -61,7 +66,7 @@ pub(super) fn bisect_cmd(a: BisectArgs) -> anyhow::Result<()> {
         workload: a.workload.clone(),
         metric: a.metric,
         runs: a.runs,
-        noise: crate::analyze::compare::defaults::NOISE,
+        noise: a.noise,
         build_cmd: a.build_cmd.clone(),
         run_cmd: a.run_cmd.clone(),
     };

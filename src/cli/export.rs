@@ -133,7 +133,12 @@ pub(super) fn export_cmd(a: ExportArgs) -> anyhow::Result<()> {
     };
     let (text, default_name) = match a.format {
         ExportFormat::Speedscope => (export::to_speedscope(&input), "cpu.speedscope.json"),
+        #[cfg(feature = "firefox")]
         ExportFormat::Firefox => (export::to_firefox(&input), "cpu.firefox.json"),
+        #[cfg(not(feature = "firefox"))]
+        ExportFormat::Firefox => anyhow::bail!(
+            "--format firefox: this profkit was built without its `firefox` feature (on by default)"
+        ),
     };
     let output = a.output.unwrap_or_else(|| a.run.join(default_name));
     if output.exists() {

@@ -1,7 +1,11 @@
 //! The progress bar of long measured phases.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+#[cfg(feature = "progress")]
+use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+#[cfg(feature = "progress")]
+use std::time::Duration;
+use std::time::Instant;
 
 use super::Stop;
 
@@ -28,7 +32,17 @@ impl Progress {
         if !self.enabled || !std::io::stderr().is_terminal() {
             return;
         }
-        scope.spawn(move || {
+        #[cfg(feature = "progress")]
+        scope.spawn(move || self.draw(stop, start, done, finished));
+        // Without the `progress` feature (indicatif), no bar.
+        #[cfg(not(feature = "progress"))]
+        let _ = (scope, stop, start, done, finished);
+    }
+
+    /// Draws the bar until the phase is finished.
+    #[cfg(feature = "progress")]
+    fn draw(&self, stop: Stop, start: Instant, done: &AtomicU64, finished: &AtomicBool) {
+        {
             let mut bar: Option<indicatif::ProgressBar> = None;
             while !finished.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
@@ -60,6 +74,6 @@ impl Progress {
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
-        });
+        }
     }
 }

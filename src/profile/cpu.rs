@@ -19,12 +19,12 @@
 //!   mutex here serialises every profiled section.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::cpu_pprof::{guard_stacks, pprof_guard, set_process_timer};
 pub use super::cpu_stacks::clean_name;
 pub use super::perf::Mode;
 use super::perf::{PerfTimer, Sampler};
@@ -319,32 +319,7 @@ impl CpuProfile {
     }
 }
 
-static PROFILER: Mutex<()> = Mutex::new(());
-static PRIMED: AtomicBool = AtomicBool::new(false);
-
-/// pprof-rs's framehop unwinder lists the loaded binaries lazily, on the
-/// first `SIGPROF`, inside the signal handler — and that allocates. If the
-/// first sample interrupts `malloc` (an allocation-heavy workload), the
-/// process deadlocks on the allocator's lock. So once per process the
-/// handler is run here first, on this thread, at a point that holds no
-/// lock: a profiler at 1 Hz (whose timer will not fire before it stops)
-/// and a `raise(SIGPROF)`. Called with [`PROFILER`] held.
-fn prime_unwinder() -> Result<(), CpuError> {
-    if PRIMED.load(Ordering::Acquire) {
-        return Ok(());
-    }
-    let guard = pprof::ProfilerGuardBuilder::default()
-        .frequency(1)
-        .build()
-        .map_err(|e| CpuError::Start(e.to_string()))?;
-    // SAFETY: raise delivers SIGPROF to this thread before returning; the
-    // handler pprof-rs just installed runs here, outside any allocator call.
-    unsafe { libc::raise(libc::SIGPROF) };
-    drop(guard);
-    PRIMED.store(true, Ordering::Release);
-    Ok(())
-}
-
+pub(super) static PROFILER: Mutex<()> = Mutex::new(());
 /// Runs `f` under the CPU profiler and returns its result with the
 /// profile. Only one profiled section runs at a time in a process; a second
 /// caller waits.
@@ -435,12 +410,7 @@ pub fn profile_timed<T>(
     let mut timed = Timed::default();
     let stacks = match guard {
         // The report must be built before the guard drops: stopping clears it.
-        Some(guard) => convert(
-            &guard
-                .report()
-                .build_unresolved()
-                .map_err(|e| CpuError::Report(e.to_string()))?,
-        ),
+        Some(guard) => guard_stacks(guard)?,
         None => {
             let mut c = collected.unwrap_or_default().samples;
             timed = Timed {
@@ -476,51 +446,6 @@ pub fn profile_timed<T>(
         },
         timed,
     ))
-}
-
-/// pprof-rs's profiler (its `SIGPROF` handler and process timer at
-/// `frequency` Hz), primed first. Called with [`PROFILER`] held.
-fn pprof_guard(frequency: u32) -> Result<pprof::ProfilerGuard<'static>, CpuError> {
-    prime_unwinder()?;
-    pprof::ProfilerGuardBuilder::default()
-        .frequency(frequency as i32)
-        .build()
-        .map_err(|e| CpuError::Start(e.to_string()))
-}
-
-/// Sets the process CPU timer (`ITIMER_PROF`) that drives pprof-rs to
-/// `frequency` Hz, or stops it (0).
-fn set_process_timer(frequency: u32) {
-    let usec = if frequency == 0 {
-        0
-    } else {
-        1_000_000 / i64::from(frequency)
-    };
-    let interval = libc::timeval {
-        tv_sec: 0,
-        tv_usec: usec as libc::suseconds_t,
-    };
-    let value = libc::itimerval {
-        it_interval: interval,
-        it_value: interval,
-    };
-    // SAFETY: a valid itimerval; the old value is not asked for.
-    unsafe { libc::setitimer(libc::ITIMER_PROF, &value, std::ptr::null_mut()) };
-}
-
-/// pprof-rs's samples as stacks (see [`super::cpu_stacks::stacks`]).
-fn convert(report: &pprof::UnresolvedReport) -> Vec<Stack> {
-    let samples = report.data.iter().filter(|(_, &n)| n > 0).map(|(u, &n)| {
-        let name = &u.thread_name[..u.thread_name_length];
-        let thread = if name.is_empty() {
-            format!("thread-{}", u.thread_id)
-        } else {
-            clean_name(&String::from_utf8_lossy(name))
-        };
-        let ips: Vec<usize> = u.frames.iter().map(|f| f.ip).collect();
-        (thread, ips, n as u64)
-    });
-    super::cpu_stacks::stacks(samples)
 }
 
 /// Each run of profkit's allocator hooks in `frames` (see

@@ -84,9 +84,11 @@ fn symbolize(lookup: usize) -> Vec<Frame> {
     });
     if frames.is_empty() {
         frames.push(Frame {
-            function: module
-                .as_deref()
-                .map_or("[unknown]".to_string(), |m| format!("[{m}]")),
+            function: super::plt::name(lookup).unwrap_or_else(|| {
+                module
+                    .as_deref()
+                    .map_or("[unknown]".to_string(), |m| format!("[{m}]"))
+            }),
             file: None,
             line: None,
             module,

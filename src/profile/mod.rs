@@ -6,11 +6,13 @@
 //! ([`crate::db::trace`]).
 
 pub mod cpu;
+mod cpu_pprof;
 pub mod cpu_stacks;
 pub mod dhat;
 pub mod heap;
 pub mod perf;
 pub mod perf_stack;
+pub mod plt;
 pub mod runtime;
 pub mod sampled;
 pub mod sql;

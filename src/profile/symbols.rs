@@ -143,7 +143,7 @@ fn cache_path() -> Option<PathBuf> {
 }
 
 /// Where the executable is loaded.
-fn exe_base() -> usize {
+pub(crate) fn exe_base() -> usize {
     // SAFETY: dladdr only reads the loader's tables into `info`.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     let addr = exe_base as *const () as *const libc::c_void;

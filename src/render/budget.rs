@@ -57,6 +57,13 @@ pub fn budget_toml(budget: &Budget, header: &str) -> String {
     for line in header.lines() {
         let _ = writeln!(out, "# {line}");
     }
+    if budget.timings_optimised_only {
+        let _ = writeln!(
+            out,
+            "\n{} = true",
+            crate::analyze::budget::TIMINGS_OPTIMISED_ONLY
+        );
+    }
     let mut section = |name: &str, limits: &std::collections::BTreeMap<Metric, Limit>| {
         if limits.is_empty() {
             return;

@@ -10,6 +10,7 @@
 //! one after the other over the run's duration. Call trees, flame graphs
 //! and totals are exact; the timeline's order is not the run's.
 
+#[cfg(feature = "firefox")]
 use fxprof_processed_profile::{
     CategoryColor, CategoryHandle, CpuDelta, Frame, FrameFlags, FrameInfo, MarkerFieldFlags,
     MarkerFieldFormat, MarkerTiming, Profile, ReferenceTimestamp, SamplingInterval,
@@ -99,6 +100,7 @@ pub fn to_speedscope(input: &ExportInput) -> String {
     .to_string()
 }
 
+#[cfg(feature = "firefox")]
 /// A SQL statement marker of the Firefox Profiler.
 struct SqlStatement {
     name: StringHandle,
@@ -107,6 +109,7 @@ struct SqlStatement {
     total_ms: f64,
 }
 
+#[cfg(feature = "firefox")]
 impl StaticSchemaMarker for SqlStatement {
     const UNIQUE_MARKER_TYPE_NAME: &'static str = "profkitSql";
     const DESCRIPTION: Option<&'static str> =
@@ -157,6 +160,7 @@ impl StaticSchemaMarker for SqlStatement {
     }
 }
 
+#[cfg(feature = "firefox")]
 /// The Firefox Profiler's processed profile format, as JSON.
 pub fn to_firefox(input: &ExportInput) -> String {
     let period = input.sample_period_ns.max(1);
@@ -291,6 +295,7 @@ mod tests {
         assert_eq!(frames[leaf]["name"], "<A as B>::op");
     }
 
+    #[cfg(feature = "firefox")]
     #[test]
     fn firefox_profile_has_threads_samples_markers_and_allocations() {
         let v: serde_json::Value = serde_json::from_str(&to_firefox(&input())).unwrap();

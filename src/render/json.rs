@@ -29,6 +29,9 @@ pub struct RunJson<'a> {
     pub metrics: Vec<(Metric, f64)>,
     /// Its findings.
     pub findings: &'a [Finding],
+    /// What `profkit advise` would try per finding, or measured.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub advice: &'a [crate::analyze::advice_plan::AdviceLine],
     /// CPU findings withheld: fewer CPU samples than a finding needs.
     pub withheld_cpu_findings: usize,
     /// `bench.json`.
@@ -66,6 +69,7 @@ fn run_json(r: &LoadedRun) -> RunJson<'_> {
             .filter_map(|m| m.value(r).map(|v| (m, v)))
             .collect(),
         findings: &r.findings,
+        advice: &r.advice,
         withheld_cpu_findings: r.withheld_cpu_findings,
         bench: &r.bench,
     }
