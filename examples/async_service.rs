@@ -17,7 +17,10 @@
 //! the handlers in process through the router (`tower::ServiceExt::oneshot`);
 //! every other profkit command works too (`-- run orders-recent
 //! --concurrency 32 --threads 4`). `-- serve-app --listen 127.0.0.1:3000
-//! [--database-url sqlite:shop.db]` runs it as a plain server instead.
+//! [--database-url sqlite:shop.db]` runs it as a plain server instead;
+//! `--database-url postgres://…` runs the same shop on PostgreSQL
+//! (`async_service_parts/postgres.rs`), with profkit's
+//! `/debug/profkit/plans` route when built with `--features postgres`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,9 +57,8 @@ struct App {
     pool: SqlitePool,
     /// A synchronous connection for reports (the planted blocking call).
     reports: Arc<Mutex<rusqlite::Connection>>,
-    /// Planted leak: rendered customers by request, never read or dropped.
-    rendered: Arc<Mutex<HashMap<u64, String>>>,
-    requests: Arc<AtomicU64>,
+    /// Planted leak (see [`remember_render`]).
+    rendered: Renders,
     customers: i64,
     orders: i64,
 }
@@ -185,16 +187,31 @@ async fn customer(
             .bind(id)
             .fetch_all(&app.pool)
             .await?;
-    let request = app.requests.fetch_add(1, Ordering::Relaxed);
-    remember_render(&app, request, &name, &orders);
+    remember_render(&app.rendered, &name, &orders);
     Ok(Json(Customer { id, name, orders }))
+}
+
+/// Rendered customer pages by request number (the planted leak), shared by
+/// the shop on SQLite and on PostgreSQL.
+#[derive(Clone, Default)]
+struct Renders {
+    pages: Arc<Mutex<HashMap<u64, String>>>,
+    requests: Arc<AtomicU64>,
+}
+
+impl Renders {
+    /// Pages held.
+    fn len(&self) -> usize {
+        self.pages.lock().map(|c| c.len()).unwrap_or(0)
+    }
 }
 
 /// Planted leak: the rendered page, keyed by the request's number, so
 /// never hit and never dropped.
 #[inline(never)]
-fn remember_render(app: &App, request: u64, name: &str, orders: &[(i64, i64)]) {
+fn remember_render(renders: &Renders, name: &str, orders: &[(i64, i64)]) {
     use std::fmt::Write as _;
+    let request = renders.requests.fetch_add(1, Ordering::Relaxed);
     let mut page = String::with_capacity(400 * (orders.len() + 1));
     let _ = writeln!(
         page,
@@ -206,7 +223,7 @@ fn remember_render(app: &App, request: u64, name: &str, orders: &[(i64, i64)]) {
             "<tr class=\"order\"><td>order {id}</td><td>{total} EUR</td><td>shipped</td><td>paid by card</td><td>delivered to the address on file</td><td><a href=\"/orders/{id}\">details</a></td><td><a href=\"/orders/{id}/invoice\">invoice</a></td><td><a href=\"/orders/{id}/return\">return</a></td></tr>"
         );
     }
-    if let Ok(mut cache) = app.rendered.lock() {
+    if let Ok(mut cache) = renders.pages.lock() {
         cache.insert(request, page);
     }
 }
@@ -317,8 +334,7 @@ async fn open_app(
     Ok(App {
         pool,
         reports: Arc::new(Mutex::new(reports)),
-        rendered: Arc::default(),
-        requests: Arc::default(),
+        rendered: Renders::default(),
         customers,
         orders,
     })
@@ -374,7 +390,7 @@ fn endpoint(
     .rows(20_000)
     .ops(ops)
     .on_finish(|s| {
-        let cached = s.app.rendered.lock().map(|c| c.len()).unwrap_or(0);
+        let cached = s.app.rendered.len();
         Ok(profkit::workload::Metrics::from([(
             "cached renders".to_string(),
             cached as f64,

@@ -35,6 +35,9 @@
 //! - `/debug/profkit/flamegraph?seconds=N&endpoint=E`: one endpoint's CPU
 //!   flamegraph (SVG).
 //! - `/metrics`: Prometheus text.
+//! - `/debug/profkit/plans?seconds=N` (feature `postgres`, its own router:
+//!   `pg_plans(pool)`): `EXPLAIN (FORMAT JSON)` of the statements run,
+//!   through the service's sqlx `PgPool`, never `ANALYZE`, as plan findings.
 //!
 //! Security: only loopback peers, a bearer token or an allow-list get in
 //! ([`Access`]); anyone else gets 404.
@@ -46,6 +49,8 @@ mod endpoints;
 mod layer;
 mod metrics;
 mod observed;
+#[cfg(feature = "postgres")]
+mod pg_plans;
 mod router;
 mod side;
 
@@ -59,6 +64,8 @@ pub use endpoints::{
 };
 pub use layer::{layer, LayerOptions, ProfkitLayer, SQLX_TARGET};
 pub use observed::SOURCE as OBSERVED_SOURCE;
+#[cfg(feature = "postgres")]
+pub use pg_plans::{pg_plans, pg_plans_with, PLANS_SCHEMA_VERSION};
 pub(crate) use router::routes;
 pub use router::{router, router_with, window, ApiError};
 pub use side::{spawn, spawn_with, ServiceError, SideServer, SpawnOptions};

@@ -11,8 +11,8 @@ use std::sync::Mutex;
 /// Examples built by this test process, so each is built once.
 static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// The example binary `name` (built with the test's own profile and the
-/// default features when missing).
+/// The example binary `name` (built with the test's own profile, and
+/// `--features postgres` when the test has it).
 pub fn example(name: &str) -> PathBuf {
     let bin = Path::new(env!("CARGO_BIN_EXE_profkit"));
     let path = bin.with_file_name("examples").join(name);
@@ -24,6 +24,10 @@ pub fn example(name: &str) -> PathBuf {
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         if bin.components().any(|c| c.as_os_str() == "release") {
             cmd.arg("--release");
+        }
+        // The features this test was built with (`postgres`: the plans route).
+        if cfg!(feature = "postgres") {
+            cmd.args(["--features", "postgres"]);
         }
         let status = cmd.status().expect("cargo runs");
         assert!(status.success(), "cargo build --example {name} failed");
