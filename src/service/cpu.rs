@@ -41,7 +41,11 @@ pub struct LabelledProfile {
 /// labelling samples with requests.
 pub fn profile_labelled<T>(f: impl FnOnce() -> T) -> Result<(T, LabelledProfile), CpuError> {
     let consumer = collect::cpu_begin();
-    let result = cpu::profile_timed(&CpuOptions::default(), f);
+    let options = CpuOptions {
+        frequency: Some(super::defaults::FREQUENCY),
+        ..CpuOptions::default()
+    };
+    let result = cpu::profile_timed(&options, f);
     let transitions = collect::cpu_end(consumer);
     let (value, mut profile, timed) = result?;
     if timed.samples.is_empty() {

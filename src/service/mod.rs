@@ -81,6 +81,13 @@ pub mod defaults {
     pub const WINDOW_SECONDS: u64 = 30;
     /// Longest window one request may ask for.
     pub const MAX_WINDOW_SECONDS: u64 = 300;
+    /// Samples per CPU-second of a profile taken from a running service
+    /// (`/debug/pprof/profile`, [`super::profile_labelled`]): Go's runtime
+    /// samples at 100 Hz for the same reason — at the 997 Hz of `profkit
+    /// cpu` the sampler took 64 % of a saturated 2-core service's
+    /// throughput (BENCHMARKS.md, "Layer cost"); a 30 s window still
+    /// gives thousands of samples.
+    pub const FREQUENCY: u32 = 99;
     /// One poll longer than this is blocking in async.
     pub const BLOCKING_THRESHOLD: Duration = Duration::from_millis(10);
     /// Long polls an endpoint needs, at least, for a blocking finding: on
