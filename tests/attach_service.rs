@@ -234,18 +234,13 @@ fn a_target_without_the_debug_routes_is_named_in_the_report_and_the_rest_is_coll
     assert!(md.contains(&named) && md.contains("404"), "{md}");
 }
 
+/// The plans route is profkit::service::pg_plans, behind the `postgres`
+/// feature: this test is part of `cargo test --features postgres`, which
+/// `.ci/run` runs after the README's plain `cargo test`.
+#[cfg(feature = "postgres")]
 #[test]
 fn on_postgres_attach_names_the_n_plus_one_and_the_planted_seq_scan() {
     if !common::locust::available() {
-        return;
-    }
-    // The plans route is profkit::service::pg_plans, behind the `postgres`
-    // feature: under CI a build without it fails here, not skips.
-    if !common::tool_available(
-        "the `postgres` feature",
-        cfg!(feature = "postgres"),
-        "cargo test --features postgres",
-    ) {
         return;
     }
     // Fails, not skips, under CI when PostgreSQL is missing.
