@@ -29,6 +29,7 @@ pub mod load;
 pub mod load_locust;
 #[cfg(feature = "service")]
 pub mod locust;
+#[cfg(feature = "service")]
 pub mod locust_load;
 pub mod noise;
 pub mod probe;
