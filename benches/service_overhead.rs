@@ -4,8 +4,10 @@
 //! `tower::ServiceExt::oneshot` by 16 tasks on a 2-worker runtime for a
 //! fixed time, in one of three modes given as the argument:
 //! `none` (the same subscriber without profkit's layer), `idle` (the
-//! layer installed, nothing reading) or `profile` (the layer, with a
-//! labelled CPU profile taken for the whole run). One mode per process
+//! layer installed, nothing reading), `record` (the layer with a
+//! per-endpoint recording open, no CPU profile), `sampler` (a CPU profile
+//! without the layer: the sampler's own cost) or `profile` (the layer,
+//! with a labelled CPU profile taken for the whole run). One mode per process
 //! (a process has one global subscriber); scripts/bench-service.sh
 //! alternates them and reports medians and ratios.
 
@@ -49,12 +51,14 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     match mode.as_str() {
-        "none" => tracing::subscriber::set_global_default(tracing_subscriber::registry()),
-        "idle" | "profile" => tracing::subscriber::set_global_default(
+        "none" | "sampler" => {
+            tracing::subscriber::set_global_default(tracing_subscriber::registry())
+        }
+        "idle" | "record" | "profile" => tracing::subscriber::set_global_default(
             tracing_subscriber::registry().with(profkit::service::layer()),
         ),
         other => {
-            eprintln!("error: mode '{other}' is not one of none, idle, profile");
+            eprintln!("error: mode '{other}' is not one of none, idle, record, sampler, profile");
             std::process::exit(2);
         }
     }
@@ -103,12 +107,17 @@ fn main() {
     };
     let warm = Duration::from_millis(500);
     let length = Duration::from_secs(secs);
-    let rate = if mode == "profile" {
+    let rate = if mode == "profile" || mode == "sampler" {
         let (rate, p) = profkit::service::profile_labelled(|| run(warm, length)).unwrap();
         eprintln!(
             "{} samples, {} matched to a request",
             p.profile.samples, p.attributed
         );
+        rate
+    } else if mode == "record" {
+        let recording = profkit::service::record();
+        let rate = run(warm, length);
+        drop(recording);
         rate
     } else {
         run(warm, length)

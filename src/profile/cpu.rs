@@ -96,6 +96,11 @@ pub enum SamplerChoice {
     PerfSignal,
     /// pprof-rs's process timer.
     Itimer,
+    /// The process timer with profkit's own handler copying stacks, each
+    /// sample with its time and thread tag ([`super::itimer_stack`]): no
+    /// cost per thread switch, for a running service. Not on the command
+    /// line.
+    ItimerStack,
 }
 
 impl SamplerChoice {
@@ -105,7 +110,7 @@ impl SamplerChoice {
             SamplerChoice::Auto | SamplerChoice::Perf => Some(defaults::PERF_MODE),
             SamplerChoice::PerfStack => Some(Mode::Stack),
             SamplerChoice::PerfSignal => Some(Mode::Signal),
-            SamplerChoice::Itimer => None,
+            SamplerChoice::Itimer | SamplerChoice::ItimerStack => None,
         }
     }
 
@@ -128,6 +133,7 @@ impl SamplerChoice {
             SamplerChoice::PerfStack => "perf-stack",
             SamplerChoice::PerfSignal => "perf-signal",
             SamplerChoice::Itimer => "itimer",
+            SamplerChoice::ItimerStack => "itimer-stack",
         }
     }
 }
@@ -232,7 +238,9 @@ impl CpuProfile {
             return None;
         }
         let why = match self.sampler {
-            Sampler::Itimer => "the kernel's timer tick limits the process timer",
+            Sampler::Itimer | Sampler::ItimerStack => {
+                "the kernel's timer tick limits the process timer"
+            }
             Sampler::PerfSignal | Sampler::PerfSignalUser => {
                 "samples were lost: the signal handler or the machine could not keep up"
             }
@@ -362,6 +370,13 @@ pub fn profile_timed<T>(
     let mut sampler_note = None;
     let mut timer = None;
     let mut guard = None;
+    let mut itimer = None;
+    if options.sampler == SamplerChoice::ItimerStack {
+        let t = super::itimer_stack::start(frequency)
+            .map_err(|e| CpuError::Start(format!("--sampler itimer-stack: {e}")))?;
+        itimer = Some(t);
+        sampler = Sampler::ItimerStack;
+    }
     if mode == Some(Mode::Signal) {
         // pprof-rs's handler takes the per-thread clock's signals; its
         // process timer gives way.
@@ -393,13 +408,18 @@ pub fn profile_timed<T>(
     }
     match (&guard, &timer) {
         (Some(_), None) => set_process_timer(frequency),
-        (None, None) => guard = Some(pprof_guard(frequency)?),
+        (None, None) if itimer.is_none() => guard = Some(pprof_guard(frequency)?),
         _ => {}
     }
     let cpu_before = sys::cpu_times();
     let clock = Instant::now();
     let value = f();
-    let collected = timer.map(PerfTimer::stop);
+    let collected = timer.map(PerfTimer::stop).or_else(|| {
+        itimer.map(|t| super::perf::Collected {
+            threads: 0,
+            samples: t.stop(),
+        })
+    });
     let wall_time = Nanos::from(clock.elapsed());
     let cpu_time = Nanos(
         sys::cpu_times()

@@ -10,6 +10,7 @@ mod cpu_pprof;
 pub mod cpu_stacks;
 pub mod dhat;
 pub mod heap;
+pub mod itimer_stack;
 pub mod perf;
 pub mod perf_stack;
 pub mod plt;

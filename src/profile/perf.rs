@@ -60,6 +60,9 @@ pub enum Sampler {
     /// pprof-rs's process CPU timer (`ITIMER_PROF`), capped by the tick.
     #[default]
     Itimer,
+    /// The process timer, stacks copied by profkit's handler
+    /// ([`super::itimer_stack`]), each sample timed and tagged.
+    ItimerStack,
 }
 
 impl Sampler {
@@ -74,7 +77,7 @@ impl Sampler {
 
     /// A per-thread `cpu-clock` sampler (either mode).
     pub fn is_perf(self) -> bool {
-        self != Sampler::Itimer
+        !matches!(self, Sampler::Itimer | Sampler::ItimerStack)
     }
 }
 
@@ -86,6 +89,7 @@ impl std::fmt::Display for Sampler {
             Sampler::PerfSignal => "perf cpu-clock (SIGPROF)",
             Sampler::PerfSignalUser => "perf cpu-clock (SIGPROF, user time only)",
             Sampler::Itimer => "itimer (ITIMER_PROF)",
+            Sampler::ItimerStack => "itimer (ITIMER_PROF, stack copies)",
         })
     }
 }

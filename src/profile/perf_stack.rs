@@ -141,7 +141,7 @@ pub(super) fn parse(r: &[u8]) -> Option<Record<'_>> {
     }
 }
 
-/// One sample with its time, for matching it to what ran on its thread
+/// One sample with its time (and tag), for matching it to what ran on its thread
 /// then (see [`StackSamples::timed`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimedSample {
@@ -151,6 +151,9 @@ pub struct TimedSample {
     pub time: u64,
     /// Index of its stack in [`StackSamples::interned`].
     pub stack: u32,
+    /// The thread's tag when sampled ([`super::itimer_stack::set_tag`];
+    /// [`super::itimer_stack::NO_TAG`] from samplers that read none).
+    pub tag: u32,
 }
 
 /// Samples gathered by the watcher: per thread and stack (addresses leaf
@@ -186,38 +189,50 @@ impl StackSamples {
                 time,
                 regs,
                 stack,
-            }) => {
-                self.frames.resize(MAX_FRAMES, 0);
-                let n = match regs {
-                    Some(regs) => unwind::from_regs(regs, stack, &mut self.frames),
-                    None => 0,
-                };
-                let frames = &self.frames[..n];
-                let id = match self.index.get(frames) {
-                    Some(&id) => id,
-                    None => {
-                        let id = self.interned.len() as u32;
-                        self.interned.push(frames.to_vec());
-                        self.index.insert(frames.to_vec(), id);
-                        id
-                    }
-                };
-                self.timed.push(TimedSample {
-                    tid,
-                    time,
-                    stack: id,
-                });
-                let key = (tid, frames.to_vec());
-                *self.stacks.entry(key).or_default() += 1;
-                if self.named.insert(tid) {
-                    if let Some(name) = thread_name(tid) {
-                        self.names.insert(tid, name);
-                    }
-                }
-            }
+            }) => self.push(tid, time, regs, stack, super::itimer_stack::NO_TAG),
             Some(Record::Lost(n)) => self.lost += n,
             Some(Record::Other) => {}
             None => self.bad += 1,
+        }
+    }
+
+    /// Takes one sample: unwinds `stack` (a copy of the thread's stack
+    /// from `regs.sp` on) and counts it, with its time and tag.
+    pub(super) fn push(
+        &mut self,
+        tid: i32,
+        time: u64,
+        regs: Option<unwind::Regs>,
+        stack: &[u8],
+        tag: u32,
+    ) {
+        self.frames.resize(MAX_FRAMES, 0);
+        let n = match regs {
+            Some(regs) => unwind::from_regs(regs, stack, &mut self.frames),
+            None => 0,
+        };
+        let frames = &self.frames[..n];
+        let id = match self.index.get(frames) {
+            Some(&id) => id,
+            None => {
+                let id = self.interned.len() as u32;
+                self.interned.push(frames.to_vec());
+                self.index.insert(frames.to_vec(), id);
+                id
+            }
+        };
+        self.timed.push(TimedSample {
+            tid,
+            time,
+            stack: id,
+            tag,
+        });
+        let key = (tid, frames.to_vec());
+        *self.stacks.entry(key).or_default() += 1;
+        if self.named.insert(tid) {
+            if let Some(name) = thread_name(tid) {
+                self.names.insert(tid, name);
+            }
         }
     }
 

@@ -16,6 +16,7 @@ use hdrhistogram::Histogram;
 use parking_lot::{Mutex, RwLock};
 
 use crate::analyze::sql::normalize;
+use crate::profile::itimer_stack::set_tag;
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock the per-thread CPU sampler
 /// stamps its samples with.
@@ -59,8 +60,9 @@ impl Drop for Consumer {
     }
 }
 
-/// A label id meaning "no request".
-pub(super) const NO_LABEL: u32 = u32::MAX;
+/// A label id meaning "no request" (the sampler's "no tag": a label is
+/// the tag of the samples taken while its span runs).
+pub(super) const NO_LABEL: u32 = crate::profile::itimer_stack::NO_TAG;
 
 /// (endpoint, span path) pairs, interned: a CPU sample carries a `u32`.
 #[derive(Default)]
@@ -70,6 +72,86 @@ struct Labels {
 }
 
 static LABELS: LazyLock<RwLock<Labels>> = LazyLock::new(Default::default);
+
+/// This thread's copy of the labels it used: a span of a known route
+/// takes no global lock and allocates nothing.
+#[derive(Default)]
+struct Local {
+    /// `endpoint\0path` → label.
+    seen: HashMap<Box<str>, u32>,
+    key: String,
+    /// Endpoint and path of each label seen here.
+    by_label: Vec<Option<(Arc<str>, Arc<str>)>>,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Local> = RefCell::default();
+}
+
+impl Local {
+    /// The label of `self.key` (`endpoint\0path`, `split` the endpoint's length).
+    fn label_of_key(&mut self, split: usize) -> u32 {
+        if let Some(&id) = self.seen.get(self.key.as_str()) {
+            return id;
+        }
+        let e: Arc<str> = self.key[..split].into();
+        let p: Arc<str> = self.key[split + 1..].into();
+        let id = intern(&e, &p);
+        self.seen.insert(self.key.as_str().into(), id);
+        if self.by_label.len() <= id as usize {
+            self.by_label.resize(id as usize + 1, None);
+        }
+        self.by_label[id as usize] = Some((e, p));
+        id
+    }
+}
+
+/// The label of a root span of `endpoint` named `name`, and the endpoint.
+pub(super) fn root_label(endpoint: &str, name: &str) -> (u32, Arc<str>) {
+    let found = LOCAL.try_with(|l| {
+        let mut l = l.borrow_mut();
+        l.key.clear();
+        l.key.push_str(endpoint);
+        l.key.push('\0');
+        l.key.push_str(name);
+        let id = l.label_of_key(endpoint.len());
+        let e = l.by_label[id as usize].as_ref().map(|x| x.0.clone());
+        (id, e)
+    });
+    match found {
+        Ok((id, Some(e))) => (id, e),
+        _ => {
+            let e: Arc<str> = endpoint.into();
+            (intern(&e, name), e)
+        }
+    }
+}
+
+/// The label of a span named `name` under a span labelled `parent`.
+pub(super) fn child_label(parent: u32, name: &str) -> u32 {
+    let found = LOCAL.try_with(|l| {
+        let mut l = l.borrow_mut();
+        let l = &mut *l;
+        let (e, p) = match l.by_label.get(parent as usize).and_then(Option::as_ref) {
+            Some(x) => x.clone(),
+            None => label(parent)?,
+        };
+        l.key.clear();
+        l.key.push_str(&e);
+        l.key.push('\0');
+        l.key.push_str(&p);
+        l.key.push(';');
+        l.key.push_str(name);
+        Some(l.label_of_key(e.len()))
+    });
+    match found {
+        Ok(Some(id)) => id,
+        _ => {
+            let (e, p) = label(parent).unwrap_or_else(|| ("?".into(), "?".into()));
+            intern(&e, &format!("{p};{name}"))
+        }
+    }
+}
 
 /// The id of (endpoint, span path).
 pub(super) fn intern(endpoint: &Arc<str>, path: &str) -> u32 {
@@ -145,8 +227,11 @@ struct Entered {
     at: u64,
 }
 
-/// Span entries and exits of one thread while a CPU profile is taken:
-/// from each time on, the label running (or [`NO_LABEL`]).
+/// Span entries and exits of one thread while a CPU profile is taken by a
+/// sampler that reads no tags (the per-thread `cpu-clock`, where the
+/// process timer is not available): from each time on, the label running
+/// (or [`NO_LABEL`]). With the process timer's sampler the samples carry
+/// the label themselves ([`set_tag`]) and nothing is logged.
 struct ThreadLog {
     tid: i32,
     generation: u64,
@@ -191,6 +276,7 @@ fn log_transition(at: u64, label: u32) {
 /// A span of `request` labelled `label` is entered on this thread.
 pub(super) fn enter(span: u64, label: u32, request: Arc<Request>, root: bool) {
     let at = now_ns();
+    set_tag(label);
     let _ = STACK.try_with(|s| {
         let mut s = s.borrow_mut();
         let poll = root && s.is_empty();
@@ -218,6 +304,7 @@ pub(super) fn exit(span: u64, threshold: u64) {
     }) else {
         return;
     };
+    set_tag(top);
     let at = now_ns();
     if e.poll {
         let length = at.saturating_sub(e.at);
@@ -246,9 +333,10 @@ pub(super) fn current_request() -> Option<Arc<Request>> {
 }
 
 /// Starts labelling CPU samples: returns what keeps the layer active.
-pub(super) fn cpu_begin() -> Consumer {
+/// `log` when the sampler reads no tags and transitions must be logged.
+pub(super) fn cpu_begin(log: bool) -> Consumer {
     CPU_GENERATION.fetch_add(1, Ordering::AcqRel);
-    CPU_ON.store(true, Ordering::Release);
+    CPU_ON.store(log, Ordering::Release);
     Consumer::new()
 }
 
@@ -317,12 +405,25 @@ pub(super) struct RecData {
 }
 
 static RECORDINGS: Mutex<Vec<Weak<Mutex<RecData>>>> = Mutex::new(Vec::new());
+/// Recordings open: with none (a CPU profile only), a finished request
+/// takes no lock.
+static OPEN_RECORDINGS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one open recording while alive.
+struct Open(());
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        OPEN_RECORDINGS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// An open recording: from [`super::record`] until [`Recording::finish`],
 /// every request that ends is folded into its endpoint's figures.
 pub struct Recording {
     pub(super) data: Arc<Mutex<RecData>>,
     pub(super) started: Instant,
+    _open: Open,
     _consumer: Consumer,
 }
 
@@ -338,9 +439,11 @@ pub fn record() -> Recording {
     let mut all = RECORDINGS.lock();
     all.retain(|w| w.strong_count() > 0);
     all.push(Arc::downgrade(&data));
+    OPEN_RECORDINGS.fetch_add(1, Ordering::AcqRel);
     Recording {
         data,
         started: Instant::now(),
+        _open: Open(()),
         _consumer: Consumer::new(),
     }
 }
@@ -354,6 +457,9 @@ fn each_recording(mut f: impl FnMut(&mut RecData)) {
 
 /// A request's root span closed: fold it into every open recording.
 pub(super) fn request_done(request: &Request) {
+    if OPEN_RECORDINGS.load(Ordering::Acquire) == 0 {
+        return;
+    }
     let end = now_ns();
     let life = end.saturating_sub(request.started);
     let d = std::mem::take(&mut *request.data.lock());
@@ -390,12 +496,16 @@ pub(super) fn statement(request: Option<&Request>, sql: &str, nanos: u64, rows: 
     };
     match request {
         Some(r) => add(r.data.lock().statements.entry(shape).or_default()),
+        None if OPEN_RECORDINGS.load(Ordering::Acquire) == 0 => {}
         None => each_recording(|r| add(r.outside.entry(shape.clone()).or_default())),
     }
 }
 
 /// A SQL event without the fields it should carry.
 pub(super) fn skipped_event() {
+    if OPEN_RECORDINGS.load(Ordering::Acquire) == 0 {
+        return;
+    }
     each_recording(|r| r.skipped_events += 1);
 }
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::collect::{self, LongPoll, NO_LABEL};
-use crate::profile::cpu::{self, CpuError, CpuOptions, CpuProfile, Frame, Stack};
+use crate::profile::cpu::{self, CpuError, CpuOptions, CpuProfile, Frame, SamplerChoice, Stack};
 use crate::profile::cpu_stacks;
 
 /// pprof label key of the endpoint.
@@ -40,14 +40,40 @@ pub struct LabelledProfile {
 /// Takes a CPU profile while `f` runs (on this thread: a blocking call),
 /// labelling samples with requests.
 pub fn profile_labelled<T>(f: impl FnOnce() -> T) -> Result<(T, LabelledProfile), CpuError> {
-    let consumer = collect::cpu_begin();
     let options = CpuOptions {
         frequency: Some(super::defaults::FREQUENCY),
-        ..CpuOptions::default()
+        sampler: SamplerChoice::ItimerStack,
     };
-    let result = cpu::profile_timed(&options, f);
-    let transitions = collect::cpu_end(consumer);
+    // The process timer's sampler, whose samples carry their request's
+    // label; where it cannot run, the per-thread one, matched to a log of
+    // span entries and exits by time.
+    let consumer = collect::cpu_begin(false);
+    let mut f = Some(f);
+    let mut result = cpu::profile_timed(&options, || f.take().map(|f| f()));
+    if matches!(result, Err(CpuError::Start(_))) {
+        drop(consumer);
+        let consumer = collect::cpu_begin(true);
+        result = cpu::profile_timed(
+            &CpuOptions {
+                sampler: SamplerChoice::Auto,
+                ..options
+            },
+            || f.take().map(|f| f()),
+        );
+        return finish(result, collect::cpu_end(consumer));
+    }
+    finish(result, collect::cpu_end(consumer))
+}
+
+type Taken<T> = Result<(Option<T>, CpuProfile, cpu::Timed), CpuError>;
+
+/// Labels the samples of a profile taken.
+fn finish<T>(
+    result: Taken<T>,
+    transitions: HashMap<i32, Vec<(u64, u32)>>,
+) -> Result<(T, LabelledProfile), CpuError> {
     let (value, mut profile, timed) = result?;
+    let value = value.ok_or_else(|| CpuError::Start("the profiled code did not run".into()))?;
     if timed.samples.is_empty() {
         let n = profile.stacks.len();
         let note = (profile.samples > 0).then(|| {
@@ -73,8 +99,11 @@ pub fn profile_labelled<T>(f: impl FnOnce() -> T) -> Result<(T, LabelledProfile)
     let mut by_thread: HashMap<i32, Vec<(u64, u32)>> = HashMap::new();
     let empty = Vec::new();
     for s in &timed.samples {
-        let t = transitions.get(&s.tid).unwrap_or(&empty);
-        let label = collect::label_at(t, s.time);
+        let label = if s.tag != NO_LABEL {
+            s.tag
+        } else {
+            collect::label_at(transitions.get(&s.tid).unwrap_or(&empty), s.time)
+        };
         *counts.entry((s.tid, label, s.stack)).or_default() += 1;
         by_thread.entry(s.tid).or_default().push((s.time, s.stack));
     }

@@ -93,7 +93,6 @@ impl<S> Filter<S> for ProfkitFilter {
 struct SpanInfo {
     label: u32,
     root: bool,
-    path: Arc<str>,
     request: Arc<Request>,
 }
 
@@ -102,32 +101,70 @@ pub struct ProfkitLayer {
     threshold: u64,
 }
 
-/// Reads a root span's route and method.
+/// Reads a root span's route and method into buffers kept per thread
+/// (no allocation per request once they have grown).
 #[derive(Default)]
 struct RouteVisitor {
     route: Option<String>,
     method: Option<String>,
+    /// Buffers to reuse.
+    spare: Vec<String>,
+}
+
+thread_local! {
+    static ROUTE_VISITOR: std::cell::RefCell<RouteVisitor> = Default::default();
+}
+
+impl RouteVisitor {
+    fn slot(&mut self, field: &Field) -> Option<&mut String> {
+        let slot = match field.name() {
+            "http.route" | "matched_path" | "route" => &mut self.route,
+            "method" | "http.request.method" | "http.method" => &mut self.method,
+            _ => return None,
+        };
+        let mut buf = slot.take().or_else(|| self.spare.pop()).unwrap_or_default();
+        buf.clear();
+        Some(slot.insert(buf))
+    }
+
+    /// The endpoint into `out`: `METHOD route`, the route, or `name`.
+    fn endpoint(&mut self, name: &str, out: &mut String) {
+        out.clear();
+        match (self.method.take(), self.route.take()) {
+            (Some(m), Some(r)) => {
+                out.push_str(&m);
+                out.push(' ');
+                out.push_str(&r);
+                self.spare.extend([m, r]);
+            }
+            (m, Some(r)) => {
+                out.push_str(&r);
+                self.spare.extend(m.into_iter().chain([r]));
+            }
+            (m, None) => {
+                out.push_str(name);
+                self.spare.extend(m);
+            }
+        }
+    }
 }
 
 impl Visit for RouteVisitor {
     fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "http.route" | "matched_path" | "route" => self.route = Some(value.to_string()),
-            "method" | "http.request.method" | "http.method" => {
-                self.method = Some(value.to_string())
-            }
-            _ => {}
+        if let Some(buf) = self.slot(field) {
+            buf.push_str(value);
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let text = format!("{value:?}");
-        // `?method` and `?matched_path` record Debug forms, quoted or not.
-        let text = text.trim_matches('"').to_string();
-        match field.name() {
-            "http.route" | "matched_path" | "route" => self.route = Some(text),
-            "method" | "http.request.method" | "http.method" => self.method = Some(text),
-            _ => {}
+        if let Some(buf) = self.slot(field) {
+            use std::fmt::Write as _;
+            let _ = write!(buf, "{value:?}");
+            // `?method` and `?matched_path` record Debug forms, quoted or not.
+            if buf.len() >= 2 && buf.starts_with('"') && buf.ends_with('"') {
+                buf.pop();
+                buf.remove(0);
+            }
         }
     }
 }
@@ -149,27 +186,26 @@ where
                 let Some(p) = ext.get::<SpanInfo>() else {
                     return;
                 };
-                let path: Arc<str> = format!("{};{name}", p.path).into();
                 SpanInfo {
-                    label: collect::intern(&p.request.endpoint, &path),
+                    label: collect::child_label(p.label, name),
                     root: false,
-                    path,
                     request: p.request.clone(),
                 }
             }
             None => {
-                let mut v = RouteVisitor::default();
-                attrs.record(&mut v);
-                let endpoint: Arc<str> = match (v.method, v.route) {
-                    (Some(m), Some(r)) => format!("{m} {r}").into(),
-                    (None, Some(r)) => r.into(),
-                    _ => name.into(),
-                };
-                let path: Arc<str> = name.into();
+                let found = ROUTE_VISITOR.try_with(|v| {
+                    let mut v = v.borrow_mut();
+                    attrs.record(&mut *v);
+                    let mut endpoint = v.spare.pop().unwrap_or_default();
+                    v.endpoint(name, &mut endpoint);
+                    let found = collect::root_label(&endpoint, name);
+                    v.spare.push(endpoint);
+                    found
+                });
+                let (label, endpoint) = found.unwrap_or_else(|_| collect::root_label(name, name));
                 SpanInfo {
-                    label: collect::intern(&endpoint, &path),
+                    label,
                     root: true,
-                    path,
                     request: Arc::new(Request::new(endpoint)),
                 }
             }
