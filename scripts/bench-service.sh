@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 rounds="${1:-5}"
 secs="${2:-3}"
 cargo build --release --bench service_overhead --quiet
-bin=$(ls -t target/release/deps/service_overhead-* "${CARGO_TARGET_DIR:-target}"/release/deps/service_overhead-* 2>/dev/null | grep -v '\.d$' | head -1)
+bin=$(ls -t target/release/deps/service_overhead-* "${CARGO_TARGET_DIR:-target}"/release/deps/service_overhead-* 2>/dev/null | grep -v '\.d$' | head -1 || true)
 declare -A runs
 for r in $(seq 1 "$rounds"); do
     for mode in none idle record sampler profile; do

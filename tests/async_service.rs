@@ -102,6 +102,8 @@ fn profile_names_the_n_plus_one_the_leaking_cache_and_the_blocking_call_by_endpo
         evidence.contains("async_service::run_forecast"),
         "{evidence}"
     );
+    // The frame named is the user's own, not the runtime's or a library's.
+    assert_eq!(named, "async_service::run_forecast", "{title}");
     // Each planted problem on its own endpoint only.
     for (workload, own) in [
         ("orders-recent", "n-plus-one"),
@@ -119,6 +121,14 @@ fn profile_names_the_n_plus_one_the_leaking_cache_and_the_blocking_call_by_endpo
             })
             .collect();
         assert!(others.is_empty(), "{workload}: {others:#?}");
+        // Clean endpoints: the runtime parking its workers is no hotspot.
+        if own.is_empty() {
+            let hot: Vec<_> = found
+                .iter()
+                .filter(|f| f["kind"] == "cpu-hotspot")
+                .collect();
+            assert!(hot.is_empty(), "{workload}: {hot:#?}");
+        }
     }
 }
 

@@ -51,6 +51,96 @@ fn is_plumbing(f: &str) -> bool {
         || STACK.iter().any(|p| f.contains(p))
 }
 
+/// Crates of libraries a service calls (database drivers, pools, data
+/// formats, HTTP): frames of the user's own crate are the others.
+const LIBRARIES: &[&str] = &[
+    "rusqlite",
+    "r2d2",
+    "r2d2_sqlite",
+    "libsqlite3_sys",
+    "sqlx",
+    "sqlx_core",
+    "sqlx_sqlite",
+    "sqlx_postgres",
+    "sqlx_mysql",
+    "tokio_postgres",
+    "postgres",
+    "mysql",
+    "mysql_async",
+    "diesel",
+    "sea_orm",
+    "deadpool",
+    "deadpool_postgres",
+    "bb8",
+    "serde",
+    "serde_json",
+    "hashbrown",
+    "parking_lot",
+    "lock_api",
+    "bytes",
+    "http",
+    "http_body",
+    "http_body_util",
+    "tower_service",
+    "tower_layer",
+    "tower_http",
+    "hyper",
+    "hyper_util",
+    "tracing",
+    "tracing_core",
+    "tracing_subscriber",
+    "futures",
+    "futures_util",
+    "futures_core",
+    "futures_executor",
+    "tokio",
+    "tower",
+    "axum",
+    "axum_core",
+    "profkit",
+    "std",
+    "core",
+    "alloc",
+];
+
+/// A frame of the user's own crate: Rust code (a path), not plumbing and
+/// not a library of [`LIBRARIES`].
+fn is_users(f: &str) -> bool {
+    !is_plumbing(f)
+        && super::cpu::first_crate(f).is_some_and(|c| !c.is_empty() && !LIBRARIES.contains(&c))
+}
+
+/// The frame a blocking finding names: the innermost frame of the user's
+/// own crate among those in most CPU samples (e.g. `shop::run_report`
+/// rather than the `rusqlite` call under it, or the handler's async
+/// block above it), else the innermost non-runtime frame. Frames holding
+/// the same share are a caller and its callee in an unknown order: an
+/// async fn's body (`{{closure}}`) is taken for the caller, then the
+/// name decides, so the pick does not vary from run to run.
+pub fn named_frame(cpu: &CpuReport) -> Option<String> {
+    let mut frames: Vec<_> = cpu
+        .top_total
+        .iter()
+        .filter(|f| f.percent >= FRAME_SHARE && !is_plumbing(&f.function))
+        .collect();
+    // Outermost first: falling share, closures before plain functions.
+    frames.sort_by(|a, b| {
+        b.percent
+            .total_cmp(&a.percent)
+            .then_with(|| {
+                let c = |f: &str| !f.contains("{{closure}}");
+                c(&a.function).cmp(&c(&b.function))
+            })
+            .then_with(|| a.function.cmp(&b.function))
+    });
+    frames
+        .iter()
+        .rev()
+        .find(|f| is_users(&f.function))
+        .or(frames.last())
+        .map(|f| f.function.clone())
+}
+
 /// The frames most of a workload's CPU samples were in, outermost first
 /// (by falling share), the runtime's and the standard library's left out.
 pub fn blocking_frames(cpu: &CpuReport) -> Vec<String> {
@@ -75,8 +165,12 @@ pub fn finding(bench: &BenchResult, cpu: Option<&CpuReport>) -> Option<Finding> 
     if p.long_polls < MIN_LONG_POLLS || share < MIN_LONG_SHARE {
         return None;
     }
-    let frames = cpu.map(blocking_frames).unwrap_or_default();
-    let place = match frames.last() {
+    let mut frames = cpu.map(blocking_frames).unwrap_or_default();
+    let named = cpu.and_then(named_frame);
+    if let Some(n) = named.as_ref().filter(|n| !frames.contains(n)) {
+        frames.push(n.clone());
+    }
+    let place = match named {
         Some(f) => format!(" in `{f}`"),
         None => String::new(),
     };
@@ -192,7 +286,7 @@ mod tests {
         assert_eq!(f.kind, FindingKind::Blocking);
         assert_eq!(
             f.title,
-            "reports: one poll held a runtime worker for 48.00 ms in `rusqlite::Connection::query_row`; move the blocking call to spawn_blocking"
+            "reports: one poll held a runtime worker for 48.00 ms in `shop::run_report`; move the blocking call to spawn_blocking"
         );
         let frames = f.evidence.last().unwrap();
         assert!(frames.contains("shop::run_report"), "{frames}");
@@ -209,5 +303,45 @@ mod tests {
         // One long poll, or long polls under 2 % of them: no finding.
         assert!(finding(&bench(200, 1), None).is_none());
         assert!(finding(&bench(1000, 10), None).is_none());
+    }
+
+    #[test]
+    fn the_named_frame_is_the_users_innermost_whatever_the_order_of_ties() {
+        let frame = |function: &str, percent: f64| super::super::cpu::FrameShare {
+            function: function.into(),
+            samples: 1,
+            percent,
+            cpu_time: Nanos(1),
+        };
+        let chain = [
+            frame("tokio::runtime::task::raw::poll", 99.0),
+            frame("async_service::forecast::{{closure}}", 97.0),
+            frame("async_service::run_forecast", 97.0),
+            frame("std::thread::sleep", 97.0),
+            frame("rusqlite::Connection::execute", 97.0),
+            frame("nanosleep", 97.0),
+        ];
+        for order in [[0, 1, 2, 3, 4, 5], [5, 4, 3, 2, 1, 0], [2, 0, 4, 1, 5, 3]] {
+            let mut r = cpu();
+            r.top_total = order.iter().map(|&i| chain[i].clone()).collect();
+            assert_eq!(
+                named_frame(&r).as_deref(),
+                Some("async_service::run_forecast"),
+                "{order:?}"
+            );
+            let f = finding(&bench(200, 50), Some(&r)).unwrap();
+            assert!(
+                f.title.contains("in `async_service::run_forecast`"),
+                "{}",
+                f.title
+            );
+        }
+        // No frame of the user's crate: the innermost one that is not the runtime.
+        let mut r = cpu();
+        r.top_total = vec![chain[0].clone(), chain[4].clone()];
+        assert_eq!(
+            named_frame(&r).as_deref(),
+            Some("rusqlite::Connection::execute")
+        );
     }
 }

@@ -100,7 +100,7 @@ const LIBC_MODULES: &[&str] = &[
 
 /// The first crate path segment named in a Rust function name, e.g.
 /// `rusqlite` for `<rusqlite::Rows as Iterator>::next`.
-fn first_crate(name: &str) -> Option<&str> {
+pub(crate) fn first_crate(name: &str) -> Option<&str> {
     let i = name.find("::")?;
     let head = &name[..i];
     let start = head
@@ -217,6 +217,37 @@ pub struct CpuReport {
     /// statistics, preparation, …) with their shares.
     #[serde(default)]
     pub causes: Vec<super::causes::CauseShare>,
+    /// Samples of an async runtime parking or waking its threads (a system
+    /// call under tokio's park/unpark), by leaf frame: the runtime idling
+    /// between tasks, not work of the code profiled.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub runtime_wait: BTreeMap<String, u64>,
+}
+
+/// Whether a stack (root first) is an async runtime parking or waking a
+/// thread: a system call (a C-level leaf) under a futex/epoll/condvar wait
+/// or wake, under tokio's park, unpark, driver or idle blocking pool.
+pub fn is_runtime_wait(frames: &[Frame]) -> bool {
+    const RUNTIME: &[&str] = &[
+        "tokio::runtime::park::",
+        "tokio::runtime::scheduler::multi_thread::park::",
+        "tokio::runtime::scheduler::multi_thread::worker::Context::park",
+        "tokio::runtime::driver::",
+        "tokio::runtime::io::driver::",
+        "tokio::runtime::blocking::pool::Inner::run",
+        "::unpark",
+    ];
+    const WAIT: &[&str] = &["futex", "epoll_wait", "Condvar", "::park", "::unpark"];
+    let Some(leaf) = frames.last() else {
+        return false;
+    };
+    !leaf.function.contains("::")
+        && frames
+            .iter()
+            .any(|f| RUNTIME.iter().any(|r| f.function.contains(r)))
+        && frames
+            .iter()
+            .any(|f| WAIT.iter().any(|w| f.function.contains(w)))
 }
 
 /// Analyses a profile: top `top` frames by self and total samples, the
@@ -228,10 +259,14 @@ pub fn analyze(profile: &CpuProfile, workload: &str, top: usize) -> CpuReport {
     let mut self_samples: BTreeMap<&str, u64> = BTreeMap::new();
     let mut total_samples: BTreeMap<&str, u64> = BTreeMap::new();
     let mut layers: BTreeMap<Layer, u64> = BTreeMap::new();
+    let mut runtime_wait: BTreeMap<String, u64> = BTreeMap::new();
     for s in &profile.stacks {
         let leaf_layer = match s.frames.last() {
             Some(leaf) => {
                 *self_samples.entry(&leaf.function).or_default() += s.samples;
+                if is_runtime_wait(&s.frames) {
+                    *runtime_wait.entry(leaf.function.clone()).or_default() += s.samples;
+                }
                 layer_of(leaf)
             }
             None => Layer::Other,
@@ -283,6 +318,7 @@ pub fn analyze(profile: &CpuProfile, workload: &str, top: usize) -> CpuReport {
         sample_period: period,
         top_self: top_of(self_samples),
         top_total: top_of(total_samples),
+        runtime_wait,
         layers: Layer::ALL
             .iter()
             .map(|&layer| {

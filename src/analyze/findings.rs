@@ -4,10 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::cpu::{CpuReport, Layer};
+use super::cpu::{CpuReport, FrameShare, Layer};
 use super::leaks::LeakReport;
 pub use super::shares::share_interval;
 use super::sql::SqlReport;
+use crate::units::Nanos;
 
 /// Version of `findings.json`.
 pub const FINDINGS_SCHEMA_VERSION: u32 = 1;
@@ -422,13 +423,20 @@ pub fn from_cpu(
             });
         }
     }
-    // A hot function of the program's own code.
+    // A hot function of the program's own code. An async runtime parking
+    // or waking its threads is the runtime idling, not a hotspot: those
+    // samples do not count towards a frame's share.
+    let own_samples = |f: &FrameShare| {
+        let waits = cpu.runtime_wait.get(&f.function).copied().unwrap_or(0);
+        f.samples.saturating_sub(waits)
+    };
+    let own = |f: &FrameShare| own_samples(f) as f64 / cpu.samples.max(1) as f64;
     if let Some(f) = cpu.top_self.iter().find(|f| {
-        f.percent / 100.0 >= CPU_HOTSPOT_SHARE
+        own(f) >= CPU_HOTSPOT_SHARE
             && !f.function.starts_with("sqlite3")
             && !f.function.starts_with("fts5")
     }) {
-        let p = f.percent / 100.0;
+        let p = own(f);
         out.push(Finding {
             kind: FindingKind::CpuHotspot,
             severity: severity_for(p).min(Severity::Warning),
@@ -436,12 +444,13 @@ pub fn from_cpu(
             workload: cpu.workload.clone(),
             title: format!(
                 "{} holds {:.0} % of CPU samples (self time)",
-                f.function, f.percent
+                f.function,
+                100.0 * p
             ),
             evidence: vec![format!(
                 "{} of CPU: {} at {:.0} Hz",
-                f.cpu_time,
-                share_with_interval(f.samples, cpu.samples),
+                Nanos(cpu.sample_period.0 * own_samples(f)),
+                share_with_interval(own_samples(f), cpu.samples),
                 cpu.effective_rate
             )],
             hint: hotspot_hint(&f.function),
@@ -547,6 +556,62 @@ mod tests {
             found[0].evidence[0].contains("60 % (95 % interval 57–63 %) of 1000 samples"),
             "{:?}",
             found[0].evidence
+        );
+    }
+
+    #[test]
+    fn the_runtime_parking_its_threads_is_no_hotspot() {
+        use crate::analyze::cpu::analyze;
+        use crate::profile::cpu::{CpuProfile, Frame, Stack};
+        let stack = |frames: &[&str], samples: u64| Stack {
+            thread: "pk-worker-1".into(),
+            frames: frames
+                .iter()
+                .map(|f| Frame {
+                    function: (*f).into(),
+                    file: None,
+                    line: None,
+                    module: None,
+                    inlined: false,
+                })
+                .collect(),
+            samples,
+        };
+        let parked = [
+            "tokio::runtime::park::Inner::park",
+            "<std::sys::sync::condvar::futex::Condvar>::wait",
+            "std::sys::pal::unix::futex::futex_wait",
+            "syscall",
+        ];
+        let profile = |own: u64| CpuProfile {
+            frequency: 997,
+            sampler: Default::default(),
+            sampler_note: None,
+            samples: 1000,
+            cpu_time: Nanos(1_000_000_000),
+            wall_time: Nanos(1_000_000_000),
+            started_unix_nanos: 0,
+            stacks: vec![
+                stack(&parked, 400),
+                stack(&["shop::handler", "syscall"], own),
+                stack(&["shop::handler", "shop::render"], (600 - own) / 3),
+                stack(&["shop::handler", "shop::encode"], (600 - own) / 3),
+                stack(
+                    &["shop::handler", "shop::send"],
+                    600 - own - 2 * ((600 - own) / 3),
+                ),
+            ],
+        };
+        // 40 % parked + 20 % of the handler's own system calls: no hotspot.
+        let r = analyze(&profile(200), "w", 5);
+        assert_eq!(r.runtime_wait.get("syscall"), Some(&400));
+        assert!(from_cpu(&r, None, &mut []).is_empty());
+        // 35 % of its own: a hotspot of 35 %, not 75 %.
+        let found = from_cpu(&analyze(&profile(350), "w", 5), None, &mut []);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].title.starts_with("syscall holds 35 %"),
+            "{found:?}"
         );
     }
 

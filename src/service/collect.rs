@@ -275,7 +275,14 @@ fn log_transition(at: u64, label: u32) {
 
 /// A span of `request` labelled `label` is entered on this thread.
 pub(super) fn enter(span: u64, label: u32, request: Arc<Request>, root: bool) {
-    let at = now_ns();
+    // Polls are timed for recordings (busy time, long polls) and the
+    // transition log; a CPU profile alone needs only the tag.
+    let log = CPU_ON.load(Ordering::Relaxed);
+    let at = if log || OPEN_RECORDINGS.load(Ordering::Relaxed) > 0 {
+        now_ns()
+    } else {
+        0
+    };
     set_tag(label);
     let _ = STACK.try_with(|s| {
         let mut s = s.borrow_mut();
@@ -288,7 +295,7 @@ pub(super) fn enter(span: u64, label: u32, request: Arc<Request>, root: bool) {
             at,
         });
     });
-    if CPU_ON.load(Ordering::Relaxed) {
+    if log {
         log_transition(at, label);
     }
 }
@@ -305,8 +312,14 @@ pub(super) fn exit(span: u64, threshold: u64) {
         return;
     };
     set_tag(top);
+    let log = CPU_ON.load(Ordering::Relaxed);
+    // A poll entered before anyone timed it (at 0) is not measured.
+    let timed = e.poll && e.at != 0 && OPEN_RECORDINGS.load(Ordering::Relaxed) > 0;
+    if !timed && !log {
+        return;
+    }
     let at = now_ns();
-    if e.poll {
+    if timed {
         let length = at.saturating_sub(e.at);
         let mut d = e.request.data.lock();
         d.busy += length;
@@ -319,7 +332,7 @@ pub(super) fn exit(span: u64, threshold: u64) {
             });
         }
     }
-    if CPU_ON.load(Ordering::Relaxed) {
+    if log {
         log_transition(at, top);
     }
 }
