@@ -153,7 +153,7 @@ fn n_plus_one_and_blocking_land_on_their_endpoints_only() {
                 ));
                 tasks.push(tokio::spawn(
                     async {
-                        blocking_checksum(Duration::from_millis(40));
+                        blocking_checksum(Duration::from_millis(100));
                         tokio::task::yield_now().await;
                     }
                     .instrument(tracing::info_span!(

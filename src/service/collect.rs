@@ -106,8 +106,9 @@ impl Local {
     }
 }
 
-/// The label of a root span of `endpoint` named `name`, and the endpoint.
-pub(super) fn root_label(endpoint: &str, name: &str) -> (u32, Arc<str>) {
+/// The label of a root span of `endpoint` named `name`, and the endpoint
+/// when `want` it.
+pub(super) fn root_label(endpoint: &str, name: &str, want: bool) -> (u32, Option<Arc<str>>) {
     let found = LOCAL.try_with(|l| {
         let mut l = l.borrow_mut();
         l.key.clear();
@@ -115,14 +116,16 @@ pub(super) fn root_label(endpoint: &str, name: &str) -> (u32, Arc<str>) {
         l.key.push('\0');
         l.key.push_str(name);
         let id = l.label_of_key(endpoint.len());
-        let e = l.by_label[id as usize].as_ref().map(|x| x.0.clone());
+        let e = want
+            .then(|| l.by_label[id as usize].as_ref().map(|x| x.0.clone()))
+            .flatten();
         (id, e)
     });
     match found {
-        Ok((id, Some(e))) => (id, e),
+        Ok((id, e)) if e.is_some() || !want => (id, e),
         _ => {
             let e: Arc<str> = endpoint.into();
-            (intern(&e, name), e)
+            (intern(&e, name), Some(e))
         }
     }
 }
@@ -220,7 +223,9 @@ impl Request {
 struct Entered {
     span: u64,
     label: u32,
-    request: Arc<Request>,
+    /// `None` for a span opened while no recording was (a CPU profile
+    /// needs only the label).
+    request: Option<Arc<Request>>,
     /// The request's root span entered with nothing else on the thread: a
     /// poll of the request's future by a runtime worker.
     poll: bool,
@@ -274,11 +279,11 @@ fn log_transition(at: u64, label: u32) {
 }
 
 /// A span of `request` labelled `label` is entered on this thread.
-pub(super) fn enter(span: u64, label: u32, request: Arc<Request>, root: bool) {
+pub(super) fn enter(span: u64, label: u32, request: Option<Arc<Request>>, root: bool) {
     // Polls are timed for recordings (busy time, long polls) and the
     // transition log; a CPU profile alone needs only the tag.
     let log = CPU_ON.load(Ordering::Relaxed);
-    let at = if log || OPEN_RECORDINGS.load(Ordering::Relaxed) > 0 {
+    let at = if log || (request.is_some() && OPEN_RECORDINGS.load(Ordering::Relaxed) > 0) {
         now_ns()
     } else {
         0
@@ -314,14 +319,17 @@ pub(super) fn exit(span: u64, threshold: u64) {
     set_tag(top);
     let log = CPU_ON.load(Ordering::Relaxed);
     // A poll entered before anyone timed it (at 0) is not measured.
-    let timed = e.poll && e.at != 0 && OPEN_RECORDINGS.load(Ordering::Relaxed) > 0;
-    if !timed && !log {
+    let request = e
+        .request
+        .as_ref()
+        .filter(|_| e.poll && e.at != 0 && OPEN_RECORDINGS.load(Ordering::Relaxed) > 0);
+    if request.is_none() && !log {
         return;
     }
     let at = now_ns();
-    if timed {
+    if let Some(request) = request {
         let length = at.saturating_sub(e.at);
-        let mut d = e.request.data.lock();
+        let mut d = request.data.lock();
         d.busy += length;
         d.polls += 1;
         if length >= threshold {
@@ -340,7 +348,7 @@ pub(super) fn exit(span: u64, threshold: u64) {
 /// The request whose span is running on this thread, if any.
 pub(super) fn current_request() -> Option<Arc<Request>> {
     STACK
-        .try_with(|s| s.borrow().last().map(|e| e.request.clone()))
+        .try_with(|s| s.borrow().last().and_then(|e| e.request.clone()))
         .ok()
         .flatten()
 }
@@ -418,9 +426,14 @@ pub(super) struct RecData {
 }
 
 static RECORDINGS: Mutex<Vec<Weak<Mutex<RecData>>>> = Mutex::new(Vec::new());
-/// Recordings open: with none (a CPU profile only), a finished request
-/// takes no lock.
+/// Recordings open: with none (a CPU profile only), a request is not
+/// followed (its spans carry only their label) and takes no lock.
 static OPEN_RECORDINGS: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a recording is open (spans opened now follow their request).
+pub(super) fn recording_open() -> bool {
+    OPEN_RECORDINGS.load(Ordering::Acquire) > 0
+}
 
 /// Counts one open recording while alive.
 struct Open(());

@@ -258,6 +258,12 @@ fn is_own_code(function: &str) -> bool {
         "[",
     ];
     let f = function.trim_start_matches('<');
+    // `<u64 as core::iter::range::Step>::forward_unchecked`: a primitive's
+    // (or a generic's) impl of a trait belongs to the trait's crate.
+    let f = match f.split_once(" as ") {
+        Some((ty, tr)) if !ty.contains("::") => tr,
+        _ => f,
+    };
     f.contains("::") && !NOT.iter().any(|p| f.starts_with(p))
 }
 
@@ -272,5 +278,9 @@ mod tests {
         assert!(!is_own_code("tokio::runtime::task::harness::poll"));
         assert!(!is_own_code("std::thread::sleep"));
         assert!(!is_own_code("sqlite3VdbeExec"));
+        assert!(!is_own_code(
+            "<u64 as core::iter::range::Step>::forward_unchecked"
+        ));
+        assert!(is_own_code("<app::Store as core::ops::drop::Drop>::drop"));
     }
 }

@@ -93,7 +93,9 @@ impl<S> Filter<S> for ProfkitFilter {
 struct SpanInfo {
     label: u32,
     root: bool,
-    request: Arc<Request>,
+    /// The request followed (`None` when no recording was open as the
+    /// span opened: a CPU profile needs only the label).
+    request: Option<Arc<Request>>,
 }
 
 /// The layer (see the module docs).
@@ -193,20 +195,22 @@ where
                 }
             }
             None => {
+                let want = collect::recording_open();
                 let found = ROUTE_VISITOR.try_with(|v| {
                     let mut v = v.borrow_mut();
                     attrs.record(&mut *v);
                     let mut endpoint = v.spare.pop().unwrap_or_default();
                     v.endpoint(name, &mut endpoint);
-                    let found = collect::root_label(&endpoint, name);
+                    let found = collect::root_label(&endpoint, name, want);
                     v.spare.push(endpoint);
                     found
                 });
-                let (label, endpoint) = found.unwrap_or_else(|_| collect::root_label(name, name));
+                let (label, endpoint) =
+                    found.unwrap_or_else(|_| collect::root_label(name, name, want));
                 SpanInfo {
                     label,
                     root: true,
-                    request: Arc::new(Request::new(endpoint)),
+                    request: endpoint.map(|e| Arc::new(Request::new(e))),
                 }
             }
         };
@@ -233,8 +237,8 @@ where
         let Some(span) = ctx.span(&id) else { return };
         let ext = span.extensions();
         if let Some(info) = ext.get::<SpanInfo>() {
-            if info.root && collect::active() {
-                collect::request_done(&info.request);
+            if let (true, Some(r)) = (info.root && collect::active(), &info.request) {
+                collect::request_done(r);
             }
         }
     }
@@ -252,7 +256,11 @@ where
         let rows = v.rows_returned.unwrap_or(0) + v.rows_affected.unwrap_or(0);
         let request = ctx
             .event_span(event)
-            .and_then(|s| s.extensions().get::<SpanInfo>().map(|i| i.request.clone()))
+            .and_then(|s| {
+                s.extensions()
+                    .get::<SpanInfo>()
+                    .and_then(|i| i.request.clone())
+            })
             .or_else(collect::current_request);
         collect::statement(
             request.as_deref(),
