@@ -15,6 +15,7 @@ pub mod causes;
 pub mod changes;
 pub mod compare;
 pub mod cpu;
+pub mod cpu_findings;
 pub mod findings;
 pub mod fit;
 pub mod leaks;
