@@ -228,3 +228,49 @@ fn serve_app_answers_over_http_on_loopback_and_refuses_bad_flags() {
         assert!(!stderr.contains("secret"), "{stderr}");
     }
 }
+
+#[test]
+fn check_profile_opens_the_harness_probes_like_profile() {
+    let out = tempfile::tempdir().unwrap();
+    let budget = out.path().join("budget.toml");
+    std::fs::write(
+        &budget,
+        "[orders-recent]\nerror_rate = { critical = \"1%\" }\n",
+    )
+    .unwrap();
+    let output = Command::new(example())
+        .args([
+            "check",
+            "--profile",
+            "--workloads",
+            "orders-recent",
+            "--scale",
+            "0.25",
+            "--budget",
+        ])
+        .arg(&budget)
+        .current_dir(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The service layer's probe watched the run: its per-endpoint figures
+    // are in the run folder and its endpoint names the N+1 finding.
+    let run = run_dir(out.path(), "orders-recent");
+    assert!(run.join("observed.json").is_file(), "{}", run.display());
+    let found = findings(&run);
+    let n1 = found
+        .iter()
+        .find(|f| f["kind"] == "n-plus-one")
+        .unwrap_or_else(|| panic!("{found:#?}"));
+    assert!(
+        n1["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("GET /orders/recent"),
+        "{n1:#?}"
+    );
+}

@@ -14,7 +14,7 @@ use crate::store::{self, RunDir};
 use crate::workload::Registry;
 
 /// Runs the parsed command over the harness's workloads (its probes watch
-/// the SQL passes of `profile` and `sql`).
+/// the SQL passes of `profile`, `sql` and `check --profile`).
 pub fn dispatch(cli: Cli, harness: &super::Harness) -> anyhow::Result<()> {
     let registry = harness.registry();
     let probes = harness.probes();
@@ -28,7 +28,7 @@ pub fn dispatch(cli: Cli, harness: &super::Harness) -> anyhow::Result<()> {
         Command::Flamegraph(a) => reports::flamegraph_cmd(a),
         Command::Sql(a) => sql(a, registry, probes),
         Command::Advise(a) => advise(a, registry),
-        Command::Check(a) => reports::check(a, registry),
+        Command::Check(a) => reports::check(a, registry, probes),
         Command::Budget(a) => reports::budget_cmd(a),
         Command::Baseline(a) => reports::baseline_cmd(a),
         Command::Compare(a) => reports::compare_cmd(a),

@@ -53,7 +53,11 @@ fn resolve_runs(runs: &[String], out: &Path) -> anyhow::Result<Vec<RunSet>> {
         .collect::<Result<_, _>>()?)
 }
 
-pub(super) fn check(a: CheckArgs, registry: &Registry) -> anyhow::Result<()> {
+pub(super) fn check(
+    a: CheckArgs,
+    registry: &Registry,
+    probes: &passes::Probes,
+) -> anyhow::Result<()> {
     let budget = store::read_budget(&a.budget)?;
     if a.profile {
         // The budget is valid: run the workloads, then check what they wrote.
@@ -65,12 +69,12 @@ pub(super) fn check(a: CheckArgs, registry: &Registry) -> anyhow::Result<()> {
             baseline: None,
             noise_model: Default::default(),
         };
-        super::dispatch::run_profile(
-            registry,
-            session_config(&a.out, None, false),
-            &options,
-            None,
-        )?;
+        // The harness's probes watch it as they watch `profile`.
+        let config = passes::SessionConfig {
+            probes: probes.clone(),
+            ..session_config(&a.out, None, false)
+        };
+        super::dispatch::run_profile(registry, config, &options, None)?;
     }
     let sets = resolve_runs(&a.runs, &a.out)?;
     let runs: Vec<_> = sets.iter().flat_map(|s| s.runs.iter()).collect();
