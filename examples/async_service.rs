@@ -433,9 +433,13 @@ fn harness() -> profkit::Harness {
         }))
 }
 
-/// `serve-app [--listen ADDR] [--database-url URL] [--allow-remote]`.
+/// `serve-app [--listen ADDR] [--database-url URL] [--heap-sample BYTES]
+/// [--allow-remote]`.
 struct ServeArgs {
     listen: SocketAddr,
+    /// Mean bytes between heap samples (Go's default, 512 KiB): smaller
+    /// catches a slow leak in a shorter window, at more backtraces.
+    heap_sample: u64,
     database: std::path::PathBuf,
     /// A `postgres://` URL: the shop on PostgreSQL instead.
     postgres: Option<String>,
@@ -457,6 +461,7 @@ fn host_port(url: &str) -> String {
 fn serve_args(args: &[String]) -> anyhow::Result<ServeArgs> {
     let mut out = ServeArgs {
         listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+        heap_sample: 512 * 1024,
         database: std::path::PathBuf::from("async_service.db"),
         postgres: None,
         allow_remote: false,
@@ -490,6 +495,12 @@ fn serve_args(args: &[String]) -> anyhow::Result<ServeArgs> {
                     })?;
                 out.database = path.into();
             }
+            "--heap-sample" => {
+                let v = value()?;
+                out.heap_sample = v.parse().ok().filter(|b| *b >= 1024).ok_or_else(|| {
+                    anyhow::anyhow!("--heap-sample '{v}' is not a number of bytes, 1024 or more")
+                })?;
+            }
             "--allow-remote" => out.allow_remote = true,
             other => anyhow::bail!("unknown argument '{other}' of serve-app"),
         }
@@ -505,9 +516,10 @@ fn serve_args(args: &[String]) -> anyhow::Result<ServeArgs> {
 
 /// Runs the shop as a plain server until Ctrl-C.
 fn serve_app(args: ServeArgs) -> anyhow::Result<()> {
-    // Sample the heap (a backtrace per 512 KiB allocated, on average), so
-    // /debug/pprof/heap answers as it does under `profkit serve`.
-    profkit::alloc::enable_sampled_heap_profiling(512 * 1024)?;
+    // Sample the heap (a backtrace per 512 KiB allocated, on average,
+    // unless --heap-sample says), so /debug/pprof/heap answers as it does
+    // under `profkit serve`.
+    profkit::alloc::enable_sampled_heap_profiling(args.heap_sample)?;
     let _heap = profkit::profile::sampled::SampledProfiler::start()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

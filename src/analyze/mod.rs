@@ -18,6 +18,7 @@ pub mod cpu;
 pub mod findings;
 pub mod fit;
 pub mod leaks;
+pub mod leaks_series;
 pub mod noise;
 pub mod observed;
 pub mod pairing;

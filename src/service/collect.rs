@@ -202,9 +202,21 @@ pub(super) fn enter(span: u64, label: u32, request: Arc<Request>, root: bool) {
             at,
         });
     });
+    crate::alloc::sampler::set_thread_label(heap_label(label));
     if CPU_ON.load(Ordering::Relaxed) {
         log_transition(at, label);
     }
+}
+
+/// A label as the heap sampler keeps it: 0 for none, the id + 1 otherwise
+/// ([`heap_label_id`] undoes it).
+fn heap_label(label: u32) -> u32 {
+    label.wrapping_add(1)
+}
+
+/// The label id of a heap sampler's label (`None` for none).
+pub(super) fn heap_label_id(heap_label: u32) -> Option<u32> {
+    heap_label.checked_sub(1)
 }
 
 /// A span is exited on this thread. A span exited on another thread than
@@ -218,6 +230,7 @@ pub(super) fn exit(span: u64, threshold: u64) {
     }) else {
         return;
     };
+    crate::alloc::sampler::set_thread_label(heap_label(top));
     let at = now_ns();
     if e.poll {
         let length = at.saturating_sub(e.at);
