@@ -267,7 +267,7 @@ fn a_target_without_the_debug_routes_is_named_in_the_report_and_the_rest_is_coll
 /// `.ci/run` runs after the README's plain `cargo test`.
 #[cfg(feature = "postgres")]
 #[test]
-fn on_postgres_attach_names_the_n_plus_one_and_the_planted_seq_scan() {
+fn on_postgres_attach_names_the_same_three_findings_and_the_planted_seq_scan() {
     if !common::locust::available() {
         return;
     }
@@ -285,10 +285,12 @@ fn on_postgres_attach_names_the_n_plus_one_and_the_planted_seq_scan() {
             "127.0.0.1:0",
             "--database-url",
             &cluster.url,
+            "--heap-sample",
+            "4096",
         ],
         dir.path(),
     );
-    let run = attach(dir.path(), &shop.url, &[]);
+    let run = attach_for(dir.path(), &shop.url, "8s", &[]);
     let summary = json(&run.join("attach.json"));
     assert_eq!(
         summary["aggregated"]["failures"].as_u64(),
@@ -304,10 +306,14 @@ fn on_postgres_attach_names_the_n_plus_one_and_the_planted_seq_scan() {
     assert!(answer["statements_planned"].as_u64() >= Some(4), "{answer}");
     let all = json(&run.join("findings.json"));
     let found = findings(&run);
-    assert!(
-        found.contains(&("n-plus-one".into(), "GET /orders/recent".into())),
-        "{found:?}"
-    );
+    // The same three findings as on SQLite.
+    let has = |kind: &str, endpoint: &str| found.iter().any(|(k, e)| k == kind && e == endpoint);
+    assert!(has("n-plus-one", "GET /orders/recent"), "{found:?}");
+    assert!(has("blocking", "GET /reports/forecast"), "{found:?}");
+    assert!(has("leak", "GET /customers/{id}"), "{found:?}");
+    let leak = leak_title(&run, "GET /customers/{id}");
+    assert!(leak.contains("remember_render"), "{leak}");
+    assert!(!found.iter().any(|(_, e)| e == "GET /health"), "{found:?}");
     let scan = all["findings"]
         .as_array()
         .unwrap()
