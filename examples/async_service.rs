@@ -101,28 +101,67 @@ struct Page {
     from: Option<i64>,
 }
 
-/// Planted N+1: a page of orders, then one query per order for its
-/// customer's name.
-async fn recent_orders(
-    State(app): State<App>,
+/// What the shop's N+1 handler asks of its database, one implementation
+/// per driver (SQLite here, PostgreSQL in `async_service_parts/postgres.rs`):
+/// the handler is written once, the SQL dialects stay with their drivers.
+trait OrdersDb: Clone + Send + Sync + 'static {
+    /// `limit` orders from id `from` on: (id, customer, total).
+    fn orders_from(
+        &self,
+        from: i64,
+        limit: i64,
+    ) -> impl std::future::Future<Output = sqlx::Result<Vec<(i64, i64, i64)>>> + Send;
+    /// A customer's name.
+    fn customer_name(
+        &self,
+        id: i64,
+    ) -> impl std::future::Future<Output = sqlx::Result<String>> + Send;
+}
+
+impl OrdersDb for App {
+    fn orders_from(
+        &self,
+        from: i64,
+        limit: i64,
+    ) -> impl std::future::Future<Output = sqlx::Result<Vec<(i64, i64, i64)>>> + Send {
+        let pool = self.pool.clone();
+        async move {
+            sqlx::query_as(
+                "SELECT id, customer, total FROM orders WHERE id >= ? ORDER BY id LIMIT ?",
+            )
+            .bind(from)
+            .bind(limit)
+            .fetch_all(&pool)
+            .await
+        }
+    }
+
+    fn customer_name(
+        &self,
+        id: i64,
+    ) -> impl std::future::Future<Output = sqlx::Result<String>> + Send {
+        let pool = self.pool.clone();
+        async move {
+            sqlx::query_scalar("SELECT name FROM customers WHERE id = ?")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+        }
+    }
+}
+
+/// Planted N+1, on either database: a page of orders, then one query per
+/// order for its customer's name.
+async fn recent_orders<D: OrdersDb>(
+    State(db): State<D>,
     Query(page): Query<Page>,
 ) -> Result<Json<Vec<OrderLine>>, AppError> {
-    let from = page.from.unwrap_or(0);
-    let orders: Vec<(i64, i64, i64)> =
-        sqlx::query_as("SELECT id, customer, total FROM orders WHERE id >= ? ORDER BY id LIMIT ?")
-            .bind(from)
-            .bind(PAGE)
-            .fetch_all(&app.pool)
-            .await?;
+    let orders = db.orders_from(page.from.unwrap_or(0), PAGE).await?;
     let mut lines = Vec::with_capacity(orders.len());
     for (id, customer, total) in orders {
-        let name: String = sqlx::query_scalar("SELECT name FROM customers WHERE id = ?")
-            .bind(customer)
-            .fetch_one(&app.pool)
-            .await?;
         lines.push(OrderLine {
             id,
-            customer: name,
+            customer: db.customer_name(customer).await?,
             total,
         });
     }
@@ -257,7 +296,7 @@ async fn health() -> &'static str {
 /// that profkit's tracing layer follows.
 fn routes(app: App) -> Router {
     Router::new()
-        .route("/orders/recent", get(recent_orders))
+        .route("/orders/recent", get(recent_orders::<App>))
         .route("/orders/{id}", get(order))
         .route("/customers/{id}", get(customer))
         .route("/reports/forecast", get(forecast))
@@ -433,9 +472,13 @@ fn harness() -> profkit::Harness {
         }))
 }
 
-/// `serve-app [--listen ADDR] [--database-url URL] [--allow-remote]`.
+/// `serve-app [--listen ADDR] [--database-url URL] [--heap-sample BYTES]
+/// [--allow-remote]`.
 struct ServeArgs {
     listen: SocketAddr,
+    /// Mean bytes between heap samples (Go's default, 512 KiB): smaller
+    /// catches a slow leak in a shorter window, at more backtraces.
+    heap_sample: u64,
     database: std::path::PathBuf,
     /// A `postgres://` URL: the shop on PostgreSQL instead.
     postgres: Option<String>,
@@ -457,6 +500,7 @@ fn host_port(url: &str) -> String {
 fn serve_args(args: &[String]) -> anyhow::Result<ServeArgs> {
     let mut out = ServeArgs {
         listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+        heap_sample: 512 * 1024,
         database: std::path::PathBuf::from("async_service.db"),
         postgres: None,
         allow_remote: false,
@@ -490,6 +534,12 @@ fn serve_args(args: &[String]) -> anyhow::Result<ServeArgs> {
                     })?;
                 out.database = path.into();
             }
+            "--heap-sample" => {
+                let v = value()?;
+                out.heap_sample = v.parse().ok().filter(|b| *b >= 1024).ok_or_else(|| {
+                    anyhow::anyhow!("--heap-sample '{v}' is not a number of bytes, 1024 or more")
+                })?;
+            }
             "--allow-remote" => out.allow_remote = true,
             other => anyhow::bail!("unknown argument '{other}' of serve-app"),
         }
@@ -505,9 +555,10 @@ fn serve_args(args: &[String]) -> anyhow::Result<ServeArgs> {
 
 /// Runs the shop as a plain server until Ctrl-C.
 fn serve_app(args: ServeArgs) -> anyhow::Result<()> {
-    // Sample the heap (a backtrace per 512 KiB allocated, on average), so
-    // /debug/pprof/heap answers as it does under `profkit serve`.
-    profkit::alloc::enable_sampled_heap_profiling(512 * 1024)?;
+    // Sample the heap (a backtrace per 512 KiB allocated, on average,
+    // unless --heap-sample says), so /debug/pprof/heap answers as it does
+    // under `profkit serve`.
+    profkit::alloc::enable_sampled_heap_profiling(args.heap_sample)?;
     let _heap = profkit::profile::sampled::SampledProfiler::start()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

@@ -199,7 +199,9 @@ fn two_workers_load_a_served_instance_into_a_run_folder_report_renders() {
             ("sql", "ok"),
             ("endpoints", "ok"),
             // Only a service on PostgreSQL serves plans.
-            ("plans", "missing")
+            ("plans", "missing"),
+            // Live-heap snapshots over the window, for leaks.
+            ("heap-series", "ok"),
         ]
         .map(|(a, b)| (a.to_string(), b.to_string()))
     );

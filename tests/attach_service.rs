@@ -1,6 +1,6 @@
 //! `profkit attach` against `examples/async_service.rs` running as a plain
 //! server (`serve-app`, SQLite): 2 Locust workers for a few seconds, the
-//! planted N+1 and blocking endpoints named by the run's findings and
+//! planted N+1, blocking and leaking endpoints named by the run's findings and
 //! `profkit report` rendering the folder; two replicas; and a target
 //! without profkit's /debug routes, whose 404s are named in the report.
 
@@ -16,7 +16,9 @@ use common::example::ExampleServer;
 use common::locust::{assert_loaded_without_failures, json, one_at_a_time, the_attach_run};
 use common::profkit;
 
-/// The shop on SQLite, in `dir/name.db`, on a free loopback port.
+/// The shop on SQLite, in `dir/name.db`, on a free loopback port; its
+/// heap sampled every 4 KiB on average (not Go's 512 KiB), so that a few
+/// seconds of load show the planted leak.
 fn shop(dir: &Path, name: &str) -> ExampleServer {
     let url = format!("sqlite:{}", dir.join(format!("{name}.db")).display());
     ExampleServer::start(
@@ -27,6 +29,8 @@ fn shop(dir: &Path, name: &str) -> ExampleServer {
             "127.0.0.1:0",
             "--database-url",
             &url,
+            "--heap-sample",
+            "4096",
         ],
         dir,
     )
@@ -44,14 +48,15 @@ fn mix(dir: &Path) -> PathBuf {
     path
 }
 
-/// `profkit attach URL args…` into `dir/runs`; the run folder.
-fn attach(dir: &Path, url: &str, args: &[&str]) -> PathBuf {
+/// `profkit attach URL args…` into `dir/runs` for `duration`; the run
+/// folder.
+fn attach_for(dir: &Path, url: &str, duration: &str, args: &[&str]) -> PathBuf {
     let out = profkit(dir)
         .args(["attach", url])
         .arg("--mix")
         .arg(mix(dir))
         .args(["--workers", "2", "--users", "4", "--spawn-rate", "4"])
-        .args(["--duration", "4s", "--out", "runs"])
+        .args(["--duration", duration, "--out", "runs"])
         .args(args)
         .timeout(Duration::from_secs(240))
         .output()
@@ -63,6 +68,11 @@ fn attach(dir: &Path, url: &str, args: &[&str]) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     the_attach_run(&dir.join("runs"))
+}
+
+/// [`attach_for`] 4 seconds.
+fn attach(dir: &Path, url: &str, args: &[&str]) -> PathBuf {
+    attach_for(dir, url, "4s", args)
 }
 
 fn report(dir: &Path, run: &Path) -> String {
@@ -96,6 +106,18 @@ fn findings(run: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The title of the run's leak finding on `endpoint`.
+fn leak_title(run: &Path, endpoint: &str) -> String {
+    json(&run.join("findings.json"))["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "leak" && f["workload"] == endpoint)
+        .and_then(|f| f["title"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
 #[test]
 fn attach_names_the_shops_n_plus_one_and_blocking_endpoints_and_report_renders() {
     if !common::locust::available() {
@@ -104,14 +126,20 @@ fn attach_names_the_shops_n_plus_one_and_blocking_endpoints_and_report_renders()
     let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let shop = shop(dir.path(), "shop");
-    let run = attach(dir.path(), &shop.url, &[]);
+    // Long enough for six heap snapshots after a warm-up on a loaded
+    // machine.
+    let run = attach_for(dir.path(), &shop.url, "8s", &[]);
     let summary = json(&run.join("attach.json"));
     assert_loaded_without_failures(&summary);
     let found = findings(&run);
     let has = |kind: &str, endpoint: &str| found.iter().any(|(k, e)| k == kind && e == endpoint);
     assert!(has("n-plus-one", "GET /orders/recent"), "{found:?}");
     assert!(has("blocking", "GET /reports/forecast"), "{found:?}");
-    // The clean endpoints get neither.
+    // The growing cache, from live-heap snapshots over the window.
+    assert!(has("leak", "GET /customers/{id}"), "{found:?}");
+    let leak = leak_title(&run, "GET /customers/{id}");
+    assert!(leak.contains("remember_render"), "{leak}");
+    // The clean endpoints get none.
     for clean in ["GET /orders/{id}", "GET /health"] {
         assert!(!found.iter().any(|(_, e)| e == clean), "{clean}: {found:?}");
     }
@@ -221,8 +249,13 @@ fn a_target_without_the_debug_routes_is_named_in_the_report_and_the_rest_is_coll
             .map(|p| p["status"].as_str().unwrap().to_string())
             .collect()
     };
-    // The SQLite shop serves no plans (an optional pull: no finding).
-    assert_eq!(status(0), ["ok", "ok", "ok", "ok", "missing"], "{summary}");
+    // The SQLite shop serves no plans (an optional pull: no finding); the
+    // live-heap snapshots are a sixth pull, which the bare target lacks.
+    assert_eq!(
+        status(0),
+        ["ok", "ok", "ok", "ok", "missing", "ok"],
+        "{summary}"
+    );
     assert_eq!(status(1), ["missing"; 5], "{summary}");
     let missing = findings(&run)
         .into_iter()
@@ -239,7 +272,7 @@ fn a_target_without_the_debug_routes_is_named_in_the_report_and_the_rest_is_coll
 /// `.ci/run` runs after the README's plain `cargo test`.
 #[cfg(feature = "postgres")]
 #[test]
-fn on_postgres_attach_names_the_n_plus_one_and_the_planted_seq_scan() {
+fn on_postgres_attach_names_the_same_three_findings_and_the_planted_seq_scan() {
     if !common::locust::available() {
         return;
     }
@@ -257,10 +290,12 @@ fn on_postgres_attach_names_the_n_plus_one_and_the_planted_seq_scan() {
             "127.0.0.1:0",
             "--database-url",
             &cluster.url,
+            "--heap-sample",
+            "4096",
         ],
         dir.path(),
     );
-    let run = attach(dir.path(), &shop.url, &[]);
+    let run = attach_for(dir.path(), &shop.url, "8s", &[]);
     let summary = json(&run.join("attach.json"));
     assert_eq!(
         summary["aggregated"]["failures"].as_u64(),
@@ -276,10 +311,14 @@ fn on_postgres_attach_names_the_n_plus_one_and_the_planted_seq_scan() {
     assert!(answer["statements_planned"].as_u64() >= Some(4), "{answer}");
     let all = json(&run.join("findings.json"));
     let found = findings(&run);
-    assert!(
-        found.contains(&("n-plus-one".into(), "GET /orders/recent".into())),
-        "{found:?}"
-    );
+    // The same three findings as on SQLite.
+    let has = |kind: &str, endpoint: &str| found.iter().any(|(k, e)| k == kind && e == endpoint);
+    assert!(has("n-plus-one", "GET /orders/recent"), "{found:?}");
+    assert!(has("blocking", "GET /reports/forecast"), "{found:?}");
+    assert!(has("leak", "GET /customers/{id}"), "{found:?}");
+    let leak = leak_title(&run, "GET /customers/{id}");
+    assert!(leak.contains("remember_render"), "{leak}");
+    assert!(!found.iter().any(|(_, e)| e == "GET /health"), "{found:?}");
     let scan = all["findings"]
         .as_array()
         .unwrap()

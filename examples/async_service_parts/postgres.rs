@@ -16,15 +16,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::{
-    parse_id, remember_render, AppError, Customer, Forecast, OrderLine, Page, Renders,
-    FORECAST_MONTHS, PAGE,
+    parse_id, remember_render, AppError, Customer, Forecast, OrderLine, Renders, FORECAST_MONTHS,
 };
 
 #[derive(Clone)]
@@ -35,32 +34,38 @@ struct Shop {
     rendered: Renders,
 }
 
-/// Planted N+1, as on SQLite.
-async fn recent_orders(
-    State(shop): State<Shop>,
-    Query(page): Query<Page>,
-) -> Result<Json<Vec<OrderLine>>, AppError> {
-    let from = page.from.unwrap_or(0);
-    let orders: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT id, customer, total FROM orders WHERE id >= $1 ORDER BY id LIMIT $2",
-    )
-    .bind(from)
-    .bind(PAGE)
-    .fetch_all(&shop.pool)
-    .await?;
-    let mut lines = Vec::with_capacity(orders.len());
-    for (id, customer, total) in orders {
-        let name: String = sqlx::query_scalar("SELECT name FROM customers WHERE id = $1")
-            .bind(customer)
-            .fetch_one(&shop.pool)
-            .await?;
-        lines.push(OrderLine {
-            id,
-            customer: name,
-            total,
-        });
+/// The planted N+1 runs the shop's one handler
+/// ([`super::recent_orders`]), over these statements.
+impl super::OrdersDb for Shop {
+    fn orders_from(
+        &self,
+        from: i64,
+        limit: i64,
+    ) -> impl std::future::Future<Output = sqlx::Result<Vec<(i64, i64, i64)>>> + Send {
+        let pool = self.pool.clone();
+        async move {
+            sqlx::query_as(
+                "SELECT id, customer, total FROM orders WHERE id >= $1 ORDER BY id LIMIT $2",
+            )
+            .bind(from)
+            .bind(limit)
+            .fetch_all(&pool)
+            .await
+        }
     }
-    Ok(Json(lines))
+
+    fn customer_name(
+        &self,
+        id: i64,
+    ) -> impl std::future::Future<Output = sqlx::Result<String>> + Send {
+        let pool = self.pool.clone();
+        async move {
+            sqlx::query_scalar("SELECT name FROM customers WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+        }
+    }
 }
 
 /// Planted full scan: no index on `orders.customer` in this schema; and
@@ -173,7 +178,7 @@ pub async fn routes(url: &str, orders: i64) -> anyhow::Result<Router> {
         rendered: Renders::default(),
     };
     let routes = Router::new()
-        .route("/orders/recent", get(recent_orders))
+        .route("/orders/recent", get(super::recent_orders::<Shop>))
         .route("/orders/{id}", get(order))
         .route("/customers/{id}", get(customer))
         .route("/reports/forecast", get(forecast))

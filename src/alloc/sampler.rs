@@ -112,6 +112,20 @@ impl Countdown {
 thread_local! {
     static COUNTDOWN: Cell<Option<Countdown>> = const { Cell::new(None) };
     static GUARD: Cell<bool> = const { Cell::new(false) };
+    static LABEL: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Labels this thread's allocations from now on (`0`: none): a sampled
+/// block records its thread's label with its stack, so that one stack run
+/// for two labels (say, two endpoints of a service) is two sites.
+/// `profkit::service`'s layer sets the label of the request it polls.
+#[inline]
+pub fn set_thread_label(label: u32) {
+    let _ = LABEL.try_with(|l| l.set(label));
+}
+
+fn thread_label() -> u32 {
+    LABEL.try_with(Cell::get).unwrap_or(0)
 }
 
 static SEEDS: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
@@ -176,6 +190,8 @@ struct LiveBlock {
 pub struct SiteStats {
     /// Return addresses, innermost first.
     pub stack: Vec<usize>,
+    /// The allocating thread's label ([`set_thread_label`]; 0: none).
+    pub label: u32,
     /// Samples taken here.
     pub samples: u64,
     /// Estimated blocks allocated.
@@ -358,17 +374,28 @@ impl SampleTable {
 
     /// Records a sampled block of `size` bytes at `addr`, allocated from
     /// `stack` (return addresses, innermost first), standing for `weight`
-    /// allocations. Call with the thread's guard set.
-    pub fn record(&self, addr: usize, size: u64, weight: f64, stack: &[usize]) {
+    /// allocations, labelled `label` (0: none). Call with the thread's
+    /// guard set.
+    pub fn record(&self, addr: usize, size: u64, weight: f64, stack: &[usize], label: u32) {
         let mut g = self.lock();
         let Some(inner) = g.as_mut() else { return };
-        let site = match inner.by_stack.get(stack) {
+        // The label, when there is one, ends the key: a stack run for two
+        // labels is two sites.
+        let labelled;
+        let key = if label == 0 {
+            stack
+        } else {
+            labelled = [stack, &[usize::MAX, label as usize]].concat();
+            &labelled[..]
+        };
+        let site = match inner.by_stack.get(key) {
             Some(&s) => s,
             None => {
                 let s = inner.sites.len() as u32;
-                inner.by_stack.insert(stack.to_vec(), s);
+                inner.by_stack.insert(key.to_vec(), s);
                 inner.sites.push(SiteStats {
                     stack: stack.to_vec(),
+                    label,
                     ..SiteStats::default()
                 });
                 s
@@ -489,7 +516,8 @@ fn sample_now(addr: usize, size: usize) {
         // Return addresses from here on, read without allocating.
         let n = crate::unwind::here(&mut ips);
         let iv = interval();
-        TABLE.record(addr, size as u64, weight(size as u64, iv), &ips[..n]);
+        let label = thread_label();
+        TABLE.record(addr, size as u64, weight(size as u64, iv), &ips[..n], label);
     })
 }
 

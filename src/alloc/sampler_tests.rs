@@ -69,9 +69,9 @@ fn intervals_have_the_asked_mean() {
 fn frees_of_unsampled_blocks_skip_the_lock_and_sampled_ones_balance() {
     let t = Box::new(SampleTable::new());
     t.start();
-    t.record(0x1000, 100, 2.0, &[1, 2, 3]);
-    t.record(0x2000, 50, 4.0, &[1, 2, 3]);
-    t.record(0x3000, 10, 1.0, &[9]);
+    t.record(0x1000, 100, 2.0, &[1, 2, 3], 0);
+    t.record(0x2000, 50, 4.0, &[1, 2, 3], 0);
+    t.record(0x3000, 10, 1.0, &[9], 0);
     assert_eq!(t.live_blocks(), 3);
     // Unsampled addresses: the filter answers without the lock (a held
     // lock would block here).
@@ -105,9 +105,23 @@ fn frees_of_unsampled_blocks_skip_the_lock_and_sampled_ones_balance() {
 fn a_new_start_forgets_old_blocks() {
     let t = Box::new(SampleTable::new());
     t.start();
-    t.record(0x1000, 100, 1.0, &[1]);
+    t.record(0x1000, 100, 1.0, &[1], 0);
     t.start();
     assert_eq!(t.live_blocks(), 0);
     assert!(t.filter.iter().all(|c| c.load(Ordering::Relaxed) == 0));
     assert!(t.stop(1).sites.is_empty());
+}
+
+#[test]
+fn one_stack_under_two_labels_is_two_sites() {
+    let t = Box::new(SampleTable::new());
+    t.start();
+    t.record(0x1000, 100, 1.0, &[1, 2], 7);
+    t.record(0x2000, 100, 1.0, &[1, 2], 8);
+    t.record(0x3000, 100, 1.0, &[1, 2], 7);
+    t.record(0x4000, 100, 1.0, &[1, 2], 0);
+    let h = t.stop(1);
+    let by: Vec<(u32, u64)> = h.sites.iter().map(|s| (s.label, s.samples)).collect();
+    assert_eq!(by, [(7, 2), (8, 1), (0, 1)]);
+    assert!(h.sites.iter().all(|s| s.stack == [1, 2]));
 }

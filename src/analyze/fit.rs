@@ -160,6 +160,21 @@ pub fn slope_and_r2(xs: &[f64], ys: &[f64]) -> (f64, f64) {
     (line.slope, line.goodness(xs, ys).r_squared)
 }
 
+/// The 95 % interval of a least-squares slope (Student t over the
+/// residuals); `None` with fewer than three points or one distinct x.
+pub fn slope_interval(xs: &[f64], ys: &[f64]) -> Option<(f64, f64)> {
+    let n = xs.len().min(ys.len());
+    let (mx, _) = means(&xs[..n], &ys[..n])?;
+    let sxx: f64 = xs[..n].iter().map(|x| (x - mx).powi(2)).sum();
+    if n < 3 || sxx <= 0.0 {
+        return None;
+    }
+    let line = Line::fit(&xs[..n], &ys[..n]);
+    let ss_res = line.goodness(&xs[..n], &ys[..n]).rms.powi(2) * n as f64;
+    let half = t975(n - 2) * (ss_res / (n - 2) as f64 / sxx).sqrt();
+    Some((line.slope - half, line.slope + half))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,5 +222,15 @@ mod tests {
         let xs = [1.0, 2.0, 3.0, 4.0];
         let (_, r2) = slope_and_r2(&xs, &[1.0, 3.0, 2.0, 4.0]);
         assert!(r2 > 0.5 && r2 < 0.9, "{r2}");
+    }
+
+    #[test]
+    fn a_slope_interval_holds_the_slope_and_narrows_to_it_on_a_line() {
+        let xs = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let (lo, hi) = slope_interval(&xs, &[10.0, 20.0, 30.0, 40.0, 50.0]).unwrap();
+        assert!((lo - 10.0).abs() < 1e-9 && (hi - 10.0).abs() < 1e-9);
+        let (lo, hi) = slope_interval(&xs, &[10.0, 22.0, 28.0, 41.0, 50.0]).unwrap();
+        assert!(lo < 9.9 && hi > 9.9 && lo > 5.0 && hi < 15.0, "{lo} {hi}");
+        assert!(slope_interval(&[1.0, 2.0], &[1.0, 2.0]).is_none());
     }
 }

@@ -222,7 +222,7 @@ fn site_key(file: &DhatFile, fs: &[usize]) -> String {
 }
 
 /// Merges growing sites whose short stacks are the same.
-fn merge_shown(sites: Vec<SiteGrowth>) -> Vec<SiteGrowth> {
+pub fn merge_shown(sites: Vec<SiteGrowth>) -> Vec<SiteGrowth> {
     let mut merged: Vec<SiteGrowth> = Vec::new();
     for s in sites {
         match merged.iter_mut().find(|m| m.stack == s.stack) {

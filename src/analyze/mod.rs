@@ -19,6 +19,7 @@ pub mod cpu_findings;
 pub mod findings;
 pub mod fit;
 pub mod leaks;
+pub mod leaks_series;
 pub mod noise;
 pub mod observed;
 pub mod pairing;

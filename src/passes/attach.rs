@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use super::attach_heap;
 use super::attach_locust::{self as locust, Route};
 use super::attach_out;
 use super::locust::{self as driver, Figures, Load, Spec};
@@ -355,14 +356,16 @@ pub fn run(options: &AttachOptions) -> anyhow::Result<AttachRun> {
     // The window opens when Locust starts its users, so the profiles cover
     // the load and not Locust's start-up.
     let (tx, rx) = mpsc::channel::<(usize, usize, attach_out::Got)>();
+    let (heap_tx, heap_rx) = mpsc::channel::<(usize, attach_heap::Series)>();
     let mut pulling = false;
     let driven = driver::drive(&spec, &dir.path, |users_started| {
         if !pulling && users_started {
             pulling = true;
             attach_out::start_pulls(&targets, &heap_at_once, secs, &tx);
+            attach_heap::start(&targets, secs, &heap_tx);
         }
     })?;
-    drop(tx);
+    drop((tx, heap_tx));
     let (interrupted, mut notes) = (driven.interrupted, driven.notes);
     if !pulling {
         notes.push("Locust never started its users: nothing was pulled".into());
@@ -375,8 +378,10 @@ pub fn run(options: &AttachOptions) -> anyhow::Result<AttachRun> {
         Duration::from_secs(secs + 30)
     };
     let pulled = attach_out::collect(&rx, targets.len(), wait);
+    let series = attach_heap::collect(&heap_rx, targets.len(), wait);
     let figures = Figures::new(version, &spec, driven.endpoints, driven.aggregated);
-    let instances = attach_out::write_instances(&dir, &targets, pulled, &mut notes)?;
+    let mut instances = attach_out::write_instances(&dir, &targets, pulled, &mut notes)?;
+    attach_heap::write(&dir, &mut instances, series, &mut notes)?;
     let summary = AttachSummary {
         schema_version: 1,
         url,

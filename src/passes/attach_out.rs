@@ -461,6 +461,7 @@ pub fn findings_and_flamegraphs(
             }
         }
     }
+    all.extend(super::attach_heap::findings(dir, summary));
     store::write_json(&dir.file(files::FINDINGS), &Findings::new("attach", all))?;
     let draw = |folded_file: &Path, kind: &str, title: &str| -> anyhow::Result<()> {
         let Ok(text) = std::fs::read_to_string(folded_file) else {

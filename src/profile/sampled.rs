@@ -222,14 +222,43 @@ pub fn to_dhat(heap: &SampledHeap) -> DhatFile {
 /// whose stacks differ only in the sampler's frames share one).
 pub fn to_dhat_mapped(heap: &SampledHeap) -> (DhatFile, Vec<usize>) {
     let mut cache = SymbolCache::load();
-    let out = to_dhat_with(heap, &mut |ip| symbolize_cached(&mut cache, ip));
+    let out = to_dhat_with(heap, &mut |ip| symbolize_cached(&mut cache, ip), &|_| None);
     cache.save();
     out
+}
+
+/// The outermost frame of a site allocated while a service's request for
+/// `endpoint` was polled: `[endpoint GET /orders/{id}]`.
+pub fn endpoint_frame(endpoint: &str) -> String {
+    format!("[endpoint {endpoint}]")
+}
+
+/// The endpoint of an [`endpoint_frame`] (a function name), if it is one.
+pub fn frame_endpoint(function: &str) -> Option<&str> {
+    function.strip_prefix("[endpoint ")?.strip_suffix(']')
+}
+
+/// [`to_dhat`], each labelled site's stack ending (outermost) in the frame
+/// `label_frame` gives its label (a service's endpoint, say): sites of one
+/// stack under two labels stay apart.
+pub fn to_dhat_labelled(
+    heap: &SampledHeap,
+    label_frame: &dyn Fn(u32) -> Option<String>,
+) -> DhatFile {
+    let mut cache = SymbolCache::load();
+    let out = to_dhat_with(
+        heap,
+        &mut |ip| symbolize_cached(&mut cache, ip),
+        label_frame,
+    );
+    cache.save();
+    out.0
 }
 
 fn to_dhat_with(
     heap: &SampledHeap,
     symbolize: &mut dyn FnMut(usize) -> Vec<String>,
+    label_frame: &dyn Fn(u32) -> Option<String>,
 ) -> (DhatFile, Vec<usize>) {
     let mut ftbl = vec!["[root]".to_string()];
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -249,8 +278,9 @@ fn to_dhat_with(
             .iter()
             .take_while(|f| is_sampler_frame(super::dhat::frame_function(f)))
             .count();
-        let mut fs = Vec::with_capacity(frames.len() - top);
-        for f in frames.into_iter().skip(top) {
+        let mut fs = Vec::with_capacity(frames.len() - top + 1);
+        let label = (site.label != 0).then(|| label_frame(site.label)).flatten();
+        for f in frames.into_iter().skip(top).chain(label) {
             let next = ftbl.len();
             let i = *index.entry(f.clone()).or_insert(next);
             if i == next {
@@ -350,6 +380,7 @@ mod tests {
         };
         let site = |stack: Vec<usize>, bytes: f64, live: f64| SiteStats {
             stack,
+            label: 0,
             samples: 1,
             alloc_objects: bytes / 10.0,
             alloc_bytes: bytes,
@@ -370,7 +401,7 @@ mod tests {
             duration_us: 9,
             peak_at_us: Some(4),
         };
-        let (f, map) = to_dhat_with(&heap, &mut names);
+        let (f, map) = to_dhat_with(&heap, &mut names, &|_| None);
         assert_eq!(map, vec![0, 0, 1]);
         assert_eq!(f.pps.len(), 2);
         assert_eq!(f.pps[0].tb, 1500);
@@ -383,5 +414,12 @@ mod tests {
         let json = serde_json::to_vec(&f).unwrap();
         assert_eq!(DhatFile::parse(&json).unwrap(), f);
         assert_eq!(trim_path(Path::new("/a/b/c/d.rs")), "b/c/d.rs");
+        // A labelled site ends in its label's frame and stays apart.
+        let mut labelled = heap.clone();
+        labelled.sites[1].label = 5;
+        let (f, _) = to_dhat_with(&labelled, &mut names, &|l| Some(format!("[endpoint {l}]")));
+        assert_eq!(f.pps.len(), 3);
+        let last = f.pps.iter().find(|p| p.tb == 500).unwrap();
+        assert_eq!(f.function(*last.fs.last().unwrap()), "[endpoint 5]");
     }
 }

@@ -12,6 +12,7 @@ pub mod export;
 pub mod flamegraph;
 pub mod folded;
 pub mod github;
+pub mod heap_input;
 pub mod html;
 mod html_embed;
 mod html_overview;

@@ -300,9 +300,21 @@ pub(super) fn enter(span: u64, label: u32, request: Option<Arc<Request>>, root: 
             at,
         });
     });
+    crate::alloc::sampler::set_thread_label(heap_label(label));
     if log {
         log_transition(at, label);
     }
+}
+
+/// A label as the heap sampler keeps it: 0 for none, the id + 1 otherwise
+/// ([`heap_label_id`] undoes it).
+fn heap_label(label: u32) -> u32 {
+    label.wrapping_add(1)
+}
+
+/// The label id of a heap sampler's label (`None` for none).
+pub(super) fn heap_label_id(heap_label: u32) -> Option<u32> {
+    heap_label.checked_sub(1)
 }
 
 /// A span is exited on this thread. A span exited on another thread than
@@ -317,6 +329,7 @@ pub(super) fn exit(span: u64, threshold: u64) {
         return;
     };
     set_tag(top);
+    crate::alloc::sampler::set_thread_label(heap_label(top));
     let log = CPU_ON.load(Ordering::Relaxed);
     // A poll entered before anyone timed it (at 0) is not measured.
     let request = e

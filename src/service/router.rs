@@ -235,7 +235,7 @@ async fn pprof_heap(RawQuery(q): RawQuery) -> Result<Response, ApiError> {
                 Some(before) => heap_delta(&before, after),
                 None => after,
             };
-            heap_to_pprof_gz(&sampled::to_dhat(&delta), delta.interval).map_err(ApiError::internal)
+            heap_to_pprof_gz(&endpoint_dhat(&delta), delta.interval).map_err(ApiError::internal)
         })
         .await
         .map_err(ApiError::internal)??;
@@ -243,7 +243,7 @@ async fn pprof_heap(RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     }
     let bytes = tokio::task::spawn_blocking(|| -> Result<Vec<u8>, ApiError> {
         let heap = sampled::snapshot().ok_or_else(heap_off)?;
-        let file = sampled::to_dhat(&heap);
+        let file = endpoint_dhat(&heap);
         heap_to_pprof_gz(&file, heap.interval).map_err(ApiError::internal)
     })
     .await
@@ -251,17 +251,26 @@ async fn pprof_heap(RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     Ok(download(bytes, "heap.pb.gz", "application/octet-stream"))
 }
 
+/// The sampled heap with each site allocated in a request ending in its
+/// endpoint's frame ([`sampled::endpoint_frame`]).
+fn endpoint_dhat(heap: &SampledHeap) -> crate::profile::dhat::DhatFile {
+    sampled::to_dhat_labelled(heap, &|label| {
+        let (endpoint, _) = super::collect::label(super::collect::heap_label_id(label)?)?;
+        Some(sampled::endpoint_frame(&endpoint))
+    })
+}
+
 /// What changed between two snapshots of the sampled heap, per site:
 /// allocations made and growth of the live bytes (clamped at zero, as a
 /// profile's values cannot be negative), as Go's `heap?seconds=N` gives.
 fn heap_delta(before: &SampledHeap, mut after: SampledHeap) -> SampledHeap {
-    let old: HashMap<&[usize], &SiteStats> = before
+    let old: HashMap<(u32, &[usize]), &SiteStats> = before
         .sites
         .iter()
-        .map(|s| (s.stack.as_slice(), s))
+        .map(|s| ((s.label, s.stack.as_slice()), s))
         .collect();
     for s in &mut after.sites {
-        if let Some(b) = old.get(s.stack.as_slice()) {
+        if let Some(b) = old.get(&(s.label, s.stack.as_slice())) {
             s.samples = s.samples.saturating_sub(b.samples);
             s.alloc_objects = (s.alloc_objects - b.alloc_objects).max(0.0);
             s.alloc_bytes = (s.alloc_bytes - b.alloc_bytes).max(0.0);
