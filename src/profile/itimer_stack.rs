@@ -286,8 +286,19 @@ impl ItimerStack {
     fn halt(&mut self) -> StackSamples {
         super::cpu_pprof::set_process_timer(0);
         ACTIVE.store(std::ptr::null_mut(), Ordering::Release);
-        // SAFETY: restoring the disposition saved by `start`.
-        unsafe { libc::sigaction(libc::SIGPROF, &self.old, std::ptr::null_mut()) };
+        // A SIGPROF generated just before the timer stopped may still be
+        // pending; SIGPROF's default action ends the process, so where the
+        // saved disposition is the default, ignore it instead (as pprof-rs
+        // does when it stops).
+        // SAFETY: restoring the disposition saved by `start`, or SIG_IGN.
+        unsafe {
+            let mut back = self.old;
+            if back.sa_sigaction == libc::SIG_DFL {
+                back.sa_sigaction = libc::SIG_IGN;
+                back.sa_flags = 0;
+            }
+            libc::sigaction(libc::SIGPROF, &back, std::ptr::null_mut());
+        }
         self.stop.take();
         let mut samples = self
             .drainer

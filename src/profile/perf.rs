@@ -470,6 +470,11 @@ mod tests {
 
     #[test]
     fn events_open_on_every_thread_including_ones_started_later() {
+        // One profiler at a time: another test's SIGPROF handler must not
+        // be swapped for SIG_DFL under its running timer.
+        let _one = super::super::cpu::PROFILER
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         // Without a handler SIGPROF would end the test process: ignore it.
         // SAFETY: setting a disposition has no preconditions.
         let old = unsafe { libc::signal(libc::SIGPROF, libc::SIG_IGN) };
