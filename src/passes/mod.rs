@@ -15,6 +15,7 @@
 pub mod advise;
 #[cfg(feature = "service")]
 pub mod attach;
+#[cfg(feature = "service")]
 mod attach_heap;
 #[cfg(feature = "service")]
 mod attach_locust;
