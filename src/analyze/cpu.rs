@@ -217,6 +217,10 @@ pub struct CpuReport {
     /// statistics, preparation, …) with their shares.
     #[serde(default)]
     pub causes: Vec<super::causes::CauseShare>,
+    /// Samples in per-statement work (read lock, reset, statement-cache
+    /// lookup), which batching statements removes ([`super::predict`]).
+    #[serde(default)]
+    pub statement_work: u64,
 }
 
 /// Analyses a profile: top `top` frames by self and total samples, the
@@ -305,6 +309,7 @@ pub fn analyze(profile: &CpuProfile, workload: &str, top: usize) -> CpuReport {
             .collect(),
         warnings,
         causes: super::causes::analyze(profile),
+        statement_work: super::predict::statement_work(profile),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod noise;
 pub mod observed;
 pub mod pairing;
 pub mod pg_plan;
+pub mod predict;
 pub mod replicates;
 pub mod rundata;
 pub mod scaling;
