@@ -26,6 +26,7 @@ pub mod predict;
 pub mod replicates;
 pub mod rundata;
 pub mod scaling;
+pub mod scaling_cause;
 pub mod shares;
 pub mod sql;
 pub mod stacks;

@@ -156,7 +156,7 @@ fn a_scan_predicts_its_share_of_latency_a_leak_its_slope() {
         .starts_with("predicted: mean −97 % (the scan's 5000.0 µs per run"));
     let leaks: LeakReport = serde_json::from_str(
         r#"{"schema_version":1,"workload":"w","warmup_ops":10,"ops":[10,20,40],
-        "total_live_end":[1,2,3],"total_slope_bytes_per_op":96.0,"total_r2":1.0,
+        "total_live_end":[1,2,3],"total_slope_bytes_per_op":150.0,"total_r2":1.0,
         "leaks":[{"site":"cache::preview","stack":[],"live_end":[1,2,3],
         "slope_bytes_per_op":96.0,"r2":1.0,"growth":2880}],
         "leaked_bytes_per_op":96.0,"bounded":[],"verdict":"leak","soak":null}"#,
@@ -170,7 +170,7 @@ fn a_scan_predicts_its_share_of_latency_a_leak_its_slope() {
     assert_eq!(p.change, -1.0);
     assert_eq!(
         p.line(),
-        "predicted: bytes retained per op −100 % (96 → 0; bounding or releasing what cache::preview keeps takes its 96 B/op to 0)"
+        "predicted: bytes retained per op −100 % (150 → 0; bounding or releasing what cache::preview keeps takes the live heap's growth to 0: 96 B/op at the site, 150 B/op in all (what holds its entries grows with it))"
     );
     // Findings it does not read get none.
     assert!(for_finding(
