@@ -35,28 +35,36 @@ print((p or {}).get("basis", "no prediction"), file=sys.stderr)
 EOF
 }
 
-mean_of() { python3 -c "import json,sys; print(json.load(sys.stdin)['latency']['mean'])"; }
+# Mean latency, median latency and CPU time per operation of a run.
+figures() { python3 -c "import json,sys; d=json.load(sys.stdin); l=d['latency']; c=d['cpu']; print(f\"{l['mean']}:{l['p50']}:{(c['user']+c['system'])/max(d['ops'],1)}\")"; }
 
-# Measured change of mean latency, fast against slow, from alternating runs.
+# Measured change, fast against slow, from alternating runs: of the mean
+# latency (the verdict), and of the median latency and the CPU time per
+# operation (less moved by other processes' load).
 measured_latency() {
   local slow=$1 fast=$2 slow_ops=$3 fast_ops=$4
   local db="$work/db-$ROWS.sqlite" runs=""
   for _ in $(seq "$PAIRS"); do
-    s=$("$P" run "$slow" --rows "$ROWS" --db "$db" --ops "$slow_ops" --out "$work/runs" --json | mean_of)
-    f=$("$P" run "$fast" --rows "$ROWS" --db "$db" --ops "$fast_ops" --out "$work/runs" --json | mean_of)
+    s=$("$P" run "$slow" --rows "$ROWS" --db "$db" --ops "$slow_ops" --out "$work/runs" --json | figures)
+    f=$("$P" run "$fast" --rows "$ROWS" --db "$db" --ops "$fast_ops" --out "$work/runs" --json | figures)
     runs="$runs $s,$f"
   done
-  python3 - $runs <<'EOF'
+  python3 - $runs <<'EOF2'
 import math, sys
-pairs = [tuple(map(float, a.split(","))) for a in sys.argv[1:]]
-logs = [math.log(f / s) for s, f in pairs]
-n = len(logs); m = sum(logs) / n
-sd = math.sqrt(sum((l - m) ** 2 for l in logs) / (n - 1)) if n > 1 else float("inf")
-t = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}.get(n - 1, 2.0)
-h = t * sd / math.sqrt(n)
-slow = sorted(s for s, _ in pairs)[n // 2]; fast = sorted(f for _, f in pairs)[n // 2]
-print(f"{math.exp(m) - 1} {math.exp(m - h) - 1} {math.exp(m + h) - 1} {slow} {fast}")
-EOF
+pairs = [tuple(tuple(map(float, side.split(":"))) for side in a.split(",")) for a in sys.argv[1:]]
+def change(i):
+    logs = [math.log(f[i] / s[i]) for s, f in pairs]
+    n = len(logs); m = sum(logs) / n
+    sd = math.sqrt(sum((l - m) ** 2 for l in logs) / (n - 1)) if n > 1 else float("inf")
+    t = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}.get(n - 1, 2.0)
+    h = t * sd / math.sqrt(n)
+    return math.exp(m) - 1, math.exp(m - h) - 1, math.exp(m + h) - 1
+n = len(pairs)
+c, lo, hi = change(0)
+slow = sorted(s[0] for s, _ in pairs)[n // 2]; fast = sorted(f[0] for _, f in pairs)[n // 2]
+med, cpu = change(1)[0], change(2)[0]
+print(f"{c} {lo} {hi} {slow} {fast} {med} {cpu}")
+EOF2
 }
 
 # Measured change of bytes retained per operation (the live heap's slope).
@@ -67,14 +75,14 @@ measured_leak() {
     dir=$(ls -d "$work"/runs/*-"$w" | tail -1)
     slope="$slope $(python3 -c "import json; print(json.load(open('$dir/leaks.json'))['total_slope_bytes_per_op'])")"
   done
-  python3 -c "import sys; s, f = map(float, sys.argv[1:]); print(f'{f / s - 1} nan nan {s} {f}')" $slope
+  python3 -c "import sys; s, f = map(float, sys.argv[1:]); print(f'{f / s - 1} nan nan {s} {f} nan nan')" $slope
 }
 
 report() {
   python3 - "$@" <<'EOF'
 import sys
-pair, pred, change, lo, hi, slow, fast, unit = sys.argv[1:9]
-pred, change, lo, hi, slow, fast = map(float, (pred, change, lo, hi, slow, fast))
+pair, pred, change, lo, hi, slow, fast, med, cpu, unit = sys.argv[1:11]
+pred, change, lo, hi, slow, fast, med, cpu = map(float, (pred, change, lo, hi, slow, fast, med, cpu))
 g, mg = -pred, -change
 ratio = g / mg if mg else float("nan")
 iv = "" if lo != lo else f" (95 % interval {-100*hi:.0f} to {-100*lo:.0f} %)"
@@ -83,7 +91,8 @@ if unit == "ns":
 else:
     fig = f"{slow:.1f} → {fast:.1f} B/op"
 ok = "within ±25 %" if abs(ratio - 1) <= 0.25 else "OUTSIDE ±25 %"
-print(f"{pair:45s} predicted gain {100*g:5.1f} %   measured {100*mg:5.1f} %{iv}  [{fig}]   ratio {ratio:.2f}  {ok}")
+other = "" if med != med else f"; median {-100*med:.1f} %, CPU/op {-100*cpu:.1f} %"
+print(f"{pair:45s} predicted gain {100*g:5.1f} %   measured {100*mg:5.1f} %{iv}  [{fig}{other}]   ratio {ratio:.2f}  {ok}")
 EOF
 }
 
