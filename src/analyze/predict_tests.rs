@@ -182,3 +182,30 @@ fn a_scan_predicts_its_share_of_latency_a_leak_its_slope() {
     )
     .is_none());
 }
+
+#[test]
+fn a_hot_function_predicts_at_most_its_self_share() {
+    let c = cpu(vec![
+        stack("main;app::handle;app::render", 600),
+        stack("main;app::handle;sqlite3_step", 400),
+    ]);
+    let f = finding(
+        FindingKind::CpuHotspot,
+        "app::render holds 60 % of CPU samples (self time)",
+    );
+    let p = for_finding(&f, None, Some(&c), None, Some(Nanos(1_000_000))).unwrap();
+    assert!((p.change + 0.6).abs() < 1e-9, "{p:?}");
+    assert!(
+        p.line().starts_with(
+            "predicted: mean −60 % (1.000 ms → 0.400 ms; at most, were app::render free"
+        ),
+        "{}",
+        p.line()
+    );
+    // SQLite's share as a whole is no function of the program's.
+    let f = finding(
+        FindingKind::CpuHotspot,
+        "55 % of CPU samples in SQLite's C code",
+    );
+    assert!(for_finding(&f, None, Some(&c), None, None).is_none());
+}
