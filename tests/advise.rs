@@ -69,11 +69,7 @@ fn advise_proposes_the_missing_sender_index_with_a_measured_gain_and_leaves_the_
             "--json",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let advice: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let trials = advice["trials"].as_array().unwrap();
     let sender = trials
@@ -113,11 +109,7 @@ fn advise_proposes_the_missing_sender_index_with_a_measured_gain_and_leaves_the_
 fn advise_with_nothing_to_fix_says_so_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let out = advise(dir.path(), &["point-read", "--rows", "2000"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("nothing to fix"), "{stdout}");
 }
@@ -177,11 +169,7 @@ fn advise_measures_the_planner_guarantee_where_sqlite_re_prepares() {
     // fts-search's MATCH ?1 is re-planned for every bound value.
     let dir = tempfile::tempdir().unwrap();
     let out = advise(dir.path(), &["fts-search", "--rows", "3000", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let advice: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let qpsg = advice["trials"]
         .as_array()

@@ -7,30 +7,15 @@
 
 mod common;
 
+use common::{findings, run_dir};
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// The example binary (built when a narrow run did not build it).
 fn example() -> PathBuf {
     common::example::example("async_service")
-}
-
-fn findings(run: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(run.join("findings.json")).expect("findings.json");
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v["findings"].as_array().unwrap().clone()
-}
-
-/// The one run folder of `workload` under `out/profiles`.
-fn run_dir(out: &Path, workload: &str) -> PathBuf {
-    let runs: Vec<PathBuf> = std::fs::read_dir(out.join("profiles"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(&format!("Z-{workload}")))
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs[0].clone()
 }
 
 const LEAK_SITE: &str = "async_service::remember_render (examples/async_service.rs:";

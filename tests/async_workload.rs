@@ -8,12 +8,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{profkit, u};
+use common::{json, ok, only_run, profkit, u};
 use profkit::measure::{measure, Progress, RunOptions, RunPlan, Stop, Warmup};
 use profkit::workload::{from_async_fn, SetupEnv, Workload};
 
@@ -202,30 +201,6 @@ fn a_failing_or_panicking_operation_is_an_error_not_a_crash() {
     assert!(first.contains("refused 0"), "{first}");
 }
 
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = profkit(dir).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "profkit {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// The one run folder under `dir/out`.
-fn only_run(dir: &Path, out: &str) -> std::path::PathBuf {
-    let runs: Vec<_> = std::fs::read_dir(dir.join(out))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs[0].clone()
-}
-
 const SMALL: &[&str] = &["--rows", "200", "--concurrency", "4", "--threads", "2"];
 
 #[test]
@@ -268,9 +243,9 @@ fn every_pass_runs_on_an_async_workload() {
         ok(d, &args.iter().map(String::as_str).collect::<Vec<_>>())
     };
     run("cpu", "cpu", &["--ops", "600"]);
-    let cpu = json(&only_run(d, "cpu").join("cpu.json"));
+    let cpu = json(&only_run(&d.join("cpu")).join("cpu.json"));
     assert!(u(&cpu, &["samples"]) > 0, "{cpu}");
-    let folded = std::fs::read_to_string(only_run(d, "cpu").join("cpu.folded")).unwrap();
+    let folded = std::fs::read_to_string(only_run(&d.join("cpu")).join("cpu.folded")).unwrap();
     assert!(
         folded.contains("profkit_hot_function"),
         "the futures' work is sampled on the runtime's workers"
@@ -279,14 +254,14 @@ fn every_pass_runs_on_an_async_workload() {
     // SQL that futures ran on the runtime's workers is counted, one
     // statement per operation.
     run("sql", "sql", &["--ops", "200"]);
-    let sql = json(&only_run(d, "sql").join("sql.json"));
+    let sql = json(&only_run(&d.join("sql")).join("sql.json"));
     let per_op = sql["statements_per_op"].as_f64().unwrap();
     assert!((per_op - 1.0).abs() < 0.01, "{sql}");
 
     run("heap", "heap", &["--ops", "200"]);
-    assert!(only_run(d, "heap").join("heap.json").exists());
+    assert!(only_run(&d.join("heap")).join("heap.json").exists());
     run("leaks", "leaks", &["--ops", "200"]);
-    assert!(only_run(d, "leaks").join("leaks.json").exists());
+    assert!(only_run(&d.join("leaks")).join("leaks.json").exists());
     ok(
         d,
         &[
@@ -304,7 +279,7 @@ fn every_pass_runs_on_an_async_workload() {
             "4",
         ],
     );
-    assert!(only_run(d, "sweep").join("sweep.json").exists());
+    assert!(only_run(&d.join("sweep")).join("sweep.json").exists());
     ok(
         d,
         &[

@@ -373,21 +373,7 @@ fn ctrl_c_stops_locust_and_keeps_the_partial_figures_marked_interrupted() {
     }
     // Past a worker's first report to the master (every 3 s).
     std::thread::sleep(Duration::from_secs(4));
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "profkit did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let (status, err) = common::interrupt(&mut child);
     assert_eq!(status.code(), Some(130), "{err}");
     let run = the_attach_run(&dir.path().join("runs"));
     let summary = json(&run.join("attach.json"));

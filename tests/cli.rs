@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{f, profkit, run_json, u};
+use common::{f, profkit, run_json, sigint, u};
 use predicates::prelude::*;
 
 #[test]
@@ -562,13 +562,6 @@ fn measuring(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-fn sigint(pid: u32) {
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGINT);
-    }
-}
-
 #[test]
 fn ctrl_c_ends_the_run_early_and_still_writes_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -735,11 +728,7 @@ fn run_text(dir: &std::path::Path, args: &[&str]) -> String {
         .arg(dir.join("profiles"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

@@ -8,23 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{f, profkit, run_json, u};
-use serde_json::Value;
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-/// Runs profkit with `args` and returns stdout, failing with its stderr.
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = profkit(dir).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "profkit {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap() + &String::from_utf8_lossy(&out.stderr)
-}
+use common::{f, json as read_json, ok, run_json, u};
 
 /// The run folders under `dir/out` whose names end with `suffix`.
 fn runs(dir: &Path, out: &str, suffix: &str) -> Vec<PathBuf> {

@@ -68,11 +68,7 @@ fn pair(dir: &Path, n: usize, slowdown: Option<&str>) -> Value {
         .arg(dir.join("flamegraphs"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

@@ -2,12 +2,13 @@
 //! lock: only one pprof profiler can run per process, and sample counts
 //! suffer when profiled runs compete for the two cores.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
+use common::{profkit, serial, RUNTIME_FRAMES};
 use profkit::analyze::cpu::Layer;
 use profkit::analyze::stacks;
 use profkit::measure::{RunOptions, Stop, Warmup};
@@ -17,12 +18,6 @@ use profkit::profile::cpu::{self, CpuOptions, SamplerChoice};
 use profkit::profile::perf::Sampler;
 use profkit::render::input;
 use profkit::workload;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 fn cpu_run(dir: &Path, name: &str, rows: u64, ops: u64, threads: usize) -> CpuOutcome {
     cpu_run_with(dir, name, rows, ops, threads, SessionConfig::default())
@@ -363,12 +358,6 @@ fn a_second_profile_waits_for_the_first_and_both_count_their_own_samples() {
     }
 }
 
-fn profkit(dir: &Path) -> Command {
-    let mut c = Command::cargo_bin("profkit").unwrap();
-    c.current_dir(dir);
-    c
-}
-
 #[test]
 fn flamegraph_command_renders_and_rejects_bad_input() {
     let _one = serial();
@@ -387,11 +376,7 @@ fn flamegraph_command_renders_and_rejects_bad_input() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let svg = std::fs::read_to_string(dir.path().join("good.svg")).unwrap();
     assert!(svg.contains("t &lt;1&gt;") && !svg.contains("<b>hot"));
 
@@ -428,11 +413,7 @@ fn cpu_command_writes_a_run_folder_and_refuses_tiny_profiles() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     assert!(stdout.contains("top frames by self samples"), "{stdout}");
     let runs: Vec<_> = std::fs::read_dir(dir.path().join("p")).unwrap().collect();
     assert_eq!(runs.len(), 1);
@@ -479,18 +460,6 @@ fn a_default_cpu_profile_holds_no_profkit_trace_frame() {
     assert_eq!(traced, 0.0, "profkit's trace hook in the CPU profile");
     assert!(!out.bench.instrumented && out.bench.sql.is_none());
 }
-
-/// Frames folded out of every default CPU and heap stack.
-const RUNTIME_FRAMES: [&str; 8] = [
-    "clone3",
-    "start_thread",
-    "thread_start",
-    "vtable.shim",
-    "catch_unwind",
-    "do_call",
-    "__rust_begin_short_backtrace",
-    "run_phase::{{closure}}",
-];
 
 #[test]
 fn default_flamegraphs_fold_runtime_frames_and_the_flag_keeps_them() {

@@ -4,23 +4,19 @@
 //! refuses `perf_event_open` (a seccomp filter in a child process).
 //! Behaviour only: no timing is asserted.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use assert_cmd::Command;
 use profkit::profile::cpu::{self, CpuOptions, SamplerChoice};
+// One profiler per process, and sample counts suffer when profiled runs
+// compete for the cores: the tests here run one at a time (`serial`).
+use common::{json, serial};
 use profkit::profile::perf::Sampler;
-
-/// One profiler per process, and sample counts suffer when profiled runs
-/// compete for the cores: the tests here run one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// CPU time of the calling thread.
 fn thread_cpu() -> Duration {
@@ -195,10 +191,6 @@ fn profkit_refused(dir: &Path) -> Command {
     // SAFETY: the closure only calls prctl, which is async-signal-safe.
     unsafe { c.pre_exec(refuse_perf_event_open) };
     Command::from_std(c)
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 #[test]

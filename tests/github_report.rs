@@ -42,11 +42,7 @@ fn comment(dir: &Path, base: &[PathBuf], current: &[PathBuf]) -> String {
         .args(["--format", "github", "--flamegraphs", "fg"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     String::from_utf8(out.stdout).unwrap()
 }
 

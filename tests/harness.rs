@@ -7,26 +7,9 @@
 mod common;
 
 use common::example::example;
+use common::{findings, run_dir};
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn findings(run: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(run.join("findings.json")).expect("findings.json");
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v["findings"].as_array().unwrap().clone()
-}
-
-/// The one run folder of `workload` under `out/profiles`.
-fn run_dir(out: &Path, workload: &str) -> PathBuf {
-    let runs: Vec<PathBuf> = std::fs::read_dir(out.join("profiles"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(&format!("Z-{workload}")))
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs[0].clone()
-}
 
 #[test]
 fn own_code_profile_names_the_planted_n_plus_one_and_leak() {
@@ -38,11 +21,7 @@ fn own_code_profile_names_the_planted_n_plus_one_and_leak() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::assert_success(&output);
     let run = run_dir(out.path(), "shop-orders");
     let found = findings(&run);
     let top: Vec<(&str, &str)> = found

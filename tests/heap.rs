@@ -1,40 +1,9 @@
 //! Heap profiling and leak checks through the real binary, on small data.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use assert_cmd::Command;
+use common::{json as read, only_run, profkit, RUNTIME_FRAMES};
 use serde_json::Value;
-
-fn profkit(dir: &Path) -> Command {
-    let mut c = Command::cargo_bin("profkit").unwrap();
-    c.current_dir(dir);
-    c
-}
-
-fn only_run(dir: &Path) -> PathBuf {
-    let runs: Vec<_> = std::fs::read_dir(dir.join("profiles"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs[0].clone()
-}
-
-fn read(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-/// Frames folded out of every default CPU and heap stack.
-const RUNTIME_FRAMES: [&str; 8] = [
-    "clone3",
-    "start_thread",
-    "thread_start",
-    "vtable.shim",
-    "catch_unwind",
-    "do_call",
-    "__rust_begin_short_backtrace",
-    "run_phase::{{closure}}",
-];
 
 fn leaks(workload: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
@@ -42,7 +11,7 @@ fn leaks(workload: &str) -> Value {
         .args(["leaks", workload, "--rows", "2000", "--ops", "1000"])
         .assert()
         .success();
-    read(&only_run(dir.path()).join("leaks.json"))
+    read(&only_run(&dir.path().join("profiles")).join("leaks.json"))
 }
 
 #[test]
@@ -80,7 +49,7 @@ fn heap_profile_writes_dhat_file_summary_and_flamegraphs() {
         .success();
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
     assert!(stdout.contains("peak live"), "{stdout}");
-    let run = only_run(dir.path());
+    let run = only_run(&dir.path().join("profiles"));
     let heap = read(&run.join("heap.json"));
     assert_eq!(heap["dhatFileVersion"], 2);
     assert_eq!(heap["mode"], "rust-heap");

@@ -2,10 +2,13 @@
 //! the exact profile of the same workload, the exact mode (profkit's
 //! allocator) against dhat-rs's, and their files.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use common::json as read;
 use serde_json::Value;
 
 fn heap(dir: &Path, extra: &[&str]) -> (PathBuf, String) {
@@ -30,10 +33,6 @@ fn heap(dir: &Path, extra: &[&str]) -> (PathBuf, String) {
         .collect();
     assert_eq!(runs.len(), 1, "{runs:?}");
     (runs[0].clone(), stdout)
-}
-
-fn read(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 /// The top five sites by bytes, each named by its short stack (several

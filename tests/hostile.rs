@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::profkit;
+use common::{profkit, sigint};
 use predicates::prelude::*;
 
 const FOLDED: &str = "main;work;leaf 7\nmain;idle 3\n";
@@ -75,13 +75,6 @@ fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     }
 }
 
-fn sigint(child: &std::process::Child) {
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
-    }
-}
-
 /// The value of `key` in a profkit database's meta table, if it is there.
 fn meta(db: &Path, key: &str) -> Option<String> {
     let conn = rusqlite::Connection::open(db).ok()?;
@@ -132,7 +125,7 @@ fn a_database_in_use_by_another_profkit_is_never_reset() {
         "{err}"
     );
     assert_eq!(meta(&db, "rows").as_deref(), Some("2000"), "not reset");
-    sigint(&first);
+    sigint(first.id());
     let out = first.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("lost rows"), "{err}");
@@ -454,7 +447,7 @@ fn interrupted_runs_say_so() {
     // operations for a p95, and the budget below then checks nothing (a CI
     // run failed so, correctly).
     std::thread::sleep(Duration::from_millis(1500));
-    sigint(&child);
+    sigint(child.id());
     let done = child.wait_with_output().unwrap();
     assert_eq!(done.status.code(), Some(130));
     let run = folders(&out).pop().unwrap();
@@ -508,7 +501,7 @@ fn ctrl_c_during_populate_leaves_an_incomplete_database() {
             .and_then(|c| c.query_row("SELECT count(*) FROM emails", [], |r| r.get::<_, i64>(0)))
             .is_ok_and(|n| n > 0)
     });
-    sigint(&child);
+    sigint(child.id());
     let done = child.wait_with_output().unwrap();
     assert_eq!(
         done.status.code(),

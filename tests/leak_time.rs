@@ -17,11 +17,7 @@ fn profile(dir: &Path, args: &[&str]) -> PathBuf {
         .arg(&out)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::assert_success(&output);
     std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -45,11 +45,7 @@ fn compare(dir: &Path, extra: &[&str]) -> std::process::Output {
 
 fn compare_json(dir: &Path, extra: &[&str]) -> Value {
     let out = compare(dir, &[extra, &["--json"]].concat());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -195,11 +191,7 @@ fn noise_writes_a_model_measured_here_that_compare_picks_up() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     assert!(stdout.contains("wrote profiles/noise.json"), "{stdout}");
     let model: Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("profiles/noise.json")).unwrap())
@@ -258,11 +250,7 @@ fn noise_writes_a_model_measured_here_that_compare_picks_up() {
         .output()
         .unwrap();
     let again_out = String::from_utf8_lossy(&again.stdout);
-    assert!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    common::assert_success(&again);
     assert!(
         again_out.contains("replaced the previous model (measured on this machine"),
         "{again_out}"

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command as Std;
 
 fn go_available() -> bool {
@@ -14,16 +14,6 @@ fn go_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     common::tool_available("go", present, "apt-get install golang-go")
-}
-
-fn only_run(dir: &Path) -> PathBuf {
-    let runs: Vec<_> = std::fs::read_dir(dir.join("profiles"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs[0].clone()
 }
 
 /// `go tool pprof -top` of a file, with Go's caches in `dir` (a test must
@@ -80,7 +70,7 @@ fn go_pprof_shows_stored_cpu_names() {
         .arg(dir.path().join("profiles"))
         .assert()
         .success();
-    let run = only_run(dir.path());
+    let run = common::only_run(&dir.path().join("profiles"));
     let top = pprof_top(dir.path(), &run.join("cpu.pb.gz"), &["-cum"]);
     assert!(
         top_rows(&top)
@@ -109,7 +99,7 @@ fn go_pprof_heap_top_starts_at_allocation_sites() {
         .arg(dir.path().join("profiles"))
         .assert()
         .success();
-    let run = only_run(dir.path());
+    let run = common::only_run(&dir.path().join("profiles"));
     let top = pprof_top(
         dir.path(),
         &run.join("heap.pb.gz"),

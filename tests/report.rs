@@ -4,22 +4,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 
-use common::profkit;
+// The tests of this file run one at a time (`serial`): the same-code
+// comparison measures two runs and must not see one of them slowed down by
+// another test's workload on the two cores.
+use common::{profkit, serial};
 use serde_json::Value;
 
 const EVIL: &str = "<script>alert(1)</script>";
 const EVIL2: &str = "\"><img src=x onerror=alert(1)>";
-
-/// The tests of this file run one at a time: the same-code comparison
-/// measures two runs and must not see one of them slowed down by another
-/// test's workload on the two cores.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// A run folder from `profkit sql` (bench, sql.json, sql.folded, findings).
 fn sql_run(dir: &Path, workload: &str, ops: &str) -> PathBuf {
@@ -39,11 +32,7 @@ fn compare_json_with(dir: &Path, base: &Path, cur: &Path, extra: &[&str]) -> Val
         .args(extra)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -336,11 +325,7 @@ fn baselines_and_profile_against_a_baseline() {
             .args(extra)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_success(&out);
         String::from_utf8(out.stdout).unwrap()
     };
     profile(&[]);
@@ -487,11 +472,7 @@ fn budget_init_writes_a_budget_that_passes_its_own_session_and_keeps_user_files(
             .unwrap()
     };
     let out = init(&["--headroom", "2"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(
         text.contains("[point-read]")
@@ -557,11 +538,7 @@ fn the_committed_budget_fails_exactly_on_the_slow_twins_and_the_report_stays_sma
             .args(["--scale", scale])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_success(&out);
     };
     // Every built-in at a small scale; leaky-cache longer, so that its leak
     // check has operations enough to see 96 B per operation.
@@ -626,11 +603,7 @@ fn the_committed_budget_fails_exactly_on_the_slow_twins_and_the_report_stays_sma
         .arg(&sessions[0])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out);
     let text = std::fs::read_to_string(&html).unwrap();
     assert_eq!(text.matches("<iframe class=\"flamegraph\"").count(), 14);
     assert_eq!(text.matches("function zoom_parent").count(), 1);

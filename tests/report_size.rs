@@ -47,11 +47,7 @@ fn the_main_jobs_html_report_is_at_most_3_mb_and_opens_on_the_picture() {
         .arg(&session)
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    common::assert_success(&run);
     let html = std::fs::read_to_string(&out).unwrap();
     // The budget: 3 MB (7.2 MB before the flamegraphs were packed).
     assert!(html.len() <= 3 << 20, "{} bytes", html.len());

@@ -1,24 +1,13 @@
 //! Sweeps, open-loop load and stress, through the real binary on small data.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 
-use assert_cmd::Command;
+// These tests measure time: run them one at a time (`serial`) so that they
+// do not disturb each other's timings on a small machine.
+use common::{profkit, serial};
 use serde_json::Value;
-
-/// These tests measure time: run them one at a time so that they do not
-/// disturb each other's timings on a small machine.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn profkit(out: &Path) -> Command {
-    let mut c = Command::cargo_bin("profkit").unwrap();
-    c.current_dir(out);
-    c
-}
 
 /// Runs profkit with `args` and `--json`, returns the parsed result.
 fn json(out: &Path, args: &[&str]) -> Value {

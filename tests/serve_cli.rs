@@ -275,11 +275,7 @@ fn locust_master_and_two_workers_load_the_server_into_a_run_folder() {
         .timeout(Duration::from_secs(60))
         .output()
         .unwrap();
-    assert!(
-        report.status.success(),
-        "{}",
-        String::from_utf8_lossy(&report.stderr)
-    );
+    common::assert_success(&report);
 }
 
 /// Every Locust process of a run has ended (reaped, so no /proc entry).
@@ -342,21 +338,7 @@ fn ctrl_c_stops_master_workers_and_server_and_keeps_the_partial_stats() {
     };
     assert!(log.contains("2 workers connected"), "{log}");
     std::thread::sleep(Duration::from_secs(2));
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "profkit did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let (status, err) = common::interrupt(&mut child);
     assert_eq!(status.code(), Some(130), "{err}");
     let run = std::fs::read_dir(dir.path().join("runs"))
         .unwrap()

@@ -122,21 +122,19 @@ mod tests {
     use super::*;
     use crate::db::waits::ThreadWaits;
     use crate::measure::breakdown::LatencyBreakdown;
+    use crate::measure::fixture::BenchFixture;
     use crate::workload::PollTally;
 
     fn bench(polls: u64, long: u64) -> BenchResult {
-        let mut b: BenchResult = serde_json::from_value(serde_json::json!({
-            "schema_version": 1, "workload": "reports",
-            "plan": {"rows": 1, "threads": 2, "stop": {"ops": 100}, "warmup": "auto", "seed": 1},
-            "ops": 100, "errors": 0, "error_rate": 0.0, "first_error": null,
-            "elapsed": 1, "throughput": 1.0,
-            "latency": {"mean": 1, "stdev": 0, "min": 1, "p50": 1, "p90": 1, "p95": 1,
-                        "p99": 1, "p999": 1, "max": 1, "histogram": []},
-            "cpu": {"user": 0, "system": 0, "cores_busy": 0.0, "percent_of_machine": 0.0},
-            "memory": {"peak_rss": 0, "rss_end": 0, "rss_growth": 0},
-            "pool": null, "sql": null, "metrics": {}
-        }))
-        .unwrap();
+        let mut b = BenchFixture {
+            workload: "reports".into(),
+            threads: 2,
+            ops: 100,
+            elapsed: 1,
+            throughput: 1.0,
+            ..BenchFixture::default()
+        }
+        .build();
         let tally = PollTally {
             ops: 100,
             polls,

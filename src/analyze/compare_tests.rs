@@ -4,42 +4,19 @@
 
 use super::*;
 use crate::analyze::leaks::LeakReport;
-use crate::measure::{BenchResult, SqlSummary};
+use crate::measure::fixture::BenchFixture;
+use crate::measure::SqlSummary;
 
-/// A run of `ops` operations with the given p50 (ns) and throughput.
+/// A run of 1,000 operations with the given p50 (ns) and throughput.
 fn run(p50: u64, throughput: f64) -> LoadedRun {
-    let bench: BenchResult = serde_json::from_value(serde_json::json!({
-        "schema_version": 1, "workload": "w",
-        "plan": {"rows": 1, "threads": 1, "stop": {"ops": 1000}, "warmup": "auto", "seed": 1},
-        "ops": 1000, "errors": 0, "error_rate": 0.0, "first_error": null,
-        "elapsed": 1_000_000_000u64, "throughput": throughput,
-        "latency": {"mean": p50, "stdev": 0, "min": 1, "p50": p50, "p90": p50, "p95": p50,
-                    "p99": p50, "p999": p50, "max": p50, "histogram": []},
-        "cpu": {"user": 0, "system": 0, "cores_busy": 0.0, "percent_of_machine": 0.0},
-        "memory": {"peak_rss": 0, "rss_end": 0, "rss_growth": 0},
-        "pool": null, "sql": null, "metrics": {}
-    }))
-    .unwrap();
-    LoadedRun {
-        dir: PathBuf::from("r"),
-        id: "r".into(),
-        workload: "w".into(),
-        manifest: None,
-        heap_only: false,
-        bench,
-        findings: Vec::new(),
-        advice: Vec::new(),
-        withheld_cpu_findings: 0,
-        sql: None,
-        cpu_folded: None,
-        heap_folded: None,
-        sql_folded: None,
-        alloc: None,
-        dhat_peak: None,
-        leaks: None,
-        sweep: None,
-        plots: Vec::new(),
-    }
+    LoadedRun::of(
+        BenchFixture {
+            throughput,
+            latency: p50,
+            ..BenchFixture::default()
+        }
+        .build(),
+    )
 }
 
 fn with_leak(bytes_per_op: f64) -> LoadedRun {

@@ -158,43 +158,20 @@ fn inclusive(folded: &Folded) -> (HashMap<&str, f64>, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::measure::BenchResult;
-    use std::path::PathBuf;
+    use crate::measure::fixture::BenchFixture;
 
     fn run(workload: &str, p50: u64, cpu: &[(&str, u64)]) -> LoadedRun {
-        let bench: BenchResult = serde_json::from_value(serde_json::json!({
-            "schema_version": 1, "workload": workload,
-            "plan": {"rows": 1, "threads": 1, "stop": {"ops": 1000}, "warmup": "auto", "seed": 1},
-            "ops": 1000, "errors": 0, "error_rate": 0.0, "first_error": null,
-            "elapsed": 1_000_000_000u64, "throughput": 1000.0,
-            "latency": {"mean": p50, "stdev": 0, "min": 1, "p50": p50, "p90": p50, "p95": p50,
-                        "p99": p50, "p999": p50, "max": p50, "histogram": []},
-            "cpu": {"user": 0, "system": 0, "cores_busy": 0.0, "percent_of_machine": 0.0},
-            "memory": {"peak_rss": 0, "rss_end": 0, "rss_growth": 0},
-            "pool": null, "sql": null, "metrics": {}
-        }))
-        .unwrap();
+        let mut run = LoadedRun::of(
+            BenchFixture {
+                workload: workload.into(),
+                latency: p50,
+                ..BenchFixture::default()
+            }
+            .build(),
+        );
         let folded: Folded = cpu.iter().map(|(s, n)| (s.to_string(), *n)).collect();
-        LoadedRun {
-            dir: PathBuf::from("r"),
-            id: "r".into(),
-            workload: workload.into(),
-            manifest: None,
-            heap_only: false,
-            bench,
-            findings: Vec::new(),
-            withheld_cpu_findings: 0,
-            sql: None,
-            cpu_folded: (!cpu.is_empty()).then_some(folded),
-            heap_folded: None,
-            sql_folded: None,
-            alloc: None,
-            dhat_peak: None,
-            leaks: None,
-            sweep: None,
-            plots: Vec::new(),
-            advice: Vec::new(),
-        }
+        run.cpu_folded = (!cpu.is_empty()).then_some(folded);
+        run
     }
 
     #[test]

@@ -214,6 +214,31 @@ impl LoadedRun {
     pub fn parameters(&self) -> String {
         self.bench.plan.to_string()
     }
+
+    /// A run folder `r` holding only `bench` (test builds only).
+    #[cfg(test)]
+    pub(crate) fn of(bench: BenchResult) -> LoadedRun {
+        LoadedRun {
+            dir: PathBuf::from("r"),
+            id: "r".into(),
+            workload: bench.workload.clone(),
+            manifest: None,
+            heap_only: false,
+            bench,
+            findings: Vec::new(),
+            advice: Vec::new(),
+            withheld_cpu_findings: 0,
+            sql: None,
+            cpu_folded: None,
+            heap_folded: None,
+            sql_folded: None,
+            alloc: None,
+            dhat_peak: None,
+            leaks: None,
+            sweep: None,
+            plots: Vec::new(),
+        }
+    }
 }
 
 /// Runs read together: one run, a profile session, or a baseline.

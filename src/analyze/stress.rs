@@ -274,20 +274,19 @@ pub fn verdict(bench: &BenchResult, slo: &Slo, max_error_rate: f64) -> Option<St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::measure::fixture::BenchFixture;
 
     fn bench(p99_us: u64, errors: u64) -> BenchResult {
-        serde_json::from_value(serde_json::json!({
-            "schema_version": 1, "workload": "w",
-            "plan": {"rows": 1, "threads": 1, "stop": {"ops": 100}, "warmup": "auto", "seed": 1},
-            "ops": 100, "errors": errors, "error_rate": errors as f64 / 100.0, "first_error": null,
-            "elapsed": 1, "throughput": 1.0,
-            "latency": {"mean": 1, "stdev": 0, "min": 1, "p50": 1, "p90": 1, "p95": 1,
-                        "p99": p99_us * 1000, "p999": 1, "max": 1, "histogram": []},
-            "cpu": {"user": 0, "system": 0, "cores_busy": 0.0, "percent_of_machine": 0.0},
-            "memory": {"peak_rss": 0, "rss_end": 0, "rss_growth": 0},
-            "pool": null, "sql": null, "metrics": {}
-        }))
-        .unwrap()
+        let mut b = BenchFixture {
+            ops: 100,
+            errors,
+            elapsed: 1,
+            throughput: 1.0,
+            ..BenchFixture::default()
+        }
+        .build();
+        b.latency.p99 = Nanos(p99_us * 1000);
+        b
     }
 
     #[test]

@@ -78,20 +78,17 @@ mod tests {
     use super::*;
     use crate::db::waits::ThreadWaits;
     use crate::measure::breakdown::LatencyBreakdown;
+    use crate::measure::fixture::BenchFixture;
 
     fn bench(threads: usize, waits: ThreadWaits, run_queue: u64) -> BenchResult {
-        let mut b: BenchResult = serde_json::from_value(serde_json::json!({
-            "schema_version": 1, "workload": "w",
-            "plan": {"rows": 1, "threads": threads, "stop": {"ops": 100}, "warmup": "auto", "seed": 1},
-            "ops": 100, "errors": 0, "error_rate": 0.0, "first_error": null,
-            "elapsed": 1, "throughput": 1.0,
-            "latency": {"mean": 1, "stdev": 0, "min": 1, "p50": 1, "p90": 1, "p95": 1,
-                        "p99": 1, "p999": 1, "max": 1, "histogram": []},
-            "cpu": {"user": 0, "system": 0, "cores_busy": 0.0, "percent_of_machine": 0.0},
-            "memory": {"peak_rss": 0, "rss_end": 0, "rss_growth": 0},
-            "pool": null, "sql": null, "metrics": {}
-        }))
-        .unwrap();
+        let mut b = BenchFixture {
+            threads,
+            ops: 100,
+            elapsed: 1,
+            throughput: 1.0,
+            ..BenchFixture::default()
+        }
+        .build();
         b.breakdown = Some(LatencyBreakdown::new(
             100,
             1_000_000,

@@ -116,11 +116,11 @@ fn parse_warmup(s: &str) -> Result<WarmupArg, String> {
         })
 }
 
-fn parse_count_arg(s: &str) -> Result<u64, String> {
+pub(super) fn parse_count_arg(s: &str) -> Result<u64, String> {
     parse_count(s)
 }
 
-fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     parse_duration(s)
 }
 

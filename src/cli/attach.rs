@@ -5,18 +5,11 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::args::{parse_count_arg, parse_duration_arg};
+use super::serve::{locust_load, print_notes_and_folder};
+
 use crate::passes::attach::{self, AttachOptions};
-use crate::passes::locust::Load;
 use crate::store;
-use crate::units::{parse_count, parse_duration};
-
-fn count_arg(s: &str) -> Result<u64, String> {
-    parse_count(s)
-}
-
-fn duration_arg(s: &str) -> Result<Duration, String> {
-    parse_duration(s)
-}
 
 /// `profkit attach`.
 #[derive(Debug, Args)]
@@ -27,10 +20,10 @@ pub struct AttachArgs {
     #[arg(long = "target", value_name = "URL")]
     pub targets: Vec<String>,
     /// Length of the load and of the profiling window (10s, 1m).
-    #[arg(long, value_parser = duration_arg, default_value = attach::defaults::DURATION)]
+    #[arg(long, value_parser = parse_duration_arg, default_value = attach::defaults::DURATION)]
     pub duration: Duration,
     /// Simulated users (over all workers).
-    #[arg(long, value_parser = count_arg, default_value_t = attach::defaults::USERS)]
+    #[arg(long, value_parser = parse_count_arg, default_value_t = attach::defaults::USERS)]
     pub users: u64,
     /// Users started per second.
     #[arg(long, default_value_t = attach::defaults::SPAWN_RATE)]
@@ -54,12 +47,7 @@ impl From<AttachArgs> for AttachOptions {
         AttachOptions {
             url: a.url,
             targets: a.targets,
-            load: Load {
-                workers: a.workers,
-                users: a.users,
-                spawn_rate: a.spawn_rate,
-                duration: a.duration,
-            },
+            load: locust_load(a.workers, a.users, a.spawn_rate, a.duration),
             locustfile: a.locustfile,
             mix: a.mix,
             out_dir: a.out,
@@ -102,10 +90,7 @@ pub(super) fn attach(a: AttachArgs) -> anyhow::Result<()> {
             }
         }
     }
-    for note in &s.notes {
-        eprintln!("note: {note}");
-    }
-    println!("run folder: {}", run.dir.display());
+    print_notes_and_folder(&s.notes, &run.dir);
     Ok(())
 }
 

@@ -1,26 +1,17 @@
 //! `profkit serve` and `profkit load --locust`: arguments and dispatch.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 
-use super::args::parse_size_arg;
+use super::args::{parse_count_arg, parse_duration_arg, parse_size_arg};
 
 use crate::passes::load_locust::{self as locust, LocustOptions};
 use crate::passes::locust::Load;
 use crate::serve::{self as server, ServeOptions, Server};
 use crate::store;
-use crate::units::{parse_count, parse_duration};
-
-fn count_arg(s: &str) -> Result<u64, String> {
-    parse_count(s)
-}
-
-fn duration_arg(s: &str) -> Result<Duration, String> {
-    parse_duration(s)
-}
 
 /// `profkit serve`.
 #[derive(Debug, Args)]
@@ -29,7 +20,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = server::defaults::ADDR)]
     pub addr: SocketAddr,
     /// Emails to populate a new database with.
-    #[arg(long, value_parser = count_arg, default_value_t = server::defaults::ROWS)]
+    #[arg(long, value_parser = parse_count_arg, default_value_t = server::defaults::ROWS)]
     pub rows: u64,
     /// Database file (created and populated if empty; default: a temporary one).
     #[arg(long)]
@@ -66,16 +57,16 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = locust::defaults::WORKERS)]
     pub workers: usize,
     /// Simulated users (over all workers).
-    #[arg(long, value_parser = count_arg, default_value_t = locust::defaults::USERS)]
+    #[arg(long, value_parser = parse_count_arg, default_value_t = locust::defaults::USERS)]
     pub users: u64,
     /// Users started per second.
     #[arg(long, default_value_t = locust::defaults::SPAWN_RATE)]
     pub spawn_rate: f64,
     /// Length of the run (10s, 2m).
-    #[arg(long, value_parser = duration_arg, default_value = locust::defaults::DURATION)]
+    #[arg(long, value_parser = parse_duration_arg, default_value = locust::defaults::DURATION)]
     pub duration: Duration,
     /// Emails in the server's database.
-    #[arg(long, value_parser = count_arg, default_value_t = locust::defaults::ROWS)]
+    #[arg(long, value_parser = parse_count_arg, default_value_t = locust::defaults::ROWS)]
     pub rows: u64,
     /// JSON file of task weights, e.g. {"read_email": 10, "insert": 2}; unnamed tasks keep their default weight.
     #[arg(long)]
@@ -111,12 +102,7 @@ pub(super) fn serve(a: ServeArgs) -> anyhow::Result<()> {
 
 pub(super) fn load(a: LoadArgs) -> anyhow::Result<()> {
     let options = LocustOptions {
-        load: Load {
-            workers: a.workers,
-            users: a.users,
-            spawn_rate: a.spawn_rate,
-            duration: a.duration,
-        },
+        load: locust_load(a.workers, a.users, a.spawn_rate, a.duration),
         rows: a.rows,
         mix: a.mix,
         out_dir: a.out,
@@ -124,11 +110,28 @@ pub(super) fn load(a: LoadArgs) -> anyhow::Result<()> {
     };
     let run = locust::run(&options, crate::serve::locust::start)?;
     print!("{}", locust::table(&run.summary));
-    for note in &run.summary.notes {
+    print_notes_and_folder(&run.summary.notes, &run.dir);
+    Ok(())
+}
+
+/// The Locust load of `profkit load --locust` and of `profkit attach`, from
+/// their flags of the same names.
+pub(super) fn locust_load(workers: usize, users: u64, spawn_rate: f64, duration: Duration) -> Load {
+    Load {
+        workers,
+        users,
+        spawn_rate,
+        duration,
+    }
+}
+
+/// The end of a Locust-driven command's output: its notes on stderr, then
+/// the run folder.
+pub(super) fn print_notes_and_folder(notes: &[String], dir: &Path) {
+    for note in notes {
         eprintln!("note: {note}");
     }
-    println!("run folder: {}", run.dir.display());
-    Ok(())
+    println!("run folder: {}", dir.display());
 }
 
 #[cfg(test)]

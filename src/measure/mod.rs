@@ -4,6 +4,8 @@
 //! pool and SQL statistics.
 
 pub mod breakdown;
+#[cfg(test)]
+pub(crate) mod fixture;
 pub mod open_loop;
 mod plan;
 mod progress;

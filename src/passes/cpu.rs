@@ -270,20 +270,17 @@ fn write_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::measure::fixture::BenchFixture;
 
     fn bench(ops: u64, cpu_ms: u64, throughput: f64) -> BenchResult {
-        serde_json::from_value(serde_json::json!({
-            "schema_version": 1, "workload": "w",
-            "plan": {"rows": 1, "threads": 1, "stop": {"ops": ops}, "warmup": "auto", "seed": 1},
-            "ops": ops, "errors": 0, "error_rate": 0.0, "first_error": null,
-            "elapsed": 1, "throughput": throughput,
-            "latency": {"mean": 1, "stdev": 0, "min": 1, "p50": 1, "p90": 1, "p95": 1,
-                        "p99": 1, "p999": 1, "max": 1, "histogram": []},
-            "cpu": {"user": cpu_ms * 1_000_000, "system": 0, "cores_busy": 0.0, "percent_of_machine": 0.0},
-            "memory": {"peak_rss": 0, "rss_end": 0, "rss_growth": 0},
-            "pool": null, "sql": null, "metrics": {}
-        }))
-        .unwrap()
+        BenchFixture {
+            ops,
+            elapsed: 1,
+            throughput,
+            cpu_user: cpu_ms * 1_000_000,
+            ..BenchFixture::default()
+        }
+        .build()
     }
 
     #[test]

@@ -36,7 +36,8 @@ pub use super::html_embed::{embed_svg, inline_svg, pack, unpack};
 use super::html_embed::{page_script, STYLE};
 use super::html_overview::{overview, Row};
 use super::report::{
-    format_change, format_ci, format_opt, verdict_word, ReportInput, SUMMARY_METRICS,
+    format_change, format_ci, format_opt, verdict_word, workload_label, ReportInput,
+    SUMMARY_METRICS,
 };
 use crate::analyze::budget::{Metric, Status};
 use crate::analyze::compare::{Verdict, WorkloadComparison};
@@ -185,7 +186,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
                 let _ = write!(
                     h,
                     "<tr><td>{}</td><td class=\"{class}\">{word}{}{}</td>",
-                    workload_name(w),
+                    escape(&workload_label(w)),
                     if why.is_empty() { "" } else { ": " },
                     escape(&why)
                 );
@@ -238,11 +239,7 @@ fn compare_rows<'a>(
             bars.extend(b.map(|r| ("base", r)));
             bars.extend(cur.map(|r| ("current", r)));
             Row {
-                name: if w.base_workload == w.workload {
-                    w.workload.clone()
-                } else {
-                    format!("{} → {}", w.base_workload, w.workload)
-                },
+                name: workload_label(w),
                 bars,
                 finding_of: cur,
             }
@@ -255,14 +252,6 @@ fn verdict_class(v: Verdict) -> &'static str {
         Verdict::Regressed => "regressed",
         Verdict::Improved => "improved",
         _ => "",
-    }
-}
-
-fn workload_name(w: &WorkloadComparison) -> String {
-    if w.base_workload == w.workload {
-        escape(&w.workload)
-    } else {
-        format!("{} → {}", escape(&w.base_workload), escape(&w.workload))
     }
 }
 
@@ -409,7 +398,7 @@ fn compare_section(h: &mut String, w: &WorkloadComparison, base: &RunSet, curren
     let _ = writeln!(
         h,
         "<h2>{}</h2><p class=\"meta\">base {} (git {}) → current {} (git {})</p>",
-        workload_name(w),
+        escape(&workload_label(w)),
         escape(&w.base_run),
         escape(w.base_git.as_deref().unwrap_or("unknown")),
         escape(&w.current_run),

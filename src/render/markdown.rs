@@ -6,7 +6,8 @@
 use std::fmt::Write as _;
 
 use super::report::{
-    format_change, format_ci, format_opt, verdict_word, ReportInput, SUMMARY_METRICS,
+    format_change, format_ci, format_opt, verdict_word, workload_label, ReportInput,
+    SUMMARY_METRICS,
 };
 use crate::analyze::budget::{Metric, Status};
 use crate::analyze::compare::{Verdict, WorkloadComparison};
@@ -147,7 +148,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
                 } else {
                     format!("{word}: {}", escape(&why))
                 };
-                let _ = write!(md, "| {} | {verdict} |", workload_name(w));
+                let _ = write!(md, "| {} | {verdict} |", escape(&workload_label(w)));
                 for m in SUMMARY_METRICS {
                     let cell = w
                         .metrics
@@ -274,14 +275,6 @@ pub fn session_index(
         }
     }
     md
-}
-
-fn workload_name(w: &WorkloadComparison) -> String {
-    if w.base_workload == w.workload {
-        escape(&w.workload)
-    } else {
-        format!("{} → {}", escape(&w.base_workload), escape(&w.workload))
-    }
 }
 
 fn provenance(md: &mut String, runs: &[LoadedRun]) {
@@ -441,7 +434,7 @@ fn top_changes(md: &mut String, w: &WorkloadComparison, n: usize) {
     if items.is_empty() {
         return;
     }
-    let _ = writeln!(md, "**{}**\n", workload_name(w));
+    let _ = writeln!(md, "**{}**\n", escape(&workload_label(w)));
     for i in items {
         let _ = writeln!(md, "- {i}");
     }
@@ -452,7 +445,7 @@ fn compare_details(md: &mut String, w: &WorkloadComparison) {
     let _ = writeln!(
         md,
         "<details><summary>{} — every metric</summary>\n",
-        workload_name(w)
+        escape(&workload_label(w))
     );
     let _ = writeln!(
         md,

@@ -169,6 +169,16 @@ pub fn chain_note(f: &crate::analyze::compare::FrameChange) -> String {
     }
 }
 
+/// A compared workload's name, or `base → current` when the two sides ran
+/// different workloads (a slow/fast twin pair); not escaped.
+pub fn workload_label(w: &WorkloadComparison) -> String {
+    if w.base_workload == w.workload {
+        w.workload.clone()
+    } else {
+        format!("{} → {}", w.base_workload, w.workload)
+    }
+}
+
 /// A value or a dash.
 pub fn format_opt(metric: Metric, v: Option<f64>) -> String {
     v.map(|v| metric.format(v)).unwrap_or_else(|| "–".into())
@@ -204,11 +214,7 @@ pub fn comparison_text(c: &Comparison) -> String {
     let (r, i, u) = c.counts();
     let _ = writeln!(s, "{r} regressed, {i} improved, {u} unchanged");
     for w in &c.workloads {
-        let name = if w.base_workload == w.workload {
-            w.workload.clone()
-        } else {
-            format!("{} → {}", w.base_workload, w.workload)
-        };
+        let name = workload_label(w);
         let worst = match w.worst() {
             Verdict::Regressed => "REGRESSED",
             Verdict::Improved => "improved",

@@ -30,11 +30,8 @@ pub fn the_attach_run(out: &Path) -> PathBuf {
         .expect("a run folder with attach.json")
 }
 
-/// A JSON file, parsed.
-pub fn json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{path:?}: {e}")))
-        .unwrap()
-}
+#[allow(unused_imports)] // re-exported for the tests that import it from here
+pub use super::json;
 
 /// The run's aggregated figures: some requests, none failed.
 pub fn assert_loaded_without_failures(summary: &Value) {

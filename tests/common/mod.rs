@@ -99,3 +99,6 @@ pub mod cdp;
 pub mod example;
 pub mod locust;
 pub mod pg;
+pub mod runs;
+
+pub use runs::*;
