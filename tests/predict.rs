@@ -15,32 +15,21 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The predicted change in the advice section of the slow twin's run
 /// folder made by `profkit profile`.
 fn predicted(out: &Path, workload: &str, extra: &[&str]) -> (f64, String) {
-    let profiles = out.join("prof");
     let mut args = vec!["profile", "--workloads", workload, "--rows", "3000"];
     args.extend_from_slice(extra);
     let output = common::profkit(out)
         .args(&args)
         .arg("--out")
-        .arg(&profiles)
+        .arg(out.join("profiles"))
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "profkit {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let dir: PathBuf = std::fs::read_dir(&profiles)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(&format!("-{workload}")))
-        .expect("the workload's run folder");
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("findings.json")).unwrap()).unwrap();
+    common::assert_success(&output);
+    let v = common::json(&common::run_dir(out, workload).join("findings.json"));
     let line = v["advice"]
         .as_array()
         .unwrap()
@@ -81,6 +70,7 @@ fn within_factor_two(pair: &str, predicted: f64, measured: f64, line: &str) {
 
 #[test]
 fn scan_prediction_is_near_the_indexed_twin() {
+    let _serial = common::serial();
     let out = tempfile::tempdir().unwrap();
     let (p, line) = predicted(out.path(), "random-emails-naive", &["--no-heap"]);
     assert!(line.contains("the scan's"), "{line}");
@@ -92,31 +82,24 @@ fn scan_prediction_is_near_the_indexed_twin() {
     within_factor_two("random-emails-naive → random-emails", p, m, &line);
 }
 
-/// The live heap's slope (bytes retained per operation) of `profkit leaks`.
+/// The live heap's slope (bytes retained per operation) of `profkit leaks`,
+/// run in a folder of its own under `out`.
 fn retained(out: &Path, workload: &str) -> f64 {
-    let profiles = out.join("leaks");
-    let output = common::profkit(out)
+    let dir = out.join(workload);
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = common::profkit(&dir)
         .args(["leaks", workload, "--ops", "500", "--out"])
-        .arg(&profiles)
+        .arg(dir.join("profiles"))
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "profkit leaks {workload}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let dir: PathBuf = std::fs::read_dir(&profiles)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(&format!("-{workload}")))
-        .expect("the workload's run folder");
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("leaks.json")).unwrap()).unwrap();
+    common::assert_success(&output);
+    let v = common::json(&common::run_dir(&dir, workload).join("leaks.json"));
     common::f(&v, &["total_slope_bytes_per_op"])
 }
 
 #[test]
 fn leak_prediction_is_near_the_bounded_twin() {
+    let _serial = common::serial();
     let out = tempfile::tempdir().unwrap();
     let (p, line) = predicted(out.path(), "leaky-cache", &["--ops", "5000"]);
     assert!(line.contains("bytes retained per op −100 %"), "{line}");
