@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::advice::{Advice, Trial, TrialKind};
 use super::findings::{Finding, FindingKind};
+use super::predict::Prediction;
 
 /// One line of advice.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -20,6 +21,9 @@ pub struct AdviceLine {
     /// proposed.
     #[serde(default)]
     pub measured: bool,
+    /// Where no fix can be tried, the gain predicted from the profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted: Option<super::predict::Prediction>,
 }
 
 /// What `advise` tries for a finding, `None` when it has no mechanical fix.
@@ -50,7 +54,12 @@ fn would_try(f: &Finding) -> Option<&'static str> {
 /// help), then for every finding not covered what `profkit advise` would
 /// try, or that it has no mechanical fix (N+1, leaks, hot functions: the
 /// finding's own hint says what to change).
-pub fn plan(workload: &str, findings: &[Finding], advice: Option<&Advice>) -> Vec<AdviceLine> {
+pub fn plan(
+    workload: &str,
+    findings: &[Finding],
+    advice: Option<&Advice>,
+    predict: &dyn Fn(&Finding) -> Option<Prediction>,
+) -> Vec<AdviceLine> {
     let mut out = Vec::new();
     if let Some(a) = advice {
         let mut trials: Vec<&Trial> = a.kept();
@@ -60,21 +69,29 @@ pub fn plan(workload: &str, findings: &[Finding], advice: Option<&Advice>) -> Ve
                 finding: t.candidate.name.clone(),
                 action: measured(t),
                 measured: t.change.is_some(),
+                predicted: None,
             });
         }
     }
     let tried =
         |kind: TrialKind| advice.is_some_and(|a| a.trials.iter().any(|t| t.candidate.kind == kind));
     for f in findings {
+        let predicted = predict(f);
+        let with_prediction = |action: String| match &predicted {
+            Some(p) => format!("{action}; {}", p.line()),
+            None => action,
+        };
         let action = match would_try(f) {
             Some(_) if f.kind == FindingKind::FullScan && tried(TrialKind::Index) => continue,
             Some(what) if advice.is_none() => {
-                format!("`profkit advise {workload}` would try {what}")
+                with_prediction(format!("`profkit advise {workload}` would try {what}"))
             }
             Some(_) => continue,
             None => match f.kind {
                 FindingKind::NPlusOne | FindingKind::Leak | FindingKind::CpuHotspot => {
-                    "no mechanical fix to try: change the code as the finding says".to_string()
+                    with_prediction(
+                        "no mechanical fix to try: change the code as the finding says".to_string(),
+                    )
                 }
                 _ => continue,
             },
@@ -83,6 +100,7 @@ pub fn plan(workload: &str, findings: &[Finding], advice: Option<&Advice>) -> Ve
             finding: f.title.clone(),
             action,
             measured: false,
+            predicted,
         });
     }
     out
@@ -137,7 +155,7 @@ mod tests {
                 "30 % of CPU: SQLite's memory statistics (…)",
             ),
         ];
-        let lines = plan("w", &f, None);
+        let lines = plan("w", &f, None, &|_| None);
         assert_eq!(lines.len(), 3, "{lines:?}");
         assert!(lines[0]
             .action
@@ -176,7 +194,7 @@ mod tests {
             notes: vec![],
         };
         let f = [finding(FindingKind::FullScan, "full scan of emails")];
-        let lines = plan("w", &f, Some(&advice));
+        let lines = plan("w", &f, Some(&advice), &|_| None);
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(lines[0]
             .action

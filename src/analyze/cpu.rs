@@ -222,6 +222,10 @@ pub struct CpuReport {
     /// between tasks, not work of the code profiled.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub runtime_wait: BTreeMap<String, u64>,
+    /// Samples in per-statement work (read lock, reset, statement-cache
+    /// lookup), which batching statements removes ([`super::predict`]).
+    #[serde(default)]
+    pub statement_work: u64,
 }
 
 /// Whether a stack (root first) is an async runtime parking or waking a
@@ -341,6 +345,7 @@ pub fn analyze(profile: &CpuProfile, workload: &str, top: usize) -> CpuReport {
             .collect(),
         warnings,
         causes: super::causes::analyze(profile),
+        statement_work: super::predict::statement_work(profile),
     }
 }
 

@@ -107,6 +107,10 @@ pub struct SweepResult {
     /// Growth fit of the median cost per operation (rows sweeps with at
     /// least three levels).
     pub fit: Option<ComplexityFit>,
+    /// Where the added thread's time goes, when efficiency at the second
+    /// level is below [`super::scaling_cause::POOR_EFFICIENCY`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling_cause: Option<super::scaling_cause::ScalingCause>,
 }
 
 /// A growth model.

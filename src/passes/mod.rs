@@ -64,6 +64,7 @@ pub fn rank_findings(dir: &Path, workload: &str) -> anyhow::Result<Findings> {
     let observed: Option<Observed> =
         store::read_opt_json(&dir.join(files::OBSERVED), "probe observations")?;
     let mut ranked = findings::rank(workload, sql.as_ref(), cpu.as_ref(), leaks.as_ref());
+    let mean = bench.as_ref().map(|b| b.latency.mean);
     let blocking = bench
         .as_ref()
         .and_then(|b| crate::analyze::blocking::finding(b, cpu.as_ref()));
@@ -79,7 +80,11 @@ pub fn rank_findings(dir: &Path, workload: &str) -> anyhow::Result<Findings> {
         ranked = observed::join(ranked, observed);
     }
     let advice = store::read_opt_json(&dir.join(files::ADVICE), "advice file")?;
-    ranked.advice = crate::analyze::advice_plan::plan(workload, &ranked.findings, advice.as_ref());
+    let predict = |f: &findings::Finding| {
+        crate::analyze::predict::for_finding(f, sql.as_ref(), cpu.as_ref(), leaks.as_ref(), mean)
+    };
+    ranked.advice =
+        crate::analyze::advice_plan::plan(workload, &ranked.findings, advice.as_ref(), &predict);
     store::write_json(&dir.join(files::FINDINGS), &ranked)?;
     Ok(ranked)
 }

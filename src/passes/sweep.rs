@@ -4,12 +4,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::session::Session;
+use super::session::{Prepared, Session};
 use crate::analyze::scaling::{
     cost_per_op, defaults, efficiencies, fit_complexity, SweepError, SweepKind, SweepLevel,
     SweepResult, SWEEP_SCHEMA_VERSION,
 };
+use crate::analyze::scaling_cause::{explain, ScalingCause, POOR_EFFICIENCY};
 use crate::measure::{sys, RunOptions, Stop};
+use crate::profile::cpu::CpuOptions;
 use crate::render::plot;
 use crate::store::{self, files, RunDir};
 use crate::units::Nanos;
@@ -58,13 +60,25 @@ pub fn threads(
         benches.push(session.measure(&prepared)?);
     }
     let workload = prepared.workload.name().to_string();
-    session.discard(prepared);
     let eff = efficiencies(
         &benches
             .iter()
             .map(|b| (b.plan.threads, b.throughput.0))
             .collect::<Vec<_>>(),
     );
+    let scaling_cause = match (threads.first(), threads.get(1), eff.get(1)) {
+        (Some(&t1), Some(&t2), Some(&e)) if e < POOR_EFFICIENCY => {
+            match explain_scaling(session, &mut prepared, (t1, t2), e) {
+                Ok(c) => Some(c),
+                Err(err) => {
+                    eprintln!("profkit: warning: poor scaling not explained: {err:#}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    session.discard(prepared);
     Ok(SweepResult {
         schema_version: SWEEP_SCHEMA_VERSION,
         workload,
@@ -81,7 +95,38 @@ pub fn threads(
             })
             .collect(),
         fit: None,
+        scaling_cause,
     })
+}
+
+/// Profiles the first two levels of a thread sweep and compares them
+/// ([`explain`]): where the added thread's time goes.
+fn explain_scaling(
+    session: &Session,
+    prepared: &mut Prepared,
+    (t1, t2): (usize, usize),
+    efficiency: f64,
+) -> anyhow::Result<ScalingCause> {
+    let mut runs = Vec::with_capacity(2);
+    for t in [t1, t2] {
+        prepared.plan.threads = t;
+        let (bench, mut profile) =
+            crate::profile::cpu::profile(&CpuOptions::default(), || session.measure(prepared))?;
+        let bench = bench?;
+        if !session.config().keep_runtime_frames {
+            profile.fold_runtime_frames();
+        }
+        let cpu = bench.cpu.user.0 + bench.cpu.system.0;
+        runs.push((profile, Nanos(cpu / bench.ops.max(1))));
+    }
+    let (one, two) = (&runs[0], &runs[1]);
+    Ok(explain(
+        (t1, t2),
+        efficiency,
+        &one.0,
+        &two.0,
+        Some((one.1, two.1)),
+    ))
 }
 
 /// Sets the workload up at each data volume and measures it; fits the
@@ -121,6 +166,7 @@ pub fn rows(
         cores: sys::cores(),
         levels: out,
         fit: fit_complexity(&points),
+        scaling_cause: None,
     })
 }
 

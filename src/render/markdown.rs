@@ -263,6 +263,16 @@ pub fn session_index(
             "\n{} cores available; efficiency = throughput(T) ÷ (T × throughput(1)).",
             first.cores
         );
+        for (_, r) in sweeps {
+            if let Some(c) = &r.scaling_cause {
+                let _ = writeln!(
+                    md,
+                    "\n**Why {} scales poorly**: {}",
+                    escape(&r.workload),
+                    escape(&c.summary)
+                );
+            }
+        }
     }
     md
 }

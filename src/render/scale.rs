@@ -123,12 +123,17 @@ pub fn sweep_table(r: &SweepResult) -> String {
     }
     let mut out = t.to_string();
     match r.kind {
-        SweepKind::Threads => out.push_str(&format!(
-            "\n{} cores available; efficiency = throughput(T) ÷ (T × throughput({})); past {} threads it measures oversubscription",
-            r.cores,
-            r.levels.first().map_or(1, |l| l.threads),
-            r.cores
-        )),
+        SweepKind::Threads => {
+            out.push_str(&format!(
+                "\n{} cores available; efficiency = throughput(T) ÷ (T × throughput({})); past {} threads it measures oversubscription",
+                r.cores,
+                r.levels.first().map_or(1, |l| l.threads),
+                r.cores
+            ));
+            if let Some(c) = &r.scaling_cause {
+                out.push_str(&format!("\nwhy: {}", c.summary));
+            }
+        }
         SweepKind::Rows => match &r.fit {
             Some(f) => out.push_str(&format!(
                 "\ngrowth: cost ∝ n^{:.2} (95 % interval {:.2} to {:.2}), {:.2}× over the range; closest model {} (R² {:.3}, normalised residual {:.1} %){}",
