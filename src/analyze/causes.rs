@@ -318,39 +318,7 @@ pub fn findings(cpu: &CpuReport, sql: Option<&SqlReport>) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::cpu::Stack;
-    use crate::units::Nanos;
-
-    fn stack(names: &str, samples: u64) -> Stack {
-        Stack {
-            thread: "w".into(),
-            frames: names
-                .split(';')
-                .map(|f| Frame {
-                    function: f.into(),
-                    file: None,
-                    line: None,
-                    module: None,
-                    inlined: false,
-                })
-                .collect(),
-            samples,
-        }
-    }
-
-    fn profile(stacks: Vec<Stack>) -> CpuProfile {
-        let n = stacks.iter().map(|s| s.samples).sum();
-        CpuProfile {
-            frequency: 997,
-            sampler: Default::default(),
-            sampler_note: None,
-            samples: n,
-            cpu_time: Nanos(n * 1_000_000),
-            wall_time: Nanos(n * 1_000_000),
-            started_unix_nanos: 0,
-            stacks,
-        }
-    }
+    use crate::profile::cpu_fixture::{profile, stack};
 
     #[test]
     fn causes_are_read_from_the_shape_of_the_stack() {

@@ -1,37 +1,10 @@
 use super::*;
 use crate::analyze::findings::Severity;
-use crate::profile::cpu::{Frame, Stack};
-
-fn stack(names: &str, samples: u64) -> Stack {
-    Stack {
-        thread: "w".into(),
-        frames: names
-            .split(';')
-            .map(|f| Frame {
-                function: f.into(),
-                file: None,
-                line: None,
-                module: None,
-                inlined: false,
-            })
-            .collect(),
-        samples,
-    }
-}
+use crate::profile::cpu::Stack;
+use crate::profile::cpu_fixture::{profile, stack};
 
 fn cpu(stacks: Vec<Stack>) -> CpuReport {
-    let n = stacks.iter().map(|s| s.samples).sum();
-    let p = CpuProfile {
-        frequency: 997,
-        sampler: Default::default(),
-        sampler_note: None,
-        samples: n,
-        cpu_time: Nanos(n * 1_000_000),
-        wall_time: Nanos(n * 1_000_000),
-        started_unix_nanos: 0,
-        stacks,
-    };
-    super::super::cpu::analyze(&p, "w", 10)
+    super::super::cpu::analyze(&profile(stacks), "w", 10)
 }
 
 /// One statement of a SQL report, as `sql.json` holds it.

@@ -193,37 +193,10 @@ fn summary(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::cpu::Stack;
+    use crate::profile::cpu_fixture as fixture;
 
     fn profile(stacks: &[(&str, u64)]) -> CpuProfile {
-        let stacks: Vec<Stack> = stacks
-            .iter()
-            .map(|(names, samples)| Stack {
-                thread: "w".into(),
-                frames: names
-                    .split(';')
-                    .map(|f| Frame {
-                        function: f.into(),
-                        file: None,
-                        line: None,
-                        module: None,
-                        inlined: false,
-                    })
-                    .collect(),
-                samples: *samples,
-            })
-            .collect();
-        let n = stacks.iter().map(|s| s.samples).sum();
-        CpuProfile {
-            frequency: 997,
-            sampler: Default::default(),
-            sampler_note: None,
-            samples: n,
-            cpu_time: Nanos(n * 1_000_000),
-            wall_time: Nanos(n * 1_000_000),
-            started_unix_nanos: 0,
-            stacks,
-        }
+        fixture::profile(stacks.iter().map(|(n, s)| fixture::stack(n, *s)).collect())
     }
 
     const FUTEX: &str =

@@ -6,6 +6,8 @@
 //! ([`crate::db::trace`]).
 
 pub mod cpu;
+#[cfg(test)]
+pub mod cpu_fixture;
 mod cpu_pprof;
 pub mod cpu_stacks;
 pub mod dhat;
