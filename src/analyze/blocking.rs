@@ -133,10 +133,19 @@ pub fn named_frame(cpu: &CpuReport) -> Option<String> {
             })
             .then_with(|| a.function.cmp(&b.function))
     });
-    frames
-        .iter()
-        .rev()
-        .find(|f| is_users(&f.function))
+    // A named function of the user's beats an async body (`{{closure}}`):
+    // when unwinding loses the async frames of some samples, the body's
+    // share falls below its callee's and the order alone would name it (a
+    // fresh-clone CI run named `root_span::{{closure}}` over
+    // `run_forecast`).
+    let users = |closure: bool| {
+        frames
+            .iter()
+            .rev()
+            .find(|f| is_users(&f.function) && (closure || !f.function.contains("{{closure}}")))
+    };
+    users(false)
+        .or_else(|| users(true))
         .or(frames.last())
         .map(|f| f.function.clone())
 }
@@ -334,6 +343,19 @@ mod tests {
                 f.title
             );
         }
+        // Unwinding lost the async frames of some samples: the body's share
+        // fell below its callee's; the named function is still the one named.
+        let mut r = cpu();
+        r.top_total = vec![
+            chain[0].clone(),
+            frame("async_service::root_span::{{closure}}", 60.0),
+            chain[2].clone(),
+            chain[5].clone(),
+        ];
+        assert_eq!(
+            named_frame(&r).as_deref(),
+            Some("async_service::run_forecast")
+        );
         // No frame of the user's crate: the innermost one that is not the runtime.
         let mut r = cpu();
         r.top_total = vec![chain[0].clone(), chain[4].clone()];
