@@ -96,7 +96,7 @@ fn is_prepare(f: &str) -> bool {
         || f.starts_with("yy_")
 }
 
-fn is_read_lock(f: &str) -> bool {
+pub(super) fn is_read_lock(f: &str) -> bool {
     matches!(
         f,
         "sqlite3PagerSharedLock"

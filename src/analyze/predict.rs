@@ -64,22 +64,19 @@ impl Prediction {
 /// Work SQLite and rusqlite do once per statement run, whatever its rows:
 /// the read lock taken and dropped around an autocommit statement, the
 /// reset and halt, the statement-cache lookup. Binding is per value and
-/// stays with a batch, so it is not counted.
+/// stays with a batch, so it is not counted. The read lock's frames are
+/// the read-lock cause's ([`super::causes::is_read_lock`]).
 fn is_statement_work(f: &str) -> bool {
-    matches!(
-        f,
-        "sqlite3PagerSharedLock"
-            | "unixShmLock"
-            | "walTryBeginRead"
-            | "sqlite3WalEndReadTransaction"
-            | "pager_unlock"
-            | "pagerUnlockIfUnused"
-            | "sqlite3BtreeBeginTrans"
-            | "sqlite3_reset"
-            | "sqlite3VdbeReset"
-            | "sqlite3VdbeHalt"
-            | "sqlite3VdbeMakeReady"
-    ) || f.contains("StatementCache")
+    super::causes::is_read_lock(f)
+        || matches!(
+            f,
+            "sqlite3BtreeBeginTrans"
+                | "sqlite3_reset"
+                | "sqlite3VdbeReset"
+                | "sqlite3VdbeHalt"
+                | "sqlite3VdbeMakeReady"
+        )
+        || f.contains("StatementCache")
         || f.ends_with("::prepare_cached")
 }
 
