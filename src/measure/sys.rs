@@ -1,4 +1,4 @@
-//! Process-level readings: CPU time and resident memory.
+//! Process-level readings: CPU time, resident memory and bytes written.
 
 use crate::units::{Bytes, Nanos};
 
@@ -87,6 +87,19 @@ pub fn current_rss() -> Bytes {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     Bytes(pages * page.max(0) as u64)
+}
+
+/// Bytes this process has had written to storage so far: `write_bytes`
+/// of `/proc/self/io`, the counter `/usr/bin/time -v` reports in 512-byte
+/// blocks as "File system outputs" (a page counts when it is dirtied;
+/// files on a tmpfs do not count). `None` where it cannot be read.
+pub fn written_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Logical cores available to this process.

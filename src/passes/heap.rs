@@ -347,6 +347,11 @@ pub fn spawn_child(args: &ChildArgs) -> anyhow::Result<String> {
         cmd.env("TMPDIR", dir);
     }
     let out = cmd.output().context("starting the heap pass")?;
+    // The child's own lines of the write breakdown (PROFKIT_LOG_WRITES).
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with(super::writes::PREFIX))
+        .for_each(|l| eprintln!("{l} (heap child)"));
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let line = err
@@ -408,6 +413,7 @@ pub fn child(
         sampled: None,
     };
     let (_, out) = run(session, make(), &options, &heap_options)?;
+    super::writes::log(&format!("{name} heap"));
     let ops_done = out.ops.max(1);
     let (n, budget, secs_per_op) = leak_size(&out, leak_ops, leak_secs);
     let report = if budget < defaults::MIN_LEAK_BUDGET {
@@ -429,5 +435,6 @@ pub fn child(
         leaks::growth(session, make, &options, leak, &scratch)?
     };
     store::write_json(&into.file(files::LEAKS), &report)?;
+    super::writes::log(&format!("{name} leaks"));
     Ok((out, report))
 }

@@ -40,6 +40,7 @@ pub mod session;
 pub mod sql;
 pub mod stress;
 pub mod sweep;
+pub mod writes;
 
 use std::path::Path;
 

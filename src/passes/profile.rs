@@ -135,6 +135,7 @@ pub fn run(
     let base = &options.run;
     let cores = measure::sys::cores();
     let mut planned = Vec::new();
+    super::writes::log("start");
     for (name, ctor) in names.iter().zip(&ctors) {
         if measure::interrupted() {
             eprintln!("profkit: interrupted: skipping the remaining workloads");
@@ -151,6 +152,7 @@ pub fn run(
         let outcome = session
             .run(w, &run)
             .with_context(|| format!("profiling '{name}'"))?;
+        super::writes::log(&format!("{name} bench"));
         let mut p = Planned {
             name: name.clone(),
             ctor: ctor.clone(),
@@ -220,6 +222,7 @@ pub fn run(
         });
     }
     let index = write_index(&session, started, &workloads, &sweeps)?;
+    super::writes::log("findings and index");
     let baseline = match &options.baseline {
         Some(base) => Some(super::compare::against_baseline(
             base,
@@ -254,6 +257,7 @@ fn cpu_pass(session: &mut Session, p: &mut Planned, scale: f64) -> anyhow::Resul
         !w.starts_with(crate::profile::cpu::RATE_WARNING) || session.first_warning("cpu-rate")
     });
     eprintln!("profkit: {}: {line}", p.name);
+    super::writes::log(&format!("{} cpu", p.name));
     p.cpu_done = true;
     Ok(())
 }
@@ -278,6 +282,7 @@ fn remaining_passes(
     }
     let (_, sql_run) = sql::run(session, (p.ctor)(), &sql_options, Some(&p.outcome.dir))
         .with_context(|| format!("SQL pass of '{}'", p.name))?;
+    super::writes::log(&format!("{} sql", p.name));
     let mut bench = p.outcome.bench.clone();
     bench.sql = sql_run.bench.sql;
     Ok(bench)
@@ -321,6 +326,7 @@ fn thread_sweeps(
         let r = sweep::threads(session, &|| ctor(), &options, &defaults::SWEEP_THREADS)
             .with_context(|| format!("thread sweep of '{key}'"))?;
         let dir = sweep::save(session, &r, started)?;
+        super::writes::log(&format!("{key} sweep"));
         out.push((dir.id, r));
     }
     Ok(out)

@@ -167,6 +167,7 @@ impl Session {
             db.warm_pool()
                 .with_context(|| format!("opening connections for '{}'", workload.name()))?;
         }
+        super::writes::log(&format!("{} setup", workload.name()));
         Ok(Prepared {
             workload,
             plan,
