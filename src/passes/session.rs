@@ -81,6 +81,10 @@ pub struct RunOutcome {
     pub dir: RunDir,
     /// Its measured result.
     pub bench: BenchResult,
+    /// Bytes the measured run (warm-up included, setup not) had written
+    /// to storage ([`measure::sys::written_bytes`]); `None` where the
+    /// system does not say.
+    pub written: Option<u64>,
 }
 
 impl Session {
@@ -265,10 +269,18 @@ impl Session {
         // The manifest first: a folder cut short still says what it is.
         let dir = self.run_dir(prepared.workload.name(), started)?;
         self.write_manifest(&dir, &prepared, &[Pass::Bench], started)?;
+        let before = measure::sys::written_bytes();
         let bench = self.measure(&prepared)?;
+        let written = measure::sys::written_bytes()
+            .zip(before)
+            .map(|(after, before)| after.saturating_sub(before));
         store::write_json(&dir.file(files::BENCH), &bench)?;
         self.write_manifest_of(&dir, &prepared, &[Pass::Bench], started, Some(&bench))?;
         self.discard(prepared);
-        Ok(RunOutcome { dir, bench })
+        Ok(RunOutcome {
+            dir,
+            bench,
+            written,
+        })
     }
 }
