@@ -473,6 +473,8 @@ fn budget_init_writes_a_budget_that_passes_its_own_session_and_keeps_user_files(
     };
     let out = init(&["--headroom", "2"]);
     common::assert_success(&out);
+    // One session: it says that timings may warn on unchanged code.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("from one session"));
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(
         text.contains("[point-read]")
@@ -491,6 +493,33 @@ fn budget_init_writes_a_budget_that_passes_its_own_session_and_keeps_user_files(
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // Several sessions: targets from the worst of each, so every one of them
+    // meets them, and the header says how far apart they were.
+    let second = sql_run(d, "point-read", "500");
+    let several = d.join("several.toml");
+    let out = profkit(d)
+        .args(["budget", "init", "-o"])
+        .arg(&several)
+        .arg(&run)
+        .arg(&second)
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    let text = std::fs::read_to_string(&several).unwrap();
+    assert!(text.contains("The sessions differed by up to"), "{text}");
+    for r in [&run, &second] {
+        let out = profkit(d)
+            .args(["check", "--strict", "--budget"])
+            .arg(&several)
+            .arg(r)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
     // An existing file is not overwritten without --force.
     std::fs::write(&file, "# mine\n").unwrap();
     let out = init(&[]);
