@@ -32,7 +32,8 @@ if ! perf record -q -o /dev/null -- true 2>/dev/null; then
     exit 0
 fi
 OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
+if [ -n "${KEEP:-}" ]; then trap 'mkdir -p "$KEEP" && cp "$OUT"/perf.txt "$OUT"/runs/*/cpu.folded "$KEEP"/ 2>/dev/null; rm -rf "$OUT"' EXIT
+else trap 'rm -rf "$OUT"' EXIT; fi
 DB="$OUT/$W.db"
 "$PK" run "$W" "${ROWS_ARG[@]}" --ops 200 --db "$DB" --out "$OUT/runs" >/dev/null
 "$PK" cpu "$W" "${ROWS_ARG[@]}" --duration "$DURATION" --db "$DB" --out "$OUT/runs" >/dev/null 2>&1
@@ -41,7 +42,7 @@ perf record -q -F 997 --call-graph dwarf,32768 -o "$OUT/perf.data" -- \
     "$PK" run "$W" "${ROWS_ARG[@]}" --duration "$DURATION" --db "$DB" --out "$OUT/runs" >/dev/null 2>&1
 perf script -i "$OUT/perf.data" -F comm,ip,sym,dso 2>/dev/null >"$OUT/perf.txt"
 python3 - "$W" "$FOLDED" "$OUT/perf.txt" <<'PY'
-import collections, re, sys
+import collections, os, re, sys
 workload, folded, perf = sys.argv[1:]
 HOOK = "profkit: allocator hook"
 
@@ -105,16 +106,19 @@ for line in open(perf):
     chain.append(norm(sym) if sym != "[unknown]" else "[unknown]")
 flush()
 
-def top(c):
+def top(c, n=5):
     tot = sum(c.values()) or 1
-    return [(k, 100.0 * v / tot) for k, v in c.most_common(5)], tot
+    return [(k, 100.0 * v / tot) for k, v in c.most_common(n)], tot
 
 a, na = top(ours)
 b, nb = top(theirs)
 agree = len({k for k, _ in a} & {k for k, _ in b})
+show = int(os.environ.get("SHOW", "5"))
+a, _ = top(ours, show)
+b, _ = top(theirs, show)
 print(f"## perf-agree {workload}: profkit {na} worker samples, perf {nb}")
 print(f"{'profkit':<48} {'%':>5}   {'perf --call-graph dwarf':<48} {'%':>5}")
-for (ka, pa), (kb, pb) in zip(a + [("", 0)] * 5, (b + [("", 0)] * 5)[:5]):
+for (ka, pa), (kb, pb) in zip(a + [("", 0)] * show, (b + [("", 0)] * show)[:show]):
     print(f"{ka[:48]:<48} {pa:5.1f}   {kb[:48]:<48} {pb:5.1f}")
 print(f"agree: {agree}/5")
 unnamed = sum(v for k, v in ours.items() if k.startswith("[profkit"))
