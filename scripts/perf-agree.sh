@@ -10,7 +10,8 @@
 # profkit names them): kernel frames are folded into their user caller, and
 # profkit's allocator hooks into one frame `profkit: allocator hook` (as
 # profkit folds them). Names are compared without linker suffixes
-# (`@@GLIBC_2.2.5`, `.constprop.0`, `.isra.0`, `.part.0`).
+# (`@@GLIBC_2.2.5`, `.constprop.0`, `.isra.0`, `.part.0`) and without the
+# vDSO's `__vdso_` alias prefix.
 #
 #   scripts/perf-agree.sh WORKLOAD            (PK=path/to/profkit, DURATION=5s, ROWS=)
 #
@@ -37,7 +38,8 @@ else trap 'rm -rf "$OUT"' EXIT; fi
 DB="$OUT/$W.db"
 "$PK" run "$W" "${ROWS_ARG[@]}" --ops 200 --db "$DB" --out "$OUT/runs" >/dev/null
 "$PK" cpu "$W" "${ROWS_ARG[@]}" --duration "$DURATION" --db "$DB" --out "$OUT/runs" >/dev/null 2>&1
-FOLDED=$(ls "$OUT"/runs/*-"$W"/cpu.folded | tail -1)
+# A run folder started in the same second as the one before gets a suffix (-1).
+FOLDED=$(ls "$OUT"/runs/*-"$W"*/cpu.folded | tail -1)
 perf record -q -F 997 --call-graph dwarf,32768 -o "$OUT/perf.data" -- \
     "$PK" run "$W" "${ROWS_ARG[@]}" --duration "$DURATION" --db "$DB" --out "$OUT/runs" >/dev/null 2>&1
 perf script -i "$OUT/perf.data" -F comm,ip,sym,dso 2>/dev/null >"$OUT/perf.txt"
@@ -50,6 +52,10 @@ def norm(name):
     name = re.sub(r"@@?[A-Z_]+[0-9._]*$", "", name.strip())
     name = re.sub(r"@plt$", "", name)
     name = re.sub(r"::h[0-9a-f]{16}$", "", name)
+    # The vDSO exports each function under two names at one address
+    # (clock_gettime, __vdso_clock_gettime): the loader gives profkit the
+    # one, perf the other.
+    name = re.sub(r"^__vdso_", "", name)
     while True:
         n = re.sub(r"\.(constprop|isra|part|cold|lto_priv)(\.\d+)?$", "", name)
         if n == name:
