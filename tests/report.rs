@@ -473,24 +473,46 @@ fn budget_init_writes_a_budget_that_passes_its_own_session_and_keeps_user_files(
     };
     let out = init(&["--headroom", "2"]);
     common::assert_success(&out);
+    // One session: it says that timings may warn on unchanged code.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("from one session"));
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(
         text.contains("[point-read]")
             && text.contains("sql_per_op = { target = 1.05, critical = 1.55 }"),
         "{text}"
     );
+    // `check --strict` of `run` against `budget` passes.
+    let meets = |budget: &Path, run: &Path| {
+        let out = profkit(d)
+            .args(["check", "--strict", "--budget"])
+            .arg(budget)
+            .arg(run)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    };
     // The run it was calibrated on meets every target.
+    meets(&file, &run);
+    // Several sessions: targets from the worst of each, so every one of them
+    // meets them, and the header says how far apart they were.
+    let second = sql_run(d, "point-read", "500");
+    let several = d.join("several.toml");
     let out = profkit(d)
-        .args(["check", "--strict", "--budget"])
-        .arg(&file)
+        .args(["budget", "init", "-o"])
+        .arg(&several)
         .arg(&run)
+        .arg(&second)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    common::assert_success(&out);
+    let text = std::fs::read_to_string(&several).unwrap();
+    assert!(text.contains("The sessions differed by up to"), "{text}");
+    meets(&several, &run);
+    meets(&several, &second);
     // An existing file is not overwritten without --force.
     std::fs::write(&file, "# mine\n").unwrap();
     let out = init(&[]);

@@ -70,20 +70,58 @@ pub fn limit(metric: Metric, measured: f64, headroom: f64) -> Limit {
     }
 }
 
-/// A budget with one section per run's workload.
+/// A budget with one section per workload, from one or more measurements
+/// of it (several sessions of unchanged code): each metric is calibrated
+/// from its worst value — the highest latency, size or count, the lowest
+/// throughput — so a target set from one lucky run does not warn on the
+/// next (criterion's habit of judging against run-to-run noise, not one run).
 pub fn calibrate<'a>(runs: impl IntoIterator<Item = &'a LoadedRun>, headroom: f64) -> Budget {
-    let mut budget = Budget::default();
+    let mut worst: BTreeMap<String, BTreeMap<Metric, f64>> = BTreeMap::new();
     for run in runs {
-        let limits: BTreeMap<Metric, Limit> = CALIBRATED
-            .iter()
-            .filter_map(|&m| {
-                let v = m.value(run).filter(|v| v.is_finite())?;
-                Some((m, limit(m, v, headroom)))
-            })
+        let seen = worst.entry(run.workload.clone()).or_default();
+        for &m in &CALIBRATED {
+            let Some(v) = m.value(run).filter(|v| v.is_finite()) else {
+                continue;
+            };
+            seen.entry(m)
+                .and_modify(|w| {
+                    *w = if m.higher_is_better() {
+                        w.min(v)
+                    } else {
+                        w.max(v)
+                    }
+                })
+                .or_insert(v);
+        }
+    }
+    let mut budget = Budget::default();
+    for (workload, values) in worst {
+        let limits = values
+            .into_iter()
+            .map(|(m, v)| (m, limit(m, v, headroom)))
             .collect();
-        budget.workloads.insert(run.workload.clone(), limits);
+        budget.workloads.insert(workload, limits);
     }
     budget
+}
+
+/// How far apart the sessions were on each timing, per workload: the
+/// largest ratio worst ÷ best over p95, p99 and throughput (1.0 for one
+/// measurement), so `budget init` can say how noisy its input was.
+pub fn timing_spread<'a>(runs: impl IntoIterator<Item = &'a LoadedRun>) -> Option<(String, f64)> {
+    let mut range: BTreeMap<(String, Metric), (f64, f64)> = BTreeMap::new();
+    for run in runs {
+        for m in [Metric::P95, Metric::P99, Metric::Throughput] {
+            if let Some(v) = m.value(run).filter(|v| v.is_finite() && *v > 0.0) {
+                let r = range.entry((run.workload.clone(), m)).or_insert((v, v));
+                *r = (r.0.min(v), r.1.max(v));
+            }
+        }
+    }
+    range
+        .into_iter()
+        .map(|((w, m), (lo, hi))| (format!("{w} {}", m.name()), hi / lo))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
 #[cfg(test)]
@@ -104,5 +142,33 @@ mod tests {
         assert_eq!(l.critical, Some(defaults::LEAK_FLOOR));
         let l = limit(Metric::ErrorRate, 0.0, 1.5);
         assert_eq!((l.target, l.critical), (Some(0.0), Some(0.01)));
+    }
+
+    /// A run of the fixture's workload with this latency and throughput.
+    fn run(latency: u64, throughput: f64) -> LoadedRun {
+        use crate::measure::fixture::BenchFixture;
+        LoadedRun::of(
+            BenchFixture {
+                throughput,
+                latency,
+                ..BenchFixture::default()
+            }
+            .build(),
+        )
+    }
+
+    #[test]
+    fn several_sessions_calibrate_from_the_worst_of_each_timing() {
+        let runs = [run(100, 900.0), run(130, 1200.0), run(110, 1000.0)];
+        let budget = calibrate(&runs, 1.5);
+        let limits = &budget.workloads[&runs[0].workload];
+        let p95 = Metric::P95.value(&runs[1]).unwrap();
+        assert_eq!(limits[&Metric::P95].target, Some(p95 * 1.5));
+        assert_eq!(limits[&Metric::Throughput].target, Some(900.0 / 1.5));
+        // Throughput differed most: 1,200 ÷ 900.
+        let (what, ratio) = timing_spread(&runs).unwrap();
+        assert!((ratio - 4.0 / 3.0).abs() < 1e-9, "{what} {ratio}");
+        assert!(what.ends_with(Metric::Throughput.name()), "{what}");
+        assert_eq!(timing_spread(&runs[..1]).unwrap().1, 1.0);
     }
 }

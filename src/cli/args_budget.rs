@@ -21,10 +21,11 @@ pub struct BudgetArgs {
 /// `profkit budget init`.
 #[derive(Debug, Subcommand)]
 pub enum BudgetCommand {
-    /// Write a budget from a measured session: targets = measured × headroom, criticals looser.
+    /// Write a budget from measured sessions: targets = the worst measured × headroom, criticals looser.
     Init {
-        /// Profile session, run folder or baseline (default: the newest session under --out).
-        session: Option<String>,
+        /// Profile sessions, run folders or baselines of unchanged code (default: the newest session
+        /// under --out); give several so the targets cover run-to-run noise.
+        sessions: Vec<String>,
         /// Targets are the measured values times this (throughput: divided).
         #[arg(long, default_value_t = analyze::calibrate::defaults::HEADROOM, value_parser = parse_headroom)]
         headroom: f64,

@@ -106,7 +106,7 @@ pub(super) fn check(
 
 pub(super) fn budget_cmd(a: BudgetArgs) -> anyhow::Result<()> {
     let BudgetCommand::Init {
-        session,
+        sessions,
         headroom,
         output,
         force,
@@ -114,27 +114,39 @@ pub(super) fn budget_cmd(a: BudgetArgs) -> anyhow::Result<()> {
     if output.exists() && !force {
         return Err(WouldOverwrite(output).into());
     }
-    let set = resolve_runs(&session.into_iter().collect::<Vec<_>>(), &a.out)?.remove(0);
-    let budget = crate::analyze::calibrate::calibrate(&set.runs, headroom);
-    let machine = set
-        .runs
-        .first()
-        .and_then(|r| r.machine())
-        .unwrap_or_default();
+    let sets = resolve_runs(&sessions, &a.out)?;
+    let runs = || sets.iter().flat_map(|s| &s.runs);
+    let budget = crate::analyze::calibrate::calibrate(runs(), headroom);
+    let machine = runs().find_map(|r| r.machine()).unwrap_or_default();
+    let labels: Vec<&str> = sets.iter().map(|s| s.label.as_str()).collect();
+    let spread = match crate::analyze::calibrate::timing_spread(runs()) {
+        _ if sets.len() == 1 => {
+            "\nFrom one session: timings may warn on unchanged code; give several sessions."
+                .to_string()
+        }
+        Some((what, ratio)) => format!(
+            "\nThe sessions differed by up to {ratio:.2}x ({what}); targets start from the worst."
+        ),
+        None => String::new(),
+    };
     let header = format!(
-        "profkit budget, calibrated by `profkit budget init --headroom {headroom}` from\n{} ({} workload(s)){}{}.\nTargets = measured × {headroom} (throughput ÷); critical thresholds are looser\n(timings 4× the target, sizes 2×, statements per operation +0.5).\nRecalibrate on your own machine; edit freely.",
-        set.label,
-        set.runs.len(),
+        "profkit budget, calibrated by `profkit budget init --headroom {headroom}` from\n{} ({} workload(s)){}{}.\nTargets = the worst measured × {headroom} (throughput ÷); critical thresholds are looser\n(timings 4× the target, sizes 2×, statements per operation +0.5).{spread}\nRecalibrate on your own machine; edit freely.",
+        labels.join(", "),
+        budget.workloads.len(),
         if machine.is_empty() { "" } else { "\non " },
         machine
     );
     let text = crate::render::budget::budget_toml(&budget, &header);
     store::write_atomic(&output, text.as_bytes())?;
     println!(
-        "wrote {} ({} workload(s), headroom {headroom})",
+        "wrote {} ({} workload(s) from {} session(s), headroom {headroom})",
         output.display(),
-        set.runs.len()
+        budget.workloads.len(),
+        sets.len()
     );
+    if sets.len() == 1 {
+        eprintln!("profkit: calibrated from one session: timing targets may warn on unchanged code; give several sessions (`profkit budget init S1 S2 S3`)");
+    }
     Ok(())
 }
 
