@@ -2,7 +2,8 @@
 # The main job's leak check sized by time (issue 24 item 5), side by side in
 # one script run: the heap child (`profkit heap-pass`, what `profkit profile`
 # starts per workload) with the leak check sized by tracked blocks alone
-# (--leak-secs 0, the rule before) and by time (--leak-secs 2, the default),
+# (--leak-secs 0, the rule before) and by time (--leak-secs SECS: 3 by
+# default, as `profkit profile` runs it),
 # alternating, REPEATS times each. Prints per workload and rule: wall time
 # of the child (median), the leak check's N and its verdict.
 set -euo pipefail
@@ -22,7 +23,7 @@ for w in $WORKLOADS; do
   ops=$("$P" list 2>/dev/null | awk -v w="$w" '$1 == w {print $0}' | grep -o '[0-9,]* ops' | head -1 | tr -d ', ops')
   ops=${ops:-1000}
   for r in $(seq "$REPEATS"); do
-    for secs in 0 2; do
+    for secs in 0 "${SECS:-3}"; do
       start=$(date +%s.%N)
       line=$("$P" heap-pass "$w" --into "$dir" --templates "$work" \
         --heap-ops $((ops / 20)) --leak-ops $(( (ops + 49) / 50 )) --leak-secs "$secs" --out "$work/runs")

@@ -10,7 +10,8 @@
 # profkit names them): kernel frames are folded into their user caller, and
 # profkit's allocator hooks into one frame `profkit: allocator hook` (as
 # profkit folds them). Names are compared without linker suffixes
-# (`@@GLIBC_2.2.5`, `.constprop.0`, `.isra.0`, `.part.0`).
+# (`@@GLIBC_2.2.5`, `.constprop.0`, `.isra.0`, `.part.0`) and without the
+# vDSO's `__vdso_` alias prefix.
 #
 #   scripts/perf-agree.sh WORKLOAD            (PK=path/to/profkit, DURATION=5s, ROWS=)
 #
@@ -32,16 +33,18 @@ if ! perf record -q -o /dev/null -- true 2>/dev/null; then
     exit 0
 fi
 OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
+if [ -n "${KEEP:-}" ]; then trap 'mkdir -p "$KEEP" && cp "$OUT"/perf.txt "$OUT"/runs/*/cpu.folded "$KEEP"/ 2>/dev/null; rm -rf "$OUT"' EXIT
+else trap 'rm -rf "$OUT"' EXIT; fi
 DB="$OUT/$W.db"
 "$PK" run "$W" "${ROWS_ARG[@]}" --ops 200 --db "$DB" --out "$OUT/runs" >/dev/null
 "$PK" cpu "$W" "${ROWS_ARG[@]}" --duration "$DURATION" --db "$DB" --out "$OUT/runs" >/dev/null 2>&1
-FOLDED=$(ls "$OUT"/runs/*-"$W"/cpu.folded | tail -1)
+# A run folder started in the same second as the one before gets a suffix (-1).
+FOLDED=$(ls "$OUT"/runs/*-"$W"*/cpu.folded | tail -1)
 perf record -q -F 997 --call-graph dwarf,32768 -o "$OUT/perf.data" -- \
     "$PK" run "$W" "${ROWS_ARG[@]}" --duration "$DURATION" --db "$DB" --out "$OUT/runs" >/dev/null 2>&1
 perf script -i "$OUT/perf.data" -F comm,ip,sym,dso 2>/dev/null >"$OUT/perf.txt"
 python3 - "$W" "$FOLDED" "$OUT/perf.txt" <<'PY'
-import collections, re, sys
+import collections, os, re, sys
 workload, folded, perf = sys.argv[1:]
 HOOK = "profkit: allocator hook"
 
@@ -49,6 +52,10 @@ def norm(name):
     name = re.sub(r"@@?[A-Z_]+[0-9._]*$", "", name.strip())
     name = re.sub(r"@plt$", "", name)
     name = re.sub(r"::h[0-9a-f]{16}$", "", name)
+    # The vDSO exports each function under two names at one address
+    # (clock_gettime, __vdso_clock_gettime): the loader gives profkit the
+    # one, perf the other.
+    name = re.sub(r"^__vdso_", "", name)
     while True:
         n = re.sub(r"\.(constprop|isra|part|cold|lto_priv)(\.\d+)?$", "", name)
         if n == name:
@@ -105,16 +112,19 @@ for line in open(perf):
     chain.append(norm(sym) if sym != "[unknown]" else "[unknown]")
 flush()
 
-def top(c):
+def top(c, n=5):
     tot = sum(c.values()) or 1
-    return [(k, 100.0 * v / tot) for k, v in c.most_common(5)], tot
+    return [(k, 100.0 * v / tot) for k, v in c.most_common(n)], tot
 
 a, na = top(ours)
 b, nb = top(theirs)
 agree = len({k for k, _ in a} & {k for k, _ in b})
+show = int(os.environ.get("SHOW", "5"))
+a, _ = top(ours, show)
+b, _ = top(theirs, show)
 print(f"## perf-agree {workload}: profkit {na} worker samples, perf {nb}")
 print(f"{'profkit':<48} {'%':>5}   {'perf --call-graph dwarf':<48} {'%':>5}")
-for (ka, pa), (kb, pb) in zip(a + [("", 0)] * 5, (b + [("", 0)] * 5)[:5]):
+for (ka, pa), (kb, pb) in zip(a + [("", 0)] * show, (b + [("", 0)] * show)[:show]):
     print(f"{ka[:48]:<48} {pa:5.1f}   {kb[:48]:<48} {pb:5.1f}")
 print(f"agree: {agree}/5")
 unnamed = sum(v for k, v in ours.items() if k.startswith("[profkit"))

@@ -105,3 +105,38 @@ fn slow_twins_get_their_finding_first_and_fast_twins_do_not() {
         kinds(&batched)
     );
 }
+
+#[test]
+fn the_batched_twin_is_planned_once_and_sorts_nothing() {
+    // The batched twin is profkit's demonstration of the N+1 fix: its one
+    // fetch must not be re-prepared by SQLite on each run (a plan that
+    // depends on a bound value) nor sort its rows (they come in the ids'
+    // order), or it shows a costlier batch than the fix needs to be.
+    let dir = tempfile::tempdir().unwrap();
+    let run = sql_run(
+        dir.path(),
+        &[
+            "n-plus-one-batched",
+            "--rows",
+            "3000",
+            "--ops",
+            "40",
+            "--warmup",
+            "2",
+        ],
+    );
+    let sql = json(run.join("sql.json"));
+    let statements = sql["operations"][0]["statements"].as_array().unwrap();
+    let fetch = statements
+        .iter()
+        .find(|s| s["shape"].as_str().unwrap().contains("json_each"))
+        .unwrap_or_else(|| panic!("no batched fetch in {statements:#?}"));
+    assert_eq!(fetch["executions"], 40, "{fetch:#}");
+    assert_eq!(fetch["rows"], 4000, "{fetch:#}");
+    assert_eq!(fetch["reprepares"], 0, "{fetch:#}");
+    assert!(
+        fetch["prepares"].as_u64().unwrap() <= 1,
+        "prepared more than once: {fetch:#}"
+    );
+    assert_eq!(fetch["temp_btrees"], serde_json::json!([]), "{fetch:#}");
+}

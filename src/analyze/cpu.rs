@@ -223,7 +223,8 @@ pub struct CpuReport {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub runtime_wait: BTreeMap<String, u64>,
     /// Samples in per-statement work (read lock, reset, statement-cache
-    /// lookup), which batching statements removes ([`super::predict`]).
+    /// lookup, pool checkout), which batching statements removes
+    /// ([`super::predict`]).
     #[serde(default)]
     pub statement_work: u64,
 }

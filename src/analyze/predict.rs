@@ -5,7 +5,8 @@
 //!
 //! - **N+1**: batching removes the repeated statements' *per-statement*
 //!   work (taking and dropping the read lock, resetting, the statement-cache
-//!   lookup: [`statement_work`] in the CPU profile); the rows they read are
+//!   lookup, the pooled connection taken and given back around each:
+//!   [`statement_work`] in the CPU profile); the rows they read are
 //!   still read. Without a CPU profile, the repeated statements' measured
 //!   time, an upper bound.
 //! - **scan**: the scanning statement's share of latency goes; what replaces
@@ -63,9 +64,12 @@ impl Prediction {
 
 /// Work SQLite and rusqlite do once per statement run, whatever its rows:
 /// the read lock taken and dropped around an autocommit statement, the
-/// reset and halt, the statement-cache lookup. Binding is per value and
-/// stays with a batch, so it is not counted. The read lock's frames are
-/// the read-lock cause's ([`super::causes::is_read_lock`]).
+/// reset and halt, the statement-cache lookup; and the connection pool's
+/// checkout and return (r2d2's `Pool::get`, the `PooledConnection` given
+/// back on drop), which code that runs each statement through a method of
+/// its own does per statement. Binding is per value and stays with a
+/// batch, so it is not counted. The read lock's frames are the read-lock
+/// cause's ([`super::causes::is_read_lock`]).
 fn is_statement_work(f: &str) -> bool {
     super::causes::is_read_lock(f)
         || matches!(
@@ -78,6 +82,7 @@ fn is_statement_work(f: &str) -> bool {
         )
         || f.contains("StatementCache")
         || f.ends_with("::prepare_cached")
+        || f.contains("r2d2::Pool")
 }
 
 /// Samples whose stack shows per-statement work ([`is_statement_work`]).
@@ -120,7 +125,7 @@ fn n_plus_one(sql: &SqlReport, cpu: Option<&CpuReport>, mean: Option<f64>) -> Op
             (
                 change,
                 format!(
-                    "removing {removed:.0} of {all:.0} statements per operation{}: their per-statement work (read lock, reset, statement-cache lookup) is {:.0} % of {} CPU samples; the rows they read ({} per run) are still read",
+                    "removing {removed:.0} of {all:.0} statements per operation{}: their per-statement work (read lock, reset, statement-cache lookup, pool checkout) is {:.0} % of {} CPU samples; the rows they read ({} per run) are still read",
                     per_stmt.map(|p| format!(" × {} each", micros(p))).unwrap_or_default(),
                     100.0 * share,
                     c.samples,

@@ -378,6 +378,18 @@ mod tests {
         let b = db.recent_emails_batched(1, 20).unwrap();
         assert_eq!(a.len(), 20);
         assert_eq!(a, b);
+        // Every tenant, as many rows as the workload asks (100) and more
+        // than a tenant has: the same rows in the same order, newest first.
+        for tenant in 1..=db.shape().tenants as i64 {
+            for n in [1, 100, 10_000] {
+                let a = db.recent_emails_n_plus_one(tenant, n).unwrap();
+                let b = db.recent_emails_batched(tenant, n).unwrap();
+                assert!(!a.is_empty());
+                assert_eq!(a, b, "tenant {tenant}, n {n}");
+                assert!(a.windows(2).all(|w| w[0].received_at >= w[1].received_at));
+            }
+        }
+        assert!(db.recent_emails_batched(10_000, 100).unwrap().is_empty());
     }
 
     #[test]

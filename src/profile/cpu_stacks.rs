@@ -40,18 +40,37 @@ pub fn clean_name(raw: &str) -> String {
     }
 }
 
-/// File name of the binary or library holding runtime address `ip`.
-fn module_of(ip: usize) -> Option<String> {
+/// File name of the binary or library holding runtime address `ip`, and
+/// the loader's nearest exported symbol at or below it (if any).
+fn module_of(ip: usize) -> Option<(String, Option<String>)> {
     // SAFETY: dladdr only reads the loader's tables and fills `info`.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     let found = unsafe { libc::dladdr(ip as *const c_void, &mut info) } != 0;
     if !found || info.dli_fname.is_null() {
         return None;
     }
-    // SAFETY: dladdr set dli_fname to a NUL-terminated string.
+    // SAFETY: dladdr set dli_fname (and dli_sname when not null) to
+    // NUL-terminated strings.
     let path = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    let symbol = (!info.dli_sname.is_null())
+        .then(|| unsafe { std::ffi::CStr::from_ptr(info.dli_sname) })
+        .map(|s| s.to_string_lossy().into_owned());
     let path = PathBuf::from(path.to_string_lossy().into_owned());
-    path.file_name().map(|n| n.to_string_lossy().into_owned())
+    let module = path.file_name()?.to_string_lossy().into_owned();
+    Some((module, symbol))
+}
+
+/// The name of a function of the vDSO (`__vdso_clock_gettime`): the kernel
+/// maps it into the process with no file behind it, so backtrace, which
+/// reads symbols from files, finds nothing there; the loader knows its
+/// exported symbols, and every function of the vDSO is exported.
+fn vdso_name(module: Option<&(String, Option<String>)>) -> Option<String> {
+    let (module, symbol) = module?;
+    if module.starts_with("linux-vdso") || module.starts_with("linux-gate") {
+        symbol.clone()
+    } else {
+        None
+    }
 }
 
 /// The frames at one address, root first: the function and the functions
@@ -67,7 +86,8 @@ fn module_of(ip: usize) -> Option<String> {
 /// as `[profkit]` that way, most of them at the entry of profkit's own
 /// allocator hooks.
 fn symbolize(lookup: usize) -> Vec<Frame> {
-    let module = module_of(lookup);
+    let found = module_of(lookup);
+    let module = found.as_ref().map(|(m, _)| m.clone());
     let mut frames = Vec::new();
     backtrace::resolve(lookup.wrapping_add(1) as *mut c_void, |s| {
         frames.push(Frame {
@@ -84,11 +104,13 @@ fn symbolize(lookup: usize) -> Vec<Frame> {
     });
     if frames.is_empty() {
         frames.push(Frame {
-            function: super::plt::name(lookup).unwrap_or_else(|| {
-                module
-                    .as_deref()
-                    .map_or("[unknown]".to_string(), |m| format!("[{m}]"))
-            }),
+            function: super::plt::name(lookup)
+                .or_else(|| vdso_name(found.as_ref()))
+                .unwrap_or_else(|| {
+                    module
+                        .as_deref()
+                        .map_or("[unknown]".to_string(), |m| format!("[{m}]"))
+                }),
             file: None,
             line: None,
             module,
@@ -203,6 +225,30 @@ mod tests {
             assert_eq!(frames.len(), 1, "{frames:?}");
             assert_eq!(frames[0].function, "profkit_test_without_dwarf");
             assert_eq!(frames[0].file, None, "no DWARF: no file");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_address_in_the_vdso_is_named() {
+        // The vDSO as the loader lists it; `clock_gettime` of std lands there.
+        let vdso = c"linux-vdso.so.1";
+        // SAFETY: RTLD_NOLOAD only looks the object up; dlsym reads its table.
+        let f = unsafe {
+            let h = libc::dlopen(vdso.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+            assert!(!h.is_null(), "no vDSO in this process");
+            libc::dlsym(h, c"__vdso_clock_gettime".as_ptr())
+        } as usize;
+        assert_ne!(f, 0, "no __vdso_clock_gettime in the vDSO");
+        for ip in [f, f + 4] {
+            let frames = symbolize(ip);
+            assert_eq!(frames.len(), 1, "{frames:?}");
+            assert!(frames[0].function.ends_with("clock_gettime"), "{frames:?}");
+            assert!(frames[0]
+                .module
+                .as_deref()
+                .unwrap()
+                .starts_with("linux-vdso"));
         }
     }
 

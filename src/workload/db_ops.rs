@@ -339,7 +339,7 @@ pub(super) fn builtins() -> Vec<(&'static str, Factory)> {
             Box::new(
                 DbWorkload::new(
                     "n-plus-one-batched",
-                    "fast twin of n-plus-one: the ids, then one IN (...) query",
+                    "fast twin of n-plus-one: the ids, then one query for all of them",
                     1000,
                     1,
                     |db, ctx| {
