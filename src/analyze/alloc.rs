@@ -184,14 +184,10 @@ pub fn short_stack(file: &DhatFile, pp: &DhatPp, n: usize) -> Vec<String> {
 /// Shortens `f (/long/path/src/x.rs:10:5)` to `f (src/x.rs:10)`.
 fn short_frame(frame: &str) -> String {
     let Some(i) = frame.rfind(" (") else {
-        return frame.to_string();
+        return without_generic_arguments(frame);
     };
     let (name, loc) = (&frame[..i], &frame[i + 2..frame.len().saturating_sub(1)]);
-    // Generic arguments make lines unreadable: `query_row<…>` → `query_row`.
-    let name = match name.find('<') {
-        Some(j) if j > 0 => &name[..j],
-        _ => name,
-    };
+    let name = without_generic_arguments(name);
     let mut parts: Vec<&str> = loc.split(':').collect();
     if parts.len() == 3 {
         parts.pop(); // column
@@ -204,6 +200,33 @@ fn short_frame(frame: &str) -> String {
         _ if !file.is_empty() => format!("{name} ({file})"),
         _ => name.to_string(),
     }
+}
+
+/// Generic arguments make lines unreadable: `query_row<P,F>` → `query_row`,
+/// `Histogram<T>::new` → `Histogram::new`. A `<…>` right after an
+/// identifier is a list of generic arguments and goes; one that opens a path
+/// segment (`queries::<impl DatabaseManager>::get_email`, `<T as Into<U>>::into`)
+/// names the function and stays (without its own generic arguments).
+fn without_generic_arguments(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut skipping = 0usize;
+    for c in name.chars() {
+        if skipping > 0 {
+            match c {
+                '<' => skipping += 1,
+                '>' => skipping -= 1,
+                _ => {}
+            }
+            continue;
+        }
+        let after_identifier = out.ends_with(|p: char| p.is_alphanumeric() || p == '_');
+        if c == '<' && after_identifier {
+            skipping = 1;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn site_summary(file: &DhatFile, pp: &DhatPp) -> SiteSummary {
@@ -281,6 +304,28 @@ pub fn summarize(file: &DhatFile) -> AllocSummary {
 mod tests {
     use super::*;
     use crate::profile::dhat::tests::sample;
+
+    #[test]
+    fn a_site_keeps_its_impl_segment_and_loses_generic_arguments() {
+        let cases = [
+            (
+                "profkit::db::queries::<impl profkit::db::DatabaseManager>::get_email (/r/src/db/queries.rs:254:9)",
+                "profkit::db::queries::<impl profkit::db::DatabaseManager>::get_email (db/queries.rs:254)",
+            ),
+            (
+                "rusqlite::Statement::query_row<P,F> (/c/src/statement.rs:381:5)",
+                "rusqlite::Statement::query_row (src/statement.rs:381)",
+            ),
+            (
+                "<T as core::convert::Into<U>>::into (/rustc/convert/mod.rs:778:9)",
+                "<T as core::convert::Into>::into (convert/mod.rs:778)",
+            ),
+            ("hdrhistogram::Histogram<T>::new", "hdrhistogram::Histogram::new"),
+        ];
+        for (frame, short) in cases {
+            assert_eq!(short_frame(frame), short, "{frame}");
+        }
+    }
 
     #[test]
     fn folds_and_summarises() {
