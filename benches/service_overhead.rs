@@ -10,6 +10,12 @@
 //! with a labelled CPU profile taken for the whole run). One mode per process
 //! (a process has one global subscriber); scripts/bench-service.sh
 //! alternates them and reports medians and ratios.
+//!
+//! A sixth mode, `callbacks`, times the layer's own work apart from the
+//! runtime's: one thread opens, polls and closes request-shaped spans
+//! (a root span with method and route, entered three times, one child
+//! span entered once) under each subscriber in turn, rounds alternating,
+//! and prints the thread CPU time per request of each.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -44,8 +50,76 @@ async fn order() -> String {
     serde_json::to_string(&items).unwrap()
 }
 
+/// This thread's CPU time, ns (immune to other processes' load).
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// `n` request-shaped span lifecycles; thread CPU ns per request.
+fn requests(n: u64) -> f64 {
+    let start = thread_cpu_ns();
+    for i in 0..n {
+        let root = tracing::info_span!("request", method = %"GET", route = "/orders/{id}");
+        for _ in 0..3 {
+            let _g = root.enter();
+            std::hint::black_box(i);
+        }
+        let child = root.in_scope(|| tracing::info_span!("spawn_blocking"));
+        child.in_scope(|| std::hint::black_box(i));
+        drop(child);
+        drop(root);
+    }
+    (thread_cpu_ns() - start) as f64 / n as f64
+}
+
+/// The `callbacks` mode (see the module docs).
+fn callbacks(rounds: u64) {
+    use tracing::dispatcher::with_default;
+    let none = tracing_subscriber::registry();
+    let layered = tracing_subscriber::registry().with(profkit::service::layer());
+    let layered = tracing::Dispatch::new(layered);
+    let none = tracing::Dispatch::new(none);
+    let n = 200_000;
+    let mut runs: [Vec<f64>; 4] = Default::default();
+    let names = ["none", "idle", "profile", "record"];
+    for _ in 0..rounds {
+        runs[0].push(with_default(&none, || requests(n)));
+        runs[1].push(with_default(&layered, || requests(n)));
+        let (ns, _) =
+            profkit::service::profile_labelled(|| with_default(&layered, || requests(n))).unwrap();
+        runs[2].push(ns);
+        let rec = profkit::service::record();
+        runs[3].push(with_default(&layered, || requests(n)));
+        drop(rec);
+    }
+    for (name, mut v) in names.iter().zip(runs) {
+        v.sort_by(f64::total_cmp);
+        let runs: Vec<String> = v.iter().map(|x| format!("{x:.0}")).collect();
+        println!(
+            "callbacks {name:8} median {:6.0} ns/request  runs: {}",
+            v[v.len() / 2],
+            runs.join(" ")
+        );
+    }
+}
+
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "none".into());
+    if mode == "callbacks" {
+        callbacks(
+            std::env::args()
+                .nth(2)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(5),
+        );
+        return;
+    }
     let secs: u64 = std::env::args()
         .nth(2)
         .and_then(|s| s.parse().ok())

@@ -4,7 +4,9 @@
 # the layer idle, with a per-endpoint recording open, with the CPU sampler
 # alone (no layer), and with the layer while a labelled CPU profile is taken.
 # Modes alternate round by round in this one script run (the unit of
-# replication is the run); medians and ratios to `none` at the end.
+# replication is the run); medians and ratios to `none` at the end. Last,
+# the `callbacks` mode: the layer's own CPU time per request, apart from
+# the runtime's scheduling (which makes the req/s figures bimodal under load).
 # Usage: scripts/bench-service.sh [ROUNDS] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,3 +28,4 @@ for mode in none idle record sampler profile; do
     m=$(echo "${runs[$mode]}" | median)
     printf '%-8s median %8.0f req/s  ratio to none %.3f  runs: %s\n' "$mode" "$m" "$(echo "$m / $none" | bc -l)" "${runs[$mode]}"
 done
+"$bin" callbacks "$rounds"

@@ -193,11 +193,9 @@ pub(super) struct StmtAcc {
     pub(super) rows: u64,
 }
 
-/// What one request did so far.
+/// What one request did so far, beyond its busy time and polls.
 #[derive(Default)]
 pub(super) struct RequestData {
-    pub(super) busy: u64,
-    pub(super) polls: u64,
     pub(super) long_polls: Vec<LongPoll>,
     pub(super) statements: HashMap<String, StmtAcc>,
 }
@@ -206,6 +204,9 @@ pub(super) struct RequestData {
 pub(super) struct Request {
     pub(super) endpoint: Arc<str>,
     pub(super) started: u64,
+    /// Time polled, ns, and polls: atomics, so a poll takes no lock.
+    busy: AtomicU64,
+    polls: AtomicU64,
     pub(super) data: Mutex<RequestData>,
 }
 
@@ -214,6 +215,8 @@ impl Request {
         Request {
             endpoint,
             started: now_ns(),
+            busy: AtomicU64::new(0),
+            polls: AtomicU64::new(0),
             data: Mutex::new(RequestData::default()),
         }
     }
@@ -342,11 +345,10 @@ pub(super) fn exit(span: u64, threshold: u64) {
     let at = now_ns();
     if let Some(request) = request {
         let length = at.saturating_sub(e.at);
-        let mut d = request.data.lock();
-        d.busy += length;
-        d.polls += 1;
+        request.busy.fetch_add(length, Ordering::Relaxed);
+        request.polls.fetch_add(1, Ordering::Relaxed);
         if length >= threshold {
-            d.long_polls.push(LongPoll {
+            request.data.lock().long_polls.push(LongPoll {
                 tid: gettid(),
                 start: e.at,
                 end: at,
@@ -487,9 +489,10 @@ pub fn record() -> Recording {
     }
 }
 
+/// Runs `f` on every open recording (under the list's lock: no list
+/// copied per request).
 fn each_recording(mut f: impl FnMut(&mut RecData)) {
-    let live: Vec<_> = RECORDINGS.lock().iter().filter_map(Weak::upgrade).collect();
-    for r in live {
+    for r in RECORDINGS.lock().iter().filter_map(Weak::upgrade) {
         f(&mut r.lock());
     }
 }
@@ -502,6 +505,8 @@ pub(super) fn request_done(request: &Request) {
     let end = now_ns();
     let life = end.saturating_sub(request.started);
     let d = std::mem::take(&mut *request.data.lock());
+    let busy = request.busy.load(Ordering::Relaxed);
+    let polls = request.polls.load(Ordering::Relaxed);
     each_recording(|r| {
         let e = r
             .endpoints
@@ -509,9 +514,9 @@ pub(super) fn request_done(request: &Request) {
             .or_insert_with(EndpointAcc::new);
         e.requests += 1;
         e.latency.saturating_record(life.max(1));
-        e.busy += d.busy;
-        e.idle += life.saturating_sub(d.busy);
-        e.polls += d.polls;
+        e.busy += busy;
+        e.idle += life.saturating_sub(busy);
+        e.polls += polls;
         e.long_polls.extend_from_slice(&d.long_polls);
         for (sql, s) in &d.statements {
             let t = e.statements.entry(sql.clone()).or_default();

@@ -22,6 +22,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::collect::{self, Request};
 use super::defaults;
+use super::slots::{Slots, SpanData};
 
 /// sqlx's query logger writes its events to this target.
 pub const SQLX_TARGET: &str = "sqlx::query";
@@ -53,6 +54,7 @@ impl LayerOptions {
         crate::db::trace::set_listener(on_rusqlite);
         ProfkitLayer {
             threshold: self.blocking_threshold.as_nanos() as u64,
+            slots: Slots::new(),
         }
         .with_filter(ProfkitFilter)
     }
@@ -89,18 +91,56 @@ impl<S> Filter<S> for ProfkitFilter {
     }
 }
 
-/// What the layer keeps in a span's extensions.
-struct SpanInfo {
-    label: u32,
-    root: bool,
-    /// The request followed (`None` when no recording was open as the
-    /// span opened: a CPU profile needs only the label).
-    request: Option<Arc<Request>>,
-}
-
 /// The layer (see the module docs).
 pub struct ProfkitLayer {
     threshold: u64,
+    /// Per span: its label, whether it is a request's root, and the request
+    /// followed (`None` when no recording was open as the span opened: a
+    /// CPU profile needs only the label). A span that finds no slot keeps
+    /// its [`SpanData`] in tracing's extensions instead.
+    slots: Slots,
+}
+
+thread_local! {
+    /// (parent label, callsite) → the child's label: a child span costs
+    /// one map lookup, no string built.
+    static CHILD_LABELS: std::cell::RefCell<std::collections::HashMap<(u32, usize), u32>> =
+        Default::default();
+}
+
+/// The label of a span of callsite `meta` under a span labelled `parent`.
+fn child_label(parent: u32, meta: &'static Metadata<'static>) -> u32 {
+    let key = (parent, meta as *const Metadata<'static> as usize);
+    let cached = CHILD_LABELS.try_with(|c| c.borrow().get(&key).copied());
+    if let Ok(Some(label)) = cached {
+        return label;
+    }
+    let label = collect::child_label(parent, meta.name());
+    let _ = CHILD_LABELS.try_with(|c| c.borrow_mut().insert(key, label));
+    label
+}
+
+impl ProfkitLayer {
+    /// What the layer keeps of live span `id` (its request when `want`).
+    fn lookup<S>(&self, id: &Id, ctx: &Context<'_, S>, want: bool) -> Option<SpanData>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if let Some(d) = self.slots.get(id.into_u64(), want) {
+            return Some(d);
+        }
+        if !self.slots.fallbacks() {
+            return None;
+        }
+        let span = ctx.span(id)?;
+        let ext = span.extensions();
+        let d = ext.get::<SpanData>()?;
+        Some(SpanData {
+            label: d.label,
+            root: d.root,
+            request: if want { d.request.clone() } else { None },
+        })
+    }
 }
 
 /// Reads a root span's route and method into buffers kept per thread
@@ -179,19 +219,25 @@ where
         if !collect::active() {
             return;
         }
-        let Some(span) = ctx.span(id) else { return };
-        let name = span.name();
-        let info = match span.parent() {
+        let meta = attrs.metadata();
+        let name = meta.name();
+        let parent = if attrs.is_root() {
+            None
+        } else if attrs.is_contextual() {
+            ctx.current_span().id().cloned()
+        } else {
+            attrs.parent().cloned()
+        };
+        let data = match parent {
             Some(parent) => {
-                let ext = parent.extensions();
                 // A parent from before anyone read: not followed.
-                let Some(p) = ext.get::<SpanInfo>() else {
+                let Some(p) = self.lookup(&parent, &ctx, true) else {
                     return;
                 };
-                SpanInfo {
-                    label: collect::child_label(p.label, name),
+                SpanData {
+                    label: child_label(p.label, meta),
                     root: false,
-                    request: p.request.clone(),
+                    request: p.request,
                 }
             }
             None => {
@@ -207,24 +253,27 @@ where
                 });
                 let (label, endpoint) =
                     found.unwrap_or_else(|_| collect::root_label(name, name, want));
-                SpanInfo {
+                SpanData {
                     label,
                     root: true,
                     request: endpoint.map(|e| Arc::new(Request::new(e))),
                 }
             }
         };
-        span.extensions_mut().insert(info);
+        if let Err(data) = self.slots.insert(id.into_u64(), data) {
+            if let Some(span) = ctx.span(id) {
+                span.extensions_mut().insert(data);
+                self.slots.count_fallback(true);
+            }
+        }
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         if !collect::active() {
             return;
         }
-        let Some(span) = ctx.span(id) else { return };
-        let ext = span.extensions();
-        if let Some(info) = ext.get::<SpanInfo>() {
-            collect::enter(id.into_u64(), info.label, info.request.clone(), info.root);
+        if let Some(d) = self.lookup(id, &ctx, true) {
+            collect::enter(id.into_u64(), d.label, d.request, d.root);
         }
     }
 
@@ -234,12 +283,21 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(&id) else { return };
-        let ext = span.extensions();
-        if let Some(info) = ext.get::<SpanInfo>() {
-            if let (true, Some(r)) = (info.root && collect::active(), &info.request) {
-                collect::request_done(r);
+        // Also when no longer active: the slot is freed.
+        let data = match self.slots.remove(id.into_u64()) {
+            Some(d) => d,
+            None if self.slots.fallbacks() => {
+                let Some(span) = ctx.span(&id) else { return };
+                let Some(d) = span.extensions_mut().remove::<SpanData>() else {
+                    return;
+                };
+                self.slots.count_fallback(false);
+                d
             }
+            None => return,
+        };
+        if let (true, Some(r)) = (data.root && collect::active(), &data.request) {
+            collect::request_done(r);
         }
     }
 
@@ -254,13 +312,10 @@ where
             return;
         };
         let rows = v.rows_returned.unwrap_or(0) + v.rows_affected.unwrap_or(0);
-        let request = ctx
-            .event_span(event)
-            .and_then(|s| {
-                s.extensions()
-                    .get::<SpanInfo>()
-                    .and_then(|i| i.request.clone())
-            })
+        let request = event
+            .parent()
+            .and_then(|p| self.lookup(p, &ctx, true))
+            .and_then(|d| d.request)
             .or_else(collect::current_request);
         collect::statement(
             request.as_deref(),

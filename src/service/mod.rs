@@ -53,6 +53,7 @@ mod observed;
 mod pg_plans;
 mod router;
 mod side;
+mod slots;
 
 pub(crate) use access::guard;
 pub use access::Access;
