@@ -104,7 +104,9 @@ fn ring() -> &'static [Slot] {
     })
 }
 
-fn now_ns() -> u64 {
+/// CLOCK_MONOTONIC in nanoseconds (async-signal-safe): what samples are
+/// stamped with, and what the service layer stamps requests with.
+pub(crate) fn now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -16,19 +16,10 @@ use hdrhistogram::Histogram;
 use parking_lot::{Mutex, RwLock};
 
 use crate::analyze::sql::normalize;
+/// CLOCK_MONOTONIC in nanoseconds: the clock the CPU samplers stamp their
+/// samples with.
+pub(super) use crate::profile::itimer_stack::now_ns;
 use crate::profile::itimer_stack::set_tag;
-
-/// CLOCK_MONOTONIC in nanoseconds: the clock the per-thread CPU sampler
-/// stamps its samples with.
-pub(super) fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
 
 fn gettid() -> i32 {
     // SAFETY: gettid has no preconditions.
