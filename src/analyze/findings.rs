@@ -374,35 +374,12 @@ mod tests {
     #[test]
     fn few_cpu_samples_give_no_finding() {
         use crate::analyze::cpu::analyze;
-        use crate::profile::cpu::{CpuProfile, Frame, Stack};
-        use crate::units::Nanos;
-        let frame = |f: &str| Frame {
-            function: f.into(),
-            file: None,
-            line: None,
-            module: None,
-            inlined: false,
-        };
-        let profile = |n: u64| CpuProfile {
-            frequency: 997,
-            sampler: Default::default(),
-            sampler_note: None,
-            samples: n,
-            cpu_time: Nanos(n * 1_000_000),
-            wall_time: Nanos(n * 1_000_000),
-            started_unix_nanos: 0,
-            stacks: vec![
-                Stack {
-                    thread: "w".into(),
-                    frames: vec![frame("main"), frame("hot")],
-                    samples: n * 3 / 5,
-                },
-                Stack {
-                    thread: "w".into(),
-                    frames: vec![frame("main"), frame("cold")],
-                    samples: n - n * 3 / 5,
-                },
-            ],
+        use crate::profile::cpu_fixture::{profile as of, stack};
+        let profile = |n: u64| {
+            of(vec![
+                stack("main;hot", n * 3 / 5),
+                stack("main;cold", n - n * 3 / 5),
+            ])
         };
         assert!(from_cpu(&analyze(&profile(5), "w", 5), None, &mut []).is_empty());
         let few = analyze(&profile(5), "w", 5);
