@@ -11,6 +11,12 @@
 //! (a process has one global subscriber); scripts/bench-service.sh
 //! alternates them and reports medians and ratios.
 //!
+//! A third argument picks the app: `tiny` (the default: the handler
+//! above, ~30 µs of CPU a request, most of it the runtime's thread
+//! switches) or `shop`, the example's own service
+//! (examples/async_service.rs, compiled in) loaded on its clean endpoint
+//! `GET /orders/{id}` (one sqlx query on SQLite, 20,000 orders).
+//!
 //! A sixth mode, `callbacks`, times the layer's own work apart from the
 //! runtime's: one thread opens, polls and closes request-shaped spans
 //! (a root span with method and route, entered three times, one child
@@ -30,6 +36,11 @@ use axum::Router;
 use tower::ServiceExt as _;
 use tracing::Instrument as _;
 use tracing_subscriber::layer::SubscriberExt as _;
+
+/// The example's shop, compiled in (its `main` unused here).
+#[allow(dead_code)]
+#[path = "../examples/async_service.rs"]
+mod shop;
 
 async fn request_span(req: Request, next: Next) -> Response {
     let route = req
@@ -59,6 +70,16 @@ fn thread_cpu_ns() -> u64 {
     // SAFETY: clock_gettime writes the timespec it is given.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// This process's CPU time (user + system), ns, and voluntary context
+/// switches so far.
+fn process_usage() -> (u64, u64) {
+    // SAFETY: getrusage writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+    (ns(u.ru_utime) + ns(u.ru_stime), u.ru_nvcsw as u64)
 }
 
 /// `n` request-shaped span lifecycles; thread CPU ns per request.
@@ -125,7 +146,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     match mode.as_str() {
-        "none" | "sampler" => {
+        "none" | "sampler" | "timer" => {
             tracing::subscriber::set_global_default(tracing_subscriber::registry())
         }
         "idle" | "record" | "profile" => tracing::subscriber::set_global_default(
@@ -137,14 +158,32 @@ fn main() {
         }
     }
     .unwrap();
-    let app = Router::new()
-        .route("/orders/{id}", get(order))
-        .route_layer(middleware::from_fn(request_span));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The app, and how many ids its `/orders/{id}` answers.
+    let (app, ids) = match std::env::args().nth(3).as_deref().unwrap_or("tiny") {
+        "tiny" => (
+            Router::new()
+                .route("/orders/{id}", get(order))
+                .route_layer(middleware::from_fn(request_span)),
+            u64::MAX,
+        ),
+        "shop" => {
+            let app = rt
+                .block_on(shop::open_app(&dir.path().join("shop.db"), 20_000, |_| {}))
+                .unwrap();
+            let ids = app.orders as u64;
+            (shop::routes(app), ids)
+        }
+        other => {
+            eprintln!("error: app '{other}' is not one of tiny, shop");
+            std::process::exit(2);
+        }
+    };
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let run = |warm: Duration, length: Duration| {
@@ -155,10 +194,12 @@ fn main() {
                 tasks.push(tokio::spawn(async move {
                     let mut i = 0u64;
                     while !stop.load(Ordering::Relaxed) {
-                        let req =
-                            axum::http::Request::get(format!("/orders/{}", t * 1_000_000 + i))
-                                .body(Body::empty())
-                                .unwrap();
+                        let req = axum::http::Request::get(format!(
+                            "/orders/{}",
+                            (t * 1_000_003 + i * 7_919) % ids
+                        ))
+                        .body(Body::empty())
+                        .unwrap();
                         let res = app.clone().oneshot(req).await.unwrap();
                         assert!(res.status().is_success());
                         done.fetch_add(1, Ordering::Relaxed);
@@ -169,9 +210,19 @@ fn main() {
             tokio::time::sleep(warm).await;
             let start = done.load(Ordering::Relaxed);
             let clock = Instant::now();
+            let (cpu0, switches0) = process_usage();
             tokio::time::sleep(length).await;
             let n = done.load(Ordering::Relaxed) - start;
             let elapsed = clock.elapsed();
+            let (cpu1, switches1) = process_usage();
+            // What the window used: CPUs busy, CPU and voluntary switches
+            // per request (apart from warm-up and the profile's processing).
+            eprintln!(
+                "window: {:.2} CPUs busy, {:.2} µs CPU/request, {:.2} voluntary switches/request",
+                (cpu1 - cpu0) as f64 / elapsed.as_nanos() as f64,
+                (cpu1 - cpu0) as f64 / 1e3 / n.max(1) as f64,
+                (switches1 - switches0) as f64 / n.max(1) as f64,
+            );
             stop.store(true, Ordering::Relaxed);
             for t in tasks {
                 t.await.unwrap();
@@ -181,6 +232,28 @@ fn main() {
     };
     let warm = Duration::from_millis(500);
     let length = Duration::from_secs(secs);
+    if mode == "timer" {
+        // Diagnostic: the process CPU timer armed at the sampler's rate
+        // with a handler that does nothing (the kernel's side of the
+        // sampler alone).
+        extern "C" fn nothing(_: libc::c_int) {}
+        // SAFETY: a handler that does nothing; a timer of 99 Hz of CPU time.
+        unsafe {
+            libc::signal(
+                libc::SIGPROF,
+                nothing as extern "C" fn(libc::c_int) as usize,
+            );
+            let tick = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 1_000_000 / 99,
+            };
+            let t = libc::itimerval {
+                it_interval: tick,
+                it_value: tick,
+            };
+            libc::setitimer(libc::ITIMER_PROF, &t, std::ptr::null_mut());
+        }
+    }
     let rate = if mode == "profile" || mode == "sampler" {
         let (rate, p) = profkit::service::profile_labelled(|| run(warm, length)).unwrap();
         eprintln!(

@@ -53,14 +53,14 @@ const FORECAST_MONTHS: i64 = 50_000;
 
 /// The service's state, shared by its handlers.
 #[derive(Clone)]
-struct App {
+pub(crate) struct App {
     pool: SqlitePool,
     /// A synchronous connection for reports (the planted blocking call).
     reports: Arc<Mutex<rusqlite::Connection>>,
     /// Planted leak (see [`remember_render`]).
     rendered: Renders,
     customers: i64,
-    orders: i64,
+    pub(crate) orders: i64,
 }
 
 /// A handler's error, as JSON.
@@ -294,7 +294,7 @@ async fn health() -> &'static str {
 
 /// The service's routes, each request in a root span (method, route)
 /// that profkit's tracing layer follows.
-fn routes(app: App) -> Router {
+pub(crate) fn routes(app: App) -> Router {
     Router::new()
         .route("/orders/recent", get(recent_orders::<App>))
         .route("/orders/{id}", get(order))
@@ -351,7 +351,7 @@ fn seed(conn: &rusqlite::Connection, orders: i64) -> anyhow::Result<()> {
 
 /// Opens (and seeds) the shop at `path` with `orders` orders; `trace`
 /// attaches profkit's statement tracing to the report connection.
-async fn open_app(
+pub(crate) async fn open_app(
     path: &std::path::Path,
     orders: i64,
     trace: impl Fn(&rusqlite::Connection),

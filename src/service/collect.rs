@@ -444,9 +444,28 @@ pub(super) fn recording_open() -> bool {
 /// Counts one open recording while alive.
 struct Open(());
 
+/// Held while the count of open recordings changes and tracing's interest
+/// cache is rebuilt after it, so the last rebuild sees the last count.
+static OPENING: Mutex<()> = Mutex::new(());
+
+impl Open {
+    fn new() -> Open {
+        let _serial = OPENING.lock();
+        if OPEN_RECORDINGS.fetch_add(1, Ordering::AcqRel) == 0 {
+            // sqlx's query events turn on (the layer's filter).
+            tracing::callsite::rebuild_interest_cache();
+        }
+        Open(())
+    }
+}
+
 impl Drop for Open {
     fn drop(&mut self) {
-        OPEN_RECORDINGS.fetch_sub(1, Ordering::AcqRel);
+        let _serial = OPENING.lock();
+        if OPEN_RECORDINGS.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // sqlx's query events turn off again.
+            tracing::callsite::rebuild_interest_cache();
+        }
     }
 }
 
@@ -471,11 +490,11 @@ pub fn record() -> Recording {
     let mut all = RECORDINGS.lock();
     all.retain(|w| w.strong_count() > 0);
     all.push(Arc::downgrade(&data));
-    OPEN_RECORDINGS.fetch_add(1, Ordering::AcqRel);
+    drop(all);
     Recording {
         data,
         started: Instant::now(),
-        _open: Open(()),
+        _open: Open::new(),
         _consumer: Consumer::new(),
     }
 }

@@ -70,20 +70,26 @@ where
     LayerOptions::default().build()
 }
 
-/// What the layer reads: every span, and sqlx's query events.
+/// What the layer reads: every span, and sqlx's query events while a
+/// recording is open (only a recording uses them). sqlx asks
+/// `tracing::enabled!` before it builds an event (a summary, a copy of the
+/// statement, the event's fields), and that answer comes from the
+/// callsite's cached interest: so the interest of sqlx's events is
+/// "never" while no recording is open, and [`collect::record`] rebuilds
+/// the interest cache when the first recording opens and the last one
+/// closes. With the events always on, the example's idle layer cost it
+/// 8-10 % of its requests per second (BENCHMARKS.md, "fifth pass").
+/// (A per-event "no" from a per-layer filter does not make
+/// `tracing::enabled!` false: the registry's answer stays "yes".)
 struct ProfkitFilter;
-
-fn wanted(meta: &Metadata<'_>) -> bool {
-    meta.is_span() || meta.target() == SQLX_TARGET
-}
 
 impl<S> Filter<S> for ProfkitFilter {
     fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
-        wanted(meta)
+        meta.is_span() || (meta.target() == SQLX_TARGET && collect::recording_open())
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        if wanted(meta) {
+        if meta.is_span() || (meta.target() == SQLX_TARGET && collect::recording_open()) {
             Interest::always()
         } else {
             Interest::never()
@@ -302,7 +308,7 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if !collect::active() || event.metadata().target() != SQLX_TARGET {
+        if !collect::recording_open() || event.metadata().target() != SQLX_TARGET {
             return;
         }
         let mut v = SqlxVisitor::default();
@@ -400,9 +406,10 @@ impl Visit for SqlxVisitor {
     }
 }
 
-/// profkit's rusqlite hook: a statement on this thread.
+/// profkit's rusqlite hook: a statement on this thread (kept only by
+/// recordings).
 fn on_rusqlite(sql: &str, nanos: u64, rows: u64) {
-    if collect::active() {
+    if collect::recording_open() {
         collect::statement(collect::current_request().as_deref(), sql, nanos, rows);
     }
 }
