@@ -11,6 +11,13 @@
 //! (a process has one global subscriber); scripts/bench-service.sh
 //! alternates them and reports medians and ratios.
 //!
+//! Two modes alternate inside one process instead, the load running
+//! throughout: `alternate` (the layer installed: 1 s windows idle, then
+//! while a labelled CPU profile is taken, order turned each pair) and
+//! `alternate-none` (no layer: windows without, then with, the sampler);
+//! for them the second argument is the number of pairs, and they print
+//! each pair's ratio (profiled ÷ not) and the median.
+//!
 //! A third argument picks the app: `tiny` (the default: the handler
 //! above, ~30 µs of CPU a request, most of it the runtime's thread
 //! switches) or `shop`, the example's own service
@@ -72,6 +79,28 @@ fn thread_cpu_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Diagnostic: the process CPU timer armed at `hz` (0: off) with a
+/// handler that does nothing: the kernel's side of the sampler alone.
+fn arm_timer(hz: i64) {
+    extern "C" fn nothing(_: libc::c_int) {}
+    let tick = libc::timeval {
+        tv_sec: 0,
+        tv_usec: if hz == 0 { 0 } else { 1_000_000 / hz },
+    };
+    let t = libc::itimerval {
+        it_interval: tick,
+        it_value: tick,
+    };
+    // SAFETY: a handler that does nothing, and a valid itimerval.
+    unsafe {
+        libc::signal(
+            libc::SIGPROF,
+            nothing as extern "C" fn(libc::c_int) as usize,
+        );
+        libc::setitimer(libc::ITIMER_PROF, &t, std::ptr::null_mut());
+    }
+}
+
 /// This process's CPU time (user + system), ns, and voluntary context
 /// switches so far.
 fn process_usage() -> (u64, u64) {
@@ -109,6 +138,11 @@ fn callbacks(rounds: u64) {
     let n = 200_000;
     let mut runs: [Vec<f64>; 4] = Default::default();
     let names = ["none", "idle", "profile", "record"];
+    // A round thrown away: the first subscriber timed would pay for the
+    // warm-up (page faults, the callsites' first registration).
+    for d in [&none, &layered] {
+        with_default(d, || requests(n));
+    }
     for _ in 0..rounds {
         runs[0].push(with_default(&none, || requests(n)));
         runs[1].push(with_default(&layered, || requests(n)));
@@ -146,10 +180,10 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     match mode.as_str() {
-        "none" | "sampler" | "timer" => {
+        "none" | "sampler" | "timer" | "alternate-none" | "alternate-timer" => {
             tracing::subscriber::set_global_default(tracing_subscriber::registry())
         }
-        "idle" | "record" | "profile" => tracing::subscriber::set_global_default(
+        "idle" | "record" | "profile" | "alternate" => tracing::subscriber::set_global_default(
             tracing_subscriber::registry().with(profkit::service::layer()),
         ),
         other => {
@@ -186,88 +220,111 @@ fn main() {
     };
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let run = |warm: Duration, length: Duration| {
-        rt.block_on(async {
-            let mut tasks = Vec::new();
-            for t in 0..16 {
-                let (app, done, stop) = (app.clone(), done.clone(), stop.clone());
-                tasks.push(tokio::spawn(async move {
-                    let mut i = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        let req = axum::http::Request::get(format!(
-                            "/orders/{}",
-                            (t * 1_000_003 + i * 7_919) % ids
-                        ))
-                        .body(Body::empty())
-                        .unwrap();
-                        let res = app.clone().oneshot(req).await.unwrap();
-                        assert!(res.status().is_success());
-                        done.fetch_add(1, Ordering::Relaxed);
-                        i += 1;
-                    }
-                }));
-            }
-            tokio::time::sleep(warm).await;
-            let start = done.load(Ordering::Relaxed);
-            let clock = Instant::now();
-            let (cpu0, switches0) = process_usage();
-            tokio::time::sleep(length).await;
-            let n = done.load(Ordering::Relaxed) - start;
-            let elapsed = clock.elapsed();
-            let (cpu1, switches1) = process_usage();
-            // What the window used: CPUs busy, CPU and voluntary switches
-            // per request (apart from warm-up and the profile's processing).
-            eprintln!(
-                "window: {:.2} CPUs busy, {:.2} µs CPU/request, {:.2} voluntary switches/request",
-                (cpu1 - cpu0) as f64 / elapsed.as_nanos() as f64,
-                (cpu1 - cpu0) as f64 / 1e3 / n.max(1) as f64,
-                (switches1 - switches0) as f64 / n.max(1) as f64,
-            );
-            stop.store(true, Ordering::Relaxed);
-            for t in tasks {
-                t.await.unwrap();
-            }
-            n as f64 / elapsed.as_secs_f64()
+    // The load: 16 tasks sending requests until `stop`.
+    let tasks: Vec<_> = (0..16u64)
+        .map(|t| {
+            let (app, done, stop) = (app.clone(), done.clone(), stop.clone());
+            rt.spawn(async move {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let req = axum::http::Request::get(format!(
+                        "/orders/{}",
+                        (t * 1_000_003 + i * 7_919) % ids
+                    ))
+                    .body(Body::empty())
+                    .unwrap();
+                    let res = app.clone().oneshot(req).await.unwrap();
+                    assert!(res.status().is_success());
+                    done.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+            })
         })
+        .collect();
+    // One measured window of the running load: requests per second.
+    let window = |length: Duration| {
+        let start = done.load(Ordering::Relaxed);
+        let clock = Instant::now();
+        let (cpu0, switches0) = process_usage();
+        std::thread::sleep(length);
+        let n = done.load(Ordering::Relaxed) - start;
+        let elapsed = clock.elapsed();
+        let (cpu1, switches1) = process_usage();
+        // What the window used: CPUs busy, CPU and voluntary switches
+        // per request (apart from warm-up and the profile's processing).
+        eprintln!(
+            "window: {:.2} CPUs busy, {:.2} µs CPU/request, {:.2} voluntary switches/request",
+            (cpu1 - cpu0) as f64 / elapsed.as_nanos() as f64,
+            (cpu1 - cpu0) as f64 / 1e3 / n.max(1) as f64,
+            (switches1 - switches0) as f64 / n.max(1) as f64,
+        );
+        n as f64 / elapsed.as_secs_f64()
     };
-    let warm = Duration::from_millis(500);
     let length = Duration::from_secs(secs);
     if mode == "timer" {
-        // Diagnostic: the process CPU timer armed at the sampler's rate
-        // with a handler that does nothing (the kernel's side of the
-        // sampler alone).
-        extern "C" fn nothing(_: libc::c_int) {}
-        // SAFETY: a handler that does nothing; a timer of 99 Hz of CPU time.
-        unsafe {
-            libc::signal(
-                libc::SIGPROF,
-                nothing as extern "C" fn(libc::c_int) as usize,
-            );
-            let tick = libc::timeval {
-                tv_sec: 0,
-                tv_usec: 1_000_000 / 99,
-            };
-            let t = libc::itimerval {
-                it_interval: tick,
-                it_value: tick,
-            };
-            libc::setitimer(libc::ITIMER_PROF, &t, std::ptr::null_mut());
-        }
+        arm_timer(99);
     }
-    let rate = if mode == "profile" || mode == "sampler" {
-        let (rate, p) = profkit::service::profile_labelled(|| run(warm, length)).unwrap();
-        eprintln!(
-            "{} samples, {} matched to a request",
-            p.profile.samples, p.attributed
-        );
-        rate
-    } else if mode == "record" {
-        let recording = profkit::service::record();
-        let rate = run(warm, length);
-        drop(recording);
-        rate
-    } else {
-        run(warm, length)
+    // Warm-up (the labelled profile, where taken, covers it too).
+    let warmed = |length| {
+        std::thread::sleep(Duration::from_millis(500));
+        window(length)
     };
-    println!("{mode} {rate:.0}");
+    let rate = match mode.as_str() {
+        "profile" | "sampler" => {
+            let (rate, p) = profkit::service::profile_labelled(|| warmed(length)).unwrap();
+            eprintln!(
+                "{} samples, {} matched to a request",
+                p.profile.samples, p.attributed
+            );
+            rate
+        }
+        "record" => {
+            let recording = profkit::service::record();
+            let rate = warmed(length);
+            drop(recording);
+            rate
+        }
+        "alternate" | "alternate-none" | "alternate-timer" => {
+            // Windows without and with a CPU profile in turn (A B, B A, …)
+            // in this one process: the process's own luck (how its
+            // threads happen to park and wake, which moves a whole run's
+            // req/s by 10-15 % here) is the same for both.
+            warmed(Duration::from_millis(500));
+            let mut ratios = Vec::new();
+            for pair in 0..secs.max(1) {
+                let mut rates = [0.0; 2];
+                for k in [pair % 2, 1 - pair % 2] {
+                    rates[k as usize] = if k == 0 {
+                        window(Duration::from_millis(1000))
+                    } else if mode == "alternate-timer" {
+                        arm_timer(99);
+                        let rate = window(Duration::from_millis(1000));
+                        arm_timer(0);
+                        rate
+                    } else {
+                        profkit::service::profile_labelled(|| window(Duration::from_millis(1000)))
+                            .unwrap()
+                            .0
+                    };
+                    // The profile's processing, then the load settles.
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                ratios.push(rates[1] / rates[0]);
+            }
+            ratios.sort_by(f64::total_cmp);
+            let list: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
+            println!("{mode} pairs: {}", list.join(" "));
+            ratios[ratios.len() / 2]
+        }
+        _ => warmed(length),
+    };
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        rt.block_on(t).unwrap();
+    }
+    if mode.starts_with("alternate") {
+        println!("{mode} median ratio {rate:.3}");
+    } else {
+        println!("{mode} {rate:.0}");
+    }
 }

@@ -13,8 +13,12 @@
 # same round: the machine's drift between rounds cancels), reported as
 # the median of the per-round ratios with a distribution-free ~95 %
 # interval (order statistics), beside each mode's median req/s, CPU per
-# request and CPUs busy in the measured window. Last, the `callbacks`
-# mode: the layer's own CPU time per request, apart from the runtime.
+# request and CPUs busy in the measured window. Then, per app, PAIRS
+# (default 30) pairs of 1 s windows inside one process, without and with
+# a CPU profile (`alternate`: the layer installed; `alternate-none`: no
+# layer, the sampler alone), each pair's ratio and their median. Last,
+# the `callbacks` mode: the layer's own CPU time per request, apart from
+# the runtime.
 # Usage: scripts/bench-service.sh [ROUNDS] [SECONDS] [APPS]
 #   e.g. scripts/bench-service.sh 15 2 "tiny shop"; MODES overrides the modes.
 set -euo pipefail
@@ -73,4 +77,12 @@ for app in dict.fromkeys(r[0] for r in rows):
             line += f"  {c:.3f} [{lo:.3f}, {hi:.3f}]"
         print(line)
 PY
+# Inside one process, the load running throughout: 1 s windows without and
+# with a CPU profile in turn (the process's own luck cancels): with the
+# layer (idle vs profiling) and without it (the sampler's own cost).
+for app in $apps; do
+    for mode in alternate alternate-none; do
+        echo "$app $("$bin" "$mode" "${PAIRS:-30}" "$app" 2>/dev/null | tr '\n' ' ')"
+    done
+done
 "$bin" callbacks 7

@@ -14,13 +14,17 @@
 #   scripts/readme.sh heap        heap, leaks and soak examples
 #   scripts/readme.sh scale       sweeps, open-loop runs, stress
 #   scripts/readme.sh reports     check, baseline + compare, report sizes and times
+#   scripts/readme.sh service     the example shop served over HTTP under a curl
+#                                 load: /debug/profkit/endpoints and pprof tags
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(profile no-heap tour cpu sql heap scale reports)
+[ ${#parts[@]} -eq 0 ] && parts=(profile no-heap tour cpu sql heap scale reports service)
 
 cargo build --release --quiet --bin profkit
+[[ " ${parts[*]} " == *" service "* ]] && cargo build --release --quiet --example async_service
+SHOP="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/examples/async_service"
 PK="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/profkit"
 REPO=$PWD
 WORK=$(mktemp -d)
@@ -120,9 +124,54 @@ reports_part() {
     echo "compare main $session (bootstrap included): $(seconds compare main "$session") s wall"
 }
 
+# The example shop as a plain server on a free loopback port, three of its
+# endpoints loaded by curl loops for 8 s; meanwhile a 5 s window of
+# /debug/profkit/endpoints (summarised: one line per endpoint, then the
+# findings) and a 5 s CPU profile whose pprof tags `go tool pprof` lists.
+service_part() {
+    echo "## service: examples/async_service.rs served, three endpoints under load"
+    local port; port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$SHOP" serve-app --listen "127.0.0.1:$port" --database-url "sqlite:$WORK/shop.db" >shop.log 2>&1 &
+    local shop=$!
+    local base="http://127.0.0.1:$port"
+    for _ in $(seq 100); do curl -sf "$base/health" >/dev/null && break; sleep 0.2; done
+    local end=$(($(date +%s) + 8)) pids=()
+    load() { while [ "$(date +%s)" -lt "$end" ]; do curl -s -o /dev/null "$base$1$((RANDOM % 1900))"; done; }
+    load "/orders/recent?from=" & pids+=($!)
+    load "/customers/" & pids+=($!)
+    load "/orders/" & pids+=($!)
+    (while [ "$(date +%s)" -lt "$end" ]; do curl -s -o /dev/null "$base/reports/forecast"; sleep 0.1; done) & pids+=($!)
+    sleep 1
+    curl -s -o pprof.pb.gz "$base/debug/pprof/profile?seconds=5" & pids+=($!)
+    curl -s "$base/debug/profkit/endpoints?seconds=5" >endpoints.json
+    wait "${pids[@]}"
+    kill "$shop"
+    wait "$shop" 2>/dev/null || true
+    python3 - endpoints.json <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+c = r.get("cpu") or {}
+print(f"cpu: {c.get('samples', 0)} samples, {c.get('attributed', 0)} matched to a request, sampler \"{c.get('sampler', '-')}\"")
+ms = lambda ns: f"{ns / 1e6:5.1f} ms"
+for e in r["endpoints"]:
+    print(f"{e['endpoint']:22} {e['requests']:4} requests  p50 {ms(e['p50'])}  p95 {ms(e['p95'])}  "
+          f"busy {e['busy'] / 1e9:.2f} s  idle {e['idle'] / 1e9:.2f} s  {e['cpu_samples']:3} CPU samples  "
+          f"{e['statements_per_request']:.0f} statements/request")
+print("findings:")
+for f in r["findings"]:
+    print(f"{f['endpoint']}: {f['message']}")
+PY
+    if command -v go >/dev/null; then
+        echo "\$ go tool pprof -tags pprof.pb.gz"
+        go tool pprof -tags pprof.pb.gz 2>/dev/null
+    else
+        echo "(go not installed: no pprof tags)"
+    fi
+}
+
 for part in "${parts[@]}"; do
     case "$part" in
-        profile | no-heap | tour | cpu | sql | heap | scale | reports) "${part}_part" ;;
+        profile | no-heap | tour | cpu | sql | heap | scale | reports | service) "${part}_part" ;;
         *)
             echo "no README part '$part'" >&2
             exit 2
