@@ -27,7 +27,8 @@
 //! A sixth mode, `callbacks`, times the layer's own work apart from the
 //! runtime's: one thread opens, polls and closes request-shaped spans
 //! (a root span with method and route, entered three times, one child
-//! span entered once) under each subscriber in turn, rounds alternating,
+//! span entered once, one sqlx query event as sqlx sends it) under each
+//! subscriber in turn, rounds alternating,
 //! and prints the thread CPU time per request of each.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -111,7 +112,21 @@ fn process_usage() -> (u64, u64) {
     (ns(u.ru_utime) + ns(u.ru_stime), u.ru_nvcsw as u64)
 }
 
-/// `n` request-shaped span lifecycles; thread CPU ns per request.
+/// What sqlx 0.9 does as a query ends (its `QueryLogger`): asks whether
+/// its DEBUG event is wanted, and only then builds it (the first four
+/// words, a copy of the statement) and sends it.
+fn sqlx_query_event() {
+    const SQL: &str =
+        "SELECT c.name, o.total FROM orders o JOIN customers c ON c.id = o.customer WHERE o.id = ?";
+    if tracing::enabled!(target: "sqlx::query", tracing::Level::DEBUG) {
+        let summary = SQL.split_whitespace().take(4).collect::<Vec<_>>().join(" ") + " …";
+        let statement = format!("\n\n{SQL}\n");
+        let elapsed = Duration::from_micros(20);
+        tracing::debug!(target: "sqlx::query", summary, db.statement = statement, rows_affected = 0u64, rows_returned = 1u64, ?elapsed, elapsed_secs = elapsed.as_secs_f64());
+    }
+}
+
+/// `n` request-shaped span lifecycles (and one sqlx query event each); thread CPU ns per request.
 fn requests(n: u64) -> f64 {
     let start = thread_cpu_ns();
     for i in 0..n {
@@ -122,6 +137,7 @@ fn requests(n: u64) -> f64 {
         }
         let child = root.in_scope(|| tracing::info_span!("spawn_blocking"));
         child.in_scope(|| std::hint::black_box(i));
+        root.in_scope(sqlx_query_event);
         drop(child);
         drop(root);
     }

@@ -125,25 +125,27 @@ reports_part() {
 }
 
 # The example shop as a plain server on a free loopback port, three of its
-# endpoints loaded by curl loops for 8 s; meanwhile a 5 s window of
-# /debug/profkit/endpoints (summarised: one line per endpoint, then the
-# findings) and a 5 s CPU profile whose pprof tags `go tool pprof` lists.
+# endpoints loaded by curl loops (and its blocking one every 0.1 s) for
+# 13 s; meanwhile a 5 s window of /debug/profkit/endpoints (summarised: one
+# line per endpoint, then the findings), then a 5 s CPU profile whose pprof
+# tags `go tool pprof` lists.
 service_part() {
-    echo "## service: examples/async_service.rs served, three endpoints under load"
+    echo "## service: examples/async_service.rs served, four endpoints under load"
     local port; port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     "$SHOP" serve-app --listen "127.0.0.1:$port" --database-url "sqlite:$WORK/shop.db" >shop.log 2>&1 &
     local shop=$!
     local base="http://127.0.0.1:$port"
     for _ in $(seq 100); do curl -sf "$base/health" >/dev/null && break; sleep 0.2; done
-    local end=$(($(date +%s) + 8)) pids=()
+    local end=$(($(date +%s) + 13)) pids=()
     load() { while [ "$(date +%s)" -lt "$end" ]; do curl -s -o /dev/null "$base$1$((RANDOM % 1900))"; done; }
     load "/orders/recent?from=" & pids+=($!)
     load "/customers/" & pids+=($!)
     load "/orders/" & pids+=($!)
     (while [ "$(date +%s)" -lt "$end" ]; do curl -s -o /dev/null "$base/reports/forecast"; sleep 0.1; done) & pids+=($!)
     sleep 1
-    curl -s -o pprof.pb.gz "$base/debug/pprof/profile?seconds=5" & pids+=($!)
+    # One CPU profile at a time per process: the window's, then pprof's.
     curl -s "$base/debug/profkit/endpoints?seconds=5" >endpoints.json
+    curl -s -o pprof.pb.gz "$base/debug/pprof/profile?seconds=5"
     wait "${pids[@]}"
     kill "$shop"
     wait "$shop" 2>/dev/null || true
@@ -159,7 +161,7 @@ for e in r["endpoints"]:
           f"{e['statements_per_request']:.0f} statements/request")
 print("findings:")
 for f in r["findings"]:
-    print(f"{f['endpoint']}: {f['message']}")
+    print(f["message"])
 PY
     if command -v go >/dev/null; then
         echo "\$ go tool pprof -tags pprof.pb.gz"

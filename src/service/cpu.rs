@@ -206,20 +206,25 @@ impl LabelledProfile {
             .collect()
     }
 
-    /// The frames sampled during a long poll: per sample, the deepest
-    /// frame of code that is not the standard library, the runtime or the
-    /// profiler (a rusqlite or application function), most sampled first.
-    pub(super) fn poll_frames(&self, poll: &LongPoll, top: usize) -> (u64, Vec<String>) {
-        let Some(samples) = self.by_thread.get(&poll.tid) else {
-            return (0, Vec::new());
-        };
-        let from = samples.partition_point(|s| s.0 < poll.start);
-        let to = samples.partition_point(|s| s.0 <= poll.end);
+    /// The frames sampled during long polls (an endpoint's: at 99 Hz one
+    /// poll of 20 ms often holds no sample, its siblings do): per sample,
+    /// the deepest frame of code that is not the standard library, the
+    /// runtime or the profiler (a rusqlite or application function), most
+    /// sampled first; and the samples.
+    pub(super) fn poll_frames(&self, polls: &[LongPoll], top: usize) -> (u64, Vec<String>) {
         let mut by_stack: HashMap<u32, u64> = HashMap::new();
-        for s in &samples[from..to] {
-            *by_stack.entry(s.1).or_default() += 1;
+        let mut n = 0;
+        for poll in polls {
+            let Some(samples) = self.by_thread.get(&poll.tid) else {
+                continue;
+            };
+            let from = samples.partition_point(|s| s.0 < poll.start);
+            let to = samples.partition_point(|s| s.0 <= poll.end);
+            for s in &samples[from..to] {
+                *by_stack.entry(s.1).or_default() += 1;
+            }
+            n += (to - from) as u64;
         }
-        let n = (to - from) as u64;
         let merged = cpu_stacks::stacks_by(
             by_stack
                 .into_iter()

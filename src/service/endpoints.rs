@@ -128,7 +128,7 @@ pub struct ServiceFinding {
     /// The longest poll (blocking).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub poll: Option<Nanos>,
-    /// Frames sampled during the longest poll (blocking), most sampled first.
+    /// Frames sampled during the long polls (blocking), most sampled first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frames: Vec<String>,
     /// Time at stake: the repeated statement's, or the long polls'.
@@ -193,11 +193,11 @@ fn endpoint_report(
         .max_by_key(|p| p.end - p.start)
     {
         let length = longest.end - longest.start;
-        let (samples, frames) = cpu.map_or((0, Vec::new()), |c| c.poll_frames(longest, 3));
+        let (samples, frames) = cpu.map_or((0, Vec::new()), |c| c.poll_frames(&e.long_polls, 3));
         let during = match (cpu, frames.first()) {
             (_, Some(f)) => format!(" in `{f}`"),
             (Some(_), None) if samples == 0 => {
-                " with no CPU sample taken: it waited (a sleep, a lock or blocking I/O)".to_string()
+                " with no CPU sample taken in any long poll: they waited (a sleep, a lock or blocking I/O)".to_string()
             }
             _ => String::new(),
         };

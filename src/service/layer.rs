@@ -77,10 +77,11 @@ where
 /// callsite's cached interest: so the interest of sqlx's events is
 /// "never" while no recording is open, and [`collect::record`] rebuilds
 /// the interest cache when the first recording opens and the last one
-/// closes. With the events always on, the example's idle layer cost it
-/// 8-10 % of its requests per second (BENCHMARKS.md, "fifth pass").
-/// (A per-event "no" from a per-layer filter does not make
-/// `tracing::enabled!` false: the registry's answer stays "yes".)
+/// closes. With the events always on, sqlx built them even where the
+/// app's own filter wanted none, and a CPU profile alone read each one for
+/// nothing (~0.6 µs per query: BENCHMARKS.md, "fifth pass"). (A per-event
+/// "no" from a per-layer filter does not make `tracing::enabled!` false:
+/// the registry's answer stays "yes".)
 struct ProfkitFilter;
 
 impl<S> Filter<S> for ProfkitFilter {
