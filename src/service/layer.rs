@@ -84,13 +84,17 @@ where
 /// the registry's answer stays "yes".)
 struct ProfkitFilter;
 
+fn wanted(meta: &Metadata<'_>) -> bool {
+    meta.is_span() || (meta.target() == SQLX_TARGET && collect::recording_open())
+}
+
 impl<S> Filter<S> for ProfkitFilter {
     fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
-        meta.is_span() || (meta.target() == SQLX_TARGET && collect::recording_open())
+        wanted(meta)
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        if meta.is_span() || (meta.target() == SQLX_TARGET && collect::recording_open()) {
+        if wanted(meta) {
             Interest::always()
         } else {
             Interest::never()
